@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from iamgate.model import Finding
+
+from . import CHECKS, Analysis, Check
+
+
+@CHECKS.register
+class UnknownActions(Check):
+    name = "unknown-actions"
+    title = "Actions or services that are not in the action catalog"
+    severity = "info"
+    docs = ("The pattern matches no current IAM action: a typo, a removed action, or a service newer than the "
+            "catalog. It grants nothing today, but is never passed silently.")
+
+    def run(self, analysis: Analysis):
+        for r in analysis.results:
+            by_loc: dict = {}
+            for v in r.verdicts:
+                if v.verdict == "unknown":
+                    by_loc.setdefault(v.granted_by[0] if v.granted_by else None, []).append(v.action)
+            for loc, actions in by_loc.items():
+                yield Finding(self.name, self.severity, r.principal.id, tuple(sorted(actions)), loc,
+                              f"not in the action catalog ({analysis.catalog.version}): {', '.join(sorted(actions))}",
+                              reason="unknown action")

@@ -1,0 +1,2 @@
+"""iamgate: a least-privilege gate for AWS IAM."""
+__version__ = "0.1.0"

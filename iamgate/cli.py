@@ -1,0 +1,46 @@
+"""`iamgate`: argument parsing only; the work happens in the pipeline."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .baseline import BaselineError
+from .commands import COMMANDS, UsageError
+from .config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iamgate", description="Least-privilege gate for AWS IAM: what the code grants vs. what CloudTrail "
+                                    "shows is used.")
+    parser.add_argument("--version", action="version", version=f"iamgate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cls in sorted(COMMANDS.all().items()):
+        cmd = cls()
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(_command=cmd)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args._command.run(args)
+    except (UsageError, ConfigError, BaselineError) as e:
+        print(f"iamgate: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("iamgate: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

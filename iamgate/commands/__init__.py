@@ -1,0 +1,28 @@
+"""CLI subcommands: one module each, registered with `@COMMANDS.register`."""
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from ..registry import Registry
+
+
+class UsageError(Exception):
+    """A user mistake: reported in one line, exit code 2, never a traceback."""
+
+
+class Command(ABC):
+    name: ClassVar[str]
+    help: ClassVar[str]
+
+    @abstractmethod
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add this command's arguments."""
+
+    @abstractmethod
+    def run(self, args: argparse.Namespace) -> int:
+        """Run and return the exit code."""
+
+
+COMMANDS: Registry[Command] = Registry(__name__)

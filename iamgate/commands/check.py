@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import config as config_mod
+from ..formats import FORMATS
+from ..pipeline import analyse
+from ..sources import DEFAULT_MAX_FILE_BYTES, ScanOptions
+from . import COMMANDS, Command, UsageError
+
+SEVERITY_CHOICES = ["info", "low", "medium", "high", "critical", "never"]
+
+
+def parse_params(values: list[str]) -> dict:
+    out = {}
+    for v in values or []:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param takes Key=Value, not {v!r}")
+        out[key] = value
+    return out
+
+
+def write_output(text: str, path: str | None) -> None:
+    if not path or path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+
+
+def add_scan_arguments(p) -> None:
+    """Arguments shared by every command that scans infrastructure code."""
+    p.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders to scan (default: .)")
+    p.add_argument("--config", help="config file (default: .iamgate.yml if present)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="CloudFormation parameter value; repeatable")
+    p.add_argument("--managed-policies", metavar="DIR", help="managed-policy cache (default .iamgate/managed-policies)")
+    p.add_argument("--max-file-size", type=float, default=DEFAULT_MAX_FILE_BYTES / 1048576, metavar="MIB",
+                   help="skip (and report) files larger than this (default 20)")
+
+
+def scan_options(args, cfg) -> ScanOptions:
+    params = dict(cfg.parameters)
+    params.update(parse_params(args.param))
+    return ScanOptions(parameters=params, managed_policy_dir=args.managed_policies or cfg.managed_policies,
+                       max_file_bytes=int(args.max_file_size * 1048576))
+
+
+@COMMANDS.register
+class Check(Command):
+    name = "check"
+    help = "compare what the code grants with observed usage and pass or fail the gate"
+
+    def configure(self, p) -> None:
+        add_scan_arguments(p)
+        p.add_argument("--baselines", action="append", default=[], metavar="PATH",
+                       help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
+        p.add_argument("--format", default="text", choices=FORMATS.names())
+        p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+        p.add_argument("--fail-on", choices=SEVERITY_CHOICES, help="fail at or above this severity (default high)")
+        p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+    def run(self, args) -> int:
+        cfg = config_mod.load(args.config)
+        baselines = args.baselines or ([cfg.baselines] if cfg.baselines else [])
+        for b in baselines:
+            if not os.path.exists(b):
+                raise UsageError(f"--baselines {b}: no such file or directory")
+        missing = [p for p in args.paths if not os.path.exists(p)]
+        if missing:
+            raise UsageError(f"no such file or directory: {', '.join(missing)}")
+        report = analyse(args.paths, baselines, cfg, options=scan_options(args, cfg),
+                         fail_on=args.fail_on, usage=self.extra_usage(args))
+        to_tty = not args.output and sys.stdout.isatty()
+        color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
+        write_output(FORMATS.get(args.format)(color=color).render(report), args.output)
+        return report.exit_code
+
+    def extra_usage(self, args) -> list:
+        """Usage sources beyond stored baselines (other modules extend `check` through this)."""
+        return []

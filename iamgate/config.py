@@ -1,0 +1,102 @@
+"""`.iamgate.yml`: validated with a JSON Schema; errors name the key path."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .catalog import glob_match
+
+DEFAULT_FILES = (".iamgate.yml", ".iamgate.yaml")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    action: str
+    reason: str
+    principal: str = "*"
+    expires: dt.date | None = None
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and self.expires < today
+
+    def covers(self, principal_ids: tuple[str, ...], action: str) -> bool:
+        return glob_match(self.action, action) and any(glob_match(self.principal, p) for p in principal_ids if p)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    fail_on: str = "high"
+    baselines: str | None = None
+    managed_policies: str | None = None
+    principals: dict = field(default_factory=dict, hash=False)
+    parameters: dict = field(default_factory=dict, hash=False)
+    allowlist: tuple[AllowEntry, ...] = ()
+    unobservable: tuple[str, ...] = ()
+    severity: dict = field(default_factory=dict, hash=False)
+    disable: tuple[str, ...] = ()
+
+
+def _schema() -> dict:
+    return json.loads(resources.files("iamgate").joinpath("data/schemas/config.schema.json").read_text())
+
+
+def _dates_to_text(value):
+    if isinstance(value, dict):
+        return {k: _dates_to_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_to_text(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def parse(data, path: str | None = None) -> Config:
+    if data is None:
+        data = {}
+    data = _dates_to_text(data)
+    try:
+        jsonschema.validate(data, _schema(), format_checker=jsonschema.FormatChecker())
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ConfigError(f"{path or 'config'}: {where}: {e.message}") from None
+    allow = []
+    for entry in data.get("allowlist", []):
+        expires = dt.date.fromisoformat(entry["expires"]) if entry.get("expires") else None
+        allow.append(AllowEntry(entry["action"], entry["reason"], entry.get("principal", "*"), expires))
+    return Config(path=path, fail_on=data.get("fail-on", "high"), baselines=data.get("baselines"),
+                  managed_policies=data.get("managed-policies"), principals=dict(data.get("principals", {})),
+                  parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
+                  allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
+                  severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())))
+
+
+def load(path: str | None) -> Config:
+    """Load the given config, or `.iamgate.yml` in the working directory if present."""
+    if path is None:
+        for name in DEFAULT_FILES:
+            if Path(name).is_file():
+                path = name
+                break
+        else:
+            return Config()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    return parse(data, path)

@@ -1,0 +1,86 @@
+"""The machine contract: `iamgate.report/v1` (schema in iamgate/data/schemas/report.schema.json)."""
+from __future__ import annotations
+
+import json
+
+from ..evaluate import VERDICTS
+from ..model import Finding, PrincipalResult
+from . import FORMATS, Format
+
+SCHEMA_ID = "iamgate.report/v1"
+
+
+def _statement(st) -> dict:
+    return {"sid": st.sid, "effect": st.effect, "actions": list(st.actions), "not_actions": list(st.not_actions),
+            "resources": list(st.resources), "not_resources": list(st.not_resources),
+            "condition": dict(st.condition), "line": st.location.line if st.location else None}
+
+
+def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
+    b = r.baseline
+    if b is None:
+        return None
+    signals: dict[str, int] = {}
+    for v in r.verdicts:
+        if v.verdict == "used":
+            for s in b.used[v.action].signals or ("baseline",):
+                signals[s] = signals.get(s, 0) + 1
+    return {"source": b.files[0] if len(b.files) == 1 else list(b.files), "principal_arn": b.principal_arn,
+            "start": b.window_start, "end": b.window_end, "complete": b.complete,
+            "sources": [dict(s) for s in b.sources], "matched_by": how, "used_by_signal": signals}
+
+
+def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
+    p = r.principal
+    actions = {"granted": sorted(v.action for v in r.verdicts if v.verdict != "unknown")}
+    for verdict in VERDICTS:
+        actions[verdict.replace("-", "_")] = r.actions(verdict)
+    return {
+        "id": p.id, "name": p.display_name, "kind": p.kind, "source": p.source,
+        "file": p.location.file if p.location else None, "line": p.location.line if p.location else None,
+        "arn": p.arn or (r.baseline.principal_arn if r.baseline else None),
+        "name_is_prefix": p.name_is_prefix, "aliases": list(p.aliases),
+        "policies": [{"name": pol.name, "file": pol.location.file if pol.location else None,
+                      "line": pol.location.line if pol.location else None, "managed_arn": pol.managed_arn,
+                      "statements": [_statement(s) for s in pol.statements]} for pol in p.policies],
+        "baseline": _baseline(r, how),
+        "actions": actions,
+        "reasons": {v.action: v.reason for v in r.verdicts if v.verdict in ("unobservable", "unknown")},
+        "notes": list(r.notes) + sorted({f"{v.action}: {v.note}" for v in r.verdicts if v.note}),
+    }
+
+
+def finding_dict(f: Finding, new: bool | None = None) -> dict:
+    d = {"check": f.check, "severity": f.severity, "principal": f.principal, "actions": list(f.actions),
+         "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
+         "message": f.message, "reason": f.reason, "keys": [list(k[:2]) + [list(k[2]) if isinstance(k[2], tuple)
+                                                                             else k[2]] for k in f.keys()]}
+    if new is not None:
+        d["new"] = new
+    return d
+
+
+def report_dict(report) -> dict:
+    diff = report.new_keys is not None
+    return {
+        "schema": SCHEMA_ID,
+        "catalog": report.catalog,
+        "gate": {"fail_on": report.fail_on, "result": "pass" if report.passed else "fail",
+                 "failing": len(report.failing), "exit_code": report.exit_code, "diff_only": diff},
+        "principals": [principal_dict(r, report.matched_by.get(r.principal.id)) for r in report.results],
+        "findings": [finding_dict(f, report.is_new(f) if diff else None) for f in report.findings],
+        "suppressed": [finding_dict(f) for f in report.suppressed],
+        "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
+                        "message": u.message} for u in report.unresolved],
+        "unmatched_baselines": list(report.unmatched_baselines),
+        "errors": [e.as_dict() for e in report.errors],
+    }
+
+
+@FORMATS.register
+class JsonFormat(Format):
+    name = "json"
+    description = "the iamgate.report/v1 contract"
+
+    def render(self, report) -> str:
+        return json.dumps(report_dict(report), indent=2) + "\n"

@@ -1,0 +1,161 @@
+"""Markdown for PR comments and job summaries. Every repository string is escaped."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..escape import code, md
+from ..model import severity_rank
+from . import FORMATS, Format
+
+BAR_WIDTH = 20
+SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
+
+
+def bar(used: int, unused: int, unobservable: int, width: int = BAR_WIDTH) -> str:
+    """A proportional bar: █ used, ▓ unobservable, ░ unused."""
+    total = used + unused + unobservable
+    if total == 0:
+        return ""
+    cells = [round(width * n / total) for n in (used, unobservable, unused)]
+    for i, n in enumerate((used, unobservable, unused)):
+        if n and not cells[i]:
+            cells[i] = 1  # never hide a non-zero part
+    while sum(cells) > width:
+        cells[cells.index(max(cells))] -= 1
+    return "█" * cells[0] + "▓" * cells[1] + "░" * cells[2]
+
+
+def action_list(actions, limit: int = 40) -> str:
+    items = [code(a) for a in list(actions)[:limit]]
+    more = len(actions) - limit
+    return ", ".join(items) + (f" … and {more} more" if more > 0 else "")
+
+
+class MarkdownReport:
+    """Builds the report in parts, so a size budget can drop detail rows, never cut mid-row."""
+
+    def __init__(self, report, title: str = "iamgate least-privilege report", summary_link: str | None = None):
+        self.report = report
+        self.title = title
+        self.summary_link = summary_link
+
+    def verdict(self) -> str:
+        r = self.report
+        n = len(r.failing)
+        if r.fail_on != "never" and n:
+            return f"❌ **Gate failed**: {n} finding{'s' if n != 1 else ''} at or above **{r.fail_on}**."
+        if not r.findings:
+            return "✅ **Gate passed**: no findings. Every granted action is used or cannot be judged."
+        return f"✅ **Gate passed**: no finding at or above **{r.fail_on}**."
+
+    def header(self) -> list[str]:
+        cat = self.report.catalog
+        return [f"### {self.title}", "", self.verdict(), "",
+                f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
+                "Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+
+    def table(self) -> list[str]:
+        rows = ["| Principal | Granted | Used | Unused | Unobservable | No data | Worst | Usage |",
+                "|---|---:|---:|---:|---:|---:|---|---|"]
+        worst = self._worst()
+        for res in self._ordered():
+            p = res.principal
+            c = {k: len(res.actions(k)) for k in ("used", "unused", "unobservable", "no-usage-data", "unknown")}
+            granted = c["used"] + c["unused"] + c["unobservable"] + c["no-usage-data"]
+            w = worst.get(p.id)
+            name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
+            rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
+                        f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
+                        f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")
+        return rows + [""]
+
+    def _worst(self) -> dict:
+        worst: dict[str, str] = {}
+        for f in self.report.findings:
+            if f.principal not in worst or severity_rank(f.severity) > severity_rank(worst[f.principal]):
+                worst[f.principal] = f.severity
+        return worst
+
+    def _ordered(self):
+        worst = self._worst()
+        return sorted(self.report.results, key=lambda r: (-severity_rank(worst.get(r.principal.id, "info"))
+                                                          if r.principal.id in worst else 1, r.principal.id))
+
+    def details(self) -> list[list[str]]:
+        """One block per principal with findings; each block is kept or dropped whole."""
+        by_principal = defaultdict(list)
+        for f in self.report.findings:
+            by_principal[f.principal].append(f)
+        blocks = []
+        for res in self._ordered():
+            p = res.principal
+            fs = by_principal.get(p.id)
+            if not fs:
+                continue
+            b = res.baseline
+            lines = [f"<details><summary><b>{md(p.id)}</b> — {len(fs)} finding{'s' if len(fs) != 1 else ''}"
+                     "</summary>", ""]
+            if b:
+                lines.append(f"Baseline {code(b.principal_arn)}, window {md((b.window_start or '?')[:10])} → "
+                             f"{md((b.window_end or '?')[:10])}{'' if b.complete else ' (reported incomplete)'}.")
+            else:
+                lines.append("No usage baseline matched this principal.")
+            lines += ["", "| Severity | Check | Where | Actions | |", "|---|---|---|---|---|"]
+            for f in fs:
+                where = code(str(f.location)) if f.location else ""
+                new = "new" if self.report.new_keys is not None and self.report.is_new(f) else ""
+                lines.append(f"| {SEVERITY_ICON[f.severity]} {f.severity} | {code(f.check)} | {where} | "
+                             f"{md(f.message)}{': ' + action_list(f.actions) if f.actions else ''} | {new} |")
+            lines += ["", "</details>", ""]
+            blocks.append(lines)
+        return blocks
+
+    def footer(self) -> list[str]:
+        r = self.report
+        lines = []
+        if r.errors:
+            lines += [f"**{len(r.errors)} error(s)** while reading the code or usage:", ""]
+            lines += [f"- {code(e.file + (':' + str(e.line) if e.line else ''))}: {md(e.message)}" for e in r.errors[:50]]
+            if len(r.errors) > 50:
+                lines.append(f"- … and {len(r.errors) - 50} more")
+            lines.append("")
+        return lines
+
+    def render(self, max_chars: int | None = None, max_bytes: int | None = None) -> str:
+        head, table, foot = self.header(), self.table(), self.footer()
+        blocks = self.details()
+
+        def assemble(n_blocks: int, note: list[str]) -> str:
+            parts = head + table + [line for b in blocks[:n_blocks] for line in b] + note + foot
+            return "\n".join(parts) + "\n"
+
+        text = assemble(len(blocks), [])
+        if max_chars is None and max_bytes is None:
+            return text
+
+        def fits(t: str) -> bool:
+            return (max_chars is None or len(t) <= max_chars) and (
+                max_bytes is None or len(t.encode()) <= max_bytes)
+
+        n = len(blocks)
+        while n > 0 and not fits(text):
+            n -= 1
+            dropped = len(blocks) - n
+            link = f" See the [job summary]({self.summary_link})." if self.summary_link else ""
+            text = assemble(n, [f"_{dropped} principal detail section(s) left out to fit.{link}_", ""])
+        if not fits(text):  # even the table is too long: drop table rows whole
+            keep = len(table) - 1
+            while keep > 2 and not fits(text):
+                keep -= 1
+                cut = table[:keep] + [f"| … {len(table) - 1 - keep} more principals | | | | | | | |", ""]
+                text = "\n".join(head + cut + foot) + "\n"
+        return text
+
+
+@FORMATS.register
+class MarkdownFormat(Format):
+    name = "markdown"
+    description = "Markdown, as used for PR comments and job summaries"
+
+    def render(self, report) -> str:
+        return MarkdownReport(report).render()

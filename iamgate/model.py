@@ -1,0 +1,163 @@
+"""The data that flows between pipeline stages. Everything here is frozen."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class Statement:
+    effect: str  # "Allow" or "Deny"
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    not_resources: tuple[str, ...] = ()
+    condition: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    sid: str | None = None
+    location: Location | None = None
+
+    @property
+    def is_allow(self) -> bool:
+        return self.effect == "Allow"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    statements: tuple[Statement, ...] = ()
+    location: Location | None = None
+    managed_arn: str | None = None  # set when the policy is a managed policy reference
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str  # logical id, Terraform address or file path: stable across line moves
+    kind: str  # role | user | group | policy (a policy with no known principal)
+    name: str | None = None  # deployed name where the code fixes it
+    name_is_prefix: bool = False
+    arn: str | None = None
+    path: str = "/"
+    location: Location | None = None
+    policies: tuple[Policy, ...] = ()
+    aliases: tuple[str, ...] = ()  # other names users may map it by (CDK path, ...)
+    source: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """Something in the code that cannot be decided statically; never guessed."""
+    location: Location
+    message: str
+    principal_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanError:
+    file: str
+    line: int | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    principals: tuple[Principal, ...] = ()
+    unresolved: tuple[Unresolved, ...] = ()
+    errors: tuple[ScanError, ...] = ()
+
+
+@dataclass(frozen=True)
+class UsedAction:
+    count: int | None = None
+    last_seen: str | None = None
+    signals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Observed usage of one principal, in the single iamgate.baseline/v1 shape."""
+    principal_arn: str
+    window_start: str | None = None
+    window_end: str | None = None
+    sources: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    used: Mapping[str, UsedAction] = field(default_factory=dict, hash=False)
+    service_level_only: frozenset[str] = frozenset()
+    not_accessed_services: frozenset[str] = frozenset()
+    data_events_observed: frozenset[str] = frozenset()
+    denied: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    files: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return all(s.get("complete", True) is not False for s in self.sources)
+
+    @property
+    def source_kinds(self) -> frozenset[str]:
+        return frozenset(s.get("kind", "") for s in self.sources)
+
+    @property
+    def role_name(self) -> str:
+        return self.principal_arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str
+    verdict: str  # used | unused | unobservable | unknown | no-usage-data
+    reason: str = ""
+    granted_by: tuple[Location, ...] = ()
+    statements: tuple[Statement, ...] = field(default=(), hash=False, compare=False)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PrincipalResult:
+    principal: Principal
+    baseline: Baseline | None
+    verdicts: tuple[Verdict, ...]
+    notes: tuple[str, ...] = ()
+
+    def actions(self, verdict: str) -> list[str]:
+        return sorted(v.action for v in self.verdicts if v.verdict == verdict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: str
+    principal: str  # principal id
+    actions: tuple[str, ...]
+    location: Location | None
+    message: str
+    combination: bool = False  # the actions form one subject (e.g. an escalation path)
+    subject: str | None = None  # for findings about something other than actions
+    reason: str = ""
+
+    def keys(self) -> list[tuple]:
+        """The stable finding keys: (principal id, check id, subject)."""
+        if self.subject is not None:
+            return [(self.principal, self.check, self.subject)]
+        if self.combination or not self.actions:
+            return [(self.principal, self.check, tuple(sorted(self.actions)))]
+        return [(self.principal, self.check, a) for a in self.actions]

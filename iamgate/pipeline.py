@@ -1,0 +1,143 @@
+"""The pipeline: sources -> usage -> evaluate -> checks -> report."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+from .catalog import Catalog, load_catalog
+from .config import Config
+from .evaluate import Observability, evaluate
+from .match import Matcher
+from .model import Finding, Principal, PrincipalResult, ScanError, Unresolved, severity_rank
+from .sources import ScanOptions, Workspace, scan
+from .usage import UsageSource
+from .usage.baseline_files import BaselineFiles
+
+
+@dataclass(frozen=True)
+class Report:
+    catalog: dict
+    results: tuple[PrincipalResult, ...]
+    findings: tuple[Finding, ...]
+    errors: tuple[ScanError, ...] = ()
+    unresolved: tuple[Unresolved, ...] = ()
+    fail_on: str = "high"
+    matched_by: dict = field(default_factory=dict, hash=False)  # principal id -> how its baseline matched
+    unmatched_baselines: tuple[str, ...] = ()
+    suppressed: tuple[Finding, ...] = ()
+    new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
+
+    def is_new(self, f: Finding) -> bool:
+        return self.new_keys is None or any(k in self.new_keys for k in f.keys())
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        if self.fail_on == "never":
+            return ()
+        return tuple(f for f in self.findings if severity_rank(f.severity) >= severity_rank(self.fail_on)
+                     and self.is_new(f))
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing
+
+    @property
+    def exit_code(self) -> int:
+        if not self.passed:
+            return 1
+        return 2 if self.errors else 0
+
+
+def _unique_ids(principals: tuple[Principal, ...], unresolved: tuple[Unresolved, ...]):
+    """Qualify ids that more than one file uses (two templates' `LambdaRole`) with the file."""
+    files_by_id: dict[str, set] = {}
+    for p in principals:
+        files_by_id.setdefault(p.id, set()).add(p.location.file if p.location else "")
+    clashing = {pid for pid, files in files_by_id.items() if len(files) > 1}
+    if not clashing:
+        return principals, unresolved
+
+    def qualify(pid, file):
+        return f"{file}#{pid}" if pid in clashing else pid
+
+    new_p = tuple(replace(p, id=qualify(p.id, p.location.file if p.location else ""), aliases=p.aliases + (p.id,))
+                  if p.id in clashing else p for p in principals)
+    new_u = tuple(replace(u, principal_id=qualify(u.principal_id, u.location.file)) if u.principal_id else u
+                  for u in unresolved)
+    return new_p, new_u
+
+
+def apply_allowlist(findings: list[Finding], results, config: Config, today: dt.date):
+    if not config.allowlist:
+        return findings, []
+    names = {r.principal.id: (r.principal.id, r.principal.name or "", r.principal.arn or "",
+                              r.baseline.principal_arn if r.baseline else "", *r.principal.aliases)
+             for r in results}
+    active = [e for e in config.allowlist if not e.expired(today)]
+    kept, suppressed = [], []
+    for f in findings:
+        if f.check == "allowlist-expired" or not f.actions:
+            kept.append(f)
+            continue
+        ids = names.get(f.principal, (f.principal,))
+        allowed = tuple(a for a in f.actions if any(e.covers(ids, a) for e in active))
+        if not allowed:
+            kept.append(f)
+            continue
+        suppressed.append(replace(f, actions=allowed))
+        rest = tuple(a for a in f.actions if a not in allowed)
+        if rest:
+            kept.append(replace(f, actions=rest))
+    return kept, suppressed
+
+
+def run_checks(results, unresolved, catalog: Catalog, config: Config, today: dt.date | None = None):
+    from iamgate.checks import CHECKS, Analysis
+    today = today or dt.date.today()
+    analysis = Analysis(tuple(results), tuple(unresolved), catalog, config, today)
+    findings: list[Finding] = []
+    for name, cls in sorted(CHECKS.all().items()):
+        if name in config.disable:
+            continue
+        for f in cls().run(analysis):
+            if name in config.severity:
+                f = replace(f, severity=config.severity[name])
+            if f.check == "allowlist-expired" and config.path:
+                f = replace(f, location=f.location or _config_location(config))
+            findings.append(f)
+    kept, suppressed = apply_allowlist(findings, results, config, today)
+    kept.sort(key=lambda f: (-severity_rank(f.severity), f.principal, f.check, f.actions))
+    return kept, suppressed
+
+
+def _config_location(config: Config):
+    from .model import Location
+    return Location(config.path, None)
+
+
+def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
+            usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
+            fail_on: str | None = None, today: dt.date | None = None) -> Report:
+    catalog = catalog or load_catalog()
+    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
+    scanned = scan(Workspace(paths, options))
+    principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
+    errors = list(scanned.errors)
+
+    baselines = []
+    for src in ([BaselineFiles(baseline_paths)] if baseline_paths else []) + list(usage or []):
+        got = src.collect()
+        baselines.extend(got.baselines)
+        errors.extend(got.errors)
+    matcher = Matcher(baselines, config.principals)
+    obs = Observability(catalog, config.unobservable)
+    results, matched_by = [], {}
+    for p in principals:
+        b, how = matcher.find(p)
+        if how:
+            matched_by[p.id] = how
+        results.append(evaluate(p, b, catalog, obs))
+    findings, suppressed = run_checks(results, unresolved, catalog, config, today)
+    return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
+                  unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
+                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed))

@@ -1,0 +1,38 @@
+"""Plug-in registries: a module in a stage's package registers itself on import."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, package: str):
+        self.package = package
+        self._items: dict[str, type[T]] = {}
+        self._loaded = False
+
+    def register(self, cls: type[T]) -> type[T]:
+        self._items[cls.name] = cls  # type: ignore[attr-defined]
+        return cls
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        pkg = importlib.import_module(self.package)
+        for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if not mod.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{mod.name}")
+
+    def all(self) -> dict[str, type[T]]:
+        self._load()
+        return dict(self._items)
+
+    def get(self, name: str) -> type[T]:
+        return self.all()[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.all())

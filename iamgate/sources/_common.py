@@ -1,0 +1,77 @@
+"""Helpers shared by sources: assembling principals and turning documents into policies."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..managed import ManagedPolicyCache, normalise_arn
+from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
+from ..policydoc import parse_policy
+
+
+@dataclass
+class Draft:
+    id: str
+    kind: str
+    name: str | None = None
+    name_is_prefix: bool = False
+    arn: str | None = None
+    path: str = "/"
+    location: Location | None = None
+    policies: list[Policy] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+    def freeze(self, source: str) -> Principal:
+        return Principal(id=self.id, kind=self.kind, name=self.name, name_is_prefix=self.name_is_prefix,
+                         arn=self.arn, path=self.path or "/", location=self.location,
+                         policies=tuple(self.policies), aliases=tuple(self.aliases), source=source)
+
+
+class Collector:
+    """Accumulates principals, unresolved notes and errors for one source run."""
+
+    def __init__(self, source: str, managed_dir: str | None = None):
+        self.source = source
+        self.drafts: dict[str, Draft] = {}
+        self.unresolved: list[Unresolved] = []
+        self.errors: list[ScanError] = []
+        self.managed = ManagedPolicyCache(managed_dir)
+
+    def principal(self, pid: str, kind: str, **kw) -> Draft:
+        d = self.drafts.get(pid)
+        if d is None:
+            d = self.drafts[pid] = Draft(pid, kind, **kw)
+        return d
+
+    def error(self, file: str, line: int | None, message: str) -> None:
+        self.errors.append(ScanError(file, line, message))
+
+    def note(self, file: str, line: int | None, message: str, principal_id: str | None = None) -> None:
+        self.unresolved.append(Unresolved(Location(file, line), message, principal_id))
+
+    def policy(self, name: str, doc, file: str, line: int | None, principal_id: str | None = None,
+               managed_arn: str | None = None) -> Policy:
+        """Parse a policy document; problems become located errors, unknown parts notes."""
+        parsed = parse_policy(doc, file, line)
+        for pline, msg in parsed.problems:
+            self.error(file, pline, f"policy {name}: {msg}")
+        for pline, msg in parsed.unknowns:
+            self.note(file, pline, f"policy {name}: {msg}", principal_id)
+        return Policy(name=name, statements=tuple(parsed.statements), location=Location(file, line),
+                      managed_arn=managed_arn)
+
+    def managed_policy(self, ref: str, file: str, line: int | None, principal_id: str | None) -> Policy | None:
+        """A managed policy attached by ARN: its document from the cache, or an unresolved note."""
+        arn = normalise_arn(ref)
+        if arn is None:
+            self.note(file, line, f"managed policy {ref!r} is not an ARN and cannot be looked up", principal_id)
+            return None
+        doc = self.managed.get(arn)
+        if doc is None:
+            self.note(file, line, f"managed policy {arn} is not in the managed-policy cache "
+                                  f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id)
+            return Policy(name=arn.rsplit("/", 1)[-1], location=Location(file, line), managed_arn=arn)
+        return self.policy(arn.rsplit("/", 1)[-1], doc, file, line, principal_id, managed_arn=arn)
+
+    def result(self) -> SourceResult:
+        return SourceResult(tuple(d.freeze(self.source) for d in self.drafts.values()),
+                            tuple(self.unresolved), tuple(self.errors))

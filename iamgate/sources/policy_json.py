@@ -1,0 +1,34 @@
+"""Raw IAM policy documents (`{"Version": ..., "Statement": [...]}`) in JSON files."""
+from __future__ import annotations
+
+from ..loaders import LoadError, line_of
+from ..model import SourceResult
+from ..policydoc import looks_like_policy
+from . import SOURCES, Source, Workspace
+from ._common import Collector
+
+
+@SOURCES.register
+class PolicyJsonSource(Source):
+    name = "policy-json"
+    priority = 90
+    description = "plain IAM policy documents; the principal comes from the config's principal mapping"
+
+    def collect(self, workspace: Workspace) -> SourceResult:
+        out = Collector(self.name, workspace.options.managed_policy_dir)
+        for path in workspace.unclaimed({".json"}):
+            doc = workspace.document(path)
+            file = workspace.rel(path)
+            if isinstance(doc, LoadError):
+                if '"Statement"' in workspace.head(path):
+                    workspace.claim(path)
+                    out.error(file, doc.line, doc.message)
+                continue
+            if not looks_like_policy(doc):
+                continue
+            workspace.claim(path)
+            draft = out.principal(file, "policy", location=None)
+            policy = out.policy(path.stem, doc, file, line_of(doc, 1), file)
+            draft.policies.append(policy)
+            draft.location = policy.location
+        return out.result()
