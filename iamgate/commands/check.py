@@ -64,6 +64,10 @@ class Check(Command):
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
         p.add_argument("--fail-on", choices=SEVERITY_CHOICES, help="fail at or above this severity (default high)")
         p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+        p.add_argument("--cloudtrail", action="append", default=[], metavar="SOURCE",
+                       help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
+        p.add_argument("--diff-base", metavar="REV",
+                       help="git revision to compare with: only findings absent there fail the gate")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
@@ -74,13 +78,24 @@ class Check(Command):
         missing = [p for p in args.paths if not os.path.exists(p)]
         if missing:
             raise UsageError(f"no such file or directory: {', '.join(missing)}")
-        report = analyse(args.paths, baselines, cfg, options=scan_options(args, cfg),
-                         fail_on=args.fail_on, usage=self.extra_usage(args))
+        options = scan_options(args, cfg)
+        usage = self.extra_usage(args)
+
+        def run_on(paths):
+            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, usage=usage)
+
+        report = run_on(args.paths)
+        if args.diff_base:
+            from ..diff import compare_with_base
+            report = compare_with_base(report, args.diff_base, args.paths, run_on)
         to_tty = not args.output and sys.stdout.isatty()
         color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
         write_output(FORMATS.get(args.format)(color=color).render(report), args.output)
         return report.exit_code
 
     def extra_usage(self, args) -> list:
-        """Usage sources beyond stored baselines (other modules extend `check` through this)."""
-        return []
+        """Usage sources beyond stored baselines."""
+        if not args.cloudtrail:
+            return []
+        from ..usage.cloudtrail import CloudTrailUsage
+        return [CloudTrailUsage(args.cloudtrail)]

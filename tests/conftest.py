@@ -1,0 +1,42 @@
+"""Shared test helpers. The read-only corpus lives beside the checkout in ../shared."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IAMGATE_SHARED", ROOT.parent / "shared"))
+CORPUS = SHARED / "corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def corpus_path(*parts: str) -> Path:
+    """A path in ../shared/corpus; the test is skipped when the corpus is absent."""
+    p = CORPUS.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared corpus not available: {p}")
+    return p
+
+
+def run_cli(*args: str, cwd: Path | str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `iamgate` CLI in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "iamgate", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_json(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    from iamgate.catalog import load_catalog
+    return load_catalog()
