@@ -47,10 +47,36 @@ class Template:
         self.mappings = doc.get("Mappings") if isinstance(doc.get("Mappings"), dict) else {}
         self.conditions = doc.get("Conditions") if isinstance(doc.get("Conditions"), dict) else {}
         self.resources = doc.get("Resources") if isinstance(doc.get("Resources"), dict) else {}
+        self.loop_problems: list[Unknown] = []
+        if any(str(k).startswith("Fn::ForEach::") for k in self.resources):
+            self.resources = self._expand_foreach(self.resources, 0)
         self._cond_cache: dict[str, bool | None] = {}
         self._cond_stack: set[str] = set()
         # name_of(logical_id, attribute) -> text for Ref/GetAtt of a resource (e.g. a role's name)
         self.name_of = name_of or (lambda lid, attr: None)
+
+    # -- Fn::ForEach (AWS::LanguageExtensions) ----------------------------------
+    def _expand_foreach(self, block: dict, depth: int) -> dict:
+        out = LDict(line=getattr(block, "line", None))
+        for key, value in block.items():
+            if not str(key).startswith("Fn::ForEach::"):
+                out[key] = value
+                continue
+            line = getattr(block, "key_lines", {}).get(key)
+            if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+                    and isinstance(value[2], dict)):
+                self.loop_problems.append(Unknown(f"{key} needs [identifier, collection, template]", line=line))
+                continue
+            ident, collection = value[0], self.resolve(value[1])
+            if not isinstance(collection, list) or _has_unknown(collection):
+                self.loop_problems.append(Unknown(f"{key}: the collection is not known statically", line=line))
+                continue
+            for item in collection:
+                expanded = _substitute_loop(value[2], ident, str(item))
+                if depth < 5 and any(str(k).startswith("Fn::ForEach::") for k in expanded):
+                    expanded = self._expand_foreach(expanded, depth + 1)
+                out.update(expanded)
+        return out
 
     # -- conditions ------------------------------------------------------------
     def condition(self, name: str) -> bool | None:
@@ -274,6 +300,30 @@ class Template:
             if default is not None:
                 return default
             return Unknown(f"Fn::FindInMap {'/'.join(map(str, keys))} is not in Mappings", line=line)
+
+
+def _substitute_loop(node, ident: str, item: str):
+    """Fn::ForEach: `${Id}`/`&{Id}` in keys and strings, and `Ref: Id`, take the item's value."""
+    alnum = re.sub(r"[^A-Za-z0-9]", "", item)
+
+    def text(s: str) -> str:
+        return s.replace("${" + ident + "}", item).replace("&{" + ident + "}", alnum)
+
+    if isinstance(node, dict):
+        if len(node) == 1 and node.get("Ref") == ident:
+            return item
+        out = LDict(line=getattr(node, "line", None))
+        for k, v in node.items():
+            nk = text(k) if isinstance(k, str) else k
+            out[nk] = _substitute_loop(v, ident, item)
+            if k in getattr(node, "key_lines", {}):
+                out.key_lines[nk] = node.key_lines[k]
+        return out
+    if isinstance(node, list):
+        return LList([_substitute_loop(v, ident, item) for v in node], line=getattr(node, "line", None))
+    if isinstance(node, str):
+        return text(node)
+    return node
 
 
 def _interleave(items, delim):

@@ -1,11 +1,14 @@
 """Helpers shared by sources: assembling principals and turning documents into policies."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
 from ..policydoc import parse_policy
+
+INTERNAL_ERROR = "internal error in iamgate (please report)"
 
 
 @dataclass
@@ -41,6 +44,16 @@ class Collector:
         if d is None:
             d = self.drafts[pid] = Draft(pid, kind, **kw)
         return d
+
+    @contextmanager
+    def guard(self, file: str):
+        """A bug must not end the scan: report it as this file's error and go on."""
+        try:
+            yield
+        except RecursionError:
+            self.error(file, None, "nested too deeply to evaluate")
+        except Exception as e:  # noqa: BLE001
+            self.error(file, None, f"{INTERNAL_ERROR}: {type(e).__name__}: {e}")
 
     def error(self, file: str, line: int | None, message: str) -> None:
         self.errors.append(ScanError(file, line, message))

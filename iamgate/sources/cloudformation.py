@@ -51,7 +51,8 @@ class CloudFormationSource(Source):
             if doc is None:
                 continue
             workspace.claim(path)
-            self.extract(doc, workspace.rel(path), workspace, out)
+            with out.guard(workspace.rel(path)):
+                self.extract(doc, workspace.rel(path), workspace, out)
         return out.result()
 
     def read(self, workspace: Workspace, path: Path, out: Collector):
@@ -136,12 +137,21 @@ class _Extractor:
         return resolved if isinstance(resolved, dict) else {}
 
     def run(self) -> None:
+        for problem in self.tpl.loop_problems:
+            self.out.note(self.file, problem.line, problem.reason)
         items = [(lid, res) for lid, res in self.tpl.resources.items()]
         for lid, res in items:
             if not isinstance(res, dict):
                 self.out.error(self.file, line_of(self.tpl.resources), f"resource {lid} must be a mapping")
                 continue
-            if res.get("Type") in PRINCIPAL_TYPES and self.active(lid, res):
+            if not isinstance(res.get("Type"), str):
+                if isinstance(res.get("Type"), dict):  # a Rain module or another pre-processor's tag
+                    self.out.note(self.file, line_of(res), f"resource {lid}: Type {_tag(res['Type'])} is expanded "
+                                                           "by a pre-processor before deploy; not read")
+                else:
+                    self.out.error(self.file, line_of(res), f"resource {lid}: Type must be a string")
+                continue
+            if res["Type"] in PRINCIPAL_TYPES and self.active(lid, res):
                 self.principal(lid, res)
         for lid, res in items:
             if not isinstance(res, dict) or not isinstance(res.get("Type"), str):
@@ -264,6 +274,11 @@ class _Extractor:
             return
         name = props.get("PolicyName") if isinstance(props.get("PolicyName"), str) else lid
         self.out.drafts[pid].policies.append(self.out.policy(name, props["PolicyDocument"], self.file, line, pid))
+
+
+def _tag(value: dict) -> str:
+    key = next(iter(value), "")
+    return str(key).replace("Fn::", "!", 1)
 
 
 def _as_list(value) -> list:
