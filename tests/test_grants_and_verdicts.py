@@ -1,0 +1,144 @@
+"""Grants (Allow minus covering, unconditional Deny) and the verdict order."""
+from __future__ import annotations
+
+from iamgate import grants
+from iamgate.evaluate import Observability, decide, evaluate
+from iamgate.model import Baseline, Location, Policy, Principal, Statement, UsedAction
+
+
+def st(effect="Allow", actions=(), not_actions=(), resources=("*",), not_resources=(), condition=None, line=1):
+    return Statement(effect, tuple(actions), tuple(not_actions), tuple(resources), tuple(not_resources),
+                     condition or {}, None, Location("t.json", line))
+
+
+def principal(*stmts):
+    return Principal("P", "role", name="p", policies=(Policy("p", tuple(stmts)),))
+
+
+def granted(catalog, *stmts):
+    return grants.compute(principal(*stmts), catalog)
+
+
+def test_allow_expands_and_unknown_is_kept_apart(catalog):
+    g = granted(catalog, st(actions=["s3:GetObject", "s3:Nope", "zzz:*"]))
+    assert set(g.actions) == {"s3:getobject"}
+    assert set(g.unknown) == {"s3:nope", "zzz:*"}
+
+
+def test_not_action_is_catalog_minus_listed(catalog):
+    g = granted(catalog, st(not_actions=["iam:*"]))
+    assert len(g.actions) == len(catalog.all_actions) - len(catalog.service_actions("iam"))
+
+
+def test_unconditional_covering_deny_removes(catalog):
+    g = granted(catalog, st(actions=["s3:*"], resources=["arn:aws:s3:::b/*"]),
+                st("Deny", actions=["s3:Delete*"], resources=["arn:aws:s3:::b/*"]))
+    assert "s3:deleteobject" not in g.actions and "s3:deleteobject" in g.denied
+    assert "s3:getobject" in g.actions
+
+
+def test_deny_star_resource_covers_everything(catalog):
+    g = granted(catalog, st(actions=["iam:CreateUser"], resources=["arn:aws:iam::1:user/x"]),
+                st("Deny", actions=["iam:*"], resources=["*"]))
+    assert not g.actions
+
+
+def test_deny_on_a_wider_glob_covers_a_narrower_allow(catalog):
+    g = granted(catalog, st(actions=["s3:PutObject"], resources=["arn:aws:s3:::b/logs/*"]),
+                st("Deny", actions=["s3:PutObject"], resources=["arn:aws:s3:::b/*"]))
+    assert not g.actions
+
+
+def test_narrower_deny_leaves_the_grant_with_a_note(catalog):
+    g = granted(catalog, st(actions=["s3:PutObject"], resources=["arn:aws:s3:::b/*"]),
+                st("Deny", actions=["s3:PutObject"], resources=["arn:aws:s3:::b/secret/*"], line=9))
+    assert "s3:putobject" in g.actions
+    assert "narrower resources" in g.notes["s3:putobject"][0] and "t.json:9" in g.notes["s3:putobject"][0]
+
+
+def test_deny_question_mark_does_not_cover_a_star(catalog):
+    g = granted(catalog, st(actions=["s3:PutObject"], resources=["arn:aws:s3:::b/a*"]),
+                st("Deny", actions=["s3:PutObject"], resources=["arn:aws:s3:::b/a?"]))
+    assert "s3:putobject" in g.actions
+
+
+def test_conditional_deny_does_not_remove(catalog):
+    g = granted(catalog, st(actions=["ec2:RunInstances"]),
+                st("Deny", actions=["ec2:*"], condition={"StringNotEquals": {"aws:RequestedRegion": "eu-west-1"}}))
+    assert "ec2:runinstances" in g.actions
+    assert "conditional Deny" in g.notes["ec2:runinstances"][0]
+
+
+def test_deny_with_not_action_and_not_resource(catalog):
+    g = granted(catalog, st(actions=["s3:GetObject", "kms:Decrypt"], resources=["arn:aws:s3:::b/x"]),
+                st("Deny", not_actions=["kms:*"], not_resources=["arn:aws:s3:::other/*"]))
+    assert set(g.actions) == {"kms:decrypt"}  # s3 denied (NotAction), resource outside NotResource
+
+
+def test_allow_with_not_resource_is_only_covered_by_star_deny(catalog):
+    g = granted(catalog, st(actions=["s3:GetObject"], resources=[], not_resources=["arn:aws:s3:::x/*"]),
+                st("Deny", actions=["s3:GetObject"], resources=["arn:aws:s3:::y/*"]))
+    assert "s3:getobject" in g.actions
+
+
+def test_action_granted_by_two_statements_survives_a_deny_covering_one(catalog):
+    g = granted(catalog, st(actions=["s3:GetObject"], resources=["arn:aws:s3:::a/*"]),
+                st(actions=["s3:GetObject"], resources=["arn:aws:s3:::b/*"], line=2),
+                st("Deny", actions=["s3:GetObject"], resources=["arn:aws:s3:::a/*"], line=3))
+    assert [s.location.line for s in g.actions["s3:getobject"]] == [2]
+
+
+# -- verdicts ------------------------------------------------------------------
+
+def base(**kw):
+    defaults = dict(principal_arn="arn:aws:iam::1:role/p", sources=({"kind": "access-analyzer", "complete": True},))
+    defaults.update(kw)
+    return Baseline(**defaults)
+
+
+def test_verdict_order(catalog):
+    obs = Observability(catalog, extra=("ses:SendEmail",))
+    b = base(used={"kms:decrypt": UsedAction(signals=("access-analyzer",))}, service_level_only=frozenset({"support"}),
+             not_accessed_services=frozenset({"sns"}))
+    assert decide("kms:decrypt", None, obs)[0] == "no-usage-data"
+    assert decide("kms:decrypt", b, obs) == ("used", "observed (access-analyzer)")
+    assert decide("sns:createtopic", b, obs)[0] == "unused"  # service never accessed (last accessed)
+    assert decide("support:describecases", b, obs) == ("unobservable", "service-level usage only")
+    assert decide("s3:getobject", b, obs)[0] == "unobservable"  # data event
+    assert decide("iam:passrole", b, obs)[0] == "unobservable"
+    assert decide("sts:getcalleridentity", b, obs)[0] == "unobservable"
+    assert decide("ses:sendemail", b, obs) == ("unobservable", "configured as unobservable")
+    assert decide("kms:encrypt", b, obs) == ("unused", "not observed in the window")
+
+
+def test_data_events_become_observable_when_the_source_saw_them(catalog):
+    obs = Observability(catalog)
+    b = base(sources=({"kind": "cloudtrail"},), data_events_observed=frozenset({"s3"}))
+    assert decide("s3:getobject", b, obs)[0] == "unused"
+    assert decide("dynamodb:getitem", b, obs)[0] == "unobservable"
+
+
+def test_service_not_covered_by_access_analyzer(catalog):
+    obs = Observability(catalog)
+    covered = sorted(obs.action_level_services)
+    assert "s3" in covered and "iam" in covered
+    uncovered = next(s for s in sorted(catalog.services) if s not in obs.action_level_services
+                     and not any(a.startswith(s + ":") for a in obs.by_action))
+    action = sorted(catalog.service_actions(uncovered))[0]
+    assert decide(action, base(), obs) == ("unobservable", "not covered by the usage source")
+    # CloudTrail sees every service's management events
+    assert decide(action, base(sources=({"kind": "cloudtrail"},)), obs)[0] == "unused"
+
+
+def test_unknown_comes_first_and_whole_service_absent_is_unused(catalog):
+    p = principal(st(actions=["sqs:DeleteQueue", "sqs:Bogus"]))
+    r = evaluate(p, base(), catalog)
+    verdicts = {v.action: v.verdict for v in r.verdicts}
+    assert verdicts == {"sqs:bogus": "unknown", "sqs:deletequeue": "unused"}
+
+
+def test_unknown_actions_in_the_baseline_are_noted(catalog):
+    b = base(used={"s3:listallamzn-s3-demo-buckets": UsedAction()})
+    r = evaluate(principal(st(actions=["s3:ListAllMyBuckets"])), b, catalog)
+    assert any("s3:listallamzn-s3-demo-buckets" in n for n in r.notes)
+    assert r.actions("unused") == ["s3:listallmybuckets"]
