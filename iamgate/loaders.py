@@ -187,9 +187,38 @@ CfnYamlLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 CfnYamlLoader.add_multi_constructor("!", _construct_tag)
 
 
+MAX_EXPANDED_NODES = 5_000_000
+
+
+def expanded_size(doc, limit: int = MAX_EXPANDED_NODES) -> int:
+    """Nodes in the document once YAML aliases are expanded, counted without expanding them."""
+    memo: dict[int, int] = {}
+
+    def size(node) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # a cycle counts once
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        memo[key] = total
+        return total
+
+    return size(doc)
+
+
 def load_yaml(text: str):
     try:
-        return yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        if "*" in text and expanded_size(doc) > MAX_EXPANDED_NODES:
+            raise LoadError("YAML aliases expand to more than 5 million nodes (an alias bomb?); not read")
+        return doc
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise LoadError(f"invalid YAML: {e.problem or e.context}", mark.line + 1 if mark else None) from None
