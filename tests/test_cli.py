@@ -176,7 +176,7 @@ def test_bad_input_is_located_and_the_rest_of_the_scan_goes_on(tmp_path):
     # the good template and the readable part of the unknown-intrinsic one (ids qualified: two files use R)
     assert {"Good", "infra/unknown-intrinsic.yaml#R"} <= ids
     assert any("Frobnicate" in u["message"] for u in rep["unresolved"])
-    r_actions = next(p for p in rep["principals"] if p["id"] == "R" and p["file"].endswith("intrinsic.yaml"))
+    r_actions = next(p for p in rep["principals"] if p["id"] == "infra/unknown-intrinsic.yaml#R")
     assert r_actions["actions"]["no_usage_data"] == ["s3:getobject"]
 
 
