@@ -132,11 +132,15 @@ class CfnYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """Safe YAML with CloudFormation short-form tags and line numbers."""
 
 
-# Keep dates such as `Version: 2012-10-17` as the strings IAM expects.
+# Keep dates such as `Version: 2012-10-17` as the strings IAM expects, and read booleans as
+# YAML 1.2 does (only true/false): CloudFormation's `Yes`, `No`, `On`, `Off` are strings, as in
+# the JSON form of the same templates.
 CfnYamlLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
     for k, v in _BaseLoader.yaml_implicit_resolvers.items()
 }
+CfnYamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
 
 
 def _construct_mapping(loader, node):
