@@ -15,7 +15,7 @@ class NoUsageData(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            n = len(r.actions("no-usage-data"))
+            n = sum(len(acts) for acts in r.groups.get("no-usage-data", {}).values())
             if r.baseline is None and n:
                 loc = r.principal.location
                 yield Finding(self.name, self.severity, r.principal.id, (), loc,

@@ -15,11 +15,7 @@ class UnknownActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            by_loc: dict = {}
-            for v in r.verdicts:
-                if v.verdict == "unknown":
-                    by_loc.setdefault(v.granted_by[0] if v.granted_by else None, []).append(v.action)
-            for loc, actions in by_loc.items():
+            for loc, actions in r.by_first_location(r.actions("unknown")).items():
                 yield Finding(self.name, self.severity, r.principal.id, tuple(sorted(actions)), loc,
                               f"not in the action catalog ({analysis.catalog.version}): {', '.join(sorted(actions))}",
                               reason="unknown action")

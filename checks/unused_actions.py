@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from collections import defaultdict
-
 from iamgate.model import Finding
-from iamgate.severity import by_access_level
+from iamgate.severity import split_by_access_level
 
 from . import CHECKS, Analysis, Check
 
@@ -19,17 +17,15 @@ class UnusedActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            groups: dict = defaultdict(list)
-            for v in r.verdicts:
-                if v.verdict != "unused":
-                    continue
-                sev = by_access_level(analysis.catalog, v.action)
-                groups[(v.granted_by[0] if v.granted_by else None, sev)].append(v.action)
+            groups: dict = {}
+            for loc, actions in r.by_first_location(r.actions("unused")).items():
+                for sev, acts in split_by_access_level(analysis.catalog, actions).items():
+                    groups[(loc, sev)] = acts
             for (loc, sev), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
                 n = len(actions)
                 window = ""
                 if r.baseline and r.baseline.window_start:
                     window = f" between {r.baseline.window_start[:10]} and {(r.baseline.window_end or '?')[:10]}"
-                yield Finding(self.name, sev, r.principal.id, tuple(sorted(actions)), loc,
+                yield Finding(self.name, sev, r.principal.id, tuple(actions), loc,
                               f"{n} granted action{'s' if n != 1 else ''} never used{window}",
                               reason="observable and not observed")

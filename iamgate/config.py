@@ -40,6 +40,7 @@ class Config:
     baselines: str | None = None
     managed_policies: str | None = None
     principals: dict = field(default_factory=dict, hash=False)
+    stacks: dict = field(default_factory=dict, hash=False)  # template path -> deployed stack name
     parameters: dict = field(default_factory=dict, hash=False)
     allowlist: tuple[AllowEntry, ...] = ()
     unobservable: tuple[str, ...] = ()
@@ -76,6 +77,7 @@ def parse(data, path: str | None = None) -> Config:
         allow.append(AllowEntry(entry["action"], entry["reason"], entry.get("principal", "*"), expires))
     return Config(path=path, fail_on=data.get("fail-on", "high"), baselines=data.get("baselines"),
                   managed_policies=data.get("managed-policies"), principals=dict(data.get("principals", {})),
+                  stacks=dict(data.get("stacks", {})),
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+
+from functools import cached_property, lru_cache
 from importlib import resources
 
 from . import grants as grants_mod
 from .catalog import Catalog
-from .model import Baseline, Principal, PrincipalResult, Verdict
+from .model import Baseline, Principal, PrincipalResult
 
 USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
 VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
@@ -45,33 +46,68 @@ class Observability:
 
     def __init__(self, catalog: Catalog, extra: tuple[str, ...] = ()):
         self.catalog = catalog
-        self.by_action: dict[str, Unobservable] = {}
+        self._services: dict[frozenset, frozenset] = {}
+        by_reason: dict[str, set[str]] = {}
         for entry in _data("unobservable.json").get("entries", []):
-            for a in catalog.expand(entry["pattern"]).actions:
-                self.by_action.setdefault(a, Unobservable(entry["reason"], a.partition(":")[0]))
+            by_reason.setdefault(entry["reason"], set()).update(catalog.expand(entry["pattern"]).actions)
+        configured: set[str] = set()
         for pattern in extra:
-            for a in catalog.expand(pattern).actions:
-                self.by_action[a] = Unobservable("config", a.partition(":")[0])
+            configured |= catalog.expand(pattern).actions
+        self.configured = frozenset(configured)
+        self.data_events = frozenset(by_reason.pop("data-event", set())) - self.configured
+        self.by_reason = {r: frozenset(a) - self.configured for r, a in by_reason.items()}
+        # never attributed to a service's use, so "never accessed" does not decide them
+        self.always_unobservable = frozenset().union(*(self.by_reason.get(r, frozenset())
+                                                       for r in ("not-logged", "permissionless")))
         aa = _data("access_analyzer_services.json")
         self.action_level_services = frozenset(s.lower() for s in aa.get("action_level", []))
+        self._uncovered_all = frozenset().union(*(acts for svc, acts in catalog._by_service.items()
+                                                  if svc not in self.action_level_services))
+
+    @cached_property
+    def by_action(self) -> dict[str, Unobservable]:
+        """The curated table per action: why a source cannot see it."""
+        out = {a: Unobservable("data-event", a.partition(":")[0]) for a in self.data_events}
+        for reason, actions in self.by_reason.items():
+            out.update({a: Unobservable(reason, a.partition(":")[0]) for a in actions})
+        out.update({a: Unobservable("config", a.partition(":")[0]) for a in self.configured})
+        return out
+
+    def services(self, services) -> frozenset:
+        key = frozenset(services)
+        hit = self._services.get(key)
+        if hit is None:
+            hit = self._services[key] = frozenset().union(*(self.catalog.service_actions(s) for s in key))
+        return hit
+
+    def natural_sets(self, baseline: Baseline):
+        """(reason, actions) a source can never see; data events only where it saw none for the service."""
+        yield REASONS["config"], self.configured
+        data = self.data_events
+        if baseline.data_events_observed:
+            data = data - self.services(baseline.data_events_observed)
+        yield REASONS["data-event"], data
+        for reason, actions in self.by_reason.items():
+            yield REASONS.get(reason, reason), actions
 
     def natural(self, action: str, baseline: Baseline) -> str | None:
-        """Why a source can never see `action` (data event, PassRole, permissionless), if so."""
-        u = self.by_action.get(action)
-        if u is None:
-            return None
-        if u.reason == "data-event" and u.service in baseline.data_events_observed:
-            return None
-        return REASONS.get(u.reason, u.reason)
+        for reason, actions in self.natural_sets(baseline):
+            if action in actions:
+                return reason
+        return None
 
-    def covered(self, service: str, baseline: Baseline) -> bool:
+    def uncovered(self, baseline: Baseline) -> frozenset:
+        """Actions of services the baseline's sources do not see at action level."""
         kinds = baseline.source_kinds
         if not kinds or not kinds <= LIMITED_COVERAGE_KINDS or not self.action_level_services:
-            return True
-        if service in self.action_level_services:
-            return True
-        return any(a.partition(":")[0] == service and set(u.signals) - {"access-analyzer"}
-                   for a, u in baseline.used.items())
+            return frozenset()
+        seen_elsewhere = {a.partition(":")[0] for a, u in baseline.used.items()
+                          if set(u.signals) - {"access-analyzer"}}
+        return self._uncovered_all - self.services(seen_elsewhere) if seen_elsewhere else self._uncovered_all
+
+    def covered(self, service: str, baseline: Baseline) -> bool:
+        actions = self.catalog.service_actions(service)
+        return not actions or not (actions & self.uncovered(baseline))
 
 
 @lru_cache(maxsize=1)
@@ -79,39 +115,68 @@ def default_observability(catalog: Catalog) -> Observability:
     return Observability(catalog)
 
 
+class Decider:
+    """The verdict order for one principal, decided over sets of actions rather than one by one."""
+
+    def __init__(self, baseline: Baseline | None, obs: Observability):
+        self.baseline, self.obs = baseline, obs
+
+    def __call__(self, action: str) -> tuple[str, str]:
+        for verdict, reasons in self.groups(frozenset({action})).items():
+            for reason in reasons:
+                return verdict, reason
+        raise AssertionError("every action gets a verdict")
+
+    def groups(self, granted: frozenset) -> dict[str, dict[str, frozenset]]:
+        out: dict[str, dict[str, frozenset]] = {}
+
+        def put(verdict: str, reason: str, actions) -> None:
+            if actions:
+                out.setdefault(verdict, {})[reason] = frozenset(actions)
+
+        b, obs = self.baseline, self.obs
+        if b is None:
+            put(NO_DATA, "no baseline for this principal", granted)
+            return out
+        used = granted & b.used.keys()
+        by_signals: dict[tuple, list[str]] = {}
+        for a in used:
+            by_signals.setdefault(b.used[a].signals, []).append(a)
+        for signals, acts in sorted(by_signals.items()):
+            put(USED, f"observed ({', '.join(signals) or 'baseline'})", acts)
+        rest = granted - used
+        if b.not_accessed_services:
+            never = (rest & obs.services(b.not_accessed_services)) - obs.always_unobservable
+            put(UNUSED, "service never accessed in the tracking period (last accessed)", never)
+            rest -= never
+        if b.service_level_only:
+            service_level = rest & obs.services(b.service_level_only)
+            put(UNOBSERVABLE, "service-level usage only", service_level)
+            rest -= service_level
+        for reason, actions in obs.natural_sets(b):
+            hit = rest & actions
+            put(UNOBSERVABLE, reason, hit)
+            rest -= hit
+        uncovered = obs.uncovered(b)
+        if uncovered:
+            hit = rest & uncovered
+            put(UNOBSERVABLE, "not covered by the usage source", hit)
+            rest -= hit
+        put(UNUSED, "not observed in the window", rest)
+        return out
+
+
 def decide(action: str, baseline: Baseline | None, obs: Observability) -> tuple[str, str]:
-    if baseline is None:
-        return NO_DATA, "no baseline for this principal"
-    if action in baseline.used:
-        signals = ", ".join(baseline.used[action].signals) or "baseline"
-        return USED, f"observed ({signals})"
-    service = action.partition(":")[0]
-    natural = obs.natural(action, baseline)
-    if service in baseline.not_accessed_services and natural not in (REASONS["not-logged"], REASONS["permissionless"]):
-        return UNUSED, "service never accessed in the tracking period (last accessed)"
-    if service in baseline.service_level_only:
-        return UNOBSERVABLE, "service-level usage only"
-    if natural:
-        return UNOBSERVABLE, natural
-    if not obs.covered(service, baseline):
-        return UNOBSERVABLE, "not covered by the usage source"
-    return UNUSED, "not observed in the window"
+    return Decider(baseline, obs)(action)
 
 
 def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
              obs: Observability | None = None) -> PrincipalResult:
     obs = obs or default_observability(catalog)
     g = grants_mod.compute(principal, catalog)
-    verdicts = []
-    for pattern, stmts in sorted(g.unknown.items()):
-        verdicts.append(Verdict(pattern, UNKNOWN, "not in the action catalog",
-                                tuple(dict.fromkeys(s.location for s in stmts if s.location)), tuple(stmts)))
-    for action in sorted(g.actions):
-        stmts = g.actions[action]
-        verdict, reason = decide(action, baseline, obs)
-        verdicts.append(Verdict(action, verdict, reason,
-                                tuple(dict.fromkeys(s.location for s in stmts if s.location)), tuple(stmts),
-                                "; ".join(g.notes.get(action, ()))))
+    groups = Decider(baseline, obs).groups(g.actions)
+    if g.unknown:
+        groups[UNKNOWN] = {"not in the action catalog": frozenset(g.unknown)}
     notes = []
     if baseline is not None:
         unknown_used = sorted(a for a in baseline.used if a not in catalog)
@@ -119,4 +184,5 @@ def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
             notes.append("baseline lists actions not in the catalog: " + ", ".join(unknown_used))
         if not baseline.complete:
             notes.append("the usage source reported its result as incomplete")
-    return PrincipalResult(principal, baseline, tuple(verdicts), tuple(notes))
+    return PrincipalResult(principal, baseline, groups, tuple(g.allows),
+                           {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes))

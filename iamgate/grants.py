@@ -11,10 +11,12 @@ from .model import Principal, Statement
 
 @dataclass
 class Grants:
-    actions: dict[str, list[Statement]] = field(default_factory=dict)  # action -> allowing statements
+    allows: list[tuple[Statement, frozenset[str]]] = field(default_factory=list)  # in order, after Denies
     unknown: dict[str, list[Statement]] = field(default_factory=dict)  # pattern matching nothing -> statements
-    notes: dict[str, list[str]] = field(default_factory=dict)  # action -> why a Deny did not remove it
-    denied: set[str] = field(default_factory=set)  # removed by an unconditional, covering Deny
+    deny_notes: list[tuple[frozenset[str], str]] = field(default_factory=list)  # why a Deny did not remove them
+    denied: frozenset[str] = frozenset()  # removed by an unconditional, covering Deny
+
+    actions: frozenset[str] = frozenset()  # everything granted
 
 
 def statement_actions(stmt: Statement, catalog: Catalog) -> Expansion:
@@ -67,24 +69,24 @@ def compute(principal: Principal, catalog: Catalog) -> Grants:
                 allows.append((stmt, exp.actions))
             else:
                 denies.append((stmt, exp.actions))
+    removed_any: set[str] = set()
+    notes: dict[str, set] = {}
     for stmt, actions in allows:
-        removed: set[str] = set()
+        removed: frozenset[str] = frozenset()
         for deny, denied in denies:
             hit = actions & denied
             if not hit:
                 continue
             if not deny.condition and deny_covers(deny, stmt):
-                removed |= hit
+                removed = removed | hit
             else:
                 why = "a conditional Deny" if deny.condition else "a Deny on narrower resources"
                 where = f" ({deny.location})" if deny.location else ""
-                for a in hit:
-                    g.notes.setdefault(a, []).append(f"{why}{where} may restrict it")
-        for a in actions - removed:
-            g.actions.setdefault(a, []).append(stmt)
-        g.denied |= removed
-    g.denied -= g.actions.keys()
-    for a in g.actions:
-        if a in g.notes:
-            g.notes[a] = list(dict.fromkeys(g.notes[a]))
+                notes.setdefault(f"{why}{where} may restrict it", set()).update(hit)
+        kept = actions - removed if removed else actions
+        g.allows.append((stmt, kept))
+        removed_any |= removed
+    granted = g.actions = frozenset().union(*(acts for _, acts in g.allows))
+    g.denied = frozenset(removed_any - granted)
+    g.deny_notes = [(frozenset(acts & granted), note) for note, acts in notes.items() if acts & granted]
     return g

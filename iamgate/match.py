@@ -19,12 +19,15 @@ class Matcher:
         for b in baselines:
             grouped.setdefault(b.principal_arn, []).append(b)
         self.by_arn = {arn: merge(bs) for arn, bs in grouped.items()}
+        self.by_name: dict[str, list[Baseline]] = {}
+        for arn, b in self.by_arn.items():
+            self.by_name.setdefault(_arn_name(arn), []).append(b)
         self.mapping = mapping or {}
         self.matched: set[str] = set()
 
     def _by_name(self, name: str, kind: str) -> list[Baseline]:
         marker = _KIND_IN_ARN.get(kind, ":role/")
-        return [b for arn, b in self.by_arn.items() if marker in arn and _arn_name(arn) == name]
+        return [b for b in self.by_name.get(name, ()) if marker in b.principal_arn]
 
     def find(self, p: Principal) -> tuple[Baseline | None, str]:
         """The baseline and how it was matched."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -112,7 +113,7 @@ class Baseline:
     def complete(self) -> bool:
         return all(s.get("complete", True) is not False for s in self.sources)
 
-    @property
+    @cached_property
     def source_kinds(self) -> frozenset[str]:
         return frozenset(s.get("kind", "") for s in self.sources)
 
@@ -133,13 +134,76 @@ class Verdict:
 
 @dataclass(frozen=True)
 class PrincipalResult:
+    """Verdicts for every granted action, held as sets: a principal with `NotAction` has ~22,000."""
     principal: Principal
     baseline: Baseline | None
-    verdicts: tuple[Verdict, ...]
+    groups: Mapping[str, Mapping[str, frozenset]] = field(default_factory=dict, hash=False)  # verdict -> reason -> actions
+    allows: tuple[tuple[Statement, frozenset], ...] = field(default=(), hash=False)  # each Allow, what it grants
+    unknown: Mapping[str, tuple[Statement, ...]] = field(default_factory=dict, hash=False)  # pattern -> statements
+    action_notes: tuple[tuple[frozenset, str], ...] = field(default=(), hash=False)  # (actions, note)
     notes: tuple[str, ...] = ()
 
+    @cached_property
+    def by_verdict(self) -> dict[str, list[str]]:
+        from .catalog import sort_actions
+        return {v: sort_actions(frozenset().union(*reasons.values())) for v, reasons in self.groups.items()}
+
     def actions(self, verdict: str) -> list[str]:
-        return sorted(v.action for v in self.verdicts if v.verdict == verdict)
+        return list(self.by_verdict.get(verdict, ()))
+
+    @cached_property
+    def granted(self) -> frozenset:
+        """Every granted catalog action (unknown patterns are not actions)."""
+        return frozenset().union(*(acts for v, r in self.groups.items() if v != "unknown" for acts in r.values()))
+
+    def statements(self, action: str) -> tuple[Statement, ...]:
+        if action in self.unknown:
+            return tuple(self.unknown[action])
+        return tuple(st for st, acts in self.allows if action in acts)
+
+    def locations(self, action: str) -> tuple[Location, ...]:
+        return tuple(dict.fromkeys(st.location for st in self.statements(action) if st.location))
+
+    def first_location(self, action: str) -> Location | None:
+        locs = self.locations(action)
+        return locs[0] if locs else None
+
+    def by_first_location(self, actions) -> dict:
+        """Group actions by the first statement that grants them (set operations, not a loop per action)."""
+        remaining = set(actions)
+        out: dict = {}
+        for pattern in list(remaining & set(self.unknown)):
+            out.setdefault(self.first_location(pattern), []).append(pattern)
+            remaining.discard(pattern)
+        for st, acts in self.allows:
+            if not remaining:
+                break
+            hit = remaining & acts
+            if hit:
+                out.setdefault(st.location, []).extend(hit)
+                remaining -= hit
+        if remaining:
+            out.setdefault(None, []).extend(remaining)
+        return {loc: sorted(acts) for loc, acts in out.items()}
+
+    def verdict(self, action: str) -> Verdict | None:
+        for v, reasons in self.groups.items():
+            for reason, acts in reasons.items():
+                if action in acts:
+                    note = "; ".join(n for acts_n, n in self.action_notes if action in acts_n)
+                    return Verdict(action, v, reason, self.locations(action), self.statements(action), note)
+        return None
+
+    @cached_property
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """One object per action; slow for huge grants, so stages use the set accessors instead."""
+        out = []
+        for v, reasons in self.groups.items():
+            for reason, acts in reasons.items():
+                for action in acts:
+                    note = "; ".join(n for acts_n, n in self.action_notes if action in acts_n)
+                    out.append(Verdict(action, v, reason, self.locations(action), self.statements(action), note))
+        return tuple(sorted(out, key=lambda v: v.action))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Report:
     unmatched_baselines: tuple[str, ...] = ()
     suppressed: tuple[Finding, ...] = ()
     new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
+    comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
 
     def is_new(self, f: Finding) -> bool:
         return self.new_keys is None or any(k in self.new_keys for k in f.keys())
@@ -117,10 +118,11 @@ def _config_location(config: Config):
 
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
-            fail_on: str | None = None, today: dt.date | None = None) -> Report:
+            fail_on: str | None = None, today: dt.date | None = None, base: str | None = None) -> Report:
+    """`base` is the folder file paths are shown relative to (default: the working directory)."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
-    scanned = scan(Workspace(paths, options))
+    scanned = scan(Workspace(paths, options, base=base))
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
     errors = list(scanned.errors)
 

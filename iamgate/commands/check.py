@@ -81,8 +81,8 @@ class Check(Command):
         options = scan_options(args, cfg)
         usage = self.extra_usage(args)
 
-        def run_on(paths):
-            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, usage=usage)
+        def run_on(paths, base=None):
+            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, usage=usage, base=base)
 
         report = run_on(args.paths)
         if args.diff_base:

@@ -8,6 +8,7 @@ from ..model import severity_rank
 from . import FORMATS, Format
 
 BAR_WIDTH = 20
+MAX_CHANGE_ROWS = 25
 SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
 
 
@@ -52,7 +53,26 @@ class MarkdownReport:
         cat = self.report.catalog
         return [f"### {self.title}", "", self.verdict(), "",
                 f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
-                "Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+                f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+
+    def windows(self) -> str:
+        """The span of the usage baselines' windows."""
+        starts = sorted(r.baseline.window_start[:10] for r in self.report.results
+                        if r.baseline and r.baseline.window_start)
+        ends = sorted(r.baseline.window_end[:10] for r in self.report.results if r.baseline and r.baseline.window_end)
+        if not starts or not ends:
+            return ""
+        return f"Baseline window: {md(starts[0])} → {md(ends[-1])}. "
+
+    def base(self) -> str:
+        r = self.report
+        if r.new_keys is None:
+            return ""
+        new = sum(1 for f in r.findings if r.is_new(f))
+        comp = r.comparison
+        rev = f" {code(comp.commit[:12])}" if comp is not None else ""
+        total = len(r.findings)
+        return f"Compared with the base{rev}: {new} of {total} finding{'s' if total != 1 else ''} new. "
 
     def table(self) -> list[str]:
         rows = ["| Principal | Granted | Used | Unused | Unobservable | No data | Worst | Usage |",
@@ -100,6 +120,9 @@ class MarkdownReport:
                              f"{md((b.window_end or '?')[:10])}{'' if b.complete else ' (reported incomplete)'}.")
             else:
                 lines.append("No usage baseline matched this principal.")
+            changed = self._changed().get(p.id)
+            if changed:
+                lines += ["", "Lines changed by this PR: " + action_list(changed, MAX_CHANGE_ROWS)]
             lines += ["", "| Severity | Check | Where | Actions | |", "|---|---|---|---|---|"]
             for f in fs:
                 where = code(str(f.location)) if f.location else ""
@@ -109,6 +132,42 @@ class MarkdownReport:
             lines += ["", "</details>", ""]
             blocks.append(lines)
         return blocks
+
+    def _changed(self) -> dict:
+        comp = self.report.comparison
+        out = defaultdict(list)
+        for c in comp.changed if comp is not None else ():
+            out[c.principal].append(str(c))
+        return out
+
+    def changes(self) -> list[str]:
+        """In diff mode: grants the PR adds that were never observed, and used grants it removes."""
+        comp = self.report.comparison
+        if comp is None or not (comp.new_grants or comp.removed_used):
+            return []
+        lines = []
+        if comp.removed_used:
+            lines += ["⚠️ **Removing grants in use.** The usage baseline shows these actions in use; "
+                      "removing them would break the principal:", ""]
+            for g in comp.removed_used[:MAX_CHANGE_ROWS]:
+                where = f" (was {code(str(g.base_location))})" if g.base_location else ""
+                lines.append(f"- **{md(g.principal)}**{where}: {action_list(g.actions)}")
+            if len(comp.removed_used) > MAX_CHANGE_ROWS:
+                lines.append(f"- … and {len(comp.removed_used) - MAX_CHANGE_ROWS} more")
+            lines.append("")
+        if comp.new_grants:
+            lines += ["**New grants, not yet observable.** This PR grants actions that no usage baseline can "
+                      "have seen yet; each fails the gate only if its risk reaches "
+                      f"**{md(self.report.fail_on)}**:", "",
+                      "| Principal | Where | Risk | Actions |", "|---|---|---|---|"]
+            for g in comp.new_grants[:MAX_CHANGE_ROWS]:
+                where = code(str(g.location)) if g.location else ""
+                lines.append(f"| {md(g.principal)} | {where} | {SEVERITY_ICON[g.severity]} {g.severity} | "
+                             f"{action_list(g.actions)} |")
+            if len(comp.new_grants) > MAX_CHANGE_ROWS:
+                lines.append(f"| … and {len(comp.new_grants) - MAX_CHANGE_ROWS} more | | | |")
+            lines.append("")
+        return lines
 
     def footer(self) -> list[str]:
         r = self.report
@@ -123,10 +182,11 @@ class MarkdownReport:
 
     def render(self, max_chars: int | None = None, max_bytes: int | None = None) -> str:
         head, table, foot = self.header(), self.table(), self.footer()
+        changes = self.changes()
         blocks = self.details()
 
         def assemble(n_blocks: int, note: list[str]) -> str:
-            parts = head + table + [line for b in blocks[:n_blocks] for line in b] + note + foot
+            parts = head + table + changes + [line for b in blocks[:n_blocks] for line in b] + note + foot
             return "\n".join(parts) + "\n"
 
         text = assemble(len(blocks), [])
@@ -145,9 +205,10 @@ class MarkdownReport:
             text = assemble(n, [f"_{dropped} principal detail section(s) left out to fit.{link}_", ""])
         if not fits(text):  # even the table is too long: drop table rows whole
             keep = len(table) - 1
+            link = f" in the [job summary]({self.summary_link})" if self.summary_link else ""
             while keep > 2 and not fits(text):
                 keep -= 1
-                cut = table[:keep] + [f"| … {len(table) - 1 - keep} more principals | | | | | | | |", ""]
+                cut = table[:keep] + [f"| … {len(table) - 1 - keep} more principals{link} | | | | | | | |", ""]
                 text = "\n".join(head + cut + foot) + "\n"
         return text
 

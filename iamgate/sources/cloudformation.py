@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from ..cfn import ResourceRef, Template
 from ..loaders import LoadError, line_of
@@ -22,8 +23,9 @@ def is_template(doc) -> bool:
     if not isinstance(doc, dict):
         return False
     resources = doc.get("Resources")
-    if isinstance(resources, dict) and any(isinstance(r, dict) and isinstance(r.get("Type"), str)
-                                           for r in resources.values()):
+    if isinstance(resources, dict) and any(
+            (isinstance(r, dict) and isinstance(r.get("Type"), str)) or str(k).startswith("Fn::ForEach::")
+            for k, r in resources.items()):
         return True
     return "AWSTemplateFormatVersion" in doc
 
@@ -43,17 +45,22 @@ class CloudFormationSource(Source):
     name = "cloudformation"
     priority = 50
     description = "CloudFormation templates, JSON or YAML"
+    template_class: ClassVar[type[Template]] = Template
 
     def collect(self, workspace: Workspace) -> SourceResult:
-        out = Collector(self.name, workspace.options.managed_policy_dir)
+        results = []
         for path in workspace.unclaimed(DOC_SUFFIXES):
+            out = self.collector(workspace)  # one per file: logical ids repeat across templates
             doc = self.read(workspace, path, out)
-            if doc is None:
-                continue
-            workspace.claim(path)
-            with out.guard(workspace.rel(path)):
-                self.extract(doc, workspace.rel(path), workspace, out)
-        return out.result()
+            if doc is not None:
+                workspace.claim(path)
+                with out.guard(workspace.rel(path)):
+                    self.extract(doc, workspace.rel(path), workspace, out)
+            results.append(out.result())
+        return join_results(results)
+
+    def collector(self, workspace: Workspace) -> Collector:
+        return Collector(self.name, workspace.options.managed_policy_dir)
 
     def read(self, workspace: Workspace, path: Path, out: Collector):
         doc = workspace.document(path)
@@ -80,12 +87,18 @@ class CloudFormationSource(Source):
         return tpl
 
     def template(self, doc, workspace: Workspace) -> Template:
-        tpl = Template(doc, workspace.options.parameters)
+        tpl = self.template_class(doc, workspace.options.parameters)
         tpl.name_of = lambda lid, attr: _name_of(tpl, lid, attr)
         return tpl
 
     def extra_resource(self, ex: "_Extractor", lid: str, rtype: str, props: dict, line: int | None) -> None:
         """Hook for sources that extend CloudFormation (SAM, CDK) to handle more resource types."""
+
+
+def join_results(results: list[SourceResult]) -> SourceResult:
+    return SourceResult(tuple(p for r in results for p in r.principals),
+                        tuple(u for r in results for u in r.unresolved),
+                        tuple(e for r in results for e in r.errors))
 
 
 def _name_of(tpl: Template, lid: str, attr: str | None):
@@ -113,6 +126,10 @@ class _Extractor:
         self.ids: dict[str, str] = {}  # logical id -> principal id
         self.group_members: dict[str, list[str]] = {}  # group logical id -> user principal ids
         self.pending_managed: dict[str, list[str]] = {}  # managed policy logical id -> principal ids
+
+    def resource_line(self, lid: str, res) -> int | None:
+        """The line of the resource's logical id, where people look for it."""
+        return getattr(self.tpl.resources, "key_lines", {}).get(lid) or line_of(res)
 
     def loc(self, line) -> Location:
         return Location(self.file, line)
@@ -159,7 +176,7 @@ class _Extractor:
             rtype = res["Type"]
             if rtype in PRINCIPAL_TYPES or not self.active(lid, res):
                 continue
-            line = line_of(res)
+            line = self.resource_line(lid, res)
             if rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
                 self.attached_policy(lid, rtype, self.props(lid, res), line)
             elif rtype in INLINE_POLICY_TYPES:
@@ -180,7 +197,7 @@ class _Extractor:
         kind, name_key = PRINCIPAL_TYPES[res["Type"]]
         props = self.props(lid, res)
         name = props.get(name_key)
-        line = line_of(res)
+        line = self.resource_line(lid, res)
         if isinstance(name, Unknown):
             self.out.note(self.file, line, f"{lid}: {name_key} cannot be resolved: {name.reason}", lid)
             name = None
@@ -277,8 +294,8 @@ class _Extractor:
 
 
 def _tag(value: dict) -> str:
-    key = next(iter(value), "")
-    return str(key).replace("Fn::", "!", 1)
+    key = str(next(iter(value), ""))
+    return key[4:] if key.startswith("Fn::") else key
 
 
 def _as_list(value) -> list:

@@ -1,0 +1,105 @@
+"""iamgate's CloudTrail engine vs trailscraper, side by side on generated delivery files.
+
+    python bench/bench_cloudtrail.py [--events 500000] [--trailscraper-events 50000]
+                                     [--trailscraper /tmp/tsvenv/bin/trailscraper] [--workdir DIR]
+
+1. iamgate (all cores) on --events gzipped events shaped like ../shared/corpus records;
+2. both tools on the same --trailscraper-events subset, in trailscraper-readable form (no
+   `resources: null`: trailscraper crashes on it), `trailscraper select | trailscraper generate`.
+Prints events/s for each and the ratio. Install trailscraper in its own venv:
+`python -m venv /tmp/tsvenv && /tmp/tsvenv/bin/pip install trailscraper`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_cloudtrail import generate  # noqa: E402
+
+
+def dataset(root: Path, events: int, safe: bool) -> Path:
+    out = root / f"{'safe' if safe else 'real'}-{events}"
+    marker = root / f".complete-{out.name}"
+    if not marker.exists():
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
+        files = generate(out, events, 2000, safe)
+        marker.write_text(str(len(files)))
+        print(f"generated {events} events in {len(files)} files ({time.perf_counter() - t:.1f}s) at {out}")
+    return out
+
+
+def _cpu() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_iamgate(path: Path, jobs: int | None = None) -> tuple[float, int, float]:
+    """(wall seconds, events, CPU seconds over all processes): CPU time is robust to a busy machine."""
+    from iamgate.catalog import load_catalog
+    from iamgate.usage.cloudtrail import CloudTrailUsage
+    catalog = load_catalog()
+    c, t = _cpu(), time.perf_counter()
+    summary, errors = CloudTrailUsage([str(path)], jobs=jobs, catalog=catalog).scan()
+    elapsed, cpu = time.perf_counter() - t, _cpu() - c
+    assert not errors, errors[:3]
+    return elapsed, summary.events, cpu
+
+
+def run_trailscraper(exe: str, path: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of select + generate)."""
+    c, t = _cpu(), time.perf_counter()
+    select = subprocess.Popen([exe, "select", "--log-dir", str(path), "--from", "2024-07-01", "--to", "2025-01-01"],
+                              stdout=subprocess.PIPE)
+    gen = subprocess.run([exe, "generate"], stdin=select.stdout, stdout=subprocess.DEVNULL)
+    select.stdout.close()
+    select.wait()
+    if select.returncode or gen.returncode:
+        raise SystemExit(f"trailscraper failed ({select.returncode}, {gen.returncode})")
+    return time.perf_counter() - t, _cpu() - c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=500_000)
+    ap.add_argument("--trailscraper-events", type=int, default=50_000)
+    ap.add_argument("--trailscraper", default=shutil.which("trailscraper") or "/tmp/tsvenv/bin/trailscraper")
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "iamgate-bench-cloudtrail"))
+    a = ap.parse_args()
+    root = Path(a.workdir)
+    cores = os.cpu_count() or 1
+
+    full = dataset(root, a.events, safe=False)
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {cores} cores (other work skews wall-clock rates)")
+    secs, n, cpu = run_iamgate(full)
+    print(f"iamgate     {n:>8} events  {secs:6.2f}s  {n / secs:>10,.0f} events/s wall  ({cores} processes, gzipped, "
+          f"incl. pool start and mapping); {n / cpu:,.0f} events per CPU-second -> {cores * n / cpu:,.0f}/s "
+          f"on {cores} idle cores")
+    secs1, n1, cpu1 = run_iamgate(full, jobs=1)
+    print(f"iamgate x1  {n1:>8} events  {secs1:6.2f}s  {n1 / secs1:>10,.0f} events/s wall  (one process); "
+          f"{n1 / cpu1:,.0f} events per CPU-second")
+
+    if not os.path.exists(a.trailscraper):
+        print(f"trailscraper not found at {a.trailscraper}: skipped")
+        return
+    same = dataset(root, a.trailscraper_events, safe=True)
+    ig_secs, ig_n, ig_cpu = run_iamgate(same)
+    ts_secs, ts_cpu = run_trailscraper(a.trailscraper, same)
+    print(f"same input ({ig_n} events, trailscraper-readable), wall and CPU:")
+    print(f"  iamgate       {ig_secs:7.2f}s  {ig_n / ig_secs:>10,.0f} events/s   {ig_cpu:7.2f} CPU-s")
+    print(f"  trailscraper  {ts_secs:7.2f}s  {ig_n / ts_secs:>10,.0f} events/s   {ts_cpu:7.2f} CPU-s")
+    print(f"  ratio (wall, same input)           {ts_secs / ig_secs:7.1f}x")
+    print(f"  ratio (CPU, same input)            {ts_cpu / ig_cpu:7.1f}x")
+    print(f"  ratio (iamgate {n}-event wall rate / trailscraper wall rate) {(n / secs) / (ig_n / ts_secs):.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""`iamgate managed-policies fetch`: the documents of the managed policies the code attaches, for offline `check`.
+
+Each ARN's default version is read with `iam:GetPolicy` + `iam:GetPolicyVersion` and written
+atomically into the managed-policy cache that the sources read.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+from dataclasses import dataclass, replace
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .. import config as config_mod
+from ..aws import Clients, error_message
+from ..managed import ManagedPolicyCache, normalise_arn
+from ..model import Location, ScanError
+from ..sources import Workspace, scan
+from . import COMMANDS, Command, UsageError
+from .check import add_scan_arguments, scan_options
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    fetched: tuple[str, ...] = ()
+    errors: tuple[ScanError, ...] = ()
+
+
+def attached_arns(principals) -> dict[str, Location | None]:
+    """Every managed policy ARN the principals attach, with the first place that attaches it."""
+    out: dict[str, Location | None] = {}
+    for p in principals:
+        for pol in p.policies:
+            if pol.managed_arn and normalise_arn(pol.managed_arn):
+                out.setdefault(pol.managed_arn, pol.location)
+    return out
+
+
+def _document(value):
+    if isinstance(value, str):  # the raw API returns URL-encoded JSON; boto3 usually decodes it
+        return json.loads(urllib.parse.unquote(value))
+    return value
+
+
+def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache) -> FetchResult:
+    fetched, errors = [], []
+    for arn, where in sorted(arns.items()):
+        try:
+            version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+            cache.put(arn, _document(doc), version)
+            fetched.append(arn)
+        except ClientError as e:
+            errors.append(ScanError(where.file if where else arn, where.line if where else None,
+                                    f"managed policy {arn}: {error_message(e)}"))
+        except (ValueError, KeyError) as e:
+            errors.append(ScanError(where.file if where else arn, where.line if where else None,
+                                    f"managed policy {arn}: unreadable document: {e}"))
+    return FetchResult(tuple(fetched), tuple(errors))
+
+
+def print_errors(errors) -> None:
+    for e in errors:
+        print(f"iamgate: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}", file=sys.stderr)
+
+
+def scan_with_account(args, cfg, clients: Clients):
+    """Scan the code, with AWS::AccountId from STS unless given, so `!Sub`-built ARNs resolve."""
+    options = scan_options(args, cfg)
+    if "AWS::AccountId" not in options.parameters:
+        options = replace(options, parameters={**options.parameters, "AWS::AccountId": clients.identity().account})
+    return scan(Workspace(args.paths, options))
+
+
+@COMMANDS.register
+class ManagedPolicies(Command):
+    name = "managed-policies"
+    help = "fetch the managed policies the code attaches into the local cache (for offline check)"
+
+    def configure(self, p) -> None:
+        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        f = sub.add_parser("fetch", help=self.help, description=self.help)
+        add_scan_arguments(f)
+        f.add_argument("--arn", action="append", default=[], metavar="ARN", help="also fetch this policy; repeatable")
+        f.add_argument("--region", help="AWS region for the API calls (IAM itself is global)")
+
+    def run(self, args, clients: Clients | None = None) -> int:
+        cfg = config_mod.load(args.config)
+        bad = [a for a in args.arn if not normalise_arn(a)]
+        if bad:
+            raise UsageError(f"--arn {bad[0]}: not a managed policy ARN")
+        clients = clients or Clients(args.region)
+        cache = ManagedPolicyCache(args.managed_policies or cfg.managed_policies)
+        try:
+            scanned = scan_with_account(args, cfg, clients)
+            arns = attached_arns(scanned.principals)
+            for a in args.arn:
+                arns.setdefault(a, None)
+            result = fetch(clients.client("iam"), arns, cache)
+        except (BotoCoreError, ClientError) as e:
+            raise UsageError(f"AWS: {e}") from None
+        print_errors(scanned.errors + result.errors)
+        print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into {cache.directory}",
+              file=sys.stderr)
+        return 2 if result.errors or scanned.errors else 0

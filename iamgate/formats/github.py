@@ -1,0 +1,98 @@
+"""GitHub Actions annotations (`::error file=…,line=…::…`) on the statement's file and line.
+
+GitHub shows at most 10 annotations of each level per step, so the worst are written first,
+and whatever does not fit is counted in one closing notice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diff import repo_relative, repo_root
+from ..escape import workflow_data, workflow_property
+from ..model import severity_rank
+from . import FORMATS, Format
+
+LEVELS = ("error", "warning", "notice")
+PER_LEVEL = 10  # GitHub's display limit per level and step
+MAX_ACTIONS = 10
+
+
+@dataclass(frozen=True)
+class Annotation:
+    level: str  # error | warning | notice
+    message: str
+    title: str = ""
+    file: str | None = None  # relative to the repository root
+    line: int | None = None
+    rank: int = 0  # higher is shown first within its level
+
+    def command(self) -> str:
+        props = []
+        if self.file:
+            props.append(f"file={workflow_property(self.file)}")
+            if self.line:
+                props.append(f"line={self.line}")
+        if self.title:
+            props.append(f"title={workflow_property(self.title)}")
+        return f"::{self.level}{' ' + ','.join(props) if props else ''}::{workflow_data(self.message)}"
+
+
+def _actions(actions) -> str:
+    shown = ", ".join(actions[:MAX_ACTIONS])
+    return shown + (f" and {len(actions) - MAX_ACTIONS} more" if len(actions) > MAX_ACTIONS else "")
+
+
+def annotations(report) -> list[Annotation]:
+    root = repo_root()
+    failing = set(id(f) for f in report.failing)
+    out = []
+    for f in report.findings:
+        if id(f) in failing:
+            lvl = "error"
+        else:
+            lvl = "notice" if f.severity == "info" else "warning"
+        new = report.new_keys is not None and report.is_new(f)
+        msg = f"{f.principal}: {f.message}" + (f": {_actions(f.actions)}" if f.actions and
+                                                f.check != "unknown-actions" else "")
+        out.append(Annotation(lvl, msg, f"iamgate {f.check} ({f.severity}{', new' if new else ''})",
+                              repo_relative(f.location.file, root) if f.location else None,
+                              f.location.line if f.location else None,
+                              severity_rank(f.severity) * 2 + (1 if new else 0)))
+    comparison = getattr(report, "comparison", None)
+    for g in comparison.removed_used if comparison else ():
+        out.append(Annotation(
+            "warning", f"{g.principal}: this change removes {_actions(g.actions)}, which the usage baseline shows "
+                       "in use; removing it would break the principal",
+            "iamgate: removes a used grant", repo_relative(g.location.file, root) if g.location else None,
+            g.location.line if g.location else None, 20))
+    for e in report.errors:
+        out.append(Annotation("error", e.message, "iamgate: cannot read this input",
+                              repo_relative(e.file, root), e.line, 5))
+    return out
+
+
+def render_annotations(items: list[Annotation], per_level: int = PER_LEVEL) -> str:
+    """The worst `per_level` of each level, then one notice counting the rest."""
+    by_level = {lvl: sorted((a for a in items if a.level == lvl), key=lambda a: -a.rank) for lvl in LEVELS}
+    hidden = {lvl: max(0, len(v) - per_level) for lvl, v in by_level.items()}
+    if any(hidden.values()):
+        hidden["notice"] = max(0, len(by_level["notice"]) - (per_level - 1))
+        by_level["notice"] = by_level["notice"][:per_level - 1]
+    shown = [a for lvl in LEVELS for a in by_level[lvl][:per_level]]
+    lines = [a.command() for a in shown]
+    if any(hidden.values()):
+        parts = [f"{n} {lvl}{'s' if n != 1 else ''}" for lvl, n in hidden.items() if n]
+        total = sum(hidden.values())
+        lines.append(Annotation("notice", f"{total} more iamgate annotation{'s' if total != 1 else ''} not shown "
+                                          f"({', '.join(parts)}); see the job summary for the full report",
+                                "iamgate: more findings").command())
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+@FORMATS.register
+class GitHubFormat(Format):
+    name = "github"
+    description = "GitHub Actions annotations on the statement's file and line"
+
+    def render(self, report) -> str:
+        return render_annotations(annotations(report))

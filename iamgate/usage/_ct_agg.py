@@ -1,0 +1,192 @@
+"""Counts by (identity, event, error, region, ...) -> one baseline per principal ARN.
+
+The same counts come from the local reader (per file, merged) and from Athena's GROUP BY, so both
+engines share this step. Mapping runs once per distinct key, never per event.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..catalog import Catalog, glob_match, load_catalog
+from ..model import Baseline, UsedAction
+from ._ct_map import AMBIGUOUS, NO_IAM, PERMISSIONLESS, UNMAPPED, EventMapper, is_access_denied, \
+    unobservable_data_actions
+
+SIGNAL = "cloudtrail"
+_ASSUMED = re.compile(r"^arn:([^:]+):sts::(\d*):assumed-role/([^/]+)")
+
+# principal classes that are kept apart from IaC principals
+SERVICE, SERVICE_LINKED, NO_IDENTITY, OTHER = "aws-service", "service-linked-role", "no-identity", "other"
+
+
+def attribute(itype: str | None, iarn: str | None, issuer: str | None, invoked: str | None) -> tuple[str, str]:
+    """(class, principal ARN or label). class "principal" is an IAM role or user iamgate can match."""
+    if itype is None and iarn is None:
+        return NO_IDENTITY, "record without userIdentity"
+    if itype == "AWSService":
+        return SERVICE, invoked or "unknown service"
+    arn = issuer
+    if itype == "AssumedRole" and not arn and iarn:
+        m = _ASSUMED.match(iarn)  # no sessionContext: the role ARN without its path
+        if m:
+            arn = f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}"
+    if itype in ("AssumedRole", "FederatedUser") and arn:
+        if ":role/aws-service-role/" in arn:
+            return SERVICE_LINKED, arn
+        return "principal", arn
+    if itype in ("IAMUser", "Role") and iarn:
+        return "principal", iarn
+    return OTHER, f"{itype or 'unknown type'}: {iarn or '-'}"
+
+
+def normalise_time(t: str | None) -> str | None:
+    if not t or len(t) < 19:
+        return None
+    return t[:10] + "T" + t[11:19] + "Z"
+
+
+def _later(a, b):
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _earlier(a, b):
+    return b if a is None or (b is not None and b < a) else a
+
+
+@dataclass
+class _Principal:
+    used: dict = field(default_factory=dict)  # action -> {"count", "last_seen", "regions", "errors"}
+    denied: dict = field(default_factory=dict)  # action -> {"count", "last_seen"}
+    unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class CloudTrailSummary:
+    baselines: tuple[Baseline, ...]
+    documents: dict  # principal ARN -> the iamgate.baseline/v1 extras: regions, errors, notes
+    events: int
+    files: int
+    window: tuple[str | None, str | None]
+    mapped_events: int
+    unmapped: tuple[tuple[str, int], ...]  # ("eventSource eventName: reason", count), most common first
+    no_iam_events: int
+    kept_apart: tuple[tuple[str, str, int], ...]  # (class, who, events)
+    data_events_observed: frozenset[str]
+    categories: dict  # service -> sorted event categories seen
+    notes: tuple[str, ...] = ()
+
+    @property
+    def api_events(self) -> int:
+        return self.mapped_events + sum(c for _, c in self.unmapped)
+
+    @property
+    def mapped_share(self) -> float:
+        return self.mapped_events / self.api_events if self.api_events else 1.0
+
+
+def _resolve(mapping, detail: str, by_request: dict) -> tuple[tuple[str, ...], str]:
+    """Actions of an any_of event, chosen by its request detail; () when the request does not say."""
+    if mapping.kind == UNMAPPED:
+        return (), mapping.reason
+    if mapping.kind != AMBIGUOUS:
+        return mapping.actions, ""
+    chosen = tuple(dict.fromkeys(by_request[t].lower() for t in detail.split(",") if t in by_request))
+    chosen = tuple(a for a in chosen if a in mapping.actions)
+    return chosen, "" if chosen else "needs one of " + ", ".join(mapping.actions) + "; the request does not say which"
+
+
+def _label(source, name, why: str) -> str:
+    return f"{source or '(no eventSource)'} {name or '(no eventName)'}: {why}"
+
+
+def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mapper: EventMapper | None = None,
+              principal_glob: str | None = None, notes: tuple[str, ...] = (),
+              engine: str = "local") -> CloudTrailSummary:
+    catalog = catalog or load_catalog()
+    mapper = mapper or EventMapper(catalog)
+    data_actions = unobservable_data_actions(catalog)
+    principals: dict[str, _Principal] = {}
+    kept_apart: Counter = Counter()
+    unmapped: Counter = Counter()
+    categories: dict[str, set] = {}
+    data_services: set[str] = set()
+    first = last = None
+    events = mapped = no_iam = 0
+    for key, (count, t0, t1) in counts.items():
+        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail = key
+        events += count
+        t0, t1 = normalise_time(t0), normalise_time(t1)
+        first, last = _earlier(first, t0), _later(last, t1)
+        m = mapper.map(source, name, etype)
+        actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
+        service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
+        if service and cat:
+            categories.setdefault(service, set()).add(cat)
+        if actions and (cat == "Data" or (cat is None and any(a in data_actions for a in actions))):
+            data_services.update(a.partition(":")[0] for a in actions)
+        klass, who = attribute(itype, iarn, issuer, invoked)
+        if m.kind in (NO_IAM, PERMISSIONLESS):
+            no_iam += count
+            continue
+        if klass != "principal":
+            kept_apart[(klass, who)] += count
+            if actions:
+                mapped += count
+            else:
+                unmapped[_label(source, name, why)] += count
+            continue
+        if principal_glob and not (glob_match(principal_glob, who) or glob_match(principal_glob, who.rsplit("/", 1)[-1])):
+            continue
+        p = principals.setdefault(who, _Principal())
+        p.events += count
+        if not actions:
+            label = _label(source, name, why)
+            unmapped[label] += count
+            p.unmapped[label] += count
+            continue
+        mapped += count
+        target = p.denied if is_access_denied(error) else p.used
+        for a in actions:
+            slot = target.setdefault(a, {"count": 0, "last_seen": None})
+            slot["count"] += count
+            slot["last_seen"] = _later(slot["last_seen"], t1)
+            if target is p.used:
+                if region:
+                    slot.setdefault("regions", set()).add(region)
+                if error:
+                    slot["errors"] = slot.get("errors", 0) + count
+    window = (first, last)
+    source_entry = {"kind": SIGNAL, "events": events, "files": files} if engine == "local" else {
+        "kind": SIGNAL, "events": events, "engine": engine}
+    baselines, documents = [], {}
+    for arn, p in sorted(principals.items()):
+        used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
+        denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
+        baselines.append(Baseline(principal_arn=arn, window_start=window[0], window_end=window[1],
+                                  sources=(source_entry,), used=used, data_events_observed=frozenset(data_services),
+                                  denied=denied))
+        documents[arn] = {
+            "regions": {a: sorted(s.get("regions", ())) for a, s in p.used.items()},
+            "errors": {a: s["errors"] for a, s in p.used.items() if s.get("errors")},
+            "notes": [f"unmapped: {k} ({c} events)" for k, c in p.unmapped.most_common()],
+        }
+    return CloudTrailSummary(
+        baselines=tuple(baselines), documents=documents, events=events, files=files, window=window,
+        mapped_events=mapped, unmapped=tuple(unmapped.most_common()), no_iam_events=no_iam,
+        kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
+        data_events_observed=frozenset(data_services),
+        categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+
+
+def merge_counts(into: dict, counts: dict) -> None:
+    for key, (c, t0, t1) in counts.items():
+        slot = into.get(key)
+        if slot is None:
+            into[key] = [c, t0, t1]
+        else:
+            slot[0] += c
+            slot[1] = _earlier(slot[1], t0)
+            slot[2] = _later(slot[2], t1)

@@ -1,0 +1,67 @@
+"""CloudTrail delivery files in S3: paginated listing with date-prefix pruning, in-memory downloads."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_DATE_PART = re.compile(r"/CloudTrail/[^/]+/(\d{4})/(?:(\d{2})/(?:(\d{2})/)?)?$")
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    rest = url[len("s3://"):]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix
+
+
+def _pool_config():
+    from botocore.config import Config
+    return Config(max_pool_connections=32)  # as many connections as download threads
+
+
+@lru_cache(maxsize=1)
+def client():
+    import boto3
+
+    from ..aws import CLIENT_CONFIG
+    return boto3.client("s3", config=CLIENT_CONFIG.merge(_pool_config()))
+
+
+def _prefix_in_window(prefix: str, lo: tuple | None, hi: tuple | None) -> bool:
+    """Prune `.../CloudTrail/<region>/YYYY/[MM/[DD/]]` prefixes outside the (y, m, d) window."""
+    if "CloudTrail-Digest/" in prefix:
+        return False
+    m = _DATE_PART.search(prefix)
+    if not m:
+        return True
+    parts = tuple(p for p in m.groups() if p)
+    return (lo is None or parts >= lo[:len(parts)]) and (hi is None or parts <= hi[:len(parts)])
+
+
+def list_keys(url: str, lo: tuple | None = None, hi: tuple | None = None, s3=None):
+    """Keys under s3://bucket/prefix. With a window, walks by `/` and skips days outside it."""
+    s3 = s3 or client()
+    bucket, prefix = parse_url(url)
+    paginator = s3.get_paginator("list_objects_v2")
+    if lo is None and hi is None:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", ()):
+                yield obj["Key"], obj.get("Size", 0)
+        return
+    stack = [prefix]
+    while stack:
+        current = stack.pop()
+        for page in paginator.paginate(Bucket=bucket, Prefix=current, Delimiter="/"):
+            for obj in page.get("Contents", ()):
+                yield obj["Key"], obj.get("Size", 0)
+            for cp in page.get("CommonPrefixes", ()):
+                if _prefix_in_window(cp["Prefix"], lo, hi):
+                    stack.append(cp["Prefix"])
+
+
+def fetch(bucket: str, key: str, s3=None) -> bytes:
+    """The object's bytes, streamed into memory: nothing lands on disk."""
+    body = (s3 or client()).get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        return b"".join(body.iter_chunks(1 << 20))
+    finally:
+        body.close()

@@ -1,0 +1,225 @@
+"""Usage straight from CloudTrail logs: local files/folders in S3 delivery layout, or s3://bucket/prefix.
+
+Files are read in a process pool (one file per task), each reduced to counts by a small key; the
+counts are merged and mapped to IAM actions once per distinct key (see _ct_agg).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalog import Catalog, load_catalog
+from ..model import ScanError
+from . import USAGE, UsageResult, UsageSource
+from ._ct_agg import CloudTrailSummary, merge_counts, summarise
+from ._ct_map import EventMapper
+from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, scan_path
+
+IN_PROCESS_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
+
+
+class TimeError(ValueError):
+    pass
+
+
+def parse_time(value: str | None, *, end: bool = False) -> str | None:
+    """`--start`/`--end`: a date or ISO time -> "YYYY-MM-DDTHH:MM:SSZ" (a date as --end means its whole day)."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            d = dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)
+            if end:
+                d += dt.timedelta(days=1)
+        else:
+            d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            d = d.replace(tzinfo=d.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
+    except ValueError:
+        raise TimeError(f"not a date or ISO time: {value!r}") from None
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _day(t: str | None, shift: int = 0) -> tuple | None:
+    if not t:
+        return None
+    d = dt.date.fromisoformat(t[:10]) + dt.timedelta(days=shift)
+    return (f"{d.year:04d}", f"{d.month:02d}", f"{d.day:02d}")
+
+
+@dataclass(frozen=True)
+class LogFile:
+    ref: str  # local path or s3://bucket/key
+    size: int = 0
+
+
+@USAGE.register
+class CloudTrailUsage(UsageSource):
+    name = "cloudtrail"
+
+    def __init__(self, sources: list[str], start: str | None = None, end: str | None = None,
+                 principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None):
+        self.sources = list(sources)
+        self.start, self.end = parse_time(start), parse_time(end, end=True)
+        self.principal = principal
+        self.jobs = jobs or os.cpu_count() or 1
+        self.catalog = catalog
+
+    # -- discovery -------------------------------------------------------------
+    def _day_window(self) -> tuple:
+        # delivery folders are by delivery time, up to a day after the event: keep one more day
+        return _day(self.start), _day(self.end, 1)
+
+    def _in_window(self, path: str) -> bool:
+        day = delivery_date(path)
+        lo, hi = self._day_window()
+        return day is None or ((lo is None or day >= lo) and (hi is None or day <= hi))
+
+    def discover(self) -> tuple[list[LogFile], list[ScanError], list[str]]:
+        files: list[LogFile] = []
+        errors: list[ScanError] = []
+        digests = other = 0
+        for src in self.sources:
+            if src.startswith("s3://"):
+                from . import _ct_s3
+                bucket, _ = _ct_s3.parse_url(src)
+                lo, hi = self._day_window()
+                try:
+                    for key, size in _ct_s3.list_keys(src, lo, hi):
+                        if is_digest(key):
+                            digests += 1
+                        elif key.endswith(LOG_SUFFIXES) and self._in_window(key):
+                            files.append(LogFile(f"s3://{bucket}/{key}", size))
+                        elif not key.endswith(LOG_SUFFIXES):
+                            other += 1
+                except Exception as e:  # botocore errors: one located line, not a traceback
+                    errors.append(ScanError(src, None, f"cannot list: {_aws_error(e)}"))
+                continue
+            path = Path(src)
+            if path.is_file():
+                files.append(LogFile(path.as_posix(), path.stat().st_size))
+                continue
+            if not path.is_dir():
+                errors.append(ScanError(src, None, "no such file or directory"))
+                continue
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for n in sorted(names):
+                    full = os.path.join(root, n)
+                    if is_digest(full):
+                        digests += 1
+                    elif n.endswith(LOG_SUFFIXES):
+                        if self._in_window(full):
+                            files.append(LogFile(Path(full).as_posix(), os.path.getsize(full)))
+                    else:
+                        other += 1
+        notes = []
+        if digests:
+            notes.append(f"skipped {digests} CloudTrail digest file(s)")
+        if other:
+            notes.append(f"ignored {other} file(s) that are not .json/.json.gz logs")
+        return files, errors, notes
+
+    # -- reading ---------------------------------------------------------------
+    def _read_all(self, files: list[LogFile], opts: ReadOptions):
+        """Yield one FileResult per file, in a process pool when the input is big enough."""
+        s3_files = [f for f in files if f.ref.startswith("s3://")]
+        local = [f.ref for f in files if not f.ref.startswith("s3://")]
+        total = sum(f.size for f in files)
+        jobs = min(self.jobs, max(1, len(files)))
+        if jobs <= 1 or total < IN_PROCESS_BYTES:
+            for p in local:
+                yield scan_path(p, opts)
+            with ThreadPoolExecutor(16) as dl:
+                for ref, data in dl.map(_download, [f.ref for f in s3_files]):
+                    yield data if isinstance(data, FileResult) else scan_bytes(ref, data, opts)
+            return
+        import multiprocessing as mp
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            if local:
+                chunk = max(1, min(16, len(local) // (jobs * 8)))
+                yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
+            if s3_files:
+                yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
+
+    def scan(self) -> tuple[CloudTrailSummary, list[ScanError]]:
+        catalog = self.catalog or load_catalog()
+        mapper = EventMapper(catalog)
+        files, errors, notes = self.discover()
+        opts = ReadOptions(self.start, self.end, mapper.detail_events())
+        counts: dict = {}
+        read = filtered = 0
+        skipped: list[str] = []
+        for res in self._read_all(files, opts):
+            for line, msg in res.errors:
+                errors.append(ScanError(res.name, line, msg))
+            if res.skipped:
+                skipped.append(f"{res.name}: {res.skipped}")
+                continue
+            read += 1
+            filtered += res.filtered
+            merge_counts(counts, res.counts)
+        if skipped:
+            notes.append(f"skipped {len(skipped)} non-CloudTrail file(s): " + "; ".join(skipped[:5])
+                         + (" ..." if len(skipped) > 5 else ""))
+        if filtered:
+            notes.append(f"{filtered} event(s) outside --start/--end were not counted")
+        summary = summarise(counts, files=read, catalog=catalog, mapper=mapper, principal_glob=self.principal,
+                            notes=tuple(notes))
+        return summary, errors
+
+    def collect(self) -> UsageResult:
+        summary, errors = self.scan()
+        return UsageResult(summary.baselines, tuple(errors), summary_notes(summary))
+
+
+def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
+    notes = list(s.notes)
+    notes.append(f"cloudtrail: {s.events} events in {s.files} files; {s.mapped_events} of {s.api_events} API events "
+                 f"mapped to IAM actions ({s.mapped_share:.1%}); {s.no_iam_events} need no IAM action")
+    if s.unmapped:
+        notes.append("unmapped events: " + "; ".join(f"{k} x{c}" for k, c in s.unmapped[:10])
+                     + (f"; and {len(s.unmapped) - 10} more" if len(s.unmapped) > 10 else ""))
+    if s.kept_apart:
+        notes.append("kept apart (not attributed to IAM roles/users): " + "; ".join(
+            f"{k} {w} x{c}" for k, w, c in s.kept_apart[:10]))
+    return tuple(notes)
+
+
+def _aws_error(e: Exception) -> str:
+    resp = getattr(e, "response", None)
+    if isinstance(resp, dict) and resp.get("Error"):
+        return f"{resp['Error'].get('Code')}: {resp['Error'].get('Message')}"
+    return str(e)
+
+
+def _download(ref: str):
+    from . import _ct_s3
+    bucket, key = _ct_s3.parse_url(ref)
+    try:
+        return ref, _ct_s3.fetch(bucket, key)
+    except Exception as e:  # a missing or unreadable object is a located error; the scan goes on
+        res = FileResult(ref)
+        res.errors.append((None, f"cannot download: {_aws_error(e)}"))
+        return ref, res
+
+
+def _s3_pipeline(pool: ProcessPoolExecutor, refs: list[str], opts: ReadOptions, jobs: int):
+    """Parallel downloads (threads) feeding parsing (processes), with a bounded number in flight."""
+    limit = 2 * jobs + 8
+    pending: set = set()
+    with ThreadPoolExecutor(16) as dl:
+        for ref, data in dl.map(_download, refs):
+            if isinstance(data, FileResult):
+                yield data
+                continue
+            pending.add(pool.submit(scan_bytes, ref, data, opts))
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        for f in pending:
+            yield f.result()

@@ -1,0 +1,124 @@
+"""IAM last accessed (`GenerateServiceLastAccessedDetails`, `Granularity=ACTION_LEVEL`): the second signal.
+
+- A service the principal may use but never accessed in the tracking period (up to 400 days)
+  goes to `not_accessed_services`: all its actions are observed-unused.
+- An action-level entry with a last-accessed time counts as used, with signal `last-accessed`.
+- A service accessed without action-level detail is service-level usage only, unless another
+  source (Access Analyzer) covers it; `for_merge` drops that part for the merge.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from botocore.exceptions import ClientError
+
+from .. import __version__
+from ..aws import Backoff, SystemClock, error_code, error_message, iso, jsonable
+from ..model import Baseline, ScanError, UsedAction
+from . import USAGE, UsageResult, UsageSource
+from .access_analyzer import THROTTLE_FIRST, THROTTLE_MAX, Stopped
+
+SIGNAL = "last-accessed"
+POLL_FIRST, POLL_MAX = 2.0, 30.0
+
+
+class LastAccessedError(Exception):
+    pass
+
+
+def from_details(principal_arn: str, job_id: str, pages: list[dict]) -> Baseline:
+    """GetServiceLastAccessedDetails pages (as JSON) -> a baseline."""
+    used: dict[str, UsedAction] = {}
+    never, service_level = set(), set()
+    generated_at = None
+    for page in pages:
+        generated_at = page.get("JobCompletionDate") or generated_at
+        for svc in page.get("ServicesLastAccessed") or []:
+            ns = str(svc.get("ServiceNamespace", "")).lower()
+            if not ns:
+                continue
+            if not svc.get("LastAuthenticated"):
+                never.add(ns)
+                continue
+            tracked = [t for t in svc.get("TrackedActionsLastAccessed") or [] if t.get("LastAccessedTime")]
+            for t in tracked:
+                name = str(t.get("ActionName", "")).lower()
+                if name:
+                    action = name if ":" in name else f"{ns}:{name}"
+                    used[action] = UsedAction(last_seen=t["LastAccessedTime"], signals=(SIGNAL,))
+            if not tracked:
+                service_level.add(ns)
+    source = {"kind": SIGNAL, "job_id": job_id, "generated_at": generated_at, "tool_version": __version__}
+    return Baseline(principal_arn=principal_arn, sources=(source,), used=used,
+                    not_accessed_services=frozenset(never), service_level_only=frozenset(service_level))
+
+
+def for_merge(b: Baseline) -> Baseline:
+    """The part to merge with an Access Analyzer baseline, which decides service-level coverage itself."""
+    return replace(b, service_level_only=frozenset())
+
+
+class LastAccessed:
+    def __init__(self, client, clock=None, deadline: float | None = None):
+        self.client = client
+        self.clock = clock or SystemClock()
+        self.deadline = deadline
+
+    def _wait(self, seconds: float) -> None:
+        if self.deadline is not None and self.clock.monotonic() + seconds > self.deadline:
+            raise Stopped("timed out while waiting for last-accessed details")
+        self.clock.sleep(seconds)
+
+    def _call(self, method, **params) -> dict:
+        throttle = Backoff(THROTTLE_FIRST, THROTTLE_MAX)
+        while True:
+            try:
+                return method(**params)
+            except ClientError as e:
+                if error_code(e) not in ("Throttling", "ThrottlingException"):
+                    raise LastAccessedError(f"{method.__name__}: {error_message(e)}") from None
+                self._wait(throttle())
+
+    def collect_for(self, principal_arn: str) -> Baseline:
+        job_id = self._call(self.client.generate_service_last_accessed_details,
+                            Arn=principal_arn, Granularity="ACTION_LEVEL")["JobId"]
+        delay = Backoff(POLL_FIRST, POLL_MAX)
+        pages: list[dict] = []
+        marker = None
+        while True:
+            params = {"JobId": job_id, **({"Marker": marker} if marker else {})}
+            page = self._call(self.client.get_service_last_accessed_details, **params)
+            status = page["JobStatus"]
+            if status == "IN_PROGRESS":
+                self._wait(delay())
+                continue
+            if status == "FAILED":
+                err = page.get("Error") or {}
+                raise LastAccessedError(f"last-accessed job {job_id} failed: "
+                                        f"{err.get('Code', '')}: {err.get('Message', '')}".rstrip(": "))
+            pages.append(jsonable(page))
+            if not page.get("IsTruncated"):
+                break
+            marker = page.get("Marker")
+        b = from_details(principal_arn, job_id, pages)
+        if b.sources[0].get("generated_at") is None:
+            b = replace(b, sources=(dict(b.sources[0], generated_at=iso(self.clock.now())),))
+        return b
+
+
+@USAGE.register
+class LastAccessedUsage(UsageSource):
+    name = SIGNAL
+
+    def __init__(self, last_accessed: LastAccessed, principal_arns: list[str]):
+        self.last_accessed = last_accessed
+        self.principal_arns = principal_arns
+
+    def collect(self) -> UsageResult:
+        baselines, errors = [], []
+        for arn in self.principal_arns:
+            try:
+                baselines.append(self.last_accessed.collect_for(arn))
+            except LastAccessedError as e:
+                errors.append(ScanError(arn, None, str(e)))
+        return UsageResult(tuple(baselines), tuple(errors))
