@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -21,8 +22,10 @@ class BaselineError(Exception):
     pass
 
 
-def _schema() -> dict:
-    return json.loads(resources.files("iamgate").joinpath("data/schemas/baseline.schema.json").read_text())
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(resources.files("iamgate").joinpath("data/schemas/baseline.schema.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def is_generated_policy(data) -> bool:
@@ -71,7 +74,9 @@ def from_generated_policy(data: dict, file: str = "") -> Baseline:
 
 def from_v1(data: dict, file: str = "") -> Baseline:
     try:
-        jsonschema.validate(data, _schema())
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+        if error is not None:
+            raise error
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
         raise BaselineError(f"not a valid {SCHEMA_ID} baseline at {where}: {e.message}") from None

@@ -32,6 +32,8 @@ class GrantChange:
     severity: str  # the risk by access level
     location: Location | None  # where it is now (for a removal: the principal's location)
     base_location: Location | None = None
+    justified: tuple[str, ...] = ()  # of the actions, those the baseline saw denied: the principal asked for them
+    denied_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> o
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
     from .catalog import load_catalog
-    from .severity import by_access_level
+    from .severity import split_by_access_level
     catalog = load_catalog()
     base_keys = {k for f in base.findings for k in f.keys()} | {k for f in base.suppressed for k in f.keys()}
     new_keys = frozenset(k for f in head.findings for k in f.keys() if k not in base_keys)
@@ -196,21 +198,18 @@ def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list
     new_grants, removed = [], []
     for r in head.results:
         b = base_results.get(r.principal.id)
-        base_granted = {v.action for v in b.verdicts} if b else set()
-        groups: dict = defaultdict(list)
-        for v in r.verdicts:
-            if v.action not in base_granted and v.verdict not in ("used", "unknown"):
-                groups[(v.granted_by[0] if v.granted_by else r.principal.location,
-                        by_access_level(catalog, v.action))].append(v.action)
-        new_grants += [GrantChange(r.principal.id, tuple(sorted(a)), sev, loc) for (loc, sev), a in groups.items()]
+        denied = r.baseline.denied if r.baseline else {}
+        fresh = r.granted - (b.granted if b else frozenset()) - set(r.actions("used"))
+        for loc, acts in r.by_first_location(fresh).items():
+            for sev, actions in split_by_access_level(catalog, acts).items():
+                justified = tuple(a for a in actions if a in denied)
+                calls = sum(int(denied[a].get("count") or 0) for a in justified)
+                new_grants.append(GrantChange(r.principal.id, tuple(actions), sev, loc or r.principal.location,
+                                              justified=justified, denied_calls=calls))
         if b is not None:
-            head_granted = {v.action for v in r.verdicts}
-            gone: dict = defaultdict(list)
-            for v in b.verdicts:
-                if v.verdict == "used" and v.action not in head_granted:
-                    gone[v.granted_by[0] if v.granted_by else None].append(v.action)
-            removed += [GrantChange(r.principal.id, tuple(sorted(a)), "high", r.principal.location, loc)
-                        for loc, a in gone.items()]
+            gone = set(b.actions("used")) - r.granted
+            removed += [GrantChange(r.principal.id, tuple(a), "high", r.principal.location, loc)
+                        for loc, a in b.by_first_location(gone).items()]
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
     new_grants.sort(key=lambda g: (order[g.severity], g.principal, g.actions))
     return BaseComparison(rev=rev, commit=commit, new_keys=new_keys, new_grants=tuple(new_grants),

@@ -60,7 +60,11 @@ class Principal:
 
     @property
     def display_name(self) -> str:
-        return self.name or self.id
+        """The deployed name, else a construct path (CDK), else the id."""
+        if self.name:
+            return self.name
+        paths = [a for a in self.aliases if "/" in a]
+        return paths[0] if self.source == "cdk" and paths else self.id
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class Report:
     unmatched_baselines: tuple[str, ...] = ()
     suppressed: tuple[Finding, ...] = ()
     new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
+    notes: tuple[str, ...] = ()  # what usage sources said (unmapped events, skipped files)
     comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
 
     def is_new(self, f: Finding) -> bool:
@@ -126,11 +127,12 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
     errors = list(scanned.errors)
 
-    baselines = []
+    baselines, notes = [], []
     for src in ([BaselineFiles(baseline_paths)] if baseline_paths else []) + list(usage or []):
         got = src.collect()
         baselines.extend(got.baselines)
         errors.extend(got.errors)
+        notes.extend(got.notes)
     matcher = Matcher(baselines, config.principals)
     obs = Observability(catalog, config.unobservable)
     results, matched_by = [], {}
@@ -142,4 +144,4 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
-                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed))
+                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes))

@@ -25,7 +25,9 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
             signals[s] = signals.get(s, 0) + 1
     return {"source": b.files[0] if len(b.files) == 1 else list(b.files), "principal_arn": b.principal_arn,
             "start": b.window_start, "end": b.window_end, "complete": b.complete,
-            "sources": [dict(s) for s in b.sources], "matched_by": how, "used_by_signal": signals}
+            "sources": [dict(s) for s in b.sources], "matched_by": how, "used_by_signal": signals,
+            "decided_by": {v: {reason: len(acts) for reason, acts in reasons.items()}
+                           for v, reasons in r.groups.items()}}
 
 
 def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
@@ -44,7 +46,7 @@ def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
         "baseline": _baseline(r, how),
         "actions": actions,
         "reasons": {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
-                    for v in ("unobservable", "unknown") if v in r.groups},
+                    for v in ("unused", "unobservable", "unknown") if v in r.groups},
         "notes": list(r.notes) + [f"{note}: {', '.join(sorted(acts)[:10])}{' …' if len(acts) > 10 else ''}"
                                   for acts, note in r.action_notes],
     }
@@ -72,6 +74,7 @@ def report_dict(report) -> dict:
         "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
                         "message": u.message} for u in report.unresolved],
         "unmatched_baselines": list(report.unmatched_baselines),
+        "notes": list(report.notes),
         "errors": [e.as_dict() for e in report.errors],
     }
 

@@ -162,8 +162,12 @@ class MarkdownReport:
                       "| Principal | Where | Risk | Actions |", "|---|---|---|---|"]
             for g in comp.new_grants[:MAX_CHANGE_ROWS]:
                 where = code(str(g.location)) if g.location else ""
+                why = ""
+                if g.justified:
+                    why = (f" — justified by {g.denied_calls} denied call{'s' if g.denied_calls != 1 else ''} "
+                           f"({action_list(g.justified, 5)})")
                 lines.append(f"| {md(g.principal)} | {where} | {SEVERITY_ICON[g.severity]} {g.severity} | "
-                             f"{action_list(g.actions)} |")
+                             f"{action_list(g.actions)}{why} |")
             if len(comp.new_grants) > MAX_CHANGE_ROWS:
                 lines.append(f"| … and {len(comp.new_grants) - MAX_CHANGE_ROWS} more | | | |")
             lines.append("")

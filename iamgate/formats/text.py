@@ -62,6 +62,8 @@ class TextFormat(Format):
         if report.unmatched_baselines:
             lines.append(f"{len(report.unmatched_baselines)} baseline(s) matched no principal in the code: "
                          + short_list(report.unmatched_baselines, 5))
+        for note in report.notes:
+            lines.append(self.c("dim", f"note: {note}"))
         if report.suppressed:
             lines.append(f"{sum(len(f.actions) for f in report.suppressed)} action(s) allowlisted")
         if report.errors:

@@ -1,6 +1,7 @@
 """Helpers shared by sources: assembling principals and turning documents into policies."""
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -64,6 +65,12 @@ class Collector:
     def policy(self, name: str, doc, file: str, line: int | None, principal_id: str | None = None,
                managed_arn: str | None = None) -> Policy:
         """Parse a policy document; problems become located errors, unknown parts notes."""
+        if isinstance(doc, str):  # CloudFormation also takes the document as a JSON string
+            try:
+                doc = json.loads(doc)
+            except ValueError as e:
+                self.error(file, line, f"policy {name}: the document is a string but not JSON: {e}")
+                doc = None
         parsed = parse_policy(doc, file, line)
         for pline, msg in parsed.problems:
             self.error(file, pline, f"policy {name}: {msg}")
