@@ -3,7 +3,7 @@
 The example (examples/) is copied into a throw-away git repository and committed as the base; a
 small pull request is then applied on top (it adds two grants and removes one that is in use),
 and the comment is rendered in diff-only mode, exactly as the action does. The result replaces
-the part of docs/github-action.md between the `example-comment` markers (or goes to stdout).
+the part of docs/github-action.md and README.md between the `example-comment` markers (or goes to stdout).
 
     python scripts/render_example_comment.py [--stdout]
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "github-action.md"
+DOCS = (DOC, ROOT / "README.md")  # both show the rendered comment
 START, END = "<!-- example-comment:start -->", "<!-- example-comment:end -->"
 # The example pull request: (file, text before, text after).
 PR_EDITS = [("examples/infra/orders.yaml", "Action: [dynamodb:Scan, dynamodb:Query, dynamodb:DescribeTable]",
@@ -78,14 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdout:
         sys.stdout.write(body)
         return 0
-    doc = DOC.read_text(encoding="utf-8")
-    head, _, rest = doc.partition(START)
-    _, _, tail = rest.partition(END)
-    if not rest:
-        print(f"{DOC}: no {START} marker", file=sys.stderr)
-        return 2
-    DOC.write_text(f"{head}{START}\n\n{body}\n{END}{tail}", encoding="utf-8")
-    print(f"updated {DOC.relative_to(ROOT)}")
+    for doc_path in DOCS:
+        doc = doc_path.read_text(encoding="utf-8")
+        head, _, rest = doc.partition(START)
+        _, _, tail = rest.partition(END)
+        if not rest:
+            print(f"{doc_path}: no {START} marker", file=sys.stderr)
+            return 2
+        doc_path.write_text(f"{head}{START}\n\n{body}\n{END}{tail}", encoding="utf-8")
+        print(f"updated {doc_path.relative_to(ROOT)}")
     return 0
 
 

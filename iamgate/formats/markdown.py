@@ -13,16 +13,19 @@ SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "�
 
 
 def bar(used: int, unused: int, unobservable: int, width: int = BAR_WIDTH) -> str:
-    """A proportional bar: █ used, ▓ unobservable, ░ unused."""
-    total = used + unused + unobservable
+    """A proportional bar, always `width` cells: █ used, ▓ unobservable, ░ unused."""
+    parts = (used, unobservable, unused)
+    total = sum(parts)
     if total == 0:
         return ""
-    cells = [round(width * n / total) for n in (used, unobservable, unused)]
-    for i, n in enumerate((used, unobservable, unused)):
-        if n and not cells[i]:
-            cells[i] = 1  # never hide a non-zero part
-    while sum(cells) > width:
-        cells[cells.index(max(cells))] -= 1
+    exact = [width * n / total for n in parts]
+    cells = [int(x) for x in exact]
+    for i in sorted(range(3), key=lambda i: exact[i] - cells[i], reverse=True)[:width - sum(cells)]:
+        cells[i] += 1  # largest remainders first
+    for i, n in enumerate(parts):
+        if n and not cells[i]:  # never hide a non-zero part
+            cells[i] = 1
+            cells[cells.index(max(cells))] -= 1
     return "█" * cells[0] + "▓" * cells[1] + "░" * cells[2]
 
 
