@@ -56,6 +56,7 @@ class Catalog:
         self.source = source
         self._all = frozenset(names)
         self._all_sorted = sorted(self._all)
+        self._sorted_cache: dict[frozenset, list[str]] = {}
         self._by_service = {p: frozenset(f"{p}:{a}" for a in acts) for p, acts in services.items()}
         self._sorted = {p: sorted(acts) for p, acts in services.items()}  # for prefix lookups
         self._cache: dict = {}  # pattern, or ("all"|"not", *patterns) -> Expansion
@@ -83,14 +84,20 @@ class Catalog:
         return self._by_service.get(service.lower(), frozenset())
 
     def sort(self, actions) -> list[str]:
-        """Sorted actions; large sets are filtered from the presorted catalog (9x faster than sorting)."""
-        if len(actions) < 2000:
+        """Sorted actions. Large sets (NotAction grants ~22,000) are filtered from the presorted
+        catalog, which is 5x faster than sorting, and remembered: reports sort the same sets often."""
+        if len(actions) < 3000:
             return sorted(actions)
-        members = actions if isinstance(actions, (set, frozenset)) else set(actions)
-        out = [a for a in self._all_sorted if a in members]
-        if len(out) != len(members):
-            out = sorted(out + [a for a in members if a not in self._all])
-        return out
+        key = actions if isinstance(actions, frozenset) else frozenset(actions)
+        hit = self._sorted_cache.get(key)
+        if hit is None:
+            hit = [a for a in self._all_sorted if a in key]
+            if len(hit) != len(key):
+                hit = sorted(hit + [a for a in key if a not in self._all])
+            if len(self._sorted_cache) > 512:
+                self._sorted_cache.clear()
+            self._sorted_cache[key] = hit
+        return list(hit)
 
     def info(self) -> dict:
         return {"source": self.source, "version": self.version, "updated": self.updated}
