@@ -92,6 +92,20 @@ class Workspace:
                 self._docs[path] = LoadError(f"cannot read: {e.strerror}")
         return self._docs[path]
 
+    def read_claimed(self, path: Path, accepts, looks_like, on_error):
+        """The document if `accepts` it (the file is then claimed), else None. A file that does not
+        parse but whose text `looks_like` the format is claimed and reported through `on_error`."""
+        doc = self.document(path)
+        if isinstance(doc, LoadError):
+            if looks_like(self.head(path)):
+                self.claim(path)
+                on_error(self.rel(path), doc.line, doc.message)
+            return None
+        if not accepts(doc):
+            return None
+        self.claim(path)
+        return doc
+
     def head(self, path: Path, size: int = 65536) -> str:
         try:
             with open(path, "rb") as f:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..cfn import ResourceRef, Template
-from ..loaders import LoadError, line_of
+from ..loaders import line_of
 from ..model import Location, SourceResult
 from ..policydoc import Unknown
 from . import DOC_SUFFIXES, SOURCES, Source, Workspace
@@ -53,7 +53,6 @@ class CloudFormationSource(Source):
             out = self.collector(workspace)  # one per file: logical ids repeat across templates
             doc = self.read(workspace, path, out)
             if doc is not None:
-                workspace.claim(path)
                 with out.guard(workspace.rel(path)):
                     self.extract(doc, workspace.rel(path), workspace, out)
             results.append(out.result())
@@ -63,13 +62,7 @@ class CloudFormationSource(Source):
         return Collector(self.name, workspace.options.managed_policy_dir)
 
     def read(self, workspace: Workspace, path: Path, out: Collector):
-        doc = workspace.document(path)
-        if isinstance(doc, LoadError):
-            if looks_like_template_text(workspace.head(path)):
-                workspace.claim(path)
-                out.error(workspace.rel(path), doc.line, doc.message)
-            return None
-        return doc if self.accepts(doc) else None
+        return workspace.read_claimed(path, self.accepts, looks_like_template_text, out.error)
 
     def accepts(self, doc) -> bool:
         return is_template(doc)

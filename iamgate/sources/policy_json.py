@@ -1,7 +1,7 @@
 """Raw IAM policy documents (`{"Version": ..., "Statement": [...]}`) in JSON files."""
 from __future__ import annotations
 
-from ..loaders import LoadError, line_of
+from ..loaders import line_of
 from ..model import SourceResult
 from ..policydoc import looks_like_policy
 from . import SOURCES, Source, Workspace
@@ -17,16 +17,10 @@ class PolicyJsonSource(Source):
     def collect(self, workspace: Workspace) -> SourceResult:
         out = Collector(self.name, workspace.options.managed_policy_dir)
         for path in workspace.unclaimed({".json"}):
-            doc = workspace.document(path)
+            doc = workspace.read_claimed(path, looks_like_policy, lambda head: '"Statement"' in head, out.error)
+            if doc is None:
+                continue
             file = workspace.rel(path)
-            if isinstance(doc, LoadError):
-                if '"Statement"' in workspace.head(path):
-                    workspace.claim(path)
-                    out.error(file, doc.line, doc.message)
-                continue
-            if not looks_like_policy(doc):
-                continue
-            workspace.claim(path)
             draft = out.principal(file, "policy", location=None)
             policy = out.policy(path.stem, doc, file, line_of(doc, 1), file)
             draft.policies.append(policy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..loaders import LDict, LList, LoadError, line_of
+from ..loaders import LDict, LList, line_of
 from ..model import SourceResult
 from ..policydoc import Unknown
 from . import SOURCES, Source, Workspace
@@ -29,6 +29,10 @@ def is_plan(doc) -> bool:
         "planned_values" in doc or "resource_changes" in doc)
 
 
+def _looks_like_plan(head: str) -> bool:
+    return '"format_version"' in head and ('"planned_values"' in head or '"resource_changes"' in head)
+
+
 @SOURCES.register
 class TerraformPlanSource(Source):
     name = "terraform-plan"
@@ -38,16 +42,9 @@ class TerraformPlanSource(Source):
     def collect(self, workspace: Workspace) -> SourceResult:
         out = Collector(self.name, workspace.options.managed_policy_dir)
         for path in workspace.unclaimed({".json"}):
-            doc = workspace.document(path)
-            if isinstance(doc, LoadError):
-                head = workspace.head(path, 4096)
-                if '"format_version"' in head and ('"planned_values"' in head or '"resource_changes"' in head):
-                    workspace.claim(path)
-                    out.error(workspace.rel(path), doc.line, doc.message)
+            doc = workspace.read_claimed(path, is_plan, _looks_like_plan, out.error)
+            if doc is None:
                 continue
-            if not is_plan(doc):
-                continue
-            workspace.claim(path)
             file = workspace.rel(path)
             try:
                 _Plan(doc, file, out).run()
