@@ -25,6 +25,7 @@ from iamgate.formats.github import Annotation, annotations, render_annotations
 from iamgate.formats.json import report_dict
 from iamgate.formats.sarif import sarif_log
 from iamgate.github import GitHubClient, GitHubError, PermissionDenied
+from iamgate.suggest import SuggestionPlan, details_section, plan_suggestions, post_suggestions
 
 FAIL_ON = ("info", "low", "medium", "high", "critical", "never")
 READ_ONLY_NOTE = ("The token cannot write to this pull request ({what}){origin}: a fork's pull request gets a "
@@ -216,6 +217,35 @@ class Action:
         except GitHubError as e:
             self.notes.append(f"The PR comment could not be updated: {md(str(e))}")
 
+    def fix_plan(self, report) -> SuggestionPlan | None:
+        """The least-privilege fix: suggestions on lines the PR changed, a diff for the rest."""
+        if not any(r.actions("unused") for r in report.results):
+            return None
+        from iamgate.catalog import load_catalog
+        from iamgate.config import load as load_config
+        from iamgate.diff import repo_relative
+        from iamgate.fix_files import fix_files
+        from iamgate.remediate import plan
+        remediation = plan(report.results, load_catalog(), load_config(self.inputs.config))
+        files, _ = fix_files(remediation)
+        changed: dict = {}
+        for c in report.comparison.changed if report.comparison is not None else ():
+            changed.setdefault(repo_relative(c.file), []).append((c.start, c.end))
+        return plan_suggestions(remediation, files, changed, self.key, repo_relative)
+
+    def suggest(self, client: GitHubClient, fixes: SuggestionPlan) -> None:
+        commit = (self.pr.head_sha if self.pr else None) or self.env.get("GITHUB_SHA")
+        if not commit:
+            return
+        try:
+            counts = post_suggestions(client, self.repo, self.pr.number, commit, self.key, fixes.suggestions)
+            if any(counts.values()):
+                print("iamgate: fix suggestions " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+        except PermissionDenied:
+            self.read_only("review suggestions")
+        except GitHubError as e:
+            self.notes.append(f"The fix suggestions could not be posted: {md(str(e))}")
+
     def run(self) -> int:
         _Capture.reports.clear()
         try:
@@ -242,12 +272,16 @@ class Action:
                 raise InputError(f"input sarif-file: cannot write {self.inputs.sarif_file}: {e.strerror}") from None
             if client:
                 self.upload_sarif(client, sarif_text)
+        fixes = self.fix_plan(report)
         body = comment_body(report, marker(self.inputs.config, list(self.inputs.paths)), self.heading,
-                            self.summary_link(), self.notes)
+                            self.summary_link(), self.notes,
+                            fix_details=details_section(fixes.details_diff) if fixes else "")
         comment_file = out_dir / f"iamgate-comment-{self.key}.md"
         comment_file.write_text(body, encoding="utf-8")
         if self.inputs.comment == "update" and client and self.pr:
             self.comment(client, report, body)
+            if report.comparison is not None:  # suggestions need the PR's changed lines (diff-only mode)
+                self.suggest(client, fixes or SuggestionPlan())
         append_file(self.env.get("GITHUB_STEP_SUMMARY"), summary_body(report, self.heading, self.notes))
         if self.inputs.annotations:
             extra = [Annotation("warning", n, "iamgate", rank=100) for n in self.notes]

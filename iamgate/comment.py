@@ -40,13 +40,16 @@ def _notes(notes: list[str]) -> str:
 
 
 def comment_body(report, marker_line: str, heading: str, summary_link: str | None = None,
-                 notes: list[str] | None = None) -> str:
-    """The marker, any notes (already escaped Markdown), then the report fitted to the limits."""
+                 notes: list[str] | None = None, fix_details: str = "") -> str:
+    """The marker, any notes (already escaped Markdown), the report fitted to the limits, then
+    `fix_details` (the least-privilege diff not posted as suggestions; left out if it cannot fit)."""
     prefix = marker_line + "\n" + _notes(notes or [])
+    if fix_details and len(fix_details) > MAX_CHARS // 2:
+        fix_details = ""
     body = MarkdownReport(report, heading, summary_link).render(
-        max_chars=MAX_CHARS - len(prefix) - SAFETY_MARGIN,
-        max_bytes=MAX_BYTES - len(prefix.encode()) - SAFETY_MARGIN)
-    return prefix + body
+        max_chars=MAX_CHARS - len(prefix) - len(fix_details) - SAFETY_MARGIN,
+        max_bytes=MAX_BYTES - len(prefix.encode()) - len(fix_details.encode()) - SAFETY_MARGIN)
+    return prefix + body + ("\n" + fix_details if fix_details else "")
 
 
 def summary_body(report, heading: str, notes: list[str] | None = None) -> str:

@@ -44,6 +44,18 @@ def add_scan_arguments(p) -> None:
                    help="skip (and report) files larger than this (default 20)")
 
 
+def existing_inputs(args, cfg) -> list[str]:
+    """The baseline paths (from the arguments or the config), after checking every input exists."""
+    baselines = args.baselines or ([cfg.baselines] if cfg.baselines else [])
+    for b in baselines:
+        if not os.path.exists(b):
+            raise UsageError(f"--baselines {b}: no such file or directory")
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(missing)}")
+    return baselines
+
+
 def scan_options(args, cfg) -> ScanOptions:
     params = dict(cfg.parameters)
     params.update(parse_params(args.param))
@@ -71,13 +83,7 @@ class Check(Command):
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
-        baselines = args.baselines or ([cfg.baselines] if cfg.baselines else [])
-        for b in baselines:
-            if not os.path.exists(b):
-                raise UsageError(f"--baselines {b}: no such file or directory")
-        missing = [p for p in args.paths if not os.path.exists(p)]
-        if missing:
-            raise UsageError(f"no such file or directory: {', '.join(missing)}")
+        baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         usage = self.extra_usage(args)
 

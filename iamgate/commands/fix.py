@@ -1,0 +1,75 @@
+"""`iamgate fix`: the least-privilege replacement of each principal's statements, as a diff or written."""
+from __future__ import annotations
+
+import sys
+
+from .. import config as config_mod
+from ..pipeline import analyse
+from . import COMMANDS, Command, UsageError
+from .check import add_scan_arguments, existing_inputs, scan_options
+
+MAX_LISTED = 8
+
+
+def _short(actions, limit: int = MAX_LISTED) -> str:
+    shown = ", ".join(actions[:limit])
+    return shown + (f" and {len(actions) - limit} more" if len(actions) > limit else "")
+
+
+def summary_lines(remediation) -> list[str]:
+    """Per principal: what goes, and what stays and why (unobservable ones are kept because they cannot be judged)."""
+    lines = []
+    for p in remediation.principals:
+        lines.append(f"{p.principal}: drops {len(p.dropped)} unused action(s): {_short(p.dropped)}")
+        for reason, acts in p.kept.items():
+            lines.append(f"  keeps {len(acts)} {reason}: {_short(list(acts))}")
+    return lines
+
+
+@COMMANDS.register
+class Fix(Command):
+    name = "fix"
+    help = "print (or --write) the least-privilege version of each policy statement, as a unified diff"
+
+    def configure(self, p) -> None:
+        add_scan_arguments(p)
+        p.add_argument("--baselines", action="append", default=[], metavar="PATH",
+                       help="baseline files or folders; repeatable")
+        p.add_argument("--write", action="store_true", help="apply the changes to the files")
+        p.add_argument("--compact", action="store_true",
+                       help="use wildcards where today's catalog proves they grant nothing beyond the kept actions")
+        p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+    def run(self, args) -> int:
+        from ..catalog import load_catalog
+        from ..fix_files import fix_files, write
+        from ..remediate import WIDENING_WARNING, plan
+        cfg = config_mod.load(args.config)
+        baselines = existing_inputs(args, cfg)
+        if not baselines:
+            raise UsageError("fix needs --baselines (or `baselines:` in the config): without usage nothing is unused")
+        catalog = load_catalog()
+        report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg))
+        remediation = plan(report.results, catalog, cfg, compact_wildcards=args.compact)
+        files, problems = fix_files(remediation)
+        problems = list(remediation.problems) + problems
+        err = sys.stderr
+        for e in report.errors:
+            print(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}", file=err)
+        if not args.quiet:
+            for line in summary_lines(remediation):
+                print(f"iamgate fix: {line}", file=err)
+        for p in problems:
+            print(f"iamgate fix: warning: {p}", file=err)
+        if remediation.wildcards:
+            print("iamgate fix: warning: " + WIDENING_WARNING.format(version=catalog.version), file=err)
+        if args.write:
+            write(files)
+            if not args.quiet:
+                n = sum(len({e.statement for e in f.edits}) for f in files)
+                print(f"iamgate fix: rewrote {n} statement(s) in {len(files)} file(s)", file=err)
+        else:
+            sys.stdout.write("".join(f.diff for f in files))
+        if not remediation.principals and not args.quiet:
+            print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
+        return 0

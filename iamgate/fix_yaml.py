@@ -1,0 +1,175 @@
+"""Rewrite statements in YAML (CloudFormation, SAM, Serverless) as text, at the statement's lines.
+
+The file is composed (not constructed) by PyYAML, so short-form tags such as `!Sub` are just node
+tags and every node has its exact position. Only the action list's characters change (or the
+statement's lines go); tags, comments and formatting elsewhere stay byte-identical.
+"""
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits
+from .remediate import Problem, StatementFix
+
+STR_TAG = "tag:yaml.org,2002:str"
+MAX_FLOW_WIDTH = 120  # a longer flow list is written as a block list
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_\-.*?]*$")
+
+
+class _Composer(yaml.SafeLoader):
+    """Pure-Python composer: marks are character offsets of the text."""
+
+
+def _walk(node, parent=None, seen=None, out=None):
+    """(node, parent) pairs; `seen` counts how often each node is reached (an alias reaches it again)."""
+    seen = {} if seen is None else seen
+    out = [] if out is None else out
+    seen[id(node)] = seen.get(id(node), 0) + 1
+    if seen[id(node)] > 1:
+        return out
+    out.append((node, parent))
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            _walk(k, node, seen, out)
+            _walk(v, node, seen, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _walk(v, node, seen, out)
+    return out
+
+
+def _key(mapping: yaml.MappingNode, name: str):
+    for k, v in mapping.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == name:
+            return k, v
+    return None, None
+
+
+def _items(node) -> list[str] | None:
+    """The literal strings of an action value, or None when it is computed (a tag, not strings)."""
+    if isinstance(node, yaml.ScalarNode):
+        return [node.value] if node.tag == STR_TAG else None
+    if isinstance(node, yaml.SequenceNode) and not node.tag.startswith("!"):
+        if all(isinstance(i, yaml.ScalarNode) and i.tag == STR_TAG for i in node.value):
+            return [i.value for i in node.value]
+    return None
+
+
+def content_end(node) -> int:
+    """Offset just past a node's own text (block collections' end marks run on to the next token)."""
+    if isinstance(node, yaml.ScalarNode) or getattr(node, "flow_style", False):
+        return node.end_mark.index
+    children = ([c for kv in node.value for c in kv] if isinstance(node, yaml.MappingNode) else node.value)
+    return max((content_end(c) for c in children), default=node.start_mark.index)
+
+
+def scalar(item: str, style: str | None) -> str:
+    if style == '"':
+        return '"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if style == "'" or not _PLAIN_SAFE.match(item):
+        return "'" + item.replace("'", "''") + "'"
+    return item
+
+
+class YamlFile:
+    def __init__(self, text: str):
+        self.text = text
+        self.lines = Lines(text)
+        self.nodes: list = []
+        self.counts: dict = {}
+        for doc in yaml.compose_all(text, Loader=_Composer):
+            if doc is not None:
+                self.nodes += _walk(doc, None, self.counts)
+
+    def statement(self, fix: StatementFix):
+        """The statement's mapping node, its parent and its action key and value."""
+        for node, parent in self.nodes:
+            if not isinstance(node, yaml.MappingNode) or node.start_mark.line + 1 != fix.location.line:
+                continue
+            k, v = _key(node, "NotAction" if fix.statement.not_actions else "Action")
+            if k is None or _key(node, "Effect")[0] is None:
+                continue
+            check_items(_items(v), fix)
+            if self.counts.get(id(node), 0) > 1 or self.counts.get(id(v), 0) > 1:
+                raise StatementNotFound("it is a YAML alias used in more than one place; edit it by hand")
+            if v.start_mark.index < k.end_mark.index:
+                raise StatementNotFound("its action list is a YAML alias; edit it by hand")
+            return node, parent, k, v
+        raise StatementNotFound("no statement with an action list starts at this line (generated or computed)")
+
+    def edits(self, fix: StatementFix) -> list[Edit]:
+        node, parent, key, value = self.statement(fix)
+        if fix.removes_statement:
+            return [self.removal(fix, node, parent)]
+        edits = self.rewrite(fix, key, value)
+        return edits if isinstance(edits, list) else [edits]
+
+    def kept_lines(self, fix: StatementFix, value, items: list[str]) -> list[Edit] | None:
+        """When the new list only drops items, delete their lines and leave the kept ones (and comments) alone."""
+        old = [i.value for i in value.value]
+        it = iter(range(len(old)))
+        keep = []
+        for item in items:
+            keep.append(next((n for n in it if old[n] == item), None))
+            if keep[-1] is None:
+                return None
+        out = []
+        for n, node in enumerate(value.value):
+            if n in keep:
+                continue
+            line = self.lines.line_of(node.start_mark.index)
+            ls = self.lines.start(line)
+            if self.text[ls:node.start_mark.index].strip() != "-" or \
+                    self.lines.line_of(node.end_mark.index) != line:
+                return None
+            out.append(Edit(ls, self.lines.end(line), "", fix.location))
+        return out or None
+
+    def removal(self, fix: StatementFix, node, parent) -> Edit:
+        if isinstance(parent, yaml.SequenceNode) and parent.tag in ("!If", "Fn::If"):
+            # a branch of a condition: it becomes "no value" rather than disappearing from the !If
+            return Edit(node.start_mark.index, content_end(node), "!Ref AWS::NoValue", fix.location)
+        if not isinstance(parent, yaml.SequenceNode) or parent.flow_style:
+            raise StatementNotFound("the statement is not an item of a block list; remove it by hand")
+        first = self.lines.line_of(node.start_mark.index)
+        last = self.lines.line_of(content_end(node) - 1)
+        before = self.text[self.lines.start(first):node.start_mark.index].strip()
+        if before not in ("-", ""):
+            raise StatementNotFound("the statement shares its first line; remove it by hand")
+        return Edit(self.lines.start(first), self.lines.end(last), "", fix.location)
+
+    def rewrite(self, fix: StatementFix, key, value) -> Edit | list[Edit]:
+        items = list(fix.actions)
+        style = value.style if isinstance(value, yaml.ScalarNode) else (
+            value.value[0].style if value.value else None)
+        start = key.start_mark.index if fix.statement.not_actions else value.start_mark.index
+        prefix = ("Action" + self.text[key.end_mark.index:value.start_mark.index]) if fix.statement.not_actions \
+            else ""
+        end = content_end(value)
+        flow = "[" + ", ".join(scalar(i, style) for i in items) + "]"
+        too_long = self.lines.column(value.start_mark.index) + len(flow) > MAX_FLOW_WIDTH
+        if isinstance(value, yaml.SequenceNode) and not value.flow_style and not fix.statement.not_actions:
+            kept = self.kept_lines(fix, value, items)
+            if kept is not None:
+                return kept
+        if isinstance(value, yaml.SequenceNode) and value.flow_style and not too_long:
+            text = flow
+        elif isinstance(value, yaml.SequenceNode) and not value.flow_style:
+            pad = " " * self.lines.column(value.start_mark.index)
+            text = ("\n" + pad).join("- " + scalar(i, style) for i in items)
+        elif len(items) == 1 and isinstance(value, yaml.ScalarNode):
+            text = scalar(items[0], style)
+        else:  # one scalar becomes a block list under the key
+            pad = " " * (self.lines.column(key.start_mark.index) + 2)
+            start, prefix = key.end_mark.index, ""
+            if fix.statement.not_actions:
+                start, prefix = key.start_mark.index, "Action"
+            text = prefix + ":" + "".join("\n" + pad + "- " + scalar(i, style) for i in items)
+            return Edit(start, end, text, fix.location)
+        return Edit(start, end, prefix + text, fix.location)
+
+
+def edits(text: str, fixes: list[StatementFix]) -> tuple[list[Edit], list[Problem]]:
+    return file_edits(lambda: YamlFile(text), fixes, (yaml.YAMLError,))
