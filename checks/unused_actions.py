@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from iamgate.model import Finding
+from iamgate.risk import assessment
 from iamgate.severity import split_by_access_level
 
 from . import CHECKS, Analysis, Check
@@ -13,12 +14,17 @@ class UnusedActions(Check):
     severity = "medium"
     docs = ("An action is unused when the principal's usage source could have seen it and did not, in the "
             "baseline window. Severity follows the action's access level: Permissions management is high, "
-            "Write medium, Read, List and Tagging low.")
+            "Write medium, Read, List and Tagging low. An unused action that a risk check reports (an escalation "
+            "combination it completes, credential or resource exposure, data exfiltration) is reported there "
+            "instead, once, at that check's severity.")
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
             groups: dict = {}
-            for loc, actions in r.by_first_location(r.actions("unused")).items():
+            unused = assessment(analysis, r).unranked
+            if not unused:
+                continue
+            for loc, actions in r.by_first_location(unused).items():
                 for sev, acts in split_by_access_level(analysis.catalog, actions).items():
                     groups[(loc, sev)] = acts
             for (loc, sev), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):

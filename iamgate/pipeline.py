@@ -72,9 +72,8 @@ def _unique_ids(principals: tuple[Principal, ...], unresolved: tuple[Unresolved,
 def apply_allowlist(findings: list[Finding], results, config: Config, today: dt.date):
     if not config.allowlist:
         return findings, []
-    names = {r.principal.id: (r.principal.id, r.principal.name or "", r.principal.arn or "",
-                              r.baseline.principal_arn if r.baseline else "", *r.principal.aliases)
-             for r in results}
+    from .risk import principal_names
+    names = {r.principal.id: principal_names(r) for r in results}
     active = [e for e in config.allowlist if not e.expired(today)]
     kept, suppressed = [], []
     for f in findings:
@@ -83,6 +82,9 @@ def apply_allowlist(findings: list[Finding], results, config: Config, today: dt.
             continue
         ids = names.get(f.principal, (f.principal,))
         allowed = tuple(a for a in f.actions if any(e.covers(ids, a) for e in active))
+        if f.combination:  # one subject: suppressed whole or kept whole, so its key stays stable
+            (suppressed if len(allowed) == len(f.actions) else kept).append(f)
+            continue
         if not allowed:
             kept.append(f)
             continue

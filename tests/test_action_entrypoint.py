@@ -154,9 +154,10 @@ def test_annotations_sit_on_the_statement_line_with_escaped_properties(tmp_path)
     assert run.code == 1
     line = line_of(ws / "infra" / "we,ird:name%.yaml", "Sid: Queue")
     errors = run.annotations("error")
-    assert errors == [f"::error file=infra/we%2Cird%3Aname%25.yaml,line={line},title=iamgate unused-actions "
-                      "(high)::AppRole: 1 granted action never used between 2026-08-24 and 2026-11-22: "
-                      "iam:putrolepolicy"]
+    assert errors == [f"::error file=infra/we%2Cird%3Aname%25.yaml,line={line},title=iamgate privilege-escalation "
+                      "(critical)::AppRole: privilege escalation via PutRolePolicy (Write an arbitrary inline policy "
+                      "on the role you are running as (or any role you can use)); completed by unused "
+                      "iam:putrolepolicy: iam:putrolepolicy"]
     assert len(run.annotations("warning")) == 1 and "dynamodb:describetable" in run.annotations("warning")[0]
 
 
@@ -205,7 +206,7 @@ def test_500_principals_fit_the_comment_limits_and_annotations_are_capped(tmp_pa
                      r"\((\d+) errors, (\d+) warnings\)", notices[0])
     hidden = int(re.search(r"::(\d+) more", notices[0]).group(1))
     assert hidden == int(run.outputs["findings"]) - 20
-    assert all("(high" in e for e in errors)
+    assert all("(high" in e or "(critical" in e for e in errors)
 
 
 def test_diff_only_fails_on_new_findings_and_explains_the_changes(tmp_path):
@@ -225,7 +226,8 @@ def test_diff_only_fails_on_new_findings_and_explains_the_changes(tmp_path):
     assert len(warnings) == 1 and "dynamodb:putitem" in warnings[0]
     states = {r["ruleId"] + ":" + ",".join(r["properties"]["actions"]): r["baselineState"]
               for r in json.loads((repo / "x.sarif").read_text())["runs"][0]["results"]}
-    assert states == {"unused-actions:iam:putrolepolicy": "new", "unused-actions:dynamodb:describetable": "unchanged"}
+    assert states == {"privilege-escalation:iam:putrolepolicy": "new",
+                      "unused-actions:dynamodb:describetable": "unchanged"}
 
 
 def test_diff_only_without_the_base_commit_says_so_and_counts_everything(tmp_path):

@@ -61,7 +61,7 @@ def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monke
     assert code == 1 and rep["gate"]["diff_only"] is True
     new = {(f["check"], tuple(f["actions"])) for f in rep["findings"] if f["new"]}
     old = {(f["check"], tuple(f["actions"])) for f in rep["findings"] if not f["new"]}
-    assert ("unused-actions", ("iam:putrolepolicy",)) in new
+    assert ("privilege-escalation", ("iam:putrolepolicy",)) in new
     assert ("unused-actions", ("dynamodb:describetable",)) in old  # moved two lines down: same key
 
 

@@ -46,8 +46,8 @@ def test_sarif_is_valid_with_one_rule_per_check_and_repo_relative_uris(tmp_path,
     uris = {loc["physicalLocation"]["artifactLocation"]["uri"] for res in run["results"] for loc in res["locations"]}
     assert uris == {"infra/app.yaml"}
     high = [res for res in run["results"] if res["properties"]["actions"] == ["iam:putrolepolicy"]]
-    assert high[0]["level"] == "error" and high[0]["ruleId"] == "unused-actions"
-    assert rules[high[0]["ruleIndex"]]["id"] == "unused-actions"
+    assert high[0]["level"] == "error" and high[0]["ruleId"] == "privilege-escalation"
+    assert rules[high[0]["ruleIndex"]]["id"] == "privilege-escalation"
     assert "baselineState" not in high[0]  # not in diff mode
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert notes[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "infra/broken.yaml"
