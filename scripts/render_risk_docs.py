@@ -18,6 +18,8 @@ from iamgate.severity import LEVEL_SEVERITY
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "risk.md"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- risk:start -->", "<!-- risk:end -->"
 
 
 def severity_rows() -> list[tuple[str, str, str]]:
@@ -88,19 +90,45 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
+def render_readme_section() -> str:
+    """The README's short "what is risky and why": the severity table and what the data holds."""
+    data = risk.load()
+    sources = sorted({src for c in data.combinations for src in c.sources})
+    out = ["One rule decides every finding's severity. Each finding names its check and its reason; every "
+           "unused action is reported once, by the most severe check that applies.", "",
+           "| severity | check | when |", "|---|---|---|"]
+    out += [f"| {sev} | {code(name)} | {md(when)} |" for sev, name, when in severity_rows()]
+    lists = "; ".join(f"{len(lst.actions)} {name.replace('_', '-')} actions" for name, lst in sorted(data.lists.items()))
+    out += ["", f"Risky, and why: {len(data.combinations)} privilege-escalation combinations (from "
+            f"{', '.join(sources)}); {lists}. Every entry, with what it does and its source, is in "
+            "[docs/risk.md](docs/risk.md), generated from `iamgate/data/risk.json`."]
+    return "\n".join(out) + "\n"
+
+
+def readme_with_section(text: str) -> str:
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    if not rest:
+        raise SystemExit(f"README.md has no {README_START} marker")
+    return f"{head}{README_START}\n{render_readme_section()}{README_END}{tail}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/risk.md is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/risk.md or the README is stale")
     args = parser.parse_args(argv)
     text = render()
+    readme = README.read_text(encoding="utf-8")
+    new_readme = readme_with_section(readme)
     if args.check:
         current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run python scripts/render_risk_docs.py", file=sys.stderr)
+        if current != text or readme != new_readme:
+            print("docs/risk.md or README.md is stale: run python scripts/render_risk_docs.py", file=sys.stderr)
             return 1
         return 0
     TARGET.parent.mkdir(exist_ok=True)
     TARGET.write_text(text, encoding="utf-8")
+    README.write_text(new_readme, encoding="utf-8")
     return 0
 
 

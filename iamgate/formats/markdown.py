@@ -130,7 +130,8 @@ class MarkdownReport:
             for f in fs:
                 where = code(str(f.location)) if f.location else ""
                 new = "new" if self.report.new_keys is not None and self.report.is_new(f) else ""
-                lines.append(f"| {SEVERITY_ICON[f.severity]} {f.severity} | {code(f.check)} | {where} | "
+                check = code(f.check) + (f"<br><sub>{md(f.reason)}</sub>" if f.reason else "")
+                lines.append(f"| {SEVERITY_ICON[f.severity]} {f.severity} | {check} | {where} | "
                              f"{md(f.message)}{': ' + action_list(f.actions) if f.actions else ''} | {new} |")
             lines += ["", "</details>", ""]
             blocks.append(lines)

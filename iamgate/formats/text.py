@@ -51,7 +51,8 @@ class TextFormat(Format):
                 lines.append("  " + self.c("dim", f"note: {note}"))
             for f in by_principal.get(p.id, []):
                 mark = "" if report.is_new(f) else self.c("dim", " (also on base)")
-                lines.append(f"  {self.c(f.severity, f.severity.upper()):<8} {f.check}  {f.location or ''}{mark}")
+                why = self.c("dim", f"  ({f.reason})") if f.reason else ""
+                lines.append(f"  {self.c(f.severity, f.severity.upper()):<8} {f.check}  {f.location or ''}{why}{mark}")
                 lines.append(f"           {f.message}")
                 if f.actions:
                     lines.append("           " + short_list(f.actions))
