@@ -65,10 +65,10 @@ class Workspace:
                 and (suffixes is None or f.suffix.lower() in suffixes)]
 
     def claim(self, path: Path) -> None:
-        self._claimed.add(path)
+        self._claimed.add(path.resolve())
 
     def is_claimed(self, path: Path) -> bool:
-        return path in self._claimed
+        return path.resolve() in self._claimed
 
     def text(self, path: Path) -> str:
         size = path.stat().st_size
