@@ -96,7 +96,7 @@ class _TemplateVars:
 def _try(ev, arg_nodes, scope, node):
     for a in arg_nodes:
         try:
-            return ev.eval(a, scope)
+            return ev.evaluate(a, scope)
         except EvalError:
             continue
     raise EvalError("no argument of try() could be evaluated")
@@ -105,7 +105,7 @@ def _try(ev, arg_nodes, scope, node):
 @fn("can", lazy=True)
 def _can(ev, arg_nodes, scope, node):
     try:
-        value = ev.eval(arg_nodes[0], scope)
+        value = ev.evaluate(arg_nodes[0], scope)
     except EvalError:
         return False
     return unknown_at(scope, node, value.reason) if isinstance(value, Unknown) else True

@@ -166,7 +166,7 @@ class Evaluator:
     def __init__(self, functions: dict):
         self.functions = functions
 
-    def eval(self, node, scope: Scope):
+    def evaluate(self, node, scope: Scope):
         method = getattr(self, "_" + node.data, None)
         if method is None:
             raise EvalError(f"unsupported expression {node.data}")
@@ -175,7 +175,7 @@ class Evaluator:
     def safe(self, node, scope: Scope):
         """eval, with Terraform errors turned into Unknown values."""
         try:
-            return self.eval(node, scope)
+            return self.evaluate(node, scope)
         except EvalError as e:
             return unknown_at(scope, node, f"cannot evaluate: {e}")
         except RecursionError:
@@ -185,7 +185,7 @@ class Evaluator:
 
     # literals
     def _expr_term(self, node, scope):
-        return self.eval(_trees(node)[0], scope)
+        return self.evaluate(_trees(node)[0], scope)
 
     def _int_lit(self, node, scope):
         return int(str(node.children[0]))
@@ -208,7 +208,7 @@ class Evaluator:
                 else:
                     parts.append(process_escape_sequences(str(tok)))
             elif tok.data == "interpolation":
-                parts.append(self.eval(_trees(tok)[0], scope))
+                parts.append(self.evaluate(_trees(tok)[0], scope))
             else:
                 return unknown_at(scope, node, "template directives (%{...}) are not evaluated")
         return join_parts(parts, node_line(node))
@@ -236,7 +236,7 @@ class Evaluator:
         return self._heredoc_template(node, scope, trim=True)
 
     def _tuple(self, node, scope):
-        return LList([self.eval(c, scope) for c in _trees(node)], line=node_line(node))
+        return LList([self.evaluate(c, scope) for c in _trees(node)], line=node_line(node))
 
     def _object(self, node, scope):
         out = LDict(line=node_line(node))
@@ -245,7 +245,7 @@ class Evaluator:
             key = self._object_key(key_node, scope)
             if isinstance(key, Unknown):
                 return unknown_at(scope, node, key.reason)
-            out[key] = self.eval(value_node, scope)
+            out[key] = self.evaluate(value_node, scope)
             out.key_lines[key] = node_line(elem)
         return out
 
@@ -259,7 +259,7 @@ class Evaluator:
             return str(_trees(expr)[0].children[0])
         if expr.data == "keyword":
             return str(expr.children[0])
-        key = self.eval(expr, scope)
+        key = self.evaluate(expr, scope)
         if isinstance(key, Unknown):
             return key
         if isinstance(key, (str, int, float)) and not isinstance(key, bool):
@@ -288,7 +288,7 @@ class Evaluator:
     def _traversal(self, node, scope):
         root, steps = flatten_traversal(node)
         if root is None:  # a traversal on an arbitrary expression: (expr).attr
-            value = self.eval(steps[0][1], scope)
+            value = self.evaluate(steps[0][1], scope)
             steps = steps[1:]
         else:
             name = str(root.children[0])
@@ -305,7 +305,7 @@ class Evaluator:
             if kind == "attr":
                 value = get_attr(value, arg, node_line(node))
             elif kind == "index":
-                key = self.eval(arg, scope)
+                key = self.evaluate(arg, scope)
                 if isinstance(key, Unknown):
                     return unknown_at(scope, node, key.reason)
                 value = get_index(value, key)
@@ -325,21 +325,21 @@ class Evaluator:
     # operators
     def _conditional(self, node, scope):
         cond, yes, no = _trees(node)
-        c = self.eval(cond, scope)
+        c = self.evaluate(cond, scope)
         if isinstance(c, Unknown):
             return unknown_at(scope, node, c.reason)
-        return self.eval(yes if truthy(c) else no, scope)
+        return self.evaluate(yes if truthy(c) else no, scope)
 
     def _binary_op(self, node, scope):
         left_node, term = _trees(node)[:2]
         op_node, right_node = _trees(term)
         op = str(op_node.children[0])
-        left = self.eval(left_node, scope)
+        left = self.evaluate(left_node, scope)
         if op == "&&" and left is False:
             return False
         if op == "||" and left is True:
             return True
-        right = self.eval(right_node, scope)
+        right = self.evaluate(right_node, scope)
         if isinstance(left, Unknown) or isinstance(right, Unknown):
             u = left if isinstance(left, Unknown) else right
             return unknown_at(scope, node, u.reason)
@@ -347,7 +347,7 @@ class Evaluator:
 
     def _unary_op(self, node, scope):
         op = str(node.children[0])
-        value = self.eval(_trees(node)[0], scope)
+        value = self.evaluate(_trees(node)[0], scope)
         if isinstance(value, Unknown):
             return unknown_at(scope, node, value.reason)
         if op == "!":
@@ -360,7 +360,7 @@ class Evaluator:
         for s in self._for_iter(node, scope):
             if isinstance(s, Unknown):
                 return s
-            out.append(self.eval(body, s))
+            out.append(self.evaluate(body, s))
         return out
 
     def _for_object_expr(self, node, scope):
@@ -370,10 +370,10 @@ class Evaluator:
         for s in self._for_iter(node, scope):
             if isinstance(s, Unknown):
                 return s
-            key = self.eval(key_node, s)
+            key = self.evaluate(key_node, s)
             if isinstance(key, Unknown):
                 return unknown_at(scope, node, key.reason)
-            value = self.eval(value_node, s)
+            value = self.evaluate(value_node, s)
             if grouping:
                 out.setdefault(str(key), LList()).append(value)
             else:
@@ -385,13 +385,13 @@ class Evaluator:
         intro, *rest = _trees(node)
         cond = rest[-1] if rest and rest[-1].data == "for_cond" else None
         names = [str(c.children[0]) for c in _trees(intro) if c.data == "identifier"]
-        coll = self.eval(_trees(intro)[-1], scope)
+        coll = self.evaluate(_trees(intro)[-1], scope)
         if isinstance(coll, Unknown):
             yield unknown_at(scope, node, coll.reason)
             return
         for k, v in iterate(coll):
             s = scope.bind(**({names[0]: k, names[1]: v} if len(names) == 2 else {names[0]: v}))
-            c = self.eval(_trees(cond)[0], s) if cond is not None else True
+            c = self.evaluate(_trees(cond)[0], s) if cond is not None else True
             if isinstance(c, Unknown):
                 yield unknown_at(scope, node, c.reason)
                 return
@@ -411,7 +411,7 @@ class Evaluator:
             return unknown_at(scope, node, f"function {name}() is not evaluated statically")
         if getattr(fn, "lazy", False):
             return fn(self, arg_nodes, scope, node)
-        args = [self.eval(a, scope) for a in arg_nodes]
+        args = [self.evaluate(a, scope) for a in arg_nodes]
         if expand and args:
             last = args.pop()
             if isinstance(last, Unknown):

@@ -140,7 +140,7 @@ class ModuleOutputs(Obj):
         block = self.inst.module.outputs.get(name)
         if block is None or "value" not in block.body.attrs:
             raise EvalError(f"module has no output {name!r}")
-        return self.inst.env.guarded(("output", self.inst.prefix, name), lambda: self.inst.ev.eval(
+        return self.inst.env.guarded(("output", self.inst.prefix, name), lambda: self.inst.ev.evaluate(
             block.body.attrs["value"], Scope(self.inst, block.file, block.src)), None)
 
 
@@ -197,7 +197,7 @@ class ModuleInstance:
                                        and self.ev.safe(nullable, scope) is False):
             if "default" not in block.body.attrs:
                 return Unknown(f"var.{name} has no default and no value is given", "${var." + name + "}", line)
-            value = self.env.guarded(("default", id(block)), lambda: self.ev.eval(block.body.attrs["default"], scope),
+            value = self.env.guarded(("default", id(block)), lambda: self.ev.evaluate(block.body.attrs["default"], scope),
                                      None)
         type_node = block.body.attrs.get("type")
         return convert(value, type_of(type_node), self.ev, scope) if type_node is not None else value
@@ -208,7 +208,7 @@ class ModuleInstance:
         if name not in self._locals:
             node, file, src, _ = self.module.locals[name]
             self._locals[name] = self.env.guarded(("local", self.prefix, id(self.module), name),
-                                                  lambda: self.ev.eval(node, Scope(self, file, src)), None)
+                                                  lambda: self.ev.evaluate(node, Scope(self, file, src)), None)
         return self._locals[name]
 
     def resource_value(self, mode: str, key: str, scope: Scope, node):
