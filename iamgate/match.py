@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from .baseline import merge
+from .catalog import glob_match
 from .model import Baseline, Principal
 
 _KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/"}
@@ -51,6 +52,11 @@ class Matcher:
             hits = [b for arn, b in self.by_arn.items() if marker in arn and _arn_name(arn).startswith(p.name)]
             if len(hits) == 1:
                 return self._hit(hits[0], "name prefix")
+        if not p.name and p.name_pattern:
+            hits = [b for name, bs in self.by_name.items() if glob_match(p.name_pattern, name)
+                    for b in bs if marker in b.principal_arn]
+            if len(hits) == 1:
+                return self._hit(hits[0], f"name pattern {p.name_pattern}")
         if not p.name:
             exact = self._by_name(p.id, p.kind)
             if len(exact) == 1:

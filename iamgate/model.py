@@ -57,6 +57,7 @@ class Principal:
     policies: tuple[Policy, ...] = ()
     aliases: tuple[str, ...] = ()  # other names users may map it by (CDK path, ...)
     source: str = ""
+    name_pattern: str | None = None  # a name with unknown parts, as a glob (`*stratus-role`)
 
     @property
     def display_name(self) -> str:

@@ -106,5 +106,8 @@ def test_matching_by_name_mapping_logical_id_and_generated_name():
     assert find(id="X", name="svc-", name_is_prefix=True)[1] == "name prefix"
     assert find(id="LogicalOnly")[1] == "logical id"
     assert find(id="Nothing", name="nope")[0] is None
+    assert find(id="P", name_pattern="*-ingest-prod")[1] == "name pattern *-ingest-prod"
+    assert find(id="P", name_pattern="svc-*")[1] == "name pattern svc-*"
+    assert find(id="P", name_pattern="*o*")[0] is None  # not unique: never guessed
     assert find(id="U", kind="user", name="orders-ingest-prod")[0] is None  # kinds must agree
     assert m.unmatched() == []

@@ -144,7 +144,7 @@ def test_unresolved_parts_are_reported_at_their_line_and_the_rest_goes_on(tmp_pa
     assert not r.errors
     assert actions_of(r) == ["sqs:SendMessage"]
     msgs = [(u.location.line, u.message) for u in r.unresolved]
-    assert r.principals[0].name is None
+    assert r.principals[0].name is None and r.principals[0].name_pattern == "x-*"
     assert any("AWS::Region" in m for _, m in msgs)
     import_line = 1 + next(i for i, t in enumerate(text.splitlines()) if "!ImportValue" in t)
     assert any("ImportValue shared-actions" in m and line == import_line for line, m in msgs)

@@ -447,3 +447,13 @@ def test_check_end_to_end_through_the_cli(tmp_path, fail_on, code):
     unused = [f for f in report["findings"] if f["check"] == "unused-actions"]
     assert [(f["principal"], f["actions"], f["line"]) for f in unused] == [
         ("aws_iam_role.worker", ["ec2:terminateinstances"], 11)]
+
+
+def test_partly_unknown_name_keeps_its_known_text_as_a_pattern(tmp_path):
+    (tmp_path / "main.tf").write_text(
+        'locals {\n  prefix = "${var.config.prefix}orders"\n}\n'
+        'resource "aws_iam_role" "worker" {\n  name = "${local.prefix}-worker"\n  assume_role_policy = "{}"\n}\n')
+    result = scan(Workspace([str(tmp_path)], base=str(tmp_path)))
+    (role,) = result.principals
+    assert role.name is None and role.name_pattern == "*orders-worker"
+    assert any("undeclared variable var.config" in u.message for u in result.unresolved)

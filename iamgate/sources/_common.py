@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -23,11 +24,23 @@ class Draft:
     location: Location | None = None
     policies: list[Policy] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    name_pattern: str | None = None
 
     def freeze(self, source: str) -> Principal:
         return Principal(id=self.id, kind=self.kind, name=self.name, name_is_prefix=self.name_is_prefix,
                          arn=self.arn, path=self.path or "/", location=self.location,
-                         policies=tuple(self.policies), aliases=tuple(self.aliases), source=source)
+                         policies=tuple(self.policies), aliases=tuple(self.aliases), source=source,
+                         name_pattern=self.name_pattern)
+
+
+def name_pattern(value) -> str | None:
+    """A name that is partly unknown (`${var.prefix}-role`) as a glob (`*-role`), if any text is known."""
+    text = getattr(value, "text", None)
+    if not isinstance(text, str):
+        return None
+    pattern = re.sub(r"\$\{[^{}]*\}", "*", text)
+    pattern = re.sub(r"\*+", "*", pattern)
+    return pattern if pattern.strip("*") and "$" not in pattern and "{" not in pattern else None
 
 
 class Collector:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..loaders import LDict, LList, LoadError, line_of
 from ..model import Location, Policy
 from ..policydoc import Unknown
-from ._common import Collector
+from ._common import Collector, name_pattern
 from ._tf_hcl import decode_json
 from ._tf_values import Encoded, SDict, Text, origin_of
 
@@ -193,16 +193,17 @@ class IamBuilder:
         name, prefix = r.values.get("name"), False
         if name is None and r.values.get("name_prefix") is not None:
             name, prefix = r.values.get("name_prefix"), True
+        pattern = None
         if isinstance(name, Unknown):
             self.out.note(r.file, name.line or r.line, f"{r.address}: name cannot be resolved: {name.reason}",
                           r.address)
-            name = None
+            name, pattern = None, name_pattern(name)
         path = r.values.get("path")
         arn = r.values.get("arn")
         self.out.principal(r.address, kind, name=str(name) if isinstance(name, str) else None, name_is_prefix=prefix,
                            path=path if isinstance(path, str) and not isinstance(path, Unknown) else "/",
                            arn=str(arn) if isinstance(arn, str) and arn.startswith("arn:") else None,
-                           location=Location(r.file, r.line))
+                           location=Location(r.file, r.line), name_pattern=pattern)
         self.principal_res[r.address] = r
 
     # linking ---------------------------------------------------------------

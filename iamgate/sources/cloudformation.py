@@ -9,7 +9,7 @@ from ..loaders import line_of
 from ..model import Location, SourceResult
 from ..policydoc import Unknown
 from . import DOC_SUFFIXES, SOURCES, Source, Workspace
-from ._common import Collector
+from ._common import Collector, name_pattern
 
 PRINCIPAL_TYPES = {"AWS::IAM::Role": ("role", "RoleName"), "AWS::IAM::User": ("user", "UserName"),
                    "AWS::IAM::Group": ("group", "GroupName")}
@@ -191,14 +191,15 @@ class _Extractor:
         props = self.props(lid, res)
         name = props.get(name_key)
         line = self.resource_line(lid, res)
+        pattern = None
         if isinstance(name, Unknown):
             self.out.note(self.file, line, f"{lid}: {name_key} cannot be resolved: {name.reason}", lid)
-            name = None
+            name, pattern = None, name_pattern(name)
         elif name is not None and not isinstance(name, str):
             self.out.error(self.file, line, f"{lid}: {name_key} must be a string")
             name = None
         path = props.get("Path") if isinstance(props.get("Path"), str) else "/"
-        draft = self.out.principal(lid, kind, name=name, path=path, location=self.loc(line))
+        draft = self.out.principal(lid, kind, name=name, path=path, location=self.loc(line), name_pattern=pattern)
         self.ids[lid] = lid
         self.add_inline_policies(draft.id, props.get("Policies"), line)
         self.add_managed_arns(draft.id, props.get("ManagedPolicyArns"), line)

@@ -189,7 +189,8 @@ class ModuleInstance:
         if block is None:
             if name in self.inputs:
                 return self.inputs[name]()
-            raise EvalError(f"undeclared variable var.{name}")
+            # declared in a file that is not scanned, or a mistake: unknown either way, never guessed
+            return Unknown(f"undeclared variable var.{name}", "${var." + name + "}", line)
         scope = Scope(self, block.file, block.src)
         value = self.inputs[name]() if name in self.inputs else None
         nullable = block.body.attrs.get("nullable")
