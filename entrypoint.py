@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,6 @@ from iamgate.escape import md
 from iamgate.comment import comment_body, comment_key, marker, summary_body, title
 from iamgate.formats import FORMATS, Format
 from iamgate.formats.github import Annotation, annotations, render_annotations
-from iamgate.formats.json import report_dict
 from iamgate.formats.sarif import sarif_log
 from iamgate.github import GitHubClient, GitHubError, PermissionDenied
 from iamgate.suggest import SuggestionPlan, details_section, plan_suggestions, post_suggestions
@@ -121,7 +121,9 @@ class _Capture(Format):
 
     def render(self, report) -> str:
         _Capture.reports.append(report)
-        return FORMATS.get("text")(color=False).render(report)
+        # The log shows repository text: no line of it may act as a workflow command.
+        token = secrets.token_hex(16)
+        return f"::stop-commands::{token}\n{FORMATS.get('text')(color=False).render(report)}::{token}::\n"
 
 
 FORMATS.register(_Capture)
@@ -261,7 +263,7 @@ class Action:
 
         out_dir = Path(self.env.get("RUNNER_TEMP") or tempfile.gettempdir())
         report_json = out_dir / f"iamgate-report-{self.key}.json"
-        report_json.write_text(json.dumps(report_dict(report), indent=2) + "\n", encoding="utf-8")
+        report_json.write_text(FORMATS.get("json")().render(report), encoding="utf-8")
         client = self.client()
         if self.inputs.sarif_file:
             sarif_text = json.dumps(sarif_log(report), indent=2) + "\n"

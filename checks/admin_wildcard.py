@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from iamgate.grants import on_every_resource
 from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
@@ -17,7 +18,7 @@ class AdminWildcard(Check):
             seen = set()
             for policy in r.principal.policies:
                 for st in policy.statements:
-                    if not st.is_allow or st.condition or "*" not in st.resources:
+                    if not st.is_allow or st.condition or not on_every_resource(st):
                         continue
                     if any(a.strip() in ("*", "*:*") for a in st.actions) and st.location not in seen:
                         seen.add(st.location)

@@ -19,8 +19,30 @@ class Grants:
     actions: frozenset[str] = frozenset()  # everything granted
 
 
+# Synthetic ARNs of different shapes: a resource pattern that matches all of them names everything.
+_ANY_RESOURCE_PROBES = ("arn:aws:s3:::bucket/key", "arn:aws:iam::123456789012:role/path/name",
+                        "arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-0", "arn:aws:sqs:us-east-1:123456789012:q")
+_ANY_ROLE_PROBES = ("arn:aws:iam::123456789012:role/name", "arn:aws:iam::123456789012:role/path/name",
+                    "arn:aws-us-gov:iam::210987654321:role/service-role/name")
+
+
+def _matches_all(pattern: str, probes) -> bool:
+    from .catalog import glob_match
+    return all(glob_match(pattern.strip(), probe) for probe in probes)
+
+
+def on_every_resource(stmt: Statement) -> bool:
+    """`Resource: *`, `arn:*`, or a NotResource: the statement does not narrow what it applies to."""
+    return bool(stmt.not_resources) or any(_matches_all(r, _ANY_RESOURCE_PROBES) for r in stmt.resources)
+
+
+def on_every_role(stmt: Statement) -> bool:
+    """The statement's resources take in every role (`*`, `arn:aws:iam::*:role/*`, `arn:*:iam::*:*`)."""
+    return bool(stmt.not_resources) or any(_matches_all(r, _ANY_ROLE_PROBES) for r in stmt.resources)
+
+
 def statement_actions(stmt: Statement, catalog: Catalog) -> Expansion:
-    if stmt.not_actions:
+    if stmt.not_actions or stmt.not_action_unresolved:
         return catalog.expand_not_actions(stmt.not_actions)
     return catalog.expand_all(stmt.actions)
 

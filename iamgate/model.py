@@ -31,6 +31,7 @@ class Statement:
     condition: Mapping[str, Any] = field(default_factory=dict, hash=False)
     sid: str | None = None
     location: Location | None = None
+    not_action_unresolved: bool = False  # a NotAction whose entries are not all known: read as excluding less
 
     @property
     def is_allow(self) -> bool:

@@ -60,6 +60,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, Unknown):
         return value.text
+    if isinstance(value, str):
+        return str(value)  # a plain str, not a resolver's subclass (`ResourceRef`)
     return value
 
 
@@ -98,11 +100,19 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
             out.problems.append((sline, "a statement needs exactly one of Action or NotAction"))
             continue
         actions = _strings(st.get("Action"), "Action", sline, out)
+        unknown_before = len(out.unknowns)
         not_actions = _strings(st.get("NotAction"), "NotAction", sline, out)
+        not_action_unresolved = len(out.unknowns) > unknown_before
+        if not_action_unresolved:  # excluding less grants more: read it as excluding only the known entries
+            out.unknowns[-1] = (out.unknowns[-1][0], out.unknowns[-1][1] + "; read as excluding only the known "
+                                                                         "entries, which grants more")
         resources = _strings(st.get("Resource"), "Resource", sline, out, keep_unknown_text=True)
         not_resources = _strings(st.get("NotResource"), "NotResource", sline, out, keep_unknown_text=True)
         condition = st.get("Condition") or {}
-        if not isinstance(condition, dict):
+        if isinstance(condition, Unknown):  # still a condition: never read it as unconditional
+            out.unknowns.append((condition.line or sline, f"Condition cannot be resolved: {condition.reason}"))
+            condition = {"Unresolved": {"iamgate:condition": condition.text}}
+        elif not isinstance(condition, dict):
             out.problems.append((sline, "Condition must be a mapping"))
             condition = {}
         sid = st.get("Sid")
@@ -110,5 +120,5 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
             effect=effect, actions=actions, not_actions=not_actions, resources=resources,
             not_resources=not_resources, condition=_plain(condition),
             sid=str(sid) if sid is not None and not isinstance(sid, Unknown) else None,
-            location=Location(file, sline)))
+            location=Location(file, sline), not_action_unresolved=not_action_unresolved))
     return out

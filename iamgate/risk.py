@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 from importlib import resources
 
 from .catalog import Catalog, glob_match
+from .grants import on_every_resource, on_every_role
 from .model import PrincipalResult, Statement
 
 PRIVILEGE_ESCALATION = "privilege-escalation"
@@ -32,8 +33,6 @@ IN_USE = "every action used, unobservable or allowlisted"
 NOT_JUDGED = "no usage data to judge it by"
 
 _ACTION_RX = re.compile(r"^[a-z0-9-]+:[a-z0-9_-]+$")
-# A PassRole resource that names every role: `*`, `arn:aws:iam::*:*`, `arn:aws:iam::123456789012:role/*`.
-_ANY_ROLE_RX = re.compile(r"^(\*|arn:[^:]*:iam::[^:]*:(\*|role/?\*))$", re.IGNORECASE)
 
 
 class RiskDataError(Exception):
@@ -148,7 +147,7 @@ def unused_set(result: PrincipalResult) -> frozenset:
 
 def star_granted(result: PrincipalResult) -> frozenset:
     """Actions some Allow grants on every resource (`Resource: *`, or a `NotResource`)."""
-    return frozenset().union(*(acts for st, acts in result.allows if "*" in st.resources or st.not_resources))
+    return frozenset().union(*(acts for st, acts in result.allows if on_every_resource(st)))
 
 
 def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: frozenset = frozenset()):
@@ -234,7 +233,7 @@ def _names_passrole(st: Statement) -> bool:
 
 
 def names_any_role(st: Statement) -> bool:
-    return bool(st.not_resources) or any(_ANY_ROLE_RX.match(r.strip()) for r in st.resources)
+    return on_every_role(st)
 
 
 def unrestricted_passrole(result: PrincipalResult) -> tuple[Statement, ...]:
