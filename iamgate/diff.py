@@ -187,17 +187,35 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> o
     return replace(report, new_keys=comparison.new_keys, comparison=comparison)
 
 
+def canonical_ids(report) -> dict[str, str]:
+    """Principal id -> file#id. Ids are qualified with their file only while another file uses the
+    same one, so a PR that adds a second template with a `LambdaRole` must not make the first
+    one's findings look new: compare both sides by file and unqualified id."""
+    out = {}
+    for r in report.results:
+        p = r.principal
+        file = p.location.file if p.location else ""
+        raw = p.id[len(file) + 1:] if file and p.id.startswith(file + "#") else p.id
+        out[p.id] = f"{file}#{raw}"
+    return out
+
+
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
     from .catalog import load_catalog
     from .severity import split_by_access_level
     catalog = load_catalog()
-    base_keys = {k for f in base.findings for k in f.keys()} | {k for f in base.suppressed for k in f.keys()}
-    new_keys = frozenset(k for f in head.findings for k in f.keys() if k not in base_keys)
-    base_results = {r.principal.id: r for r in base.results}
+    base_canon, head_canon = canonical_ids(base), canonical_ids(head)
+
+    def canon(key, ids):
+        return (ids.get(key[0], key[0]), *key[1:])
+
+    base_keys = {canon(k, base_canon) for f in base.findings + base.suppressed for k in f.keys()}
+    new_keys = frozenset(k for f in head.findings for k in f.keys() if canon(k, head_canon) not in base_keys)
+    base_results = {base_canon.get(r.principal.id, r.principal.id): r for r in base.results}
     new_grants, removed = [], []
     for r in head.results:
-        b = base_results.get(r.principal.id)
+        b = base_results.get(head_canon.get(r.principal.id, r.principal.id))
         denied = r.baseline.denied if r.baseline else {}
         fresh = r.granted - (b.granted if b else frozenset()) - set(r.actions("used"))
         for loc, acts in r.by_first_location(fresh).items():
@@ -215,7 +233,9 @@ def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list
     return BaseComparison(rev=rev, commit=commit, new_keys=new_keys, new_grants=tuple(new_grants),
                           removed_used=tuple(sorted(removed, key=lambda g: (g.principal, g.actions))),
                           changed=attribute_changes(head.results, ranges, root),
-                          new_principals=tuple(sorted(set(r.principal.id for r in head.results) - set(base_results))))
+                          new_principals=tuple(sorted(r.principal.id for r in head.results
+                                                     if head_canon.get(r.principal.id, r.principal.id)
+                                                     not in base_results)))
 
 
 def attribute_changes(results: tuple[PrincipalResult, ...], ranges: Mapping[str, list[tuple[int, int]]],

@@ -136,3 +136,21 @@ def test_repo_relative(tmp_path, monkeypatch):
     assert repo_relative("app.yaml") == "infra/app.yaml"
     assert repo_relative(str(repo / "infra" / "app.yaml")) == "infra/app.yaml"
     assert repo_relative("/elsewhere/x.yaml") == "/elsewhere/x.yaml"
+
+
+def test_a_second_template_with_the_same_logical_id_leaves_the_first_ones_findings_old(tmp_path):
+    from iamgate.config import Config
+    from iamgate.diff import compare_reports
+    from iamgate.pipeline import analyse
+    role = ("Resources:\n  LambdaRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Policies:\n"
+            "        - PolicyName: p\n          PolicyDocument: {Statement: [{Effect: Allow, Action: '*', "
+            "Resource: '*'}]}\n")
+    for tree in ("base", "head"):
+        (tmp_path / tree).mkdir()
+        (tmp_path / tree / "a.yaml").write_text(role)
+    (tmp_path / "head" / "b.yaml").write_text(role)
+    base = analyse([str(tmp_path / "base")], [], Config(), base=str(tmp_path / "base"))
+    head = analyse([str(tmp_path / "head")], [], Config(), base=str(tmp_path / "head"))
+    comp = compare_reports(head, base, "main", "abc", {})
+    new = {f.principal for f in head.findings for k in f.keys() if k in comp.new_keys}
+    assert "a.yaml#LambdaRole" not in new and "b.yaml#LambdaRole" in new
