@@ -239,6 +239,12 @@ class Action:
         commit = (self.pr.head_sha if self.pr else None) or self.env.get("GITHUB_SHA")
         if not commit:
             return
+        checked_out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        if checked_out != commit:
+            # Lines of a merge commit are not the head's lines: a suggestion there could replace the wrong line.
+            self.notes.append("Fix suggestions need the PR head checked out (`ref: ${{ github.event.pull_request"
+                              ".head.sha }}`); the fixes are in the comment's details instead.")
+            return
         try:
             counts = post_suggestions(client, self.repo, self.pr.number, commit, self.key, fixes.suggestions)
             if any(counts.values()):

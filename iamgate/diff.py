@@ -144,15 +144,25 @@ def materialise(root: Path, commit: str, pathspecs: list[str], dest: Path) -> in
     return len(entries)
 
 
+def _diff_path(text: str) -> str:
+    """A path as `git diff` prints it: a tab after names with spaces, C-style quotes for odd bytes."""
+    text = text.rstrip("\t")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        raw = text[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    return text
+
+
 def changed_ranges(root: Path, commit: str, pathspecs: list[str]) -> dict[str, list[tuple[int, int]]]:
     """Line ranges of the working tree that differ from `commit`, per repo-relative file."""
-    out = git(["diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", commit,
-               "--", *pathspecs], root, check=False).stdout
+    out = git(["-c", "core.quotePath=false", "diff", "-U0", "--no-color", "--no-ext-diff", "--no-textconv",
+               "--no-renames", commit, "--", *pathspecs], root, check=False).stdout
     ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
     current = None
     for line in out.splitlines():
         if line.startswith("+++ "):
-            current = line[6:] if line.startswith("+++ b/") else None
+            path = _diff_path(line[4:])
+            current = path[2:] if path.startswith("b/") else None
         elif current and (m := _HUNK.match(line)):
             start, count = int(m.group(1)), int(m.group(2) if m.group(2) is not None else 1)
             if count:

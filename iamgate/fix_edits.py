@@ -6,6 +6,7 @@ byte as it was; a hunk is the whole lines an edit touches, which is what a GitHu
 from __future__ import annotations
 
 import difflib
+import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -70,13 +71,23 @@ class Lines:
         return offset - self.start(self.line_of(offset))
 
 
+def newline(text: str) -> str:
+    """The file's own line ending (that of its first line): new lines are written with it."""
+    i = text.find("\n")
+    return "\r\n" if i > 0 and text[i - 1] == "\r" else "\n"
+
+
+_LINE_REST = re.compile(r"\s*,?\s*(?:(?:#|//).*)?\s*")
+
+
 def whole_lines(lines: Lines, start: int, end: int) -> tuple[int, int]:
-    """Widen [start, end) to whole lines when only blanks (and a trailing comma) lie outside it."""
+    """Widen [start, end) to whole lines when only blanks (and a trailing comma, and a `#` or `//`
+    comment) lie outside it."""
     ls = lines.start(lines.line_of(start))
     le_line = lines.line_of(max(start, end - 1))
     le = lines.end(le_line)
     before, after = lines.text[ls:start], lines.text[end:le]
-    if before.strip() == "" and after.strip() in ("", ","):
+    if before.strip() == "" and _LINE_REST.fullmatch(after):
         return ls, le
     return start, end
 

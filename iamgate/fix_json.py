@@ -10,7 +10,7 @@ import json
 import json.decoder
 import json.scanner
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits
+from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline
 from .remediate import Problem, StatementFix
 
 _WS = json.decoder.WHITESPACE.match
@@ -174,7 +174,8 @@ class JsonFile:
         else:
             close = self.lines.indent(start)
             pad = close + "  "
-        return "[\n" + ",\n".join(pad + json.dumps(i) for i in items) + "\n" + close + "]"
+        nl = newline(self.text)
+        return "[" + nl + ("," + nl).join(pad + json.dumps(i) for i in items) + nl + close + "]"
 
     def removal(self, fix: StatementFix, node: JObject) -> Edit:
         parent = self.decoder.parents.get(id(node))

@@ -12,7 +12,7 @@ import json
 
 from lark import Token, Tree
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, whole_lines
+from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline, whole_lines
 from .loaders import LoadError
 from .remediate import Problem, StatementFix
 from .sources._tf_hcl import parse_hcl
@@ -136,7 +136,8 @@ class HclFile:
         else:
             close = self.lines.indent(start)
             pad = close + "  "
-        return "[\n" + "".join(pad + json.dumps(i) + ",\n" for i in items) + close + "]"
+        nl = newline(self.text)
+        return "[" + nl + "".join(pad + json.dumps(i) + "," + nl for i in items) + close + "]"
 
     def kept_lines(self, fix: StatementFix, value) -> list[Edit] | None:
         """When the new list only drops items of a one-per-line list, delete their lines (comments stay)."""

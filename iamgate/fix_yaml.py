@@ -10,11 +10,11 @@ import re
 
 import yaml
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits
+from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline
 from .remediate import Problem, StatementFix
 
 STR_TAG = "tag:yaml.org,2002:str"
-MAX_FLOW_WIDTH = 120  # a longer flow list is written as a block list
+MAX_FLOW_WIDTH = 120  # a longer flow list is written as a block list (or wrapped, inside a flow collection)
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_\-.*?]*$")
 
 
@@ -77,11 +77,13 @@ class YamlFile:
     def __init__(self, text: str):
         self.text = text
         self.lines = Lines(text)
+        self.nl = newline(text)
         self.nodes: list = []
         self.counts: dict = {}
         for doc in yaml.compose_all(text, Loader=_Composer):
             if doc is not None:
                 self.nodes += _walk(doc, None, self.counts)
+        self.parents = {id(node): parent for node, parent in self.nodes}
 
     def statement(self, fix: StatementFix):
         """The statement's mapping node, its parent and its action key and value."""
@@ -103,7 +105,7 @@ class YamlFile:
         node, parent, key, value = self.statement(fix)
         if fix.removes_statement:
             return [self.removal(fix, node, parent)]
-        edits = self.rewrite(fix, key, value)
+        edits = self.rewrite(fix, node, key, value)
         return edits if isinstance(edits, list) else [edits]
 
     def kept_lines(self, fix: StatementFix, value, items: list[str]) -> list[Edit] | None:
@@ -127,8 +129,18 @@ class YamlFile:
             out.append(Edit(ls, self.lines.end(line), "", fix.location))
         return out or None
 
+    def is_condition(self, seq) -> bool:
+        """A `!If [cond, then, else]`, or the sequence that is the value of a long-form `Fn::If:` key."""
+        if not isinstance(seq, yaml.SequenceNode):
+            return False
+        if seq.tag == "!If":
+            return True
+        mapping = self.parents.get(id(seq))
+        return isinstance(mapping, yaml.MappingNode) and any(
+            v is seq and isinstance(k, yaml.ScalarNode) and k.value == "Fn::If" for k, v in mapping.value)
+
     def removal(self, fix: StatementFix, node, parent) -> Edit:
-        if isinstance(parent, yaml.SequenceNode) and parent.tag in ("!If", "Fn::If"):
+        if self.is_condition(parent) and any(v is node for v in parent.value[1:]):
             # a branch of a condition: it becomes "no value" rather than disappearing from the !If
             return Edit(node.start_mark.index, content_end(node), "!Ref AWS::NoValue", fix.location)
         if not isinstance(parent, yaml.SequenceNode) or parent.flow_style:
@@ -140,7 +152,19 @@ class YamlFile:
             raise StatementNotFound("the statement shares its first line; remove it by hand")
         return Edit(self.lines.start(first), self.lines.end(last), "", fix.location)
 
-    def rewrite(self, fix: StatementFix, key, value) -> Edit | list[Edit]:
+    def wrapped_flow(self, items: list[str], style, column: int) -> str:
+        """A flow list over several lines, continuation lines aligned after its `[` (valid inside `{...}`)."""
+        pad = " " * (column + 1)
+        rows, row = [], []
+        for item in (scalar(i, style) for i in items):
+            if row and column + 1 + len(", ".join(row + [item])) + 2 > MAX_FLOW_WIDTH:
+                rows.append(", ".join(row))
+                row = []
+            row.append(item)
+        rows.append(", ".join(row))
+        return "[" + ("," + self.nl + pad).join(rows) + "]"
+
+    def rewrite(self, fix: StatementFix, node, key, value) -> Edit | list[Edit]:
         items = list(fix.actions)
         style = value.style if isinstance(value, yaml.ScalarNode) else (
             value.value[0].style if value.value else None)
@@ -154,11 +178,16 @@ class YamlFile:
             kept = self.kept_lines(fix, value, items)
             if kept is not None:
                 return kept
-        if isinstance(value, yaml.SequenceNode) and value.flow_style and not too_long:
+        if node.flow_style and (len(items) != 1 or isinstance(value, yaml.SequenceNode)):
+            # inside a flow collection only flow syntax is valid: never a block list
+            column = self.lines.column(value.start_mark.index) if "\n" in prefix else \
+                self.lines.column(start) + len(prefix)
+            text = self.wrapped_flow(items, style, column) if too_long else flow
+        elif isinstance(value, yaml.SequenceNode) and value.flow_style and not too_long:
             text = flow
         elif isinstance(value, yaml.SequenceNode) and not value.flow_style:
             pad = " " * self.lines.column(value.start_mark.index)
-            text = ("\n" + pad).join("- " + scalar(i, style) for i in items)
+            text = (self.nl + pad).join("- " + scalar(i, style) for i in items)
         elif len(items) == 1 and isinstance(value, yaml.ScalarNode):
             text = scalar(items[0], style)
         else:  # one scalar becomes a block list under the key
@@ -166,7 +195,7 @@ class YamlFile:
             start, prefix = key.end_mark.index, ""
             if fix.statement.not_actions:
                 start, prefix = key.start_mark.index, "Action"
-            text = prefix + ":" + "".join("\n" + pad + "- " + scalar(i, style) for i in items)
+            text = prefix + ":" + "".join(self.nl + pad + "- " + scalar(i, style) for i in items)
             return Edit(start, end, text, fix.location)
         return Edit(start, end, prefix + text, fix.location)
 

@@ -103,7 +103,7 @@ class GitHubClient:
         for attempt in range(1, self.max_attempts + 1):
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with _OPENER.open(req, timeout=self.timeout) as resp:
                     raw = resp.read()
                     return Response(resp.status, dict(resp.headers.items()), json.loads(raw) if raw.strip() else None)
             except urllib.error.HTTPError as e:
@@ -196,3 +196,17 @@ def _is_rate_limit(headers: Mapping[str, str], message: str) -> bool:
 
 def _backoff(attempt: int) -> float:
     return float(min(2 ** (attempt - 1), 30))
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only for GET and only to the same scheme and host: the token must never
+    reach another host, and a POST must not silently become a GET."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if req.get_method() != "GET" or (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            raise urllib.error.HTTPError(req.full_url, code, f"refusing a redirect to {newurl}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)

@@ -50,13 +50,14 @@ def parse_outputs(text: str) -> dict:
 
 
 def run_action(tmp_path: Path, workspace: Path, api: FakeGitHub | None = None, base_sha: str = "",
-               github: bool = True, **inputs: str) -> Run:
+               github: bool = True, head_sha: str = "", **inputs: str) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_", "RUNNER_"))}
     run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
     run_dir.mkdir()
     if github:
         event = run_dir / "event.json"
-        event.write_text((GH / "event-pull_request.json").read_text().replace("BASE_SHA", base_sha))
+        text = (GH / "event-pull_request.json").read_text().replace("BASE_SHA", base_sha)
+        event.write_text(text.replace("1" * 40, head_sha) if head_sha else text)
         env.update({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_PATH": str(event), "GITHUB_EVENT_NAME": "pull_request",
                     "GITHUB_REPOSITORY": "acme/infra", "GITHUB_SERVER_URL": "https://github.example",
                     "GITHUB_RUN_ID": "4242", "GITHUB_STEP_SUMMARY": str(run_dir / "summary.md"),

@@ -154,3 +154,16 @@ def test_a_second_template_with_the_same_logical_id_leaves_the_first_ones_findin
     comp = compare_reports(head, base, "main", "abc", {})
     new = {f.principal for f in head.findings for k in f.keys() if k in comp.new_keys}
     assert "a.yaml#LambdaRole" not in new and "b.yaml#LambdaRole" in new
+
+
+def test_changed_lines_of_paths_with_spaces_and_non_ascii_names(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "my infra").mkdir(parents=True)
+    f = repo / "my infra" / "ré le.yaml"
+    f.write_text("a: 1\nb: 2\n")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    f.write_text("a: 1\nb: 3\nc: 4\n")
+    assert changed_ranges(repo, base, ["."]) == {"my infra/ré le.yaml": [(2, 3)]}

@@ -108,9 +108,10 @@ def test_action_posts_a_suggestion_for_the_changed_statement_and_details_for_the
     base = git(repo, "rev-parse", "HEAD").strip()
     pr_change(repo)
     git(repo, "commit", "-qam", "pr")
+    head = git(repo, "rev-parse", "HEAD").strip()
     with FakeGitHub() as api:
-        first = run_action(tmp_path, repo, api, base_sha=base, **{"diff-only": "true"})
-        second = run_action(tmp_path, repo, api, base_sha=base, **{"diff-only": "true"})
+        first = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"diff-only": "true"})
+        second = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"diff-only": "true"})
     assert first.code == second.code == 1, first.stderr
     (comment,) = api.review_comments  # updated in place on the second run, not duplicated
     text = (repo / "infra" / "app.yaml").read_text()
@@ -121,3 +122,16 @@ def test_action_posts_a_suggestion_for_the_changed_statement_and_details_for_the
     assert "<summary><b>Least-privilege fix</b>" in sticky
     assert "-                  - dynamodb:DescribeTable" in sticky  # not on a changed line: in the diff
     assert "iam:PutRolePolicy]" not in sticky.split("Least-privilege fix")[1]  # that one is a suggestion
+
+
+def test_no_suggestions_when_the_checkout_is_not_the_pr_head(tmp_path):
+    # actions/checkout checks out the merge commit by default: its lines are not the head's lines
+    repo = make_repo(tmp_path)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    pr_change(repo)
+    git(repo, "commit", "-qam", "pr")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha="2" * 40, **{"diff-only": "true"})
+    assert run.code == 1, run.stderr
+    assert api.review_comments == []
+    assert "PR head checked out" in api.comments[0]["body"] or "PR head checked out" in run.stdout

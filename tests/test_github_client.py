@@ -134,3 +134,46 @@ def test_next_link_parsing():
     assert next_link(header) == "https://api.github.com/x?page=2"  # offline: header parsing only
     assert next_link('<https://api.github.com/x?page=1>; rel="prev"') is None  # offline: header parsing only
     assert next_link(None) is None
+
+
+def test_redirects_never_carry_the_token_to_another_host_nor_turn_a_post_into_a_get():
+    import http.server
+    import threading
+    seen = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *a):
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+
+    class Redirector(Other):
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}/elsewhere")
+            self.end_headers()
+
+        def do_POST(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", "/same-host")
+            self.end_headers()
+
+    first = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    for server in (other, first):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gh = GitHubClient(f"http://127.0.0.1:{first.server_port}", "SECRET-TOKEN", sleep=lambda s: None)
+        with pytest.raises(GitHubError):
+            gh.request("GET", "repos/acme/infra")
+        with pytest.raises(GitHubError):
+            gh.request("POST", "repos/acme/infra/issues/7/comments", {"body": "x"})
+        assert seen == []
+    finally:
+        for server in (other, first):
+            server.shutdown()

@@ -29,15 +29,17 @@ from .managed_policies import attached_arns, fetch, print_errors, scan_with_acco
 STATE_FILE = ".iamgate-state.json"
 RAW_DIR = ".raw"
 STATE_SCHEMA = "iamgate.baseline-state/v1"
-_DURATION = re.compile(r"^(\d+)\s*([smhdw]?)$")
+_DURATION = re.compile(r"^(?:\d+\s*[smhdw]\s*)+$|^\d+$")
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str, flag: str) -> int:
-    m = _DURATION.match(str(text).strip().lower())
-    if not m:
-        raise UsageError(f"{flag} takes a duration such as 90s, 30m, 2h or 7d, not {text!r}")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    """Seconds in `90`, `90s`, `30m`, `2h50m`, `1d12h` or `1w`: whole numbers, each with a unit."""
+    value = str(text).strip().lower()
+    if not _DURATION.match(value):
+        raise UsageError(f"{flag} takes a duration such as 90s, 30m, 2h, 2h50m or 7d, not {text!r}")
+    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(value))
 
 
 def baseline_relpath(arn: str) -> Path:
@@ -194,6 +196,7 @@ class BaselineRun:
         generator.on_status = self.progress.status
 
     def _started(self, arn: str, job_id: str) -> None:
+        self.polling = job_id
         self.state.started(arn, job_id, self.clock.now())
         self.progress.status(arn, "running", 0)
 
@@ -222,44 +225,68 @@ class BaselineRun:
         for arn in arns:
             (summary.fresh if self.is_fresh(arn) else todo).append(arn)
         running = self.state.running or {}
-        if running.get("principal_arn") in todo:  # a killed run's job: pick it up first
+        resume = None
+        if running.get("principal_arn") in todo and running.get("job_id"):  # a killed run's job: first
             todo.remove(running["principal_arn"])
             todo.insert(0, running["principal_arn"])
+            resume = running["job_id"]
         self.state.data["stopped"] = None
         self.progress.queued(todo)
+        self.polling = None  # the job being polled; the generator cancels it on a timeout or Ctrl-C
         for i, arn in enumerate(todo):
             try:
-                if self.max_jobs is not None and self.generator.jobs_started >= self.max_jobs:
-                    summary.left = todo[i:]
-                    self.progress.note(f"--max-jobs {self.max_jobs} reached; {len(summary.left)} principal(s) "
-                                       "left for the next run")
-                    break
-                if self.state.jobs_in_last_day(self.clock.now()) >= DAILY_JOBS:
-                    raise QuotaExceeded(f"{DAILY_JOBS} policy generations were started in the last 24 hours "
-                                        "(the daily quota)")
-                self.one(arn, summary)
+                result = None
+                if i == 0 and resume:
+                    # collect the job before any limit is checked: it was started (and counted) already
+                    self.polling = resume
+                    result = self.generator.poll(arn, resume, picked_up=True)
+                    self.polling = None
+                    if result is None:  # ended without a result, or unknown: a new job is needed
+                        self.state.data["running"] = None
+                        self.state.save()
+                if result is None:
+                    if self.max_jobs is not None and self.generator.jobs_started >= self.max_jobs:
+                        summary.left = todo[i:]
+                        self.progress.note(f"--max-jobs {self.max_jobs} reached; {len(summary.left)} principal(s) "
+                                           "left for the next run")
+                        break
+                    if self.state.jobs_in_last_day(self.clock.now()) >= DAILY_JOBS:
+                        raise QuotaExceeded(f"{DAILY_JOBS} policy generations were started in the last 24 hours "
+                                            "(the daily quota)")
+                    result = self.generator.generate(arn)
+                    self.polling = None
+                self.one(arn, result, summary)
             except (QuotaExceeded, Stopped) as e:
                 kind = "quota" if isinstance(e, QuotaExceeded) else "stopped"
                 summary.stopped = f"{'policy generation quota exceeded' if kind == 'quota' else 'stopped'}: {e}"
                 summary.left = todo[i:]
-                self.state.data["running"] = None
+                self._forget_cancelled()
                 self.state.data["stopped"] = {"reason": kind, "message": str(e), "at": iso(self.clock.now()),
                                               "left": summary.left}
                 self.state.save()
                 self.progress.done(arn, summary.stopped)
                 break
             except KeyboardInterrupt:
-                self.state.data["running"] = None  # the generator cancelled it
+                self._forget_cancelled()
                 self.state.data["stopped"] = {"reason": "interrupted", "at": iso(self.clock.now()),
                                               "left": todo[i:]}
                 self.state.save()
                 raise
         return summary
 
-    def one(self, arn: str, summary: Summary) -> None:
+    def _forget_cancelled(self) -> None:
+        """Clear the running job only if the generator cancelled it (stopped while polling it).
+
+        A job that is still running, or finished but not yet written, stays in the state file so
+        the next run collects it instead of starting (and paying for) another.
+        """
         running = self.state.running or {}
-        resume = running.get("job_id") if running.get("principal_arn") == arn else None
-        result = self.generator.generate(arn, resume_job=resume)
+        if self.polling is not None and running.get("job_id") == self.polling:
+            self.state.data["running"] = None
+        self.polling = None
+
+    def one(self, arn: str, result, summary: Summary) -> None:
+        """Record one principal's job result: a baseline (merged with last accessed) or a failure."""
         now = self.clock.now()
         if not result.ok:
             self.state.failed(arn, result.job_id, result.status, result.error, now)
@@ -272,7 +299,7 @@ class BaselineRun:
         how = "Access Analyzer"
         if self.last_accessed is not None:
             try:
-                merged = fmt.merge([merged, for_merge(self.last_accessed.collect_for(arn))])
+                merged = fmt.merge([merged, for_merge(self.last_accessed.collect_for(arn, window_start))])
                 how += " + last accessed"
             except LastAccessedError as e:
                 summary.last_accessed_errors[arn] = str(e)
