@@ -58,9 +58,12 @@ class Template:
     # -- Fn::ForEach (AWS::LanguageExtensions) ----------------------------------
     def _expand_foreach(self, block: dict, depth: int) -> dict:
         out = LDict(line=getattr(block, "line", None))
+        key_lines = getattr(block, "key_lines", {})
         for key, value in block.items():
             if not str(key).startswith("Fn::ForEach::"):
                 out[key] = value
+                if key in key_lines:
+                    out.key_lines[key] = key_lines[key]
                 continue
             line = getattr(block, "key_lines", {}).get(key)
             if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
@@ -76,6 +79,7 @@ class Template:
                 if depth < 5 and any(str(k).startswith("Fn::ForEach::") for k in expanded):
                     expanded = self._expand_foreach(expanded, depth + 1)
                 out.update(expanded)
+                out.key_lines.update(getattr(expanded, "key_lines", {}))
         return out
 
     # -- conditions ------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -40,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - a bug: exit 2 ("could not decide"), never 1 ("gate failed")
+        if os.environ.get("IAMGATE_DEBUG"):
+            raise
+        print(f"iamgate: internal error: {type(e).__name__}: {e} (please report it; IAMGATE_DEBUG=1 shows "
+              "the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

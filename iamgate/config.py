@@ -29,8 +29,11 @@ class AllowEntry:
     def expired(self, today: dt.date) -> bool:
         return self.expires is not None and self.expires < today
 
+    def covers_principal(self, principal_ids: tuple[str, ...]) -> bool:
+        return any(glob_match(self.principal, p) for p in principal_ids if p)
+
     def covers(self, principal_ids: tuple[str, ...], action: str) -> bool:
-        return glob_match(self.action, action) and any(glob_match(self.principal, p) for p in principal_ids if p)
+        return glob_match(self.action, action) and self.covers_principal(principal_ids)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def load(path: str | None) -> Config:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - every scalar a string: `011`, `yes`, `1.10`
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML: {getattr(e, 'problem', e)}") from None

@@ -10,7 +10,7 @@ ZWSP = "\u200b"
 
 def md(text) -> str:
     """Inline Markdown: no formatting, links, HTML, table breaks or @mentions can come through."""
-    s = html.escape(str(text), quote=True)
+    s = html.escape(str(text), quote=False)  # quotes are harmless in Markdown text; `&#x27;` would show
     s = _MD_SPECIAL.sub(r"\\\1", s)
     s = s.replace("@", "@" + ZWSP).replace("\r", " ").replace("\n", " ")
     return s

@@ -240,3 +240,55 @@ def test_checks_are_installed_inside_the_package_only(tmp_path):
         assert cls.title and cls.docs and cls.severity in ("info", "low", "medium", "high", "critical")
     assert iamgate.checks.__file__.replace("\\", "/").endswith("checks/__init__.py")
 
+
+
+def test_config_values_are_read_as_written(tmp_path):
+    from iamgate import config
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("parameters: {AWS::AccountId: 011122223333, Flag: yes, Ver: 1.10}\n"
+                   "allowlist:\n  - {action: 's3:*', reason: r, expires: 2027-01-01}\n")
+    c = config.load(str(cfg))
+    assert c.parameters == {"AWS::AccountId": "011122223333", "Flag": "yes", "Ver": "1.10"}
+    assert str(c.allowlist[0].expires) == "2027-01-01"
+
+
+def test_allowlist_on_a_not_action_principal_is_exact(tmp_path, catalog):
+    from iamgate.config import AllowEntry, Config
+    from iamgate.pipeline import analyse
+    write_json(tmp_path / "p.json", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]})
+    write_json(tmp_path / "b.json", {"schema": "iamgate.baseline/v1", "principal_arn": "arn:aws:iam::1:role/app",
+                                     "sources": [{"kind": "cloudtrail"}], "used": {}})
+    entries = tuple(AllowEntry(f"svc{i}:*", "unrelated") for i in range(20)) + (AllowEntry("s3:Get*", "reads"),)
+    cfg = Config(principals={"p.json": "app"}, allowlist=entries)
+    rep = analyse([str(tmp_path / "p.json")], [str(tmp_path / "b.json")], cfg, base=str(tmp_path))
+    suppressed = {a for f in rep.suppressed for a in f.actions}
+    assert suppressed and suppressed <= catalog.expand("s3:Get*").actions
+    assert not any(a.startswith("s3:get") for f in rep.findings for a in f.actions)
+    assert any(a.startswith("s3:put") for f in rep.findings for a in f.actions)
+
+
+def test_markdown_escaping_renders_cleanly(tmp_path):
+    from iamgate.escape import html_text, md
+    assert md("not 'allow' <b>") == "not 'allow' &lt;b&gt;"
+    assert md("a_b*c @team") == "a\\_b\\*c @\u200bteam"
+    assert html_text("aws_iam_role.my_role <x>") == "aws_iam_role.my_role &lt;x&gt;"  # no backslashes in HTML
+
+
+def test_foreach_resources_keep_their_lines(tmp_path):
+    from iamgate.sources import Workspace, scan
+    (tmp_path / "t.yaml").write_text(textwrap.dedent("""\
+        Transform: AWS::LanguageExtensions
+        Resources:
+          Plain:
+            Type: AWS::IAM::Role
+            Properties: {RoleName: plain}
+          Fn::ForEach::Roles:
+            - N
+            - [a]
+            - Role${N}:
+                Type: AWS::IAM::Role
+                Properties: {RoleName: !Sub "r-${N}"}
+        """))
+    r = scan(Workspace([str(tmp_path / "t.yaml")], base=str(tmp_path)))
+    assert {p.id: p.location.line for p in r.principals} == {"Plain": 3, "Rolea": 9}

@@ -314,3 +314,9 @@ def test_yaml_loader_keeps_dates_and_tags_safely(tmp_path):
     assert d["X"] == {"Fn::GetAtt": ["A", "B.C"]}
     with pytest.raises(Exception):
         yaml.load("!!python/object/apply:os.system ['true']", Loader=__import__("iamgate.loaders").loaders.CfnYamlLoader)
+
+
+def test_numeric_logical_id_and_role_name(tmp_path):
+    r = extract(tmp_path, "Resources:\n  123:\n    Type: AWS::IAM::Role\n    Properties:\n      RoleName: 12345\n")
+    assert not r.errors
+    assert [(p.id, p.name, p.location.line) for p in r.principals] == [("123", "12345", 2)]

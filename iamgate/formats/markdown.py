@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..escape import code, md
+from ..escape import code, html_text, md
 from ..model import severity_rank
 from . import FORMATS, Format
 
@@ -116,7 +116,7 @@ class MarkdownReport:
             if not fs:
                 continue
             b = res.baseline
-            lines = [f"<details><summary><b>{md(p.id)}</b> — {len(fs)} finding{'s' if len(fs) != 1 else ''}"
+            lines = [f"<details><summary><b>{html_text(p.id)}</b> — {len(fs)} finding{'s' if len(fs) != 1 else ''}"
                      "</summary>", ""]
             if b:
                 lines.append(f"Baseline {code(b.principal_arn)}, window {md((b.window_start or '?')[:10])} → "

@@ -122,7 +122,8 @@ class _Extractor:
 
     def resource_line(self, lid: str, res) -> int | None:
         """The line of the resource's logical id, where people look for it."""
-        return getattr(self.tpl.resources, "key_lines", {}).get(lid) or line_of(res)
+        key_lines = getattr(self.tpl.resources, "key_lines", {})
+        return key_lines.get(lid) or next((n for k, n in key_lines.items() if str(k) == lid), None) or line_of(res)
 
     def loc(self, line) -> Location:
         return Location(self.file, line)
@@ -149,7 +150,7 @@ class _Extractor:
     def run(self) -> None:
         for problem in self.tpl.loop_problems:
             self.out.note(self.file, problem.line, problem.reason)
-        items = [(lid, res) for lid, res in self.tpl.resources.items()]
+        items = [(str(lid), res) for lid, res in self.tpl.resources.items()]  # YAML may read `123:` as a number
         for lid, res in items:
             if not isinstance(res, dict):
                 self.out.error(self.file, line_of(self.tpl.resources), f"resource {lid} must be a mapping")
@@ -195,6 +196,8 @@ class _Extractor:
         if isinstance(name, Unknown):
             self.out.note(self.file, line, f"{lid}: {name_key} cannot be resolved: {name.reason}", lid)
             name, pattern = None, name_pattern(name)
+        elif isinstance(name, (int, float)) and not isinstance(name, bool):
+            name = str(name)  # `RoleName: 12345` is a valid name
         elif name is not None and not isinstance(name, str):
             self.out.error(self.file, line, f"{lid}: {name_key} must be a string")
             name = None
