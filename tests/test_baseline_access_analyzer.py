@@ -314,3 +314,36 @@ def test_window_limits():
     assert window(now, 90) == (now - dt.timedelta(days=90), now)
     with pytest.raises(ValueError):
         window(now, 91)
+
+
+def test_killed_run_job_is_collected_before_the_daily_quota_stops_the_run(clients, clock, tmp_path):
+    """50 jobs in the last 24 hours, the last one still running when the run was killed: the next run
+    collects it (no new job, no quota spent) and only then stops for the quota."""
+    state = RunState(tmp_path / STATE_FILE)
+    for i in range(49):
+        state.data["jobs"].append({"principal_arn": ROLE3, "job_id": f"j{i}", "started_at": "2026-11-21T12:00:00Z"})
+    state.started(ROLE2, "job-left", clock.now() - dt.timedelta(minutes=3))
+    assert state.jobs_in_last_day(clock.now()) == 50
+    stub = stub_client(clients, "accessanalyzer")  # no StartPolicyGeneration may be called
+    expect_get(stub, ROLE2, "job-left", "IN_PROGRESS")
+    expect_get(stub, ROLE2, "job-left", policies=[policy_json("sns:Publish")])
+    summary, _, gen = run_job(clients, clock, tmp_path, [ROLE, ROLE2])
+    stub.assert_no_pending_responses()
+    assert summary.written == [ROLE2] and gen.jobs_started == 0
+    assert summary.left == [ROLE] and "50 policy generations" in summary.stopped
+    assert fmt.load(tmp_path / "billing.json").sources[0]["job_id"] == "job-left"
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved["running"] is None and saved["stopped"]["left"] == [ROLE]
+
+
+def test_quota_stop_keeps_a_running_job_it_did_not_collect(clients, clock, tmp_path):
+    """The quota check must not forget a job that is still running (here: of a principal not in this run)."""
+    state = RunState(tmp_path / STATE_FILE)
+    for i in range(49):
+        state.data["jobs"].append({"principal_arn": ROLE3, "job_id": f"j{i}", "started_at": "2026-11-21T12:00:00Z"})
+    state.started(ROLE3, "job-left", clock.now() - dt.timedelta(minutes=3))
+    stub_client(clients, "accessanalyzer")
+    summary, _, gen = run_job(clients, clock, tmp_path, [ROLE])
+    assert gen.jobs_started == 0 and "50 policy generations" in summary.stopped
+    running = json.loads((tmp_path / STATE_FILE).read_text())["running"]
+    assert running["principal_arn"] == ROLE3 and running["job_id"] == "job-left"

@@ -195,3 +195,29 @@ def test_usage_errors(extra, message, tmp_path, monkeypatch, capsys):
     assert main(base + extra) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, seconds", [("2h50m", 2 * 3600 + 50 * 60), ("1d12h", 36 * 3600), ("90s", 90),
+                                           ("90", 90), ("7d", 7 * 86400), ("1w2d", 9 * 86400), ("0", 0)])
+def test_durations_may_be_compound(text, seconds):
+    from iamgate.commands.baseline import parse_duration
+    assert parse_duration(text, "--timeout") == seconds
+
+
+@pytest.mark.parametrize("text", ["2h50", "1.5h", "-1h", "2x", "h", "", "2hh", "soon"])
+def test_bad_durations_are_usage_errors(text, tmp_path, monkeypatch, capsys):
+    aws_env(monkeypatch)
+    assert main(["baseline", "--trail", TRAIL, "--access-role", ACCESS_ROLE, "--out", str(tmp_path),
+                 f"--timeout={text}"]) == 2
+    err = capsys.readouterr().err
+    assert "--timeout takes a duration such as" in err and "Traceback" not in err
+
+
+def test_unwritable_out_is_a_usage_error_before_any_aws_call(tmp_path, monkeypatch, capsys):
+    aws_env(monkeypatch)  # an AWS call would fail with "AWS: ..." instead
+    (tmp_path / "file").write_text("")
+    assert main(["baseline", "--trail", TRAIL, "--access-role", ACCESS_ROLE, "--principal", BOT,
+                 "--out", str(tmp_path / "file" / "baselines"), "--timeout", "2h50m"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"iamgate: error: --out {tmp_path / 'file' / 'baselines'}: cannot write there")
+    assert "Traceback" not in err and len(err.splitlines()) == 1

@@ -117,3 +117,52 @@ def test_merge_with_access_analyzer_decides_verdicts(catalog):
     assert [s["kind"] for s in data["sources"]] == ["access-analyzer", "last-accessed"]
     assert data["not_accessed_services"] == ["sqs"]  # dynamodb was used after all
     fmt.from_v1(data)  # valid against the schema
+
+
+OLD = dt.datetime(2025, 10, 1, tzinfo=dt.timezone.utc)  # long before the 2026-08-24 -> 2026-11-22 window
+SERVICES_OLD = [
+    {"ServiceName": "Amazon S3", "ServiceNamespace": "s3", "LastAuthenticated": T0, "TotalAuthenticatedEntities": 1,
+     "TrackedActionsLastAccessed": [{"ActionName": "GetObject", "LastAccessedTime": T0},
+                                    {"ActionName": "DeleteBucket", "LastAccessedTime": OLD}]},
+    {"ServiceName": "Amazon SQS", "ServiceNamespace": "sqs", "LastAuthenticated": OLD, "TotalAuthenticatedEntities": 1,
+     "TrackedActionsLastAccessed": [{"ActionName": "SendMessage", "LastAccessedTime": OLD}]},
+    {"ServiceName": "Amazon SES", "ServiceNamespace": "ses", "LastAuthenticated": OLD, "TotalAuthenticatedEntities": 1},
+    {"ServiceName": "Amazon DynamoDB", "ServiceNamespace": "dynamodb", "TotalAuthenticatedEntities": 0},
+]
+
+
+def test_access_before_the_window_is_not_used_in_it(clients):
+    stub = stub_client(clients, "iam", "last-accessed")
+    expect_job(stub)
+    stub.add_response("get_service_last_accessed_details", page(SERVICES_OLD), {"JobId": JOB1})
+    b = LastAccessed(clients.client("iam", "last-accessed"), FakeClock()).collect_for(
+        ROLE, dt.datetime(2026, 8, 24, tzinfo=dt.timezone.utc))
+    stub.assert_no_pending_responses()
+    assert set(b.used) == {"s3:getobject"}  # s3:DeleteBucket was last used before the window
+    # accessed before the window: not used in it, but not "never accessed" either, nor service-level usage
+    assert b.not_accessed_services == {"dynamodb"} and b.service_level_only == frozenset()
+
+
+def test_baseline_run_passes_the_job_window_to_last_accessed(clients, tmp_path):
+    """Merged into a 2026-08-24 -> 2026-11-22 baseline, s3:DeleteBucket last accessed 2025-10-01 stays unused."""
+    import io
+    from fixtures.aws.helpers import ACCESS_ROLE, TRAIL, generated, policy_json
+    from iamgate.commands.baseline import BaselineRun, Progress
+    from iamgate.usage.access_analyzer import PolicyGenerator, window
+    clock = FakeClock()
+    aa = stub_client(clients, "accessanalyzer")
+    aa.add_response("start_policy_generation", {"jobId": "job-1"}, None)
+    aa.add_response("get_generated_policy", generated(ROLE, "job-1", policies=[policy_json("dynamodb:GetItem")]),
+                    None)
+    la = stub_client(clients, "iam", "last-accessed")
+    expect_job(la)
+    la.add_response("get_service_last_accessed_details", page(SERVICES_OLD), {"JobId": JOB1})
+    start, end = window(clock.now(), 90)
+    gen = PolicyGenerator(clients.client("accessanalyzer"), TRAIL, ACCESS_ROLE, start, end, clock=clock)
+    run = BaselineRun(tmp_path, gen, LastAccessed(clients.client("iam", "last-accessed"), clock), 0, clock=clock,
+                      progress=Progress(io.StringIO(), live=False))
+    assert run.run([ROLE]).written == [ROLE]
+    b = fmt.load(tmp_path / "orders-ingest.json")
+    assert (b.window_start, b.window_end) == ("2026-08-24T00:00:00Z", "2026-11-22T00:00:00Z")
+    assert set(b.used) == {"dynamodb:getitem", "s3:getobject"}
+    assert "s3:deletebucket" not in b.used and "sqs:sendmessage" not in b.used

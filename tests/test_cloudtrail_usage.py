@@ -146,3 +146,23 @@ def test_check_merges_cloudtrail_with_stored_baselines(tmp_path, catalog):
     merged = merge([aa, ct_b])
     assert {"ec2:describevpcs", "ec2:describeinstances"} <= set(merged.used)
     assert merged.data_events_observed == frozenset({"s3", "dynamodb"})
+
+
+def test_unwritable_out_fails_before_reading_any_log(tmp_path, monkeypatch, capsys):
+    from iamgate.cli import main
+
+    def no_scan(self):
+        raise AssertionError("the logs were read before --out was checked")
+
+    monkeypatch.setattr(CloudTrailUsage, "scan", no_scan)
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "out"  # a folder under a regular file: like /dev/null/x
+    assert main(["usage", "cloudtrail", str(LOGS), "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"iamgate: error: --out {bad}: cannot write there") and len(err.splitlines()) == 1
+
+
+def test_unwritable_out_exits_2_without_traceback(tmp_path):
+    (tmp_path / "file").write_text("")
+    r = run_cli("usage", "cloudtrail", str(LOGS), "--out", str(tmp_path / "file" / "out"))
+    assert r.returncode == 2 and "cannot write there" in r.stderr and "Traceback" not in r.stderr

@@ -77,3 +77,15 @@ def test_usage_errors_exit_2_without_traceback(server, tmp_path, monkeypatch, ca
     assert main(["managed-policies", "fetch", TEMPLATE, "--managed-policies", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("iamgate: error: AWS:") and "Traceback" not in err
+
+
+def test_unwritable_cache_exits_2_without_traceback(server, tmp_path, monkeypatch, capsys):
+    aws_env(monkeypatch, server)
+    monkeypatch.chdir(ROOT)
+    (tmp_path / "file").write_text("")
+    cache = tmp_path / "file" / "managed"  # under a regular file: every write fails
+    assert main(["managed-policies", "fetch", "--arn", S3_READ, "--managed-policies", str(cache),
+                 "--param", f"AWS::AccountId={ACCOUNT}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"iamgate: error: managed-policy cache {cache}: cannot write") and "Traceback" not in err
+    assert len(err.splitlines()) == 1

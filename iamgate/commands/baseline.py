@@ -25,6 +25,7 @@ from ..usage.last_accessed import LastAccessed, LastAccessedError, for_merge
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments
 from .managed_policies import attached_arns, fetch, print_errors, scan_with_account
+from .usage import write_error, writable_dir
 
 STATE_FILE = ".iamgate-state.json"
 RAW_DIR = ".raw"
@@ -192,6 +193,7 @@ class BaselineRun:
         self.clock = clock or SystemClock()
         self.progress = progress or Progress()
         self.state = RunState(self.out / STATE_FILE)
+        self.polling: str | None = None  # the job being polled; the generator cancels it if stopped
         generator.on_started = self._started
         generator.on_status = self.progress.status
 
@@ -232,7 +234,7 @@ class BaselineRun:
             resume = running["job_id"]
         self.state.data["stopped"] = None
         self.progress.queued(todo)
-        self.polling = None  # the job being polled; the generator cancels it on a timeout or Ctrl-C
+        self.polling = None
         for i, arn in enumerate(todo):
             try:
                 result = None
@@ -298,6 +300,8 @@ class BaselineRun:
         merged = to_baseline(result)
         how = "Access Analyzer"
         if self.last_accessed is not None:
+            # the job's own window (a picked-up job may have an older one than this run's)
+            window_start = merged.window_start or iso(self.generator.start)
             try:
                 merged = fmt.merge([merged, for_merge(self.last_accessed.collect_for(arn, window_start))])
                 how += " + last accessed"
@@ -361,6 +365,7 @@ class BaselineCommand(Command):
         self.check_args(args)
         refresh = parse_duration(args.refresh_older_than, "--refresh-older-than")
         timeout = parse_duration(args.timeout, "--timeout")
+        writable_dir(args.out)  # before any AWS call or job: a bad --out fails fast
         if args.paths is None:
             args.paths = [] if args.principal else ["."]
         cfg = config_mod.load(args.config)
@@ -377,6 +382,8 @@ class BaselineCommand(Command):
             return self.execute(args, cfg, tfstate, clients, clock, progress, refresh, timeout)
         except (BotoCoreError, ClientError) as e:
             raise UsageError(f"AWS: {e}") from None
+        except OSError as e:  # writing a baseline or the state file; finished baselines are kept
+            raise write_error(e) from None
 
     def execute(self, args, cfg, tfstate, clients: Clients, clock, progress: Progress, refresh: int,
                 timeout: int) -> int:

@@ -49,7 +49,13 @@ def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache) -> F
         try:
             version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
             doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-            cache.put(arn, _document(doc), version)
+            document = _document(doc)
+            try:
+                cache.put(arn, document, version)
+            except OSError as e:
+                where = f"{e.filename}: " if e.filename else ""
+                raise UsageError(f"managed-policy cache {cache.directory}: cannot write {where}"
+                                 f"{e.strerror or e}") from None
             fetched.append(arn)
         except ClientError as e:
             errors.append(ScanError(where.file if where else arn, where.line if where else None,

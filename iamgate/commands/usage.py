@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from .. import baseline as fmt
@@ -10,6 +11,23 @@ from ..managed import write_json_atomic
 from . import COMMANDS, Command, UsageError
 
 ENGINES = ("auto", "local", "athena")
+
+
+def writable_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Create the output folder and prove it takes a file, before any slow work; UsageError if not."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write there: {e.strerror or e}") from None
+    return out
+
+
+def write_error(e: OSError) -> UsageError:
+    where = f"{e.filename}: " if e.filename else ""
+    return UsageError(f"cannot write {where}{e.strerror or e}")
 
 
 def baseline_document(b, extras: dict) -> dict:
@@ -81,6 +99,7 @@ class Usage(Command):
         if getattr(args, "usage_source", None) != "cloudtrail":
             self.parser.print_help(sys.stderr)
             return 2
+        out = writable_dir(args.out)  # before reading any log: a bad --out fails fast
         engine = args.engine
         if engine == "auto":
             engine = "athena" if args.athena_table else "local"
@@ -91,7 +110,10 @@ class Usage(Command):
                 summary, errors = self._local(args)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        written = write_summary(summary, Path(args.out))
+        try:
+            written = write_summary(summary, out)
+        except OSError as e:
+            raise write_error(e) from None
         for e in errors:
             where = f"{e.file}:{e.line}" if e.line else e.file
             print(f"iamgate: {where}: {e.message}", file=sys.stderr)

@@ -2,12 +2,15 @@
 
 - A service the principal may use but never accessed in the tracking period (up to 400 days)
   goes to `not_accessed_services`: all its actions are observed-unused.
-- An action-level entry with a last-accessed time counts as used, with signal `last-accessed`.
+- An action-level entry with a last-accessed time counts as used, with signal `last-accessed`;
+  given the window start (`since`), an access before it does not count: the action is simply not
+  used in the window (its service is not "never accessed" either).
 - A service accessed without action-level detail is service-level usage only, unless another
   source (Access Analyzer) covers it; `for_merge` drops that part for the merge.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 from botocore.exceptions import ClientError
@@ -26,8 +29,32 @@ class LastAccessedError(Exception):
     pass
 
 
-def from_details(principal_arn: str, job_id: str, pages: list[dict]) -> Baseline:
-    """GetServiceLastAccessedDetails pages (as JSON) -> a baseline."""
+def _when(value) -> dt.datetime | None:
+    """An API timestamp (datetime or ISO text) as an aware UTC datetime; None if unreadable."""
+    if isinstance(value, dt.datetime):
+        when = value
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _in_window(value, since: dt.datetime | None) -> bool:
+    if since is None:
+        return True
+    when = _when(value)
+    return when is None or when >= since  # unreadable: keep the old behaviour (counted)
+
+
+def from_details(principal_arn: str, job_id: str, pages: list[dict], since: dt.datetime | str | None = None
+                 ) -> Baseline:
+    """GetServiceLastAccessedDetails pages (as JSON) -> a baseline.
+
+    `since` is the window start: accesses before it are not usage in the window.
+    """
+    since = _when(since) if since is not None else None
     used: dict[str, UsedAction] = {}
     never, service_level = set(), set()
     generated_at = None
@@ -40,10 +67,12 @@ def from_details(principal_arn: str, job_id: str, pages: list[dict]) -> Baseline
             if not svc.get("LastAuthenticated"):
                 never.add(ns)
                 continue
+            if not _in_window(svc["LastAuthenticated"], since):
+                continue  # accessed, but not in the window: nothing used here, and not "never accessed"
             tracked = [t for t in svc.get("TrackedActionsLastAccessed") or [] if t.get("LastAccessedTime")]
             for t in tracked:
                 name = str(t.get("ActionName", "")).lower()
-                if name:
+                if name and _in_window(t["LastAccessedTime"], since):
                     action = name if ":" in name else f"{ns}:{name}"
                     used[action] = UsedAction(last_seen=t["LastAccessedTime"], signals=(SIGNAL,))
             if not tracked:
@@ -79,7 +108,8 @@ class LastAccessed:
                     raise LastAccessedError(f"{method.__name__}: {error_message(e)}") from None
                 self._wait(throttle())
 
-    def collect_for(self, principal_arn: str) -> Baseline:
+    def collect_for(self, principal_arn: str, since: dt.datetime | str | None = None) -> Baseline:
+        """The principal's last-accessed baseline; with `since` (the window start), older access is not used."""
         job_id = self._call(self.client.generate_service_last_accessed_details,
                             Arn=principal_arn, Granularity="ACTION_LEVEL")["JobId"]
         delay = Backoff(POLL_FIRST, POLL_MAX)
@@ -100,7 +130,7 @@ class LastAccessed:
             if not page.get("IsTruncated"):
                 break
             marker = page.get("Marker")
-        b = from_details(principal_arn, job_id, pages)
+        b = from_details(principal_arn, job_id, pages, since)
         if b.sources[0].get("generated_at") is None:
             b = replace(b, sources=(dict(b.sources[0], generated_at=iso(self.clock.now())),))
         return b
@@ -110,15 +140,16 @@ class LastAccessed:
 class LastAccessedUsage(UsageSource):
     name = SIGNAL
 
-    def __init__(self, last_accessed: LastAccessed, principal_arns: list[str]):
+    def __init__(self, last_accessed: LastAccessed, principal_arns: list[str], since: dt.datetime | None = None):
         self.last_accessed = last_accessed
         self.principal_arns = principal_arns
+        self.since = since
 
     def collect(self) -> UsageResult:
         baselines, errors = [], []
         for arn in self.principal_arns:
             try:
-                baselines.append(self.last_accessed.collect_for(arn))
+                baselines.append(self.last_accessed.collect_for(arn, self.since))
             except LastAccessedError as e:
                 errors.append(ScanError(arn, None, str(e)))
         return UsageResult(tuple(baselines), tuple(errors))
