@@ -19,16 +19,20 @@ class Grants:
     actions: frozenset[str] = frozenset()  # everything granted
 
 
-# Synthetic ARNs of different shapes: a resource pattern that matches all of them names everything.
-_ANY_RESOURCE_PROBES = ("arn:aws:s3:::bucket/key", "arn:aws:iam::123456789012:role/path/name",
-                        "arn:aws-cn:ec2:cn-north-1:123456789012:instance/i-0", "arn:aws:sqs:us-east-1:123456789012:q")
-_ANY_ROLE_PROBES = ("arn:aws:iam::123456789012:role/name", "arn:aws:iam::123456789012:role/path/name",
-                    "arn:aws-us-gov:iam::210987654321:role/service-role/name")
+# Synthetic ARNs of different shapes, in the pattern's own partition and account where it fixes them:
+# a resource pattern that matches all of them names everything (of that kind).
+_ANY_RESOURCE_PROBES = ("arn:{p}:s3:::bucket/key", "arn:{p}:iam::{a}:role/path/name",
+                        "arn:{p}:ec2:us-east-1:{a}:instance/i-0", "arn:{p}:sqs:us-east-1:{a}:queue")
+_ANY_ROLE_PROBES = ("arn:{p}:iam::{a}:role/name", "arn:{p}:iam::{a}:role/path/name")
 
 
 def _matches_all(pattern: str, probes) -> bool:
     from .catalog import glob_match
-    return all(glob_match(pattern.strip(), probe) for probe in probes)
+    parts = pattern.strip().split(":", 5)
+    literal = lambda i, default: parts[i] if len(parts) > i and parts[i] and not any(  # noqa: E731
+        c in parts[i] for c in "*?") else default
+    values = {"p": literal(1, "aws"), "a": literal(4, "123456789012")}
+    return all(glob_match(pattern.strip(), probe.format(**values)) for probe in probes)
 
 
 def on_every_resource(stmt: Statement) -> bool:
@@ -37,7 +41,7 @@ def on_every_resource(stmt: Statement) -> bool:
 
 
 def on_every_role(stmt: Statement) -> bool:
-    """The statement's resources take in every role (`*`, `arn:aws:iam::*:role/*`, `arn:*:iam::*:*`)."""
+    """The resources take in every role of the account: `*`, `arn:aws:iam::*:*`, `arn:aws:iam::1…:role/*`."""
     return bool(stmt.not_resources) or any(_matches_all(r, _ANY_ROLE_PROBES) for r in stmt.resources)
 
 
