@@ -10,7 +10,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 
 from .managed import write_json_atomic
 from .model import Baseline, UsedAction
@@ -23,7 +22,8 @@ class BaselineError(Exception):
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
+def _validator():
+    import jsonschema  # imported when a v1 baseline is read: it costs a tenth of a second
     schema = json.loads(resources.files("iamgate").joinpath("data/schemas/baseline.schema.json").read_text())
     return jsonschema.validators.validator_for(schema)(schema)
 
@@ -73,13 +73,11 @@ def from_generated_policy(data: dict, file: str = "") -> Baseline:
 
 
 def from_v1(data: dict, file: str = "") -> Baseline:
-    try:
-        error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-        if error is not None:
-            raise error
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise BaselineError(f"not a valid {SCHEMA_ID} baseline at {where}: {e.message}") from None
+    from jsonschema.exceptions import best_match
+    error = best_match(_validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise BaselineError(f"not a valid {SCHEMA_ID} baseline at {where}: {error.message}")
     window = data.get("window") or {}
     used = {k.lower(): UsedAction(count=v.get("count"), last_seen=v.get("last_seen"),
                                   signals=tuple(v.get("signals") or ()))

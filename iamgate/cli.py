@@ -11,13 +11,17 @@ from .commands import COMMANDS, UsageError
 from .config import ConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iamgate", description="Least-privilege gate for AWS IAM: what the code grants vs. what CloudTrail "
                                     "shows is used.")
     parser.add_argument("--version", action="version", version=f"iamgate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, cls in sorted(COMMANDS.all().items()):
+    first = next((a for a in argv or () if not a.startswith("-")), None)
+    commands = COMMANDS.loaded_with(first.replace("-", "_")) if first else {}
+    if not first or first not in commands:  # help, a typo, or no command: list them all
+        commands = COMMANDS.all()
+    for name, cls in sorted(commands.items()):
         cmd = cls()
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
@@ -26,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_command", None):
         parser.print_help(sys.stderr)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from .catalog import glob_match
@@ -69,6 +68,7 @@ def parse(data, path: str | None = None) -> Config:
     if data is None:
         data = {}
     data = _dates_to_text(data)
+    import jsonschema  # only when there is a config to validate
     try:
         jsonschema.validate(data, _schema(), format_checker=jsonschema.FormatChecker())
     except jsonschema.ValidationError as e:

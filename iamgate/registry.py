@@ -27,6 +27,15 @@ class Registry(Generic[T]):
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{mod.name}")
 
+    def loaded_with(self, module: str) -> dict[str, type[T]]:
+        """What is registered after importing just `module` of the package (if it exists): a CLI
+        run of one command need not import every other command's dependencies (boto3)."""
+        if not self._loaded:
+            pkg = importlib.import_module(self.package)
+            if module.isidentifier() and any(m.name == module for m in pkgutil.iter_modules(pkg.__path__)):
+                importlib.import_module(f"{self.package}.{module}")
+        return dict(self._items)
+
     def all(self) -> dict[str, type[T]]:
         self._load()
         return dict(self._items)
