@@ -90,12 +90,6 @@ class Observability:
         for reason, actions in self.by_reason.items():
             yield REASONS.get(reason, reason), actions
 
-    def natural(self, action: str, baseline: Baseline) -> str | None:
-        for reason, actions in self.natural_sets(baseline):
-            if action in actions:
-                return reason
-        return None
-
     def uncovered(self, baseline: Baseline) -> frozenset:
         """Actions of services the baseline's sources do not see at action level."""
         kinds = baseline.source_kinds
@@ -104,10 +98,6 @@ class Observability:
         seen_elsewhere = {a.partition(":")[0] for a, u in baseline.used.items()
                           if set(u.signals) - {"access-analyzer"}}
         return self._uncovered_all - self.services(seen_elsewhere) if seen_elsewhere else self._uncovered_all
-
-    def covered(self, service: str, baseline: Baseline) -> bool:
-        actions = self.catalog.service_actions(service)
-        return not actions or not (actions & self.uncovered(baseline))
 
 
 @lru_cache(maxsize=1)

@@ -192,14 +192,6 @@ class PrincipalResult:
             out.setdefault(None, []).extend(remaining)
         return {loc: sorted(acts) for loc, acts in out.items()}
 
-    def verdict(self, action: str) -> Verdict | None:
-        for v, reasons in self.groups.items():
-            for reason, acts in reasons.items():
-                if action in acts:
-                    note = "; ".join(n for acts_n, n in self.action_notes if action in acts_n)
-                    return Verdict(action, v, reason, self.locations(action), self.statements(action), note)
-        return None
-
     @cached_property
     def verdicts(self) -> tuple[Verdict, ...]:
         """One object per action; slow for huge grants, so stages use the set accessors instead."""
