@@ -175,4 +175,5 @@ def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
         if not baseline.complete:
             notes.append("the usage source reported its result as incomplete")
     return PrincipalResult(principal, baseline, groups, tuple(g.allows),
-                           {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes))
+                           {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes),
+                           granted_actions=g.actions)

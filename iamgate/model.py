@@ -148,6 +148,7 @@ class PrincipalResult:
     unknown: Mapping[str, tuple[Statement, ...]] = field(default_factory=dict, hash=False)  # pattern -> statements
     action_notes: tuple[tuple[frozenset, str], ...] = field(default=(), hash=False)  # (actions, note)
     notes: tuple[str, ...] = ()
+    granted_actions: frozenset | None = field(default=None, hash=False, repr=False)  # shared with the grants
 
     @cached_property
     def by_verdict(self) -> dict[str, list[str]]:
@@ -160,6 +161,8 @@ class PrincipalResult:
     @cached_property
     def granted(self) -> frozenset:
         """Every granted catalog action (unknown patterns are not actions)."""
+        if self.granted_actions is not None:
+            return self.granted_actions
         return frozenset().union(*(acts for v, r in self.groups.items() if v != "unknown" for acts in r.values()))
 
     def statements(self, action: str) -> tuple[Statement, ...]:
