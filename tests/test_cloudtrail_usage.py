@@ -73,6 +73,10 @@ def test_data_events_make_data_actions_observable(scanned, catalog):
     b = by_arn(summary)[APP]
     assert decide("s3:getobject", b, obs)[0] == "unused"
     assert decide("lambda:invokefunction", b, obs)[0] == "unobservable"
+    # data events are logged per resource: another principal's data events say nothing about this one
+    bob = by_arn(summary)[BOB]
+    assert bob.data_events_observed == frozenset()
+    assert decide("s3:getobject", bob, obs)[0] == "unobservable"
 
 
 def test_window_and_principal_filters(catalog):

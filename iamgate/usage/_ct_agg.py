@@ -61,6 +61,7 @@ class _Principal:
     denied: dict = field(default_factory=dict)  # action -> {"count", "last_seen"}
     unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
     events: int = 0
+    data_services: set = field(default_factory=set)  # services whose data events this principal made
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
         if service and cat:
             categories.setdefault(service, set()).add(cat)
-        if actions and (cat == "Data" or (cat is None and any(a in data_actions for a in actions))):
+        is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
+        if is_data:
             data_services.update(a.partition(":")[0] for a in actions)
         klass, who = attribute(itype, iarn, issuer, invoked)
         if m.kind in (NO_IAM, PERMISSIONLESS):
@@ -142,6 +144,8 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             continue
         p = principals.setdefault(who, _Principal())
         p.events += count
+        if is_data:
+            p.data_services.update(a.partition(":")[0] for a in actions)
         if not actions:
             label = _label(source, name, why)
             unmapped[label] += count
@@ -166,7 +170,11 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
         baselines.append(Baseline(principal_arn=arn, window_start=window[0], window_end=window[1],
-                                  sources=(source_entry,), used=used, data_events_observed=frozenset(data_services),
+                                  # Data events are logged per resource (bucket, table, function): the
+                                  # trail logging some of a service's data events says nothing about the
+                                  # resources this principal uses, unless its own data events show up.
+                                  sources=(source_entry,), used=used,
+                                  data_events_observed=frozenset(p.data_services),
                                   denied=denied))
         documents[arn] = {
             "regions": {a: sorted(s.get("regions", ())) for a, s in p.used.items()},
