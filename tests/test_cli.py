@@ -173,6 +173,8 @@ def test_bad_input_is_located_and_the_rest_of_the_scan_goes_on(tmp_path):
     assert "MiB" in errors["infra/huge.json"]["message"]
     assert "Policies must be a list" in errors["infra/bad-types.yaml"]["message"]
     assert not any("internal error" in e["message"] for e in rep["errors"])
+    # an empty file holds no infrastructure: nothing to report, and the rest of the scan is unaffected
+    assert not any(e["file"].startswith("infra/empty.") for e in rep["errors"])
     ids = {p["id"] for p in rep["principals"]}
     # the good template and the readable part of the unknown-intrinsic one (ids qualified: two files use R)
     assert {"Good", "infra/unknown-intrinsic.yaml#R"} <= ids
@@ -292,3 +294,40 @@ def test_foreach_resources_keep_their_lines(tmp_path):
         """))
     r = scan(Workspace([str(tmp_path / "t.yaml")], base=str(tmp_path)))
     assert {p.id: p.location.line for p in r.principals} == {"Plain": 3, "Rolea": 9}
+
+
+def test_job_summary_is_trimmed_to_its_cap_by_whole_sections(monkeypatch):
+    from iamgate import comment
+    from iamgate.config import load
+    from iamgate.pipeline import analyse
+    report = analyse(["examples/infra"], ["examples/baselines"], load("examples/iamgate.yml"), base=str(ROOT))
+    full = comment.summary_body(report, "iamgate")
+    monkeypatch.setattr(comment, "SUMMARY_MAX_BYTES", len(full.encode()) - 100)
+    trimmed = comment.summary_body(report, "iamgate")
+    assert len(trimmed.encode()) <= comment.SUMMARY_MAX_BYTES
+    assert "left out to fit" in trimmed
+    assert trimmed.count("<details>") < full.count("<details>") and trimmed.count("<details>") == trimmed.count(
+        "</details>")  # sections dropped whole, never cut
+
+
+def test_colour_only_on_a_terminal(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "iamgate", "check", *EXAMPLE], cwd=ROOT, stdout=follower,
+                          stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "", "TERM": "xterm"}, timeout=120)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    out = b"".join(chunks).decode()
+    assert proc.returncode == 1 and "\033[" in out and "FAIL" in out

@@ -29,7 +29,8 @@ def texts(root: Path) -> dict[str, bytes]:
 
 
 def statement_ranges(root: Path) -> list[tuple[str, int, int]]:
-    """(file, first, last) for each statement: from its line to the line before the next statement's."""
+    """(file, first, last) for each statement: its own lines only, by braces (JSON, HCL) or by
+    indentation (YAML), so a change anywhere else is caught."""
     starts: dict[str, set[int]] = {}
     for p in scan(Workspace(["infra"], base=str(root))).principals:
         for pol in p.policies:
@@ -38,10 +39,34 @@ def statement_ranges(root: Path) -> list[tuple[str, int, int]]:
                     starts.setdefault(st.location.file, set()).add(st.location.line)
     out = []
     for file, lines in starts.items():
-        ordered = sorted(lines)
-        for i, line in enumerate(ordered):
-            out.append((file, line, ordered[i + 1] - 1 if i + 1 < len(ordered) else 10 ** 9))
+        text = (root / file).read_text().splitlines()
+        for line in sorted(lines):
+            out.append((file, line, statement_end(text, line, yaml=file.endswith((".yaml", ".yml")))))
     return out
+
+
+def statement_end(text: list[str], start: int, yaml: bool) -> int:
+    """The last line of the statement that starts at `start` (1-based)."""
+    first = text[start - 1]
+    if yaml and "{" not in first.split("#")[0]:
+        indent = len(first) - len(first.lstrip(" "))
+        end = start
+        for i in range(start, len(text)):
+            line = text[i]
+            if line.strip() and len(line) - len(line.lstrip(" ")) <= indent:
+                break
+            end = i + 1
+        return end
+    depth, seen = 0, False
+    for i in range(start - 1, len(text)):
+        for ch in text[i].split("#")[0] if yaml else text[i]:
+            if ch in "{[":
+                depth, seen = depth + 1, True
+            elif ch in "}]":
+                depth -= 1
+        if seen and depth <= 0:
+            return i + 1
+    return len(text)
 
 
 @pytest.fixture(params=FORMATS)
@@ -81,7 +106,7 @@ def test_fix_write_then_check_is_clean_and_untouched_lines_are_identical(tree, c
             if tag == "equal":
                 continue
             for line in range(i1 + 1, i2 + 1) if i2 > i1 else [i1]:  # an insertion: after line i1
-                assert any(f == file and lo <= line <= hi for f, lo, hi in ranges), \
+                assert any(f == file and lo - 1 <= line <= hi for f, lo, hi in ranges), \
                     f"{file}:{line} changed outside a statement"
         for line in old:  # comments and short-form tags outside removed statements survive
             if "#" in line.split('"')[0] or line.lstrip().startswith(("- !", "!")) or ": !" in line:
