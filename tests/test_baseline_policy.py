@@ -26,10 +26,10 @@ AWS_MODULES = ["iamgate/aws.py", "iamgate/resolve.py", "iamgate/usage/access_ana
                "iamgate/commands/managed_policies.py"]
 
 
-def doc_block(marker: str) -> dict:
-    text = DOC.read_text()
+def doc_block(marker: str, doc=DOC) -> dict:
+    text = doc.read_text()
     m = re.search(re.escape(marker) + r"[^\n]*\n```json\n(.*?)\n```", text, re.S)
-    assert m, f"no JSON block after {marker} in {DOC}"
+    assert m, f"no JSON block after {marker} in {doc}"
     return json.loads(m.group(1))
 
 
@@ -43,6 +43,9 @@ def allows(policy: dict, action: str) -> bool:
 
 def test_documented_policy_is_the_generated_one(catalog):
     assert doc_block("<!-- iamgate:job-policy") == job_policy(catalog)
+    readme = ROOT / "README.md"
+    assert doc_block("<!-- iamgate:job-policy", readme) == job_policy(catalog)
+    assert doc_block("<!-- iamgate:trust-policy", readme) == doc_block("<!-- iamgate:trust-policy")
 
 
 def test_policy_covers_every_api_call_and_only_catalog_actions(catalog):
