@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -29,13 +30,31 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def tune_gc() -> None:
+    """A short-lived batch run whose data has no reference cycles: reference counting frees it, and
+    the cycle collector only rescans the large action sets (~22,000 strings each, GC-tracked), which
+    more than doubled NotAction expansion and cost a third of `check` on 1,000 roles."""
+    gc.disable()
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    collecting = gc.isenabled()
+    tune_gc()
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    finally:
+        if collecting:  # callers in the same process (tests, the Action's entrypoint) get it back
+            gc.enable()
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_command", None):
         parser.print_help(sys.stderr)
         return 2
+    if args._command.long_running:
+        gc.enable()
     try:
         return args._command.run(args)
     except (UsageError, ConfigError, BaselineError) as e:

@@ -15,6 +15,7 @@ class UsageError(Exception):
 class Command(ABC):
     name: ClassVar[str]
     help: ClassVar[str]
+    long_running: ClassVar[bool] = False  # runs for hours (polling AWS): keeps the cycle collector on
 
     @abstractmethod
     def configure(self, parser: argparse.ArgumentParser) -> None:

@@ -318,6 +318,7 @@ class BaselineRun:
 @COMMANDS.register
 class BaselineCommand(Command):
     name = "baseline"
+    long_running = True
     help = "build baselines from AWS: Access Analyzer policy generation plus IAM last accessed"
 
     def configure(self, p) -> None:
