@@ -10,7 +10,7 @@ from .evaluate import Observability, evaluate
 from .match import Matcher
 from .model import Finding, Principal, PrincipalResult, ScanError, Unresolved, severity_rank
 from .sources import ScanOptions, Workspace, scan
-from .usage import UsageSource
+from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
 
 
@@ -132,22 +132,30 @@ def _config_location(config: Config):
     return Location(config.path, None)
 
 
-def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
-            usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
-            fail_on: str | None = None, today: dt.date | None = None, base: str | None = None) -> Report:
-    """`base` is the folder file paths are shown relative to (default: the working directory)."""
-    catalog = catalog or load_catalog()
-    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
-    scanned = scan(Workspace(paths, options, base=base))
-    principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
-    errors = list(scanned.errors)
-
-    baselines, notes = [], []
+def collect_usage(baseline_paths: list[str], usage: list[UsageSource] | None = None) -> UsageResult:
+    """Every usage source, read once: stored baselines plus any others (CloudTrail, ...)."""
+    baselines, errors, notes = [], [], []
     for src in ([BaselineFiles(baseline_paths)] if baseline_paths else []) + list(usage or []):
         got = src.collect()
         baselines.extend(got.baselines)
         errors.extend(got.errors)
         notes.extend(got.notes)
+    return UsageResult(tuple(baselines), tuple(errors), tuple(notes))
+
+
+def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
+            usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
+            fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
+            collected: UsageResult | None = None) -> Report:
+    """`base` is the folder file paths are shown relative to (default: the working directory).
+    `collected` is usage already read (diff mode analyses two trees against the same usage)."""
+    catalog = catalog or load_catalog()
+    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
+    scanned = scan(Workspace(paths, options, base=base))
+    principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
+    got = collected if collected is not None else collect_usage(baseline_paths, usage)
+    errors = list(scanned.errors) + list(got.errors)
+    baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
     obs = Observability(catalog, config.unobservable)
     results, matched_by = [], {}

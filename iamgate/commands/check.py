@@ -5,7 +5,7 @@ import sys
 
 from .. import config as config_mod
 from ..formats import FORMATS
-from ..pipeline import analyse
+from ..pipeline import analyse, collect_usage
 from ..sources import DEFAULT_MAX_FILE_BYTES, ScanOptions
 from . import COMMANDS, Command, UsageError
 
@@ -85,10 +85,11 @@ class Check(Command):
         cfg = config_mod.load(args.config)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
-        usage = self.extra_usage(args)
+        collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
 
         def run_on(paths, base=None):
-            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, usage=usage, base=base)
+            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, base=base,
+                           collected=collected)
 
         report = run_on(args.paths)
         if args.diff_base:
