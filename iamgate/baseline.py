@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 
-from .managed import write_json_atomic
+from .files import write_json_atomic
 from .model import Baseline, UsedAction
 
 SCHEMA_ID = "iamgate.baseline/v1"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .files import write_text_atomic
+
 ACCESS_LEVEL_ORDER = ("List", "Read", "Tagging", "Write", "Permissions management")
 
 
@@ -192,10 +194,7 @@ def load_catalog() -> Catalog:
     except (OSError, ValueError):
         compact = _build_compact(data_dir)
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(compact))
-            os.replace(tmp, cache)
+            write_text_atomic(cache, json.dumps(compact))
         except OSError:
             pass  # a read-only home only costs speed
     services = {p: {a.lower(): lvl for a, lvl in acts.items()} for p, acts in compact.items()}

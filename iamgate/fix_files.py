@@ -1,13 +1,12 @@
 """Apply a remediation to the files it names: each file's text edits, the new text and its hunks."""
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import fix_json, fix_terraform, fix_yaml
 from .commands import UsageError
+from .files import write_text_atomic
 from .fix_edits import Edit, Hunk, apply_edits, hunks, unified_diff
 from .remediate import Problem, Remediation, StatementFix
 
@@ -66,23 +65,9 @@ def fix_files(remediation: Remediation, base: str | Path = ".") -> tuple[list[Fi
 
 
 def write(fixes: list[FileFix]) -> None:
-    """Each file atomically: a uniquely named temporary file beside it, then a rename (keeping its mode).
-    A file that cannot be written is a usage error naming it; its temporary file is removed."""
+    """Each file atomically, keeping its mode; a file that cannot be written is a usage error naming it."""
     for f in fixes:
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{f.path.name}.", suffix=".iamgate-fix.tmp", dir=f.path.parent)
-            with os.fdopen(fd, "wb") as out:
-                out.write(f.new.encode("utf-8"))
-            try:
-                os.chmod(tmp, f.path.stat().st_mode & 0o7777)
-            except OSError:
-                pass
-            os.replace(tmp, f.path)
+            write_text_atomic(f.path, f.new, keep_mode=True)
         except OSError as e:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
             raise UsageError(f"cannot write {f.path}: {e.strerror or e}") from None

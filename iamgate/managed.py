@@ -7,9 +7,9 @@ Layout: `<dir>/<account or "aws">/<path><name>.json`, each holding
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .files import write_json_atomic
 
 DEFAULT_DIR = ".iamgate/managed-policies"
 
@@ -50,22 +50,3 @@ class ManagedPolicyCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"arn": arn, "version_id": version_id, "document": document})
         return path
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

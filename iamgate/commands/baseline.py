@@ -18,7 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import baseline as fmt
 from .. import config as config_mod
 from ..aws import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
-from ..managed import ManagedPolicyCache, write_json_atomic
+from ..files import write_json_atomic
+from ..managed import ManagedPolicyCache
 from ..resolve import Resolution, Resolver, StateError, TerraformState, is_principal_arn
 from ..usage.access_analyzer import DAILY_JOBS, MAX_DAYS, PolicyGenerator, QuotaExceeded, Stopped, to_baseline, window
 from ..usage.last_accessed import LastAccessed, LastAccessedError, for_merge

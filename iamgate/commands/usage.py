@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from .. import baseline as fmt
-from ..managed import write_json_atomic
+from ..files import write_json_atomic
 from . import COMMANDS, Command, UsageError
 
 ENGINES = ("auto", "local", "athena")
