@@ -22,6 +22,7 @@ class Analysis:
     catalog: Catalog
     config: Config = field(default_factory=Config)
     today: dt.date = field(default_factory=dt.date.today)
+    memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # work checks share
 
 
 class Check(ABC):

@@ -190,14 +190,9 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
     return Assessment(esc, claimed, rest)
 
 
-_last: list = [None, {}]  # the analysis being checked, {id(result): Assessment}
-
-
 def assessment(analysis, result: PrincipalResult) -> Assessment:
     """The ranking for one principal, computed once per analysis and shared by the checks."""
-    if _last[0] is not analysis:
-        _last[:] = [analysis, {}]
-    cache = _last[1]
+    cache = analysis.memo.setdefault("risk.assessment", {})
     hit = cache.get(id(result))
     if hit is None:
         cfg = analysis.config
