@@ -51,9 +51,9 @@ def _items(node) -> list[str] | None:
     """The literal strings of an action value, or None when it is computed (a tag, not strings)."""
     if isinstance(node, yaml.ScalarNode):
         return [node.value] if node.tag == STR_TAG else None
-    if isinstance(node, yaml.SequenceNode) and not node.tag.startswith("!"):
-        if all(isinstance(i, yaml.ScalarNode) and i.tag == STR_TAG for i in node.value):
-            return [i.value for i in node.value]
+    if isinstance(node, yaml.SequenceNode) and not node.tag.startswith("!") and all(
+            isinstance(i, yaml.ScalarNode) and i.tag == STR_TAG for i in node.value):
+        return [i.value for i in node.value]
     return None
 
 
