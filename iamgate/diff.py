@@ -197,31 +197,15 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> o
     return replace(report, new_keys=comparison.new_keys, comparison=comparison)
 
 
-def canonical_ids(report) -> dict[str, str]:
-    """Principal id -> file#id. Ids are qualified with their file only while another file uses the
-    same one, so a PR that adds a second template with a `LambdaRole` must not make the first
-    one's findings look new: compare both sides by file and unqualified id."""
-    out = {}
-    for r in report.results:
-        p = r.principal
-        file = p.location.file if p.location else ""
-        raw = p.id[len(file) + 1:] if file and p.id.startswith(file + "#") else p.id
-        out[p.id] = f"{file}#{raw}"
-    return out
-
-
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
     from .catalog import load_catalog
     from .severity import split_by_access_level
     catalog = load_catalog()
-    base_canon, head_canon = canonical_ids(base), canonical_ids(head)
-
-    def canon(key, ids):
-        return (ids.get(key[0], key[0]), *key[1:])
-
-    base_keys = {canon(k, base_canon) for f in base.findings + base.suppressed for k in f.keys()}
-    new_keys = frozenset(k for f in head.findings for k in f.keys() if canon(k, head_canon) not in base_keys)
+    base_canon, head_canon = base.stable_ids, head.stable_ids
+    base_keys = {k for f in base.findings + base.suppressed for k in base.stable_keys(f)}
+    new_keys = frozenset(k for f in head.findings for k, stable in zip(f.keys(), head.stable_keys(f))
+                         if stable not in base_keys)
     base_results = {base_canon.get(r.principal.id, r.principal.id): r for r in base.results}
     new_grants, removed = [], []
     for r in head.results:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from .catalog import Catalog, glob_match, load_catalog
 from .config import Config
@@ -28,6 +29,23 @@ class Report:
     new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
     notes: tuple[str, ...] = ()  # what usage sources said (unmapped events, skipped files)
     comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
+
+    @cached_property
+    def stable_ids(self) -> dict[str, str]:
+        """Principal id -> file#id. Ids are qualified with their file only while another file uses
+        the same one; keys compared across runs (diff mode, SARIF fingerprints) use this form, so a
+        PR adding a second template with a `LambdaRole` leaves the first one's keys alone."""
+        out = {}
+        for r in self.results:
+            p = r.principal
+            file = p.location.file if p.location else ""
+            raw = p.id[len(file) + 1:] if file and p.id.startswith(file + "#") else p.id
+            out[p.id] = f"{file}#{raw}"
+        return out
+
+    def stable_keys(self, f: Finding) -> list[tuple]:
+        ids = self.stable_ids
+        return [(ids.get(k[0], k[0]), *k[1:]) for k in f.keys()]
 
     def is_new(self, f: Finding) -> bool:
         return self.new_keys is None or any(k in self.new_keys for k in f.keys())

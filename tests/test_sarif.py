@@ -78,3 +78,15 @@ def test_cli_writes_sarif(tmp_path, monkeypatch, validator):
     log = json.loads(out.read_text())
     assert not list(validator.iter_errors(log))
     assert log["runs"][0]["results"][0]["partialFingerprints"]["iamgateFindingKey/v1"]
+
+
+def test_fingerprints_survive_another_file_reusing_the_logical_id(tmp_path):
+    role = ("Resources:\n  LambdaRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Policies:\n"
+            "        - PolicyName: p\n          PolicyDocument: {Statement: [{Effect: Allow, Action: '*', "
+            "Resource: '*'}]}\n")
+    (tmp_path / "a.yaml").write_text(role)
+    alone = analyse([str(tmp_path)], [], Config(), base=str(tmp_path))
+    (tmp_path / "b.yaml").write_text(role)
+    both = analyse([str(tmp_path)], [], Config(), base=str(tmp_path))
+    prints = lambda rep: {finding_fingerprint(f, rep) for f in rep.findings if f.check == "admin-wildcard"}  # noqa
+    assert prints(alone) < prints(both)  # a.yaml's stays, b.yaml's is added

@@ -17,9 +17,10 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 MAX_ACTIONS_IN_MESSAGE = 40
 
 
-def finding_fingerprint(f: Finding) -> str:
-    """Stable across line moves: a hash of the finding's keys, never of its location."""
-    keys = sorted(json.dumps(list(k), default=list) for k in f.keys())
+def finding_fingerprint(f: Finding, report=None) -> str:
+    """Stable across line moves: a hash of the finding's keys (in the report's stable form), never
+    of its location."""
+    keys = sorted(json.dumps(list(k), default=list) for k in (report.stable_keys(f) if report else f.keys()))
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
@@ -70,7 +71,7 @@ def sarif_log(report) -> dict:
         result = {
             "ruleId": f.check, "ruleIndex": index[f.check], "level": level(f.severity, report.fail_on),
             "message": {"text": message_text(f)},
-            "partialFingerprints": {"iamgateFindingKey/v1": finding_fingerprint(f)},
+            "partialFingerprints": {"iamgateFindingKey/v1": finding_fingerprint(f, report)},
             "properties": {"severity": f.severity, "security-severity": SECURITY_SEVERITY[f.severity],
                            "principal": f.principal, "actions": list(f.actions)},
         }
