@@ -8,18 +8,23 @@ import tempfile
 from pathlib import Path
 
 
-def write_text_atomic(path: str | Path, text: str, keep_mode: bool = False) -> None:
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, keep_mode: bool = False) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if keep_mode and path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -27,6 +32,10 @@ def write_text_atomic(path: str | Path, text: str, keep_mode: bool = False) -> N
         except OSError:
             pass
         raise
+
+
+def write_text_atomic(path: str | Path, text: str, keep_mode: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), keep_mode)
 
 
 def write_json_atomic(path: str | Path, data) -> None:
