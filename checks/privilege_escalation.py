@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from iamgate.catalog import action_names
 from iamgate.model import Finding
 from iamgate.risk import COMPLETED_BY_UNUSED, IN_USE, NOT_JUDGED, PRIVILEGE_ESCALATION, assessment
 
@@ -33,7 +34,7 @@ class PrivilegeEscalation(Check):
                     continue
                 c = e.combination
                 msg = (f"privilege escalation via {c.id} ({c.description.rstrip('.')}); "
-                       f"completed by unused {', '.join(e.completing)}")
+                       f"completed by unused {', '.join(action_names(e.completing))}")
                 if e.also:
                     msg += "; also enables " + ", ".join(x.id for x in e.also)
                 # point at the line to change: the statement granting a completing action

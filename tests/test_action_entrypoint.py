@@ -158,8 +158,8 @@ def test_annotations_sit_on_the_statement_line_with_escaped_properties(tmp_path)
     assert errors == [f"::error file=infra/we%2Cird%3Aname%25.yaml,line={line},title=iamgate privilege-escalation "
                       "(critical)::AppRole: privilege escalation via PutRolePolicy (Write an arbitrary inline policy "
                       "on the role you are running as (or any role you can use)); completed by unused "
-                      "iam:putrolepolicy: iam:putrolepolicy"]
-    assert len(run.annotations("warning")) == 1 and "dynamodb:describetable" in run.annotations("warning")[0]
+                      "iam:PutRolePolicy: iam:PutRolePolicy"]
+    assert len(run.annotations("warning")) == 1 and "dynamodb:DescribeTable" in run.annotations("warning")[0]
 
 
 def many_principals(ws: Path, n: int = 500) -> Path:
@@ -220,11 +220,11 @@ def test_diff_only_fails_on_new_findings_and_explains_the_changes(tmp_path):
     assert run.code == 1, run.stderr
     assert (run.outputs["findings"], run.outputs["new-findings"]) == ("2", "1")
     body = api.comments[0]["body"]
-    assert "New grants, not yet observable" in body and "`iam:putrolepolicy`" in body
-    assert "Removing grants in use" in body and "`dynamodb:putitem`" in body
+    assert "New grants, not yet observable" in body and "`iam:PutRolePolicy`" in body
+    assert "Removing grants in use" in body and "`dynamodb:PutItem`" in body
     assert "Lines changed by this PR" in body
     warnings = [w for w in run.annotations("warning") if "removes a used grant" in w]
-    assert len(warnings) == 1 and "dynamodb:putitem" in warnings[0]
+    assert len(warnings) == 1 and "dynamodb:PutItem" in warnings[0]
     states = {r["ruleId"] + ":" + ",".join(r["properties"]["actions"]): r["baselineState"]
               for r in json.loads((repo / "x.sarif").read_text())["runs"][0]["results"]}
     assert states == {"privilege-escalation:iam:putrolepolicy": "new",

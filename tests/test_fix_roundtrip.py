@@ -141,7 +141,7 @@ def test_fix_keeps_used_unobservable_and_allowlisted_and_drops_the_rest(tmp_path
     assert "+                  - sns:Publish\n" in diff  # NotAction became the explicit kept list
     assert "+                - !Ref AWS::NoValue\n" in diff  # a dropped !If branch becomes no value
     assert "-                  - ec2:RunInstances\n" in diff
-    assert "keeps 1 allowlisted: kms:encrypt" in err
+    assert "keeps 1 allowlisted: kms:Encrypt" in err
     assert "unobservable (data event" in err  # kept because it cannot be judged, and said so
     assert "managed policy" not in err
 

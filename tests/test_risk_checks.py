@@ -84,7 +84,7 @@ def test_combination_across_policies_completed_by_an_unused_action_is_critical(c
     assert f.actions == ("iam:passrole", "lambda:createfunction")
     assert f.keys() == [("App", "privilege-escalation", ("iam:passrole", "lambda:createfunction"))]
     assert f.location == Location("t.json", 7)  # the statement granting the unused action
-    assert "completed by unused lambda:createfunction" in f.message
+    assert "completed by unused lambda:CreateFunction" in f.message  # AWS case, for people
     # ranked once: the completing action is not reported again, lower, by unused-actions
     assert "lambda:createfunction" not in reported_actions(findings, "unused-actions")
 

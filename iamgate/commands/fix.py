@@ -12,7 +12,8 @@ MAX_LISTED = 8
 
 
 def _short(actions, limit: int = MAX_LISTED) -> str:
-    shown = ", ".join(actions[:limit])
+    from ..catalog import action_names
+    shown = ", ".join(action_names(actions[:limit]))
     return shown + (f" and {len(actions) - limit} more" if len(actions) > limit else "")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalog import action_names
 from ..diff import repo_relative, repo_root
 from ..escape import workflow_data, workflow_property
 from ..model import severity_rank
@@ -38,7 +39,7 @@ class Annotation:
 
 
 def _actions(actions) -> str:
-    shown = ", ".join(actions[:MAX_ACTIONS])
+    shown = ", ".join(action_names(actions[:MAX_ACTIONS]))
     return shown + (f" and {len(actions) - MAX_ACTIONS} more" if len(actions) > MAX_ACTIONS else "")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..catalog import action_names
 from ..escape import code, html_text, md
 from ..model import severity_rank
 from . import FORMATS, Format
@@ -30,7 +31,7 @@ def bar(used: int, unused: int, unobservable: int, width: int = BAR_WIDTH) -> st
 
 
 def action_list(actions, limit: int = 40) -> str:
-    items = [code(a) for a in list(actions)[:limit]]
+    items = [code(a) for a in action_names(list(actions)[:limit])]
     more = len(actions) - limit
     return ", ".join(items) + (f" … and {more} more" if more > 0 else "")
 

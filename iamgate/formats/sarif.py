@@ -7,6 +7,7 @@ import json
 import urllib.parse
 
 from .. import __version__
+from ..catalog import action_names
 from ..diff import repo_relative, repo_root
 from ..model import Finding, Location, severity_rank
 from . import FORMATS, Format
@@ -39,7 +40,7 @@ def artifact_location(loc: Location, root) -> dict:
 def message_text(f: Finding) -> str:
     text = f"{f.principal}: {f.message}"
     if f.actions and f.check != "unknown-actions":
-        shown = ", ".join(f.actions[:MAX_ACTIONS_IN_MESSAGE])
+        shown = ", ".join(action_names(f.actions[:MAX_ACTIONS_IN_MESSAGE]))
         more = len(f.actions) - MAX_ACTIONS_IN_MESSAGE
         text += f": {shown}" + (f" and {more} more" if more > 0 else "")
     return text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..catalog import action_names
 from ..model import severity_rank
 from . import FORMATS, Format
 
@@ -55,7 +56,7 @@ class TextFormat(Format):
                 lines.append(f"  {self.c(f.severity, f.severity.upper()):<8} {f.check}  {f.location or ''}{why}{mark}")
                 lines.append(f"           {f.message}")
                 if f.actions:
-                    lines.append("           " + short_list(f.actions))
+                    lines.append("           " + short_list(action_names(f.actions)))
             lines.append("")
         orphans = [f for f in report.findings if f.principal not in {r.principal.id for r in report.results}]
         for f in orphans:
