@@ -6,9 +6,11 @@ byte as it was; a hunk is the whole lines an edit touches, which is what a GitHu
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Callable
 
 from .model import Location
 from .remediate import Problem, StatementFix
@@ -128,6 +130,61 @@ def hunks(file: str, text: str, edits: list[Edit]) -> list[Hunk]:
         old = text[lo:hi]
         out.append(Hunk(file, first, last, old, apply_edits(old, shifted), loc))
     return sorted(out, key=lambda h: h.first)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of an action list in the file: its text's span, and where the comma after it ends (JSON)."""
+    start: int
+    end: int
+    comma_end: int | None = None
+
+
+def quoted(action: str, _index: int = 0) -> str:
+    """A new item as a JSON (and HCL) string."""
+    return json.dumps(action)
+
+
+def new_texts(fix: StatementFix, items: list[Item], text: str, render: Callable[[str, int], str]) -> list[str]:
+    """The new list's items as text. An item kept as written is its original text, byte for byte; a new
+    one is `render(action, index of the item it replaces)`."""
+    if not fix.items:
+        return [render(a, 0) for a in fix.actions]
+    out = []
+    for i, (item, new) in enumerate(zip(items, fix.items)):
+        out += [text[item.start:item.end]] if new is None else [render(a, i) for a in new]
+    return out
+
+
+def item_edits(lines: Lines, fix: StatementFix, items: list[Item], render: Callable[[str, int], str],
+               dash: bool) -> list[Edit] | None:
+    """Edits of a list laid out one item per line (`- item` when `dash`, else `item,`): an item kept as
+    written is not touched, a removed one loses its line, a replaced one becomes its replacement, one
+    per line. None when the list is laid out otherwise or is replaced as a whole."""
+    if not fix.items or len(fix.items) != len(items):
+        return None
+    for item in items:
+        line = lines.line_of(item.start)
+        before = lines.text[lines.start(line):item.start].strip()
+        if before != ("-" if dash else "") or lines.line_of(item.end) != line or \
+                not _LINE_REST.fullmatch(lines.text[item.end:lines.end(line)]):
+            return None
+    nl = newline(lines.text)
+    out = []
+    for i, (item, new) in enumerate(zip(items, fix.items)):
+        if new is None:
+            continue
+        if not new:
+            line = lines.line_of(item.start)
+            out.append(Edit(lines.start(line), lines.end(line), "", fix.location))
+            continue
+        joint = nl + lines.indent(item.start) + "- " if dash else "," + nl + lines.indent(item.start)
+        out.append(Edit(item.start, item.end, joint.join(render(a, i) for a in new), fix.location))
+    survivors = [i for i, new in enumerate(fix.items) if new != ()]
+    last = items[survivors[-1]] if survivors else None
+    if last is not None and last.comma_end is not None and items[-1].comma_end is None:
+        out.append(Edit(last.end, last.comma_end, "", fix.location))  # JSON: no comma after the new last item
+    return out
 
 
 def check_items(found: list[str] | None, fix: StatementFix) -> None:

@@ -10,7 +10,7 @@ import json
 import json.decoder
 import json.scanner
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline
+from .fix_edits import Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline, quoted
 from .remediate import Problem, StatementFix
 
 _WS = json.decoder.WHITESPACE.match
@@ -157,25 +157,32 @@ class JsonFile:
             ks, ke = node.key_spans[key]
             out.append(Edit(ks, ke, '"Action"', fix.location))
         vs, ve = node.value_spans[key]
-        out.append(Edit(vs, ve, self.render(fix.actions, vs, ve, node), fix.location))
+        spans = getattr(node[key], "spans", [])
+        items = [Item(s, e, self.comma_end(e)) for s, e in spans or [(vs, ve)]]
+        by_item = item_edits(self.lines, fix, items, quoted, dash=False) if spans else None
+        if by_item is not None:
+            return out + by_item
+        out.append(Edit(vs, ve, self.render(new_texts(fix, items, self.text, quoted), vs, ve, spans), fix.location))
         return out
 
-    def render(self, items, start: int, end: int, node: JObject) -> str:
+    def comma_end(self, end: int) -> int | None:
+        after = _WS(self.text, end).end()
+        return after + 1 if self.text[after:after + 1] == "," else None
+
+    def render(self, texts: list[str], start: int, end: int, spans) -> str:
         old = self.text[start:end]
-        if len(items) == 1 and not old.startswith("["):
-            return json.dumps(items[0])
-        flow = "[" + ", ".join(json.dumps(i) for i in items) + "]"
+        if len(texts) == 1 and not old.startswith("["):
+            return texts[0]
+        flow = "[" + ", ".join(texts) + "]"
         if "\n" not in old and self.lines.column(start) + len(flow) <= MAX_FLOW_WIDTH:
             return flow
-        value = node.get("Action", node.get("NotAction"))
-        arr_spans = getattr(value, "spans", [])
-        if "\n" in old and arr_spans:
-            pad, close = self.lines.indent(arr_spans[0][0]), self.lines.indent(end - 1)
+        if "\n" in old and spans:
+            pad, close = self.lines.indent(spans[0][0]), self.lines.indent(end - 1)
         else:
             close = self.lines.indent(start)
             pad = close + "  "
         nl = newline(self.text)
-        return "[" + nl + ("," + nl).join(pad + json.dumps(i) for i in items) + nl + close + "]"
+        return "[" + nl + ("," + nl).join(pad + t for t in texts) + nl + close + "]"
 
     def removal(self, fix: StatementFix, node: JObject) -> Edit:
         parent = self.decoder.parents.get(id(node))

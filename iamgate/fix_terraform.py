@@ -12,7 +12,8 @@ import json
 
 from lark import Token, Tree
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline, whole_lines
+from .fix_edits import (Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts,
+                        newline, quoted, whole_lines)
 from .loaders import LoadError
 from .remediate import Problem, StatementFix
 from .sources._tf_hcl import parse_hcl
@@ -119,15 +120,16 @@ class HclFile:
             if kept:
                 return kept
         vs, ve = self.span(value)
-        out.append(Edit(vs, ve, self.render(fix.actions, vs, ve, _unwrap(value)), fix.location))
+        texts = new_texts(fix, self.items(value), self.text, quoted)
+        out.append(Edit(vs, ve, self.render(texts, vs, ve, _unwrap(value)), fix.location))
         return out
 
-    def render(self, items, start: int, end: int, value) -> str:
+    def render(self, texts, start: int, end: int, value) -> str:
         old = self.text[start:end]
         is_tuple = isinstance(value, Tree) and value.data == "tuple"
-        if len(items) == 1 and not is_tuple:
-            return json.dumps(items[0])
-        flow = "[" + ", ".join(json.dumps(i) for i in items) + "]"
+        if len(texts) == 1 and not is_tuple:
+            return texts[0]
+        flow = "[" + ", ".join(texts) + "]"
         if "\n" not in old and self.lines.column(start) + len(flow) <= MAX_FLOW_WIDTH:
             return flow
         elems = _trees(value) if is_tuple else []
@@ -137,32 +139,18 @@ class HclFile:
             close = self.lines.indent(start)
             pad = close + "  "
         nl = newline(self.text)
-        return "[" + nl + "".join(pad + json.dumps(i) + "," + nl for i in items) + close + "]"
+        return "[" + nl + "".join(pad + t + "," + nl for t in texts) + close + "]"
+
+    def items(self, value) -> list[Item]:
+        value = _unwrap(value)
+        return [Item(*self.span(e)) for e in (_trees(value) if isinstance(value, Tree) and value.data == "tuple" else [value])]
 
     def kept_lines(self, fix: StatementFix, value) -> list[Edit] | None:
-        """When the new list only drops items of a one-per-line list, delete their lines (comments stay)."""
+        """A list of one item per line: only the items that change are edited (comments stay)."""
         value = _unwrap(value)
         if not (isinstance(value, Tree) and value.data == "tuple"):
             return None
-        elems = _trees(value)
-        old = [_string(e) for e in elems]
-        it = iter(range(len(old)))
-        keep = set()
-        for item in fix.actions:
-            n = next((n for n in it if old[n] == item), None)
-            if n is None:
-                return None
-            keep.add(n)
-        out = []
-        for n, e in enumerate(elems):
-            if n in keep:
-                continue
-            s, t = self.span(e)
-            ls, le = whole_lines(self.lines, s, t)
-            if (ls, le) == (s, t):
-                return None
-            out.append(Edit(ls, le, "", fix.location))
-        return out or None
+        return item_edits(self.lines, fix, self.items(value), quoted, dash=False)
 
     def removal(self, fix: StatementFix, kind: str, node) -> Edit:
         start, end = self.span(node)

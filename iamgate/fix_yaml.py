@@ -10,7 +10,7 @@ import re
 
 import yaml
 
-from .fix_edits import Edit, Lines, StatementNotFound, check_items, file_edits, newline
+from .fix_edits import Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline
 from .remediate import Problem, StatementFix
 
 STR_TAG = "tag:yaml.org,2002:str"
@@ -108,27 +108,6 @@ class YamlFile:
         edits = self.rewrite(fix, node, key, value)
         return edits if isinstance(edits, list) else [edits]
 
-    def kept_lines(self, fix: StatementFix, value, items: list[str]) -> list[Edit] | None:
-        """When the new list only drops items, delete their lines and leave the kept ones (and comments) alone."""
-        old = [i.value for i in value.value]
-        it = iter(range(len(old)))
-        keep = []
-        for item in items:
-            keep.append(next((n for n in it if old[n] == item), None))
-            if keep[-1] is None:
-                return None
-        out = []
-        for n, node in enumerate(value.value):
-            if n in keep:
-                continue
-            line = self.lines.line_of(node.start_mark.index)
-            ls = self.lines.start(line)
-            if self.text[ls:node.start_mark.index].strip() != "-" or \
-                    self.lines.line_of(node.end_mark.index) != line:
-                return None
-            out.append(Edit(ls, self.lines.end(line), "", fix.location))
-        return out or None
-
     def is_condition(self, seq) -> bool:
         """A `!If [cond, then, else]`, or the sequence that is the value of a long-form `Fn::If:` key."""
         if not isinstance(seq, yaml.SequenceNode):
@@ -152,11 +131,11 @@ class YamlFile:
             raise StatementNotFound("the statement shares its first line; remove it by hand")
         return Edit(self.lines.start(first), self.lines.end(last), "", fix.location)
 
-    def wrapped_flow(self, items: list[str], style, column: int) -> str:
+    def wrapped_flow(self, texts: list[str], column: int) -> str:
         """A flow list over several lines, continuation lines aligned after its `[` (valid inside `{...}`)."""
         pad = " " * (column + 1)
         rows, row = [], []
-        for item in (scalar(i, style) for i in items):
+        for item in texts:
             if row and column + 1 + len(", ".join(row + [item])) + 2 > MAX_FLOW_WIDTH:
                 rows.append(", ".join(row))
                 row = []
@@ -165,37 +144,42 @@ class YamlFile:
         return "[" + ("," + self.nl + pad).join(rows) + "]"
 
     def rewrite(self, fix: StatementFix, node, key, value) -> Edit | list[Edit]:
-        items = list(fix.actions)
-        style = value.style if isinstance(value, yaml.ScalarNode) else (
-            value.value[0].style if value.value else None)
+        nodes = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        items = [Item(n.start_mark.index, n.end_mark.index) for n in nodes]
+        style = nodes[0].style if nodes else None
+
+        def render(action: str, i: int) -> str:  # a new item is quoted like the one it replaces
+            return scalar(action, nodes[i].style if i < len(nodes) else style)
+
         start = key.start_mark.index if fix.statement.not_actions else value.start_mark.index
         prefix = ("Action" + self.text[key.end_mark.index:value.start_mark.index]) if fix.statement.not_actions \
             else ""
         end = content_end(value)
-        flow = "[" + ", ".join(scalar(i, style) for i in items) + "]"
+        if isinstance(value, yaml.SequenceNode) and not value.flow_style:
+            by_item = item_edits(self.lines, fix, items, render, dash=True)
+            if by_item is not None:
+                return by_item
+        texts = new_texts(fix, items, self.text, render)
+        flow = "[" + ", ".join(texts) + "]"
         too_long = self.lines.column(value.start_mark.index) + len(flow) > MAX_FLOW_WIDTH
-        if isinstance(value, yaml.SequenceNode) and not value.flow_style and not fix.statement.not_actions:
-            kept = self.kept_lines(fix, value, items)
-            if kept is not None:
-                return kept
-        if node.flow_style and (len(items) != 1 or isinstance(value, yaml.SequenceNode)):
+        if node.flow_style and (len(texts) != 1 or isinstance(value, yaml.SequenceNode)):
             # inside a flow collection only flow syntax is valid: never a block list
             column = self.lines.column(value.start_mark.index) if "\n" in prefix else \
                 self.lines.column(start) + len(prefix)
-            text = self.wrapped_flow(items, style, column) if too_long else flow
+            text = self.wrapped_flow(texts, column) if too_long else flow
         elif isinstance(value, yaml.SequenceNode) and value.flow_style and not too_long:
             text = flow
         elif isinstance(value, yaml.SequenceNode) and not value.flow_style:
             pad = " " * self.lines.column(value.start_mark.index)
-            text = (self.nl + pad).join("- " + scalar(i, style) for i in items)
-        elif len(items) == 1 and isinstance(value, yaml.ScalarNode):
-            text = scalar(items[0], style)
+            text = (self.nl + pad).join("- " + t for t in texts)
+        elif len(texts) == 1 and isinstance(value, yaml.ScalarNode):
+            text = texts[0]
         else:  # one scalar becomes a block list under the key
             pad = " " * (self.lines.column(key.start_mark.index) + 2)
             start, prefix = key.end_mark.index, ""
             if fix.statement.not_actions:
                 start, prefix = key.start_mark.index, "Action"
-            text = prefix + ":" + "".join(self.nl + pad + "- " + scalar(i, style) for i in items)
+            text = prefix + ":" + "".join(self.nl + pad + "- " + t for t in texts)
             return Edit(start, end, text, fix.location)
         return Edit(start, end, prefix + text, fix.location)
 

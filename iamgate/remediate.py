@@ -4,17 +4,20 @@ For every principal with unused actions, each Allow statement keeps what is used
 be judged (unobservable, shown as kept for that reason), what is allowlisted and any pattern the
 catalog does not know; the rest is dropped. Resources and conditions are never touched: only the
 statement's `Action` (or `NotAction`, which becomes an explicit `Action`) is rewritten, and a
-statement that keeps nothing is removed. A statement shared by several principals keeps the union
+statement that keeps nothing is removed. The rewrite is minimal: a pattern that grants no dropped
+action stays exactly as written, and one that does is replaced by narrower wildcards where the
+catalog proves them safe, else by its kept actions. A statement shared by several principals keeps the union
 of what each of them keeps. Text edits are made by the `fix_*` modules.
 """
 from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_left
+from os.path import commonprefix
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
-from .catalog import Catalog
+from .catalog import Catalog, action_names, glob_match
 from .config import Config
 from .model import Finding, Location, Policy, PrincipalResult, Statement
 
@@ -34,6 +37,9 @@ class StatementFix:
     actions: tuple[str, ...]
     dropped: tuple[str, ...]  # catalog actions no longer granted
     policy: str = ""
+    # per original `Action` item: None when it stays exactly as written, else what replaces it (() removes
+    # it). Empty when the list is replaced as a whole (a `NotAction`).
+    items: tuple[tuple[str, ...] | None, ...] = ()
 
     @property
     def removes_statement(self) -> bool:
@@ -68,7 +74,7 @@ class Remediation:
     statements: tuple[StatementFix, ...] = ()
     problems: tuple[Problem, ...] = ()
     compact: bool = False
-    wildcards: bool = False  # --compact wrote at least one wildcard
+    wildcards: bool = False  # --compact wrote a wildcard that reaches beyond the pattern it replaces
 
     def for_file(self, file: str) -> list[StatementFix]:
         return [s for s in self.statements if s.location.file == file]
@@ -106,49 +112,94 @@ def kept_reasons(r: PrincipalResult, allowed: frozenset) -> dict[str, tuple[str,
     return out
 
 
-# -- compact wildcards ---------------------------------------------------------------------
+# -- wildcards ---------------------------------------------------------------------------
 
-def compact(actions, catalog: Catalog) -> tuple[list[str], bool]:
-    """The fewest `svc:Prefix*` patterns that grant exactly `actions` in the current catalog.
+def _cover(need, catalog: Catalog, blocked, contained, exact: bool) -> tuple[list[str], bool]:
+    """Patterns that grant every action of `need`, in AWS's case.
 
-    For each action, the shortest prefix whose every catalog action is kept; such prefixes never
-    overlap. A prefix that covers one action stays a literal name. Returns (patterns, any wildcard).
+    For each action, the shortest prefix `svc:P*` with no `blocked` catalog action under it, that, unless
+    `exact`, `contained(svc, P)` allows, and whose actions share a prefix ending between two words; it is
+    written as that longest common prefix (the same actions, the narrowest glob), and as the action
+    itself when no such prefix covers more than it. Such prefixes never overlap. Returns (patterns,
+    whether a wildcard is not `contained`).
     """
     by_service: dict[str, set[str]] = {}
-    for a in actions:
+    for a in need:
         svc, _, name = a.lower().partition(":")
         by_service.setdefault(svc, set()).add(name)
     out: list[str] = []
-    wild = False
+    widens = False
     for svc in sorted(by_service):
         names = catalog._sorted.get(svc, [])
-        kept = by_service[svc]
-        if not names:
-            out.extend(catalog.canonical(f"{svc}:{n}") for n in sorted(kept))
-            continue
-        prefix_sum = [0]
+        blocked_sum = [0]
         for n in names:
-            prefix_sum.append(prefix_sum[-1] + (n in kept))
-        done: set[str] = set()
-        for name in sorted(kept):
-            canonical = catalog.canonical(f"{svc}:{name}")
-            for length in range(0, len(name) + 1):
+            blocked_sum.append(blocked_sum[-1] + bool(blocked(f"{svc}:{n}")))
+        last = None  # the latest wildcard's prefix: the names after it that it covers are done
+        for name in sorted(by_service[svc]):
+            if last is not None and name.startswith(last):
+                continue
+            pattern = catalog.canonical(f"{svc}:{name}")
+            length = 0
+            while length <= len(name):
                 p = name[:length]
-                lo = bisect_left(names, p)
-                hi = bisect_left(names, p + "\uffff")
-                if prefix_sum[hi] - prefix_sum[lo] == hi - lo:  # every action under p is kept
-                    if hi - lo == 1:
-                        pattern = canonical
-                    else:
-                        pattern = canonical[:len(svc) + 1 + length] + "*"
-                        wild = True
+                lo, hi = bisect_left(names, p), bisect_left(names, p + "\uffff")
+                if (not exact and not contained(svc, p)) or blocked_sum[hi] != blocked_sum[lo]:
+                    length += 1
+                    continue
+                if hi - lo < 2:
+                    break  # only the action itself
+                stem = commonprefix([names[lo], names[hi - 1]])
+                words = [catalog.canonical(f"{svc}:{n}")[len(svc) + 1:] for n in names[lo:hi]]
+                if all(len(w) == len(stem) or not w[len(stem)].islower() for w in words):
+                    last = stem  # a wildcard ending between words: `Get*`, never `GetObjectA*`
+                    pattern = f"{svc}:{words[0][:len(stem)]}*"
+                    widens |= not contained(svc, stem)
                     break
-            else:  # every prefix also covers a longer name that is not kept
-                pattern = canonical
-            if pattern not in done:
-                done.add(pattern)
-                out.append(pattern)
-    return out, wild
+                length = len(stem) + 1
+            out.append(pattern)
+    return out, widens
+
+
+def compact(actions, catalog: Catalog) -> tuple[list[str], bool]:
+    """The fewest `svc:Prefix*` patterns that grant exactly `actions` in the current catalog (a prefix
+    that covers one action stays a literal name). Returns (patterns, any wildcard)."""
+    kept = frozenset(a.lower() for a in actions)
+    patterns, _ = _cover(kept, catalog, lambda a: a not in kept, lambda svc, p: False, exact=True)
+    return patterns, any(p.endswith("*") for p in patterns)
+
+
+def within(pattern: str) -> Callable[[str, str], bool]:
+    """`contained(svc, P)` for an Action pattern: does `pattern` grant every action `svc:P…`, whatever AWS
+    adds? Only for `*` and `svc:Prefix*` patterns; any other glob is rewritten as a list."""
+    pattern = pattern.strip().lower()
+    if pattern == "*":
+        return lambda svc, p: True
+    svc_glob, _, name = pattern.partition(":")
+    stem = name[:-1]
+    if not name.endswith("*") or any(c in stem for c in "*?"):
+        return lambda svc, p: False
+    return lambda svc, p: glob_match(svc_glob, svc) and p.startswith(stem)
+
+
+def _disjoint(svc: str, prefix: str, pattern: str) -> bool:
+    """No action `svc:prefix…` can match `pattern`, whatever AWS adds (conservative: False when unsure)."""
+    pattern = pattern.strip().lower()
+    svc_glob, colon, name = pattern.partition(":")
+    if not colon:
+        return "*" not in pattern and "?" not in pattern  # no colon: only a literal can never match
+    if not glob_match(svc_glob, svc):
+        return True  # one colon each: the service parts must match
+    if _is_literal(name):
+        return not name.startswith(prefix)
+    stem = name[:-1]
+    if name.endswith("*") and _is_literal(stem):
+        return not (stem.startswith(prefix) or prefix.startswith(stem))
+    return False
+
+
+def outside(listed) -> Callable[[str, str], bool]:
+    """`contained(svc, P)` for a NotAction statement: no listed pattern can match an action `svc:P…`."""
+    return lambda svc, p: all(_disjoint(svc, p, pattern) for pattern in listed)
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -157,32 +208,39 @@ def _is_literal(pattern: str) -> bool:
     return "*" not in pattern and "?" not in pattern
 
 
-def new_action_list(stmt: Statement, kept: frozenset, dropped: frozenset, catalog: Catalog,
-                    use_compact: bool) -> tuple[list[str], bool]:
-    """The statement's new `Action` items: kept literals as written, in order; the rest explicit."""
-    unknown = [p for p in stmt.actions if not catalog.expand(p).actions] if not stmt.not_actions else []
-    if use_compact:
-        patterns, wild = compact(kept, catalog)
-        return unknown + patterns, wild
-    items: list[str] = []
-    emitted: set[str] = set()
-    if not stmt.not_actions:
-        for p in stmt.actions:
-            acts = catalog.expand(p).actions
-            if not acts:
-                items.append(p)
-            elif _is_literal(p):
-                a = p.strip().lower()
-                if a in kept and a not in emitted:
-                    items.append(p)
-                    emitted.add(a)
-            else:
-                extra = sorted(acts & kept - emitted)
-                items.extend(catalog.canonical(a) for a in extra)
-                emitted.update(extra)
-    rest = sorted(kept - emitted)
-    items.extend(catalog.canonical(a) for a in rest)
-    return items, False
+def rewrite_items(stmt: Statement, kept: frozenset, dropped: frozenset, catalog: Catalog, use_compact: bool):
+    """The statement's new `Action`: (per original item its replacement or None to keep it as written,
+    the new list, whether a wildcard may widen as AWS adds actions).
+
+    An item that grants no dropped action stays exactly as written (so does one the catalog does not
+    know). Another item is replaced by what it grants that is kept and not granted by an item before or
+    kept: narrower wildcards where the catalog proves them free of dropped actions and they stay inside
+    the item's own glob, else the actions one by one. A `NotAction` is replaced as a whole (no items).
+    With `use_compact`, wildcards need only grant exactly kept actions today, even outside the item.
+    """
+    def cover(need, contained):
+        blocked = (lambda a: a not in kept) if use_compact else (lambda a: a in dropped)
+        return _cover(need, catalog, blocked, contained, exact=use_compact)
+
+    if stmt.not_actions:
+        patterns, widens = cover(kept, outside(stmt.not_actions))
+        return (), patterns, widens
+    grants = [catalog.expand(p).actions for p in stmt.actions]
+    done = set().union(*(acts for acts in grants if not acts & dropped))
+    items: list[tuple[str, ...] | None] = []
+    new: list[str] = []
+    widens = False
+    for pattern, acts in zip(stmt.actions, grants):
+        if not acts & dropped:
+            items.append(None)
+            new.append(pattern)
+            continue
+        patterns, w = cover((acts & kept) - done, within(pattern))
+        done |= catalog.expand_all(patterns).actions & kept
+        items.append(tuple(patterns))
+        new += patterns
+        widens |= w
+    return tuple(items), new, widens
 
 
 def plan(results, catalog: Catalog, config: Config | None = None, compact_wildcards: bool = False,
@@ -241,10 +299,10 @@ def plan(results, catalog: Catalog, config: Config | None = None, compact_wildca
                                              "it with an inline policy", pids[0]))
             continue
         st = next(iter(stmts))
-        items, wild = new_action_list(st, kept, dropped, catalog, compact_wildcards)
+        items, actions, wild = rewrite_items(st, kept, dropped, catalog, compact_wildcards)
         wild_any |= wild
-        fixes.append(StatementFix(loc, st, pids, tuple(items), tuple(catalog.canonical(a) for a in catalog.sort(dropped)),
-                                  policy.name if policy else ""))
+        fixes.append(StatementFix(loc, st, pids, tuple(actions), tuple(action_names(catalog.sort(dropped))),
+                                  policy.name if policy else "", items))
     fixes, emptied = _keep_policies_valid(fixes, policy_of, shares)
     problems.extend(emptied)
     fixes.sort(key=lambda f: (f.location.file, f.location.line or 0))
