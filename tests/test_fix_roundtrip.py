@@ -86,6 +86,7 @@ def test_fix_write_then_check_is_clean_and_untouched_lines_are_identical(tree, c
     before = texts(tree)
     code, before_report, _ = run(capsys, "check", *args, "--format", "json")
     unused_before = {p["id"]: p["actions"].get("unused", []) for p in json.loads(before_report)["principals"]}
+    granted_before = {p["id"]: set(p["actions"]["granted"]) for p in json.loads(before_report)["principals"]}
     assert any(unused_before.values())
 
     code, diff, err = run(capsys, "fix", *args)
@@ -120,6 +121,7 @@ def test_fix_write_then_check_is_clean_and_untouched_lines_are_identical(tree, c
             assert set(p["actions"].get("unused", [])) <= allowlisted, (p["id"], p["actions"].get("unused"))
             kept_used = set(p["actions"].get("used", []))
             assert kept_used, "used actions are kept"
+        assert set(p["actions"]["granted"]) <= granted_before[p["id"]], "a fix never widens a grant"
     assert not [f for f in rep["findings"] if f["check"] == "unused-actions"]
     assert rep["errors"] == []
 

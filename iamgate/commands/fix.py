@@ -38,7 +38,8 @@ class Fix(Command):
                        help="baseline files or folders; repeatable")
         p.add_argument("--write", action="store_true", help="apply the changes to the files")
         p.add_argument("--compact", action="store_true",
-                       help="use wildcards where today's catalog proves they grant nothing beyond the kept actions")
+                       help="also use wildcards that reach beyond the pattern they replace, where today's catalog "
+                            "proves they grant only kept actions (they widen as AWS adds actions)")
         p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
 
     def run(self, args) -> int:
