@@ -14,17 +14,9 @@ from iamgate.config import Config
 from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse
 
-TEMPLATE = """\
-    Resources:
-      A:
-        Type: AWS::IAM::Role
-        Properties:
-          RoleName: orders-a
-          AssumeRolePolicyDocument: {Statement: []}
-          Policies:
-            - PolicyName: p
-              PolicyDocument:
-                Statement:
+from test_fix_minimal import ROLE_YAML
+
+TEMPLATE = ROLE_YAML + """\
                   - Effect: Allow
                     Action: [ec2:describeinstances, sqs:SendMessage, EC2:TERMINATEINSTANCES]
                     Resource: "*"

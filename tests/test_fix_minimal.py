@@ -97,7 +97,7 @@ def test_the_issue_example_keeps_the_untouched_pattern_and_narrows_the_other(tmp
     assert catalog.expand("athena:Get*").actions <= catalog.expand("athena:*").actions
 
 
-YAML = """\
+ROLE_YAML = """\
     Resources:
       A:
         Type: AWS::IAM::Role
@@ -108,6 +108,8 @@ YAML = """\
             - PolicyName: p
               PolicyDocument:
                 Statement:
+"""  # then the statements
+YAML = ROLE_YAML + """\
                   - Effect: Allow
                     Action:
                       - 'Glue:GET*'   # catalogue reads
