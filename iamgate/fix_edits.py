@@ -152,7 +152,11 @@ def new_texts(fix: StatementFix, items: list[Item], text: str, render: Callable[
         return [render(a, 0) for a in fix.actions]
     out = []
     for i, (item, new) in enumerate(zip(items, fix.items)):
-        out += [text[item.start:item.end]] if new is None else [render(a, i) for a in new]
+        if new is None:  # a YAML scalar folded over lines is written afresh, on one
+            written = text[item.start:item.end]
+            out.append(written if "\n" not in written else render(fix.original_actions[i], i))
+        else:
+            out += [render(a, i) for a in new]
     return out
 
 

@@ -139,13 +139,21 @@ def _cover(need, catalog: Catalog, blocked, contained, exact: bool) -> tuple[lis
             if last is not None and name.startswith(last):
                 continue
             pattern = catalog.canonical(f"{svc}:{name}")
-            length = 0
+
+            def under(length: int) -> tuple[int, int]:
+                return bisect_left(names, name[:length]), bisect_left(names, name[:length] + "\uffff")
+
+            def ok(length: int) -> bool:  # only turns true as the prefix grows: it covers fewer actions
+                lo, hi = under(length)
+                return (exact or contained(svc, name[:length])) and blocked_sum[hi] == blocked_sum[lo]
+
+            shortest, longest = 0, len(name) + 1  # the shortest ok prefix, by bisection
+            while shortest < longest:
+                mid = (shortest + longest) // 2
+                shortest, longest = (shortest, mid) if ok(mid) else (mid + 1, longest)
+            length = shortest
             while length <= len(name):
-                p = name[:length]
-                lo, hi = bisect_left(names, p), bisect_left(names, p + "\uffff")
-                if (not exact and not contained(svc, p)) or blocked_sum[hi] != blocked_sum[lo]:
-                    length += 1
-                    continue
+                lo, hi = under(length)
                 if hi - lo < 2:
                     break  # only the action itself
                 stem = commonprefix([names[lo], names[hi - 1]])
@@ -161,8 +169,8 @@ def _cover(need, catalog: Catalog, blocked, contained, exact: bool) -> tuple[lis
 
 
 def compact(actions, catalog: Catalog) -> tuple[list[str], bool]:
-    """The fewest `svc:Prefix*` patterns that grant exactly `actions` in the current catalog (a prefix
-    that covers one action stays a literal name). Returns (patterns, any wildcard)."""
+    """`svc:Prefix*` patterns, as few as word boundaries allow, that grant exactly `actions` in the current
+    catalog (a prefix that covers one action stays a literal name). Returns (patterns, any wildcard)."""
     kept = frozenset(a.lower() for a in actions)
     patterns, _ = _cover(kept, catalog, lambda a: a not in kept, lambda svc, p: False, exact=True)
     return patterns, any(p.endswith("*") for p in patterns)
@@ -199,7 +207,13 @@ def _disjoint(svc: str, prefix: str, pattern: str) -> bool:
 
 def outside(listed) -> Callable[[str, str], bool]:
     """`contained(svc, P)` for a NotAction statement: no listed pattern can match an action `svc:P…`."""
-    return lambda svc, p: all(_disjoint(svc, p, pattern) for pattern in listed)
+    relevant: dict[str, list[str]] = {}  # per service, the listed patterns that can match any of its actions
+
+    def contained(svc: str, p: str) -> bool:
+        if svc not in relevant:
+            relevant[svc] = [pattern for pattern in listed if not _disjoint(svc, "", pattern)]
+        return all(_disjoint(svc, p, pattern) for pattern in relevant[svc])
+    return contained
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -213,9 +227,9 @@ def rewrite_items(stmt: Statement, kept: frozenset, dropped: frozenset, catalog:
     the new list, whether a wildcard may widen as AWS adds actions).
 
     An item that grants no dropped action stays exactly as written (so does one the catalog does not
-    know). Another item is replaced by what it grants that is kept and not granted by an item before or
-    kept: narrower wildcards where the catalog proves them free of dropped actions and they stay inside
-    the item's own glob, else the actions one by one. A `NotAction` is replaced as a whole (no items).
+    know). Another item is replaced by the kept actions it grants that neither an item kept as written
+    nor an earlier replacement grants: as narrower wildcards where the catalog proves them free of
+    dropped actions and they stay inside the item's own glob, else one by one. A `NotAction` is replaced as a whole (no items).
     With `use_compact`, wildcards need only grant exactly kept actions today, even outside the item.
     """
     def cover(need, contained):

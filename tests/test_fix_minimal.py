@@ -4,6 +4,7 @@ short as the change, and `check` is clean afterwards."""
 from __future__ import annotations
 
 import json
+import random
 import textwrap
 
 import pytest
@@ -259,3 +260,48 @@ def test_every_wildcard_in_the_fixture_plans_grants_nothing_dropped(catalog, mon
                     assert catalog.expand(p).actions <= catalog.expand(original).actions, (fixture.name, p)
             for p in fix.actions:
                 assert catalog.expand(p).actions.isdisjoint(dropped) or p in fix.original_actions
+
+
+def test_a_suggestion_covers_only_the_lines_that_change(tmp_path, monkeypatch, catalog):
+    from iamgate.fix_files import fix_files
+    from iamgate.pipeline import analyse
+    from iamgate.remediate import plan
+    from iamgate.suggest import plan_suggestions
+
+    setup(tmp_path, monkeypatch, catalog, "t.yaml", YAML, ["athena:Get*", "glue:Get*", "sqs:SendMessage"])
+    remediation = plan(analyse(["infra"], ["b"], Config()).results, catalog)
+    files, problems = fix_files(remediation)
+    assert problems == []
+    line = (tmp_path / "infra" / "t.yaml").read_text().splitlines().index('                  - "athena:*"') + 1
+    suggestions = plan_suggestions(remediation, files, {"infra/t.yaml": [(1, 100)]}, "g", lambda f: f).suggestions
+    block = next(s for s in suggestions if s.first == line)
+    assert block.last == line and '```suggestion\n                  - "athena:Get*"\n```' in block.body
+
+
+PATTERNS = ["s3:*", "s3:Get*", "ec2:Describe*", "athena:*", "glue:Get*", "iam:*", "sqs:*", "s3:*Object*",
+            "kms:Decrypt", "dynamodb:*Item", "lambda:List*", "cloud*:Describe*", "madeup:*"]
+STEMS = ["s3:get", "ec2:describe", "athena:get", "glue:get", "sqs:s", "iam:list", "lambda:listf"]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_a_rewrite_keeps_every_kept_action_and_grants_nothing_dropped_or_new(catalog, seed):
+    """Random statements, Denies and kept sets: the new list grants every kept action, no dropped one,
+    and (without --compact) nothing the statement did not grant."""
+    rnd = random.Random(seed)
+    patterns = rnd.sample(PATTERNS, rnd.randint(1, 4))
+    not_action = rnd.random() < 0.3
+    stmt = st(not_actions=patterns) if not_action else st(patterns)
+    before = (catalog.expand_not_actions if not_action else catalog.expand_all)(patterns).actions
+    denied = catalog.expand(rnd.choice(["s3:Delete*", "iam:Create*", "ec2:Run*", "sqs:Purge*"])).actions
+    granted = before - denied if rnd.random() < 0.4 else before
+    share, stems = rnd.random(), tuple(rnd.sample(STEMS, 2))
+    kept = frozenset(a for a in granted if a.startswith(stems) or rnd.random() < share)
+    for use_compact in (False, True):
+        items, new, widens = rewrite_items(stmt, kept, granted - kept, catalog, use_compact)
+        after = catalog.expand_all(new).actions
+        assert kept <= after and after.isdisjoint(granted - kept)
+        if not use_compact:
+            assert after <= before and not widens
+        if not not_action:
+            assert [p for p, i in zip(patterns, items) if i is None] == [
+                p for p in patterns if catalog.expand(p).actions.isdisjoint(granted - kept)]
