@@ -10,7 +10,8 @@ import json
 import json.decoder
 import json.scanner
 
-from .fix_edits import Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline, quoted
+from .fix_edits import (Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline,
+                        quoted)
 from .remediate import Problem, StatementFix
 
 _WS = json.decoder.WHITESPACE.match

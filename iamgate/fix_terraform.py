@@ -143,7 +143,8 @@ class HclFile:
 
     def items(self, value) -> list[Item]:
         value = _unwrap(value)
-        return [Item(*self.span(e)) for e in (_trees(value) if isinstance(value, Tree) and value.data == "tuple" else [value])]
+        elems = _trees(value) if isinstance(value, Tree) and value.data == "tuple" else [value]
+        return [Item(*self.span(e)) for e in elems]
 
     def kept_lines(self, fix: StatementFix, value) -> list[Edit] | None:
         """A list of one item per line: only the items that change are edited (comments stay)."""

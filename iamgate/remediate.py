@@ -229,8 +229,9 @@ def rewrite_items(stmt: Statement, kept: frozenset, dropped: frozenset, catalog:
     An item that grants no dropped action stays exactly as written (so does one the catalog does not
     know). Another item is replaced by the kept actions it grants that neither an item kept as written
     nor an earlier replacement grants: as narrower wildcards where the catalog proves them free of
-    dropped actions and they stay inside the item's own glob, else one by one. A `NotAction` is replaced as a whole (no items).
-    With `use_compact`, wildcards need only grant exactly kept actions today, even outside the item.
+    dropped actions and they stay inside the item's own glob, else one by one. A `NotAction` is replaced
+    as a whole (no items). With `use_compact`, wildcards need only grant exactly kept actions today,
+    even outside the item.
     """
     def cover(need, contained):
         blocked = (lambda a: a not in kept) if use_compact else (lambda a: a in dropped)
