@@ -21,8 +21,8 @@ from .catalog import Catalog, action_names, glob_match
 from .config import Config
 from .model import Finding, Location, Policy, PrincipalResult, Statement
 
-WIDENING_WARNING = ("--compact wrote wildcards: each grants nothing beyond the kept actions in today's catalog "
-                    "({version}), but a wildcard widens as AWS adds actions")
+WIDENING_WARNING = ("--compact wrote wildcards beyond the patterns they replace: each grants nothing beyond the kept "
+                    "actions in today's catalog ({version}), but such a wildcard widens as AWS adds actions")
 KEPT_USED, KEPT_ALLOWLISTED, KEPT_UNKNOWN = "used", "allowlisted", "unknown to the catalog"
 NOT_IN_CODE_SOURCES = {"cdk": "synthesized by CDK: change the CDK code",
                        "terraform-plan": "a Terraform plan: change the Terraform code"}

@@ -305,3 +305,16 @@ def test_a_rewrite_keeps_every_kept_action_and_grants_nothing_dropped_or_new(cat
         if not not_action:
             assert [p for p, i in zip(patterns, items) if i is None] == [
                 p for p in patterns if catalog.expand(p).actions.isdisjoint(granted - kept)]
+
+
+def test_compact_warns_only_when_a_wildcard_reaches_beyond_the_pattern_it_replaces(tmp_path, monkeypatch, capsys,
+                                                                                  catalog):
+    setup(tmp_path, monkeypatch, catalog, "t.yaml", ROLE_YAML + """\
+                  - Effect: Allow
+                    Action: s3:*Object*
+                    Resource: "*"
+    """, ["s3:DeleteObject*", "s3:GetObject"])
+    code, diff, err = run(capsys, "fix", "infra", "--baselines", "b")
+    assert code == 0 and "+                  - s3:DeleteObjectTagging\n" in diff and "widens" not in err
+    code, diff, err = run(capsys, "fix", "infra", "--baselines", "b", "--compact")
+    assert code == 0 and "+                  - s3:DeleteObject*\n" in diff and "widens as AWS adds actions" in err
