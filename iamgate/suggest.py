@@ -46,7 +46,8 @@ def fits_review_comment(body: str) -> bool:
 def statement_key(fix: StatementFix) -> str:
     st = fix.statement
     ident = st.sid or json.dumps(sorted(fix.original_actions))
-    data = json.dumps([fix.location.file, fix.policy, ident, bool(st.not_actions)])
+    # the principals too: generated templates repeat one policy name and Sid in many roles
+    data = json.dumps([fix.location.file, fix.policy, ident, bool(st.not_actions), sorted(fix.principals)])
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

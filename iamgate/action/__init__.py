@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -195,7 +196,7 @@ class Action:
 
     def annotate(self, report) -> None:
         if self.inputs.annotations:
-            extra = [Annotation("warning", n, "iamgate", rank=100) for n in self.notes]
+            extra = [Annotation("warning", plain(n), "iamgate", rank=100) for n in self.notes]
             for line in render_annotations(extra + annotations(report)).splitlines():
                 self.log.command(line)
         elif self.notes:
@@ -204,6 +205,12 @@ class Action:
     def could_not_run(self, code: int) -> int:
         could_not_run(self.env, self.log, self.log.errors(), self.heading)
         return code
+
+
+def plain(markdown: str) -> str:
+    """A note (escaped Markdown) as annotation text, which GitHub shows as it is: no backslashes."""
+    return re.sub(r"\\([\\`*_{}\[\]()#+!|~>])", r"\1", markdown).replace("&lt;", "<").replace(
+        "&gt;", ">").replace("&amp;", "&")
 
 
 def could_not_run(env, log: WorkflowLog, errors: list[str], heading: str = "iamgate") -> None:
