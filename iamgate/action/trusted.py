@@ -149,16 +149,17 @@ def _from_base(root: Path, commit: str, inputs: Inputs, dest: Path, head_cfg, he
         spec = _repo_spec(root, path)
         if spec is None or not (_tracked(root, commit, spec) or (head and _tracked(root, head, spec))):
             return None
-        materialise(root, commit, [spec], dest)
-        (dest / spec).mkdir(parents=True, exist_ok=True) if not (dest / spec).exists() else None
+        if not any(spec == t or spec.startswith(t + "/") for t in trusted_specs):  # not written yet
+            materialise(root, commit, [spec], dest)
+        if not (dest / spec).exists():  # absent on the base: an empty folder, never the PR's copy
+            (dest / spec).mkdir(parents=True)
         trusted_specs.append(spec)
         return str(dest / spec)
 
+    from_base(DATA_DIR)  # all of `.iamgate/` (the default managed-policy cache among it)
     managed = from_base(base_cfg.managed_policies or DEFAULT_MANAGED)
     if managed:
         args += ["--managed-policies", managed]
-    if _repo_spec(root, DATA_DIR):
-        from_base(DATA_DIR)  # the rest of `.iamgate/`: listed when the PR changes it
     for b in inputs.baselines or ([base_cfg.baselines] if base_cfg.baselines else []):
         args += ["--baselines", from_base(b) or b]
     changed: list[str] = []
