@@ -15,6 +15,11 @@ from .escape import code, md
 from .model import SEVERITIES
 
 MAX_LISTED = 50
+MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the comment has a limit
+
+
+def clip(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,8 @@ def markdown(changes: list[Weakening], applies: str = "base", problem: str = "")
     if problem:
         lines += [f"- {problem}"]
     for w in changes[:MAX_LISTED]:
-        lines.append(f"- {TITLES.get(w.kind, md(w.kind))}: {code(w.subject)}" + (f" — {md(w.detail)}" if w.detail else ""))
+        lines.append(f"- {TITLES.get(w.kind, md(w.kind))}: {code(clip(w.subject, MAX_TEXT))}"
+                     + (f" — {md(clip(w.detail, MAX_TEXT))}" if w.detail else ""))
     if len(changes) > MAX_LISTED:
         lines.append(f"- … and {len(changes) - MAX_LISTED} more")
     return "\n".join(lines) + "\n\n"
@@ -149,5 +155,5 @@ def markdown(changes: list[Weakening], applies: str = "base", problem: str = "")
 
 def log_lines(changes: list[Weakening]) -> list[str]:
     """Plain text for the step log."""
-    return [f"{TITLES.get(w.kind, w.kind).replace('`', '')}: {w.subject}" + (f" ({w.detail})" if w.detail else "")
-            for w in changes]
+    return [f"{TITLES.get(w.kind, w.kind).replace('`', '')}: {clip(w.subject, MAX_TEXT)}"
+            + (f" ({clip(w.detail, MAX_TEXT)})" if w.detail else "") for w in changes]

@@ -60,6 +60,8 @@ def test_the_pr_cannot_switch_off_its_own_gate(tmp_path):
                      "severity lowered: `unused-actions` — medium → low", "`fail-on` raised: `fail-on` — high → critical",
                      "actions declared unobservable: `iam:*`", "allowlist entry added: `* for *`"):
             assert line in section, (line, section)
+    (warning,) = [w for w in run.annotations("warning") if "weakens the gate's configuration" in w]
+    assert "in 8 ways; they apply after the merge" in warning
     report = json.loads(open(run.outputs["report-json"]).read())
     checks = {f["check"] for f in report["findings"]}
     assert {"resource-exposure", "passrole-wildcard"} <= checks

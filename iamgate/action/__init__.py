@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import cli
-from .. import config_changes
+from .. import cli, config_changes
 from ..comment import comment_body, comment_key, marker, summary_body, title
+from ..config_changes import clip
 from ..escape import md
 from ..formats import FORMATS, Format
 from ..formats.github import Annotation, annotations, render_annotations
@@ -58,6 +58,7 @@ class Action:
         self.heading = title(self.inputs.config, list(self.inputs.paths))
         self.out_dir = Path(env.get("RUNNER_TEMP") or tempfile.gettempdir())
         self.trusted: Trusted = Trusted("head")
+        self.weakenings = 0
 
     def argv(self) -> list[str]:
         i = self.inputs
@@ -100,9 +101,11 @@ class Action:
             from ..catalog import load_catalog
             changes = config_changes.compare(t.base_config, t.head_config, load_catalog())
         changes += config_changes.data_changes(list(t.changed_data))
-        problem = f"The pull request's configuration does not load: {md(t.head_problem)}" if t.head_problem else ""
+        problem = (f"The pull request's configuration does not load: {md(clip(t.head_problem))}"
+                   if t.head_problem else "")
         for line in config_changes.log_lines(changes):
             print(f"iamgate: configuration change: {line}")
+        self.weakenings = len(changes)
         return config_changes.markdown(changes, t.source, problem)
 
     def fix_plan(self, report, exclude: dict | None = None) -> SuggestionPlan | None:
@@ -197,6 +200,12 @@ class Action:
     def annotate(self, report) -> None:
         if self.inputs.annotations:
             extra = [Annotation("warning", plain(n), "iamgate", rank=100) for n in self.notes]
+            if self.weakenings:
+                when = "after the merge" if self.trusted.source == "base" else "to this pull request (config-from: head)"
+                extra.append(Annotation("warning", f"This pull request weakens the gate's configuration in "
+                                                   f"{self.weakenings} way{'s' if self.weakenings != 1 else ''}; "
+                                                   f"they apply {when}. See the job summary.",
+                                        "iamgate: configuration weakened", rank=101))
             for line in render_annotations(extra + annotations(report)).splitlines():
                 self.log.command(line)
         elif self.notes:
@@ -232,5 +241,13 @@ def main(env=None) -> int:
             return Action(env, log).run()
         except InputError as e:
             print(f"iamgate: error: {e}", file=sys.stderr)
+            could_not_run(env, log, log.errors())
+            return 2
+        except Exception as e:  # noqa: BLE001 - a bug: exit 2 ("could not decide"), and no raw traceback
+            if env.get("IAMGATE_DEBUG"):  # in the log, a traceback's text would escape the fence
+                import traceback
+                traceback.print_exc()  # through the escaped stderr, still one line
+            print(f"iamgate: internal error: {type(e).__name__}: {e} (please report it; IAMGATE_DEBUG=1 shows "
+                  "the traceback)", file=sys.stderr)
             could_not_run(env, log, log.errors())
             return 2
