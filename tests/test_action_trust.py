@@ -67,6 +67,20 @@ def test_the_pr_cannot_switch_off_its_own_gate(tmp_path):
     assert {"resource-exposure", "passrole-wildcard"} <= checks
 
 
+def test_a_rule_the_base_branch_added_later_is_in_force_and_not_the_prs_weakening(tmp_path):
+    repo, fork = pr_repo(tmp_path, "{}\n")
+    (repo / ".iamgate.yml").write_text("severity:\n  unused-actions: high\n")  # main tightens the gate
+    base = commit(repo, "main: unused actions are high")
+    git(repo, "checkout", "-q", "-b", "pr", fork)
+    tpl = repo / "infra" / "app.yaml"
+    tpl.write_text(tpl.read_text().replace(QUEUE, QUEUE.replace("]", ", sqs:DeleteQueue]")))
+    head = commit(repo, "pr: one more queue action")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"diff-only": "true"})
+    assert run.code == 1, run.stdout + run.stderr  # the base's rule applies: sqs:DeleteQueue unused is high
+    assert "weakens the gate's configuration" not in run.summary
+
+
 def test_config_from_head_lets_the_repository_trust_the_pr_and_still_lists_the_change(tmp_path):
     repo, base = pr_repo(tmp_path, "{}\n")
     tpl = repo / "infra" / "app.yaml"

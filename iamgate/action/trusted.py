@@ -30,7 +30,7 @@ class Trusted:
     commit: str | None = None
     args: tuple[str, ...] = ()  # --config/--managed-policies/--baselines pointing at the base's copies
     config_path: str | None = None  # the config file in force (for `fix`), None for the defaults
-    base_config: config_mod.Config | None = None
+    base_config: config_mod.Config | None = None  # at the fork point: what the PR's changes are measured from
     head_config: config_mod.Config | None = None
     head_problem: str = ""  # the PR's config does not load: why
     changed_data: tuple[str, ...] = field(default=())  # trusted data files the PR changes
@@ -90,11 +90,12 @@ def resolve(inputs: Inputs, pr: PullRequest | None, tmp_parent: str | None) -> T
     if inputs.config_from == "head":
         if head_problem:
             raise InputError(f"the configuration: {head_problem}")
-        base_cfg = None
+        before = None
         if base_available(root, pr.base_sha):
-            base_cfg = _base_config(root, pr.base_sha, inputs, Path(tempfile.mkdtemp(prefix="iamgate-base-config-",
-                                                                                    dir=tmp_parent)))
-        return Trusted("head", pr.base_sha, config_path=head_name, base_config=base_cfg, head_config=head_cfg)
+            fork = fork_point(root, pr.base_sha)
+            before = _base_config(root, fork, inputs, Path(tempfile.mkdtemp(prefix="iamgate-base-config-",
+                                                                            dir=tmp_parent)))
+        return Trusted("head", pr.base_sha, config_path=head_name, base_config=before, head_config=head_cfg)
     if not base_available(root, pr.base_sha):
         raise InputError(f"config-from: base needs the base commit {pr.base_sha[:12]} in the clone, to read the "
                          "gate's configuration from it rather than from this pull request; check out with "
@@ -104,6 +105,14 @@ def resolve(inputs: Inputs, pr: PullRequest | None, tmp_parent: str | None) -> T
         return _from_base(root, pr.base_sha, inputs, dest, head_cfg, head_problem)
     except UsageError as e:
         raise InputError(str(e)) from None
+
+
+def fork_point(root: Path, base: str) -> str:
+    """Where the PR branched from the base: what the PR itself changes is measured from there (a
+    rule the base branch added since is not the PR's weakening). With the merge commit checked
+    out, that is the base itself."""
+    got = git(["merge-base", base, "HEAD"], root, check=False)
+    return got.stdout.strip() if got.returncode == 0 and got.stdout.strip() else base
 
 
 def _base_config(root: Path, commit: str, inputs: Inputs, dest: Path) -> config_mod.Config:
@@ -162,9 +171,14 @@ def _from_base(root: Path, commit: str, inputs: Inputs, dest: Path, head_cfg, he
         args += ["--managed-policies", managed]
     for b in inputs.baselines or ([base_cfg.baselines] if base_cfg.baselines else []):
         args += ["--baselines", from_base(b) or b]
+    fork = fork_point(root, commit)
+    try:
+        before = base_cfg if fork == commit else _base_config(root, fork, inputs, dest / ".fork-point")
+    except InputError:  # the fork point's config did not load: measure from the base's
+        before = base_cfg
     changed: list[str] = []
     if trusted_specs:
-        out = git(["-c", "core.quotePath=false", "diff", "--name-only", "--no-renames", commit, "--",
+        out = git(["-c", "core.quotePath=false", "diff", "--name-only", "--no-renames", fork, "--",
                    *sorted(set(trusted_specs))], root, check=False).stdout
         changed = [line for line in out.splitlines() if line]
-    return Trusted("base", commit, tuple(args), config_path, base_cfg, head_cfg, head_problem, tuple(changed))
+    return Trusted("base", commit, tuple(args), config_path, before, head_cfg, head_problem, tuple(changed))
