@@ -39,6 +39,10 @@ class _LineSafe(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    @property
+    def encoding(self):
+        return getattr(self.raw, "encoding", "utf-8")
+
     def write(self, s: str) -> int:
         if self.one_line:
             body, end = (s[:-1], "\n") if s.endswith("\n") else (s, "")
