@@ -10,9 +10,9 @@ import json
 
 from .escape import md
 from .formats.markdown import MarkdownReport
+from .github import MAX_BODY_BYTES as MAX_BYTES  # GitHub's limits for a comment body
+from .github import MAX_BODY_CHARS as MAX_CHARS
 
-MAX_CHARS = 65536  # GitHub's limit for a comment body, in characters
-MAX_BYTES = 262144  # and in bytes
 SUMMARY_MAX_BYTES = 1024 * 1024  # a step's job summary
 SAFETY_MARGIN = 256
 MARKER_PREFIX = "<!-- iamgate:comment"
@@ -40,22 +40,26 @@ def _notes(notes: list[str]) -> str:
 
 
 def comment_body(report, marker_line: str, heading: str, summary_link: str | None = None,
-                 notes: list[str] | None = None, fix_details: str = "") -> str:
-    """The marker, any notes (already escaped Markdown), the report fitted to the limits, then
-    `fix_details` (the least-privilege diff not posted as suggestions; left out if it cannot fit)."""
-    prefix = marker_line + "\n" + _notes(notes or [])
+                 notes: list[str] | None = None, fix_details: str = "", sections: str = "",
+                 full_report: str | None = None) -> str:
+    """The marker, any notes (already escaped Markdown), `sections` (such as the PR's configuration
+    changes), the report fitted to the limits, then `fix_details` (the least-privilege diff not posted
+    as suggestions; left out if it cannot fit)."""
+    prefix = marker_line + "\n" + _notes(notes or []) + sections
     if fix_details and len(fix_details) > MAX_CHARS // 2:
         fix_details = ""
-    body = MarkdownReport(report, heading, summary_link).render(
+    body = MarkdownReport(report, heading, summary_link, full_report).render(
         max_chars=MAX_CHARS - len(prefix) - len(fix_details) - SAFETY_MARGIN,
         max_bytes=MAX_BYTES - len(prefix.encode()) - len(fix_details.encode()) - SAFETY_MARGIN)
     return prefix + body + ("\n" + fix_details if fix_details else "")
 
 
-def summary_body(report, heading: str, notes: list[str] | None = None) -> str:
-    """The full report for the job summary, kept under 1 MiB."""
-    prefix = _notes(notes or [])
-    return prefix + MarkdownReport(report, heading).render(
+def summary_body(report, heading: str, notes: list[str] | None = None, sections: str = "",
+                 full_report: str | None = None) -> str:
+    """The full report for the job summary, kept under 1 MiB; where it leaves sections out it
+    names `full_report` (the `report-json` output)."""
+    prefix = _notes(notes or []) + sections
+    return prefix + MarkdownReport(report, heading, full_report=full_report).render(
         max_bytes=SUMMARY_MAX_BYTES - len(prefix.encode()) - SAFETY_MARGIN)
 
 

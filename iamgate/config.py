@@ -48,6 +48,7 @@ class Config:
     unobservable: tuple[str, ...] = ()
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
+    require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
 
 
 def _schema() -> dict:

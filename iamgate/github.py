@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterator, Mapping
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 RETRY_STATUSES = {500, 502, 503, 504}
+MAX_BODY_CHARS = 65536  # GitHub's limit for an issue or review comment body, in characters
+MAX_BODY_BYTES = 262144  # and in bytes
+ACTIONS_BOT = "github-actions[bot]"  # the author of what the default GITHUB_TOKEN posts
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: "wait for at least one minute" when no header says otherwise
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -76,6 +79,7 @@ class GitHubClient:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.max_wait = max_wait
+        self._login: str | None = None
 
     # -- transport -------------------------------------------------------------
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
@@ -151,17 +155,36 @@ class GitHubClient:
             yield from items
             url = next_link(_header(resp.headers, "link"))
 
+    # -- identity ----------------------------------------------------------------
+    def identity(self) -> str:
+        """The login that the token's comments carry. `GET /user` answers for a user's token; the
+        Actions GITHUB_TOKEN (an installation token) gets 403 there, and posts as github-actions[bot]."""
+        if self._login is None:
+            try:
+                data = self.request("GET", "user").data
+            except GitHubError as e:
+                if e.status not in (401, 403, 404):
+                    raise
+                data = None
+            login = data.get("login") if isinstance(data, dict) else None
+            self._login = login if isinstance(login, str) and login else ACTIONS_BOT
+        return self._login
+
     # -- pull request comments -----------------------------------------------
-    def find_comment(self, repo: str, number: int, marker: str) -> dict | None:
-        """Our sticky comment: the first whose first line is the marker, read over every page."""
+    def find_comment(self, repo: str, number: int, marker: str, author: str | None = None) -> dict | None:
+        """Our sticky comment: the first whose first line is the marker and whose author is the
+        token's own identity (anyone can paste a marker), read over every page."""
+        author = author or self.identity()
         for c in self.paginate(f"repos/{repo}/issues/{number}/comments"):
             body = c.get("body") or ""
-            if body.split("\n", 1)[0].strip() == marker:
+            if body.split("\n", 1)[0].strip() == marker and is_author(c, author):
                 return c
         return None
 
     def upsert_comment(self, repo: str, number: int, marker: str, body: str, create: bool = True) -> CommentResult:
         """PATCH our comment when it exists, otherwise POST one (unless `create` is false)."""
+        if len(body) > MAX_BODY_CHARS or len(body.encode()) > MAX_BODY_BYTES:
+            raise GitHubError(None, f"the comment body is {len(body)} characters, over GitHub's {MAX_BODY_CHARS}")
         existing = self.find_comment(repo, number, marker)
         if existing is not None:
             if existing.get("body") == body:
@@ -181,12 +204,20 @@ class GitHubClient:
                             {"commit_sha": commit_sha, "ref": ref, "sarif": payload, "tool_name": "iamgate"})
 
 
+def is_author(comment: dict, login: str) -> bool:
+    user = comment.get("user")
+    return isinstance(user, dict) and isinstance(user.get("login"), str) and user["login"].lower() == login.lower()
+
+
 def _error_message(raw: bytes) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace").strip()[:300]
-    return str(data.get("message", data)) if isinstance(data, dict) else str(data)[:300]
+    if not isinstance(data, dict):
+        return str(data)[:300]
+    details = [e.get("message") for e in data.get("errors") or () if isinstance(e, dict) and e.get("message")]
+    return str(data.get("message", data)) + (f" ({'; '.join(map(str, details))})"[:300] if details else "")
 
 
 def _is_rate_limit(headers: Mapping[str, str], message: str) -> bool:

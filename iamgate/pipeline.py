@@ -29,6 +29,7 @@ class Report:
     new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
     notes: tuple[str, ...] = ()  # what usage sources said (unmapped events, skipped files)
     comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
+    require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
 
     @cached_property
     def stable_ids(self) -> dict[str, str]:
@@ -58,8 +59,12 @@ class Report:
                      and self.is_new(f))
 
     @property
+    def nothing_judged(self) -> bool:
+        return bool(self.results) and not any(r.baseline is not None for r in self.results)
+
+    @property
     def passed(self) -> bool:
-        return not self.failing
+        return not self.failing and not (self.require_usage_data and self.nothing_judged)
 
     @property
     def exit_code(self) -> int:
@@ -185,4 +190,5 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
-                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes))
+                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
+                  require_usage_data=config.require_usage_data)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .escape import code, md
 from .fix_edits import Hunk, apply_edits, unified_diff
+from .github import MAX_BODY_BYTES, MAX_BODY_CHARS, GitHubError, PermissionDenied, is_author
 from .remediate import Remediation, StatementFix
 
 MARKER_PREFIX = "<!-- iamgate:suggestion"
@@ -35,12 +36,18 @@ class Suggestion:
 class SuggestionPlan:
     suggestions: tuple[Suggestion, ...] = ()
     details_diff: str = ""  # unified diff of the fixes outside the PR's changed lines
+    moved: tuple[str, ...] = ()  # "path:first-last" of fixes too large for a review comment, in the diff instead
+
+
+def fits_review_comment(body: str) -> bool:
+    return len(body) <= MAX_BODY_CHARS and len(body.encode()) <= MAX_BODY_BYTES
 
 
 def statement_key(fix: StatementFix) -> str:
     st = fix.statement
     ident = st.sid or json.dumps(sorted(fix.original_actions))
-    data = json.dumps([fix.location.file, fix.policy, ident, bool(st.not_actions)])
+    # the principals too: generated templates repeat one policy name and Sid in many roles
+    data = json.dumps([fix.location.file, fix.policy, ident, bool(st.not_actions), sorted(fix.principals)])
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -67,10 +74,12 @@ def in_changed(path: str, first: int, last: int, changed: dict) -> bool:
     return any(s <= first and last <= e for s, e in changed.get(path, ()))
 
 
-def plan_suggestions(remediation: Remediation, files, changed: dict, group: str, rel) -> SuggestionPlan:
-    """`changed`: repo-relative path -> [(first, last)] lines the PR changed; `rel`: report path -> repo path."""
+def plan_suggestions(remediation: Remediation, files, changed: dict, group: str, rel,
+                     exclude: dict | None = None) -> SuggestionPlan:
+    """`changed`: repo-relative path -> [(first, last)] lines the PR changed; `rel`: report path -> repo path.
+    `exclude`: statement key -> why it cannot be a suggestion (GitHub refused it): it goes to the diff."""
     by_loc = {f.location: f for f in remediation.statements}
-    suggestions, rest = [], []
+    suggestions, rest, moved = [], [], []
     for ff in files:
         path = rel(ff.file)
         suggested = set()
@@ -78,12 +87,21 @@ def plan_suggestions(remediation: Remediation, files, changed: dict, group: str,
             fix = by_loc.get(h.statement)
             if fix is not None and in_changed(path, h.first, h.last, changed):
                 key = statement_key(fix)
-                suggestions.append(Suggestion(key, path, h.first, h.last, suggestion_body(group, key, fix, h)))
+                body = suggestion_body(group, key, fix, h)
+                where = f"{path}:{h.first}" + (f"-{h.last}" if h.last != h.first else "")
+                if not fits_review_comment(body):  # GitHub refuses it (422): the diff carries it instead
+                    moved.append(f"{where} ({len(body):,} characters, over GitHub's {MAX_BODY_CHARS:,} "
+                                 "for a review comment)")
+                    continue
+                if exclude and key in exclude:
+                    moved.append(f"{where} ({exclude[key]})")
+                    continue
+                suggestions.append(Suggestion(key, path, h.first, h.last, body))
                 suggested.add(h.statement)
         outside = [e for e in ff.edits if e.statement not in suggested]
         if outside:
             rest.append(unified_diff(ff.file, ff.old, apply_edits(ff.old, outside)))
-    return SuggestionPlan(tuple(suggestions), "".join(rest))
+    return SuggestionPlan(tuple(suggestions), "".join(rest), tuple(moved))
 
 
 def details_section(diff: str, limit: int = 30000) -> str:
@@ -99,18 +117,34 @@ def details_section(diff: str, limit: int = 30000) -> str:
 
 # -- GitHub ------------------------------------------------------------------------------------
 
-def _ours(comment: dict, group: str) -> str | None:
+def _ours(comment: dict, group: str, author: str) -> str | None:
     m = _MARKER.match(comment.get("body") or "")
-    return m.group(2) if m and m.group(1) == group else None
+    return m.group(2) if m and m.group(1) == group and is_author(comment, author) else None
 
 
 def post_suggestions(client, repo: str, number: int, commit: str, group: str,
-                     suggestions: tuple[Suggestion, ...]) -> dict:
-    """Create, update, move or delete our review comments so that exactly `suggestions` remain."""
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+                     suggestions: tuple[Suggestion, ...], failed: list | None = None) -> dict:
+    """Create, update, move or delete our review comments (marker and author both ours) so that
+    exactly `suggestions` remain. One that GitHub refuses (say, 422 for a line outside the diff) is
+    added to `failed` as (suggestion, error) and the others still go out."""
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
+    author = client.identity()
+    failed = [] if failed is None else failed
+
+    def attempt(s: Suggestion, call) -> bool:
+        try:
+            call()
+            return True
+        except PermissionDenied:
+            raise
+        except GitHubError as e:
+            failed.append((s, e))
+            counts["failed"] += 1
+            return False
+
     existing: dict[str, dict] = {}
     for c in client.paginate(f"repos/{repo}/pulls/{number}/comments"):
-        key = _ours(c, group)
+        key = _ours(c, group, author)
         if key is None:
             continue
         if key in existing:  # a duplicate from an interrupted run
@@ -125,17 +159,18 @@ def post_suggestions(client, repo: str, number: int, commit: str, group: str,
                                    or (c.get("start_line") or c.get("line")) != s.first)
         if s is None or moved:
             client.request("DELETE", f"repos/{repo}/pulls/comments/{c['id']}")
-            counts["deleted" if s is None else "updated"] += 1
-            if s is not None:
-                _create(client, repo, number, commit, s)
+            if s is None:
+                counts["deleted"] += 1
+            elif attempt(s, lambda s=s: _create(client, repo, number, commit, s)):
+                counts["updated"] += 1
         elif c.get("body") != s.body:
-            client.request("PATCH", f"repos/{repo}/pulls/comments/{c['id']}", {"body": s.body})
-            counts["updated"] += 1
+            if attempt(s, lambda c=c, s=s: client.request("PATCH", f"repos/{repo}/pulls/comments/{c['id']}",
+                                                          {"body": s.body})):
+                counts["updated"] += 1
         else:
             counts["unchanged"] += 1
     for key, s in wanted.items():
-        if key not in existing:
-            _create(client, repo, number, commit, s)
+        if key not in existing and attempt(s, lambda s=s: _create(client, repo, number, commit, s)):
             counts["created"] += 1
     return counts
 

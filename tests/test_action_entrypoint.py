@@ -106,7 +106,7 @@ def test_two_runs_leave_one_sticky_comment_found_on_a_late_page_and_updated_in_p
     assert "stale report" not in body and "Gate failed" in body  # the second run's verdict
     assert "a matrix sibling's comment" in api.comments[231]["body"]  # left alone
     assert not [1 for method, _ in api.requests if method == "POST"]
-    gets = [p for method, p in api.requests if method == "GET"]
+    gets = [p for method, p in api.requests if method == "GET" and p != "/user"]
     assert len(gets) == 6 and all("per_page=100" in p for p in gets)  # three pages per run
     assert "@octocat" not in body and "@\u200boctocat" in body  # no mention fires
 
@@ -234,9 +234,19 @@ def test_diff_only_fails_on_new_findings_and_explains_the_changes(tmp_path):
 def test_diff_only_without_the_base_commit_says_so_and_counts_everything(tmp_path):
     repo = make_repo(tmp_path)
     with FakeGitHub() as api:
-        run = run_action(tmp_path, repo, api, base_sha="ab" * 20, **{"diff-only": "true"})
+        run = run_action(tmp_path, repo, api, base_sha="ab" * 20, **{"diff-only": "true", "config-from": "head"})
     assert run.code == 0
     assert "fetch-depth: 0" in run.summary and run.outputs["new-findings"] == "1"
+
+
+def test_without_the_base_commit_the_configuration_cannot_be_trusted_so_the_run_is_an_error(tmp_path):
+    repo = make_repo(tmp_path)
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha="ab" * 20)
+    assert run.code == 2 and run.outputs["result"] == "error"
+    assert "config-from: base needs the base commit abababababab" in run.stderr and "Traceback" not in run.stderr
+    assert "could not run" in run.summary and "fetch-depth: 0" in run.summary
+    assert api.comments == []
 
 
 def test_runs_outside_github_too(tmp_path):
@@ -248,7 +258,7 @@ def test_runs_outside_github_too(tmp_path):
 def test_a_bad_input_is_a_clear_error(tmp_path):
     run = run_action(tmp_path, workspace(tmp_path), None, **{"fail-on": "severe"})
     assert run.code == 2 and "input fail-on" in run.stderr and "Traceback" not in run.stderr
-    assert run.outputs["result"] == "fail"
+    assert run.outputs["result"] == "error"  # could not decide: never "fail", let alone "pass"
     missing = run_action(tmp_path, workspace(tmp_path / "b"), None, paths="nowhere")
     assert missing.code == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
     assert "could not run" in missing.summary

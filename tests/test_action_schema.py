@@ -20,7 +20,7 @@ ALL_WORKFLOWS = sorted({*OWN_WORKFLOWS, *(ROOT / ".github/workflows").glob("*.ym
                         *(ROOT / "examples/workflows").glob("*.yml")})
 ISSUE_INPUTS = {"paths": ".", "baselines": "", "config": "", "fail-on": "high", "soft-fail": "false",
                 "diff-only": "true", "comment": "update", "sarif-file": "", "annotations": "true",
-                "github-token": "${{ github.token }}"}
+                "github-token": "${{ github.token }}", "config-from": "base", "require-usage-data": "false"}
 ISSUE_OUTPUTS = {"result", "findings", "new-findings", "unused-actions", "report-json", "sarif-file"}
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*(\S+)@([0-9a-f]{40}) # v\d")
 
@@ -75,16 +75,16 @@ def test_every_input_reaches_the_script_only_through_env():
     script = [s for s in steps if "entrypoint.py" in s.get("run", "")]
     assert len(script) == 1
     env = script[0]["env"]
-    entrypoint = (ROOT / "entrypoint.py").read_text()
+    entrypoint = "".join(p.read_text() for p in (ROOT / "iamgate" / "action").glob("*.py"))
     for name in a["inputs"]:
         var = "INPUT_" + name.upper().replace("-", "_")
         assert env[var] == f"${{{{ inputs.{name} }}}}", var
-        assert f'"{var}"' in entrypoint, f"entrypoint.py never reads {var}"
+        assert f'"{var}"' in entrypoint, f"iamgate/action never reads {var}"
     referenced = set(re.findall(r"inputs\.([a-z-]+)", ACTION.read_text()))
     assert referenced == set(a["inputs"])  # and inputs are used nowhere else
     for name, out in a["outputs"].items():
         assert out["value"] == f"${{{{ steps.{script[0]['id']}.outputs.{name} }}}}"
-        assert f'"{name}"' in entrypoint, f"entrypoint.py never writes output {name}"
+        assert f'"{name}"' in entrypoint, f"iamgate/action never writes output {name}"
 
 
 @pytest.mark.parametrize("path", [ACTION, *OWN_WORKFLOWS], ids=lambda p: p.name)

@@ -37,14 +37,40 @@ def test_every_page_is_read_through_link_headers(api):
 def test_sticky_comment_found_on_a_late_page_is_updated_in_place(api):
     for i in range(230):
         api.add_comment(f"comment {i}")
-    ours = api.add_comment("<!-- m -->\nold report")
-    api.add_comment("quoting it:\n<!-- m -->")  # the marker elsewhere than the first line is not ours
+    ours = api.add_comment("<!-- m -->\nold report", "github-actions[bot]")
+    api.add_comment("quoting it:\n<!-- m -->", "github-actions[bot]")  # the marker elsewhere than line 1 is not ours
     c = client(api)
     first = c.upsert_comment(REPO, PR, "<!-- m -->", "<!-- m -->\nnew report")
     assert (first.action, first.comment_id) == ("updated", ours["id"])
     assert c.upsert_comment(REPO, PR, "<!-- m -->", "<!-- m -->\nnew report").action == "unchanged"
     assert [x["body"] for x in api.marked("<!-- m -->")] == ["<!-- m -->\nnew report"]
     assert not [1 for method, _ in api.requests if method == "POST"]
+
+
+def test_a_marker_in_someone_elses_comment_is_not_ours(api):
+    """Anyone can paste the marker: the first comment with it, written by another user, is left alone."""
+    planted = api.add_comment("<!-- m -->\nall clear, merge away", "mallory")
+    c = client(api)
+    assert c.upsert_comment(REPO, PR, "<!-- m -->", "<!-- m -->\nreport").action == "created"
+    assert planted["body"] == "<!-- m -->\nall clear, merge away"
+    assert [x["user"]["login"] for x in api.marked("<!-- m -->")] == ["mallory", "github-actions[bot]"]
+    assert c.upsert_comment(REPO, PR, "<!-- m -->", "<!-- m -->\nreport 2").action == "updated"
+    assert planted["body"] == "<!-- m -->\nall clear, merge away"
+
+
+def test_a_users_token_finds_its_comments_by_its_own_login(api):
+    api.user_login = "iamgate-bot"
+    api.add_comment("<!-- m -->\nby the actions token", "github-actions[bot]")
+    mine = api.add_comment("<!-- m -->\nby this token", "iamgate-bot")
+    c = client(api)
+    assert c.identity() == "iamgate-bot"
+    assert c.upsert_comment(REPO, PR, "<!-- m -->", "<!-- m -->\nnew").comment_id == mine["id"]
+    assert [m for m, p in api.requests].count("GET") == 2  # /user once, then the page
+
+
+def test_the_actions_token_cannot_ask_who_it_is_and_is_github_actions_bot(api):
+    assert client(api).identity() == "github-actions[bot]"
+    assert ("GET", "/user") in api.requests
 
 
 def test_comment_is_created_once_and_skipped_when_not_wanted(api):

@@ -78,11 +78,16 @@ class Check(Command):
         p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
         p.add_argument("--cloudtrail", action="append", default=[], metavar="SOURCE",
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
+        p.add_argument("--require-usage-data", action="store_true",
+                       help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
+        if args.require_usage_data:
+            from dataclasses import replace
+            cfg = replace(cfg, require_usage_data=True)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree

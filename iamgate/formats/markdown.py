@@ -39,14 +39,22 @@ def action_list(actions, limit: int = 40) -> str:
 class MarkdownReport:
     """Builds the report in parts, so a size budget can drop detail rows, never cut mid-row."""
 
-    def __init__(self, report, title: str = "iamgate least-privilege report", summary_link: str | None = None):
+    def __init__(self, report, title: str = "iamgate least-privilege report", summary_link: str | None = None,
+                 full_report: str | None = None):
         self.report = report
         self.title = title
         self.summary_link = summary_link
+        self.full_report = full_report  # where the whole report is (the Action's `report-json`), named when cut
 
     def verdict(self) -> str:
         r = self.report
         n = len(r.failing)
+        unread = len({e.file for e in r.errors})
+        if unread and not n:  # never "passed" for what could not be read
+            return (f"⚠️ **Could not decide: {unread} input{'s' if unread != 1 else ''} unreadable** "
+                    "(listed below). The gate does not pass what it could not read.")
+        if not n and not r.passed:
+            return "❌ **Gate failed**: no principal has usage data, and usage data is required."
         if r.fail_on != "never" and n:
             return f"❌ **Gate failed**: {n} finding{'s' if n != 1 else ''} at or above **{r.fail_on}**."
         if not r.findings:
@@ -206,11 +214,13 @@ class MarkdownReport:
             return (max_chars is None or len(t) <= max_chars) and (
                 max_bytes is None or len(t.encode()) <= max_bytes)
 
+        full = (f" The full report is the `report-json` output: {code(self.full_report)}."
+                if self.full_report else "")
         n = len(blocks)
         while n > 0 and not fits(text):
             n -= 1
             dropped = len(blocks) - n
-            link = f" See the [job summary]({self.summary_link})." if self.summary_link else ""
+            link = (f" See the [job summary]({self.summary_link})." if self.summary_link else "") + full
             text = assemble(n, [f"_{dropped} principal detail section(s) left out to fit.{link}_", ""])
         if not fits(text):  # even the table is too long: drop table rows whole
             keep = len(table) - 1
@@ -218,6 +228,7 @@ class MarkdownReport:
             while keep > 2 and not fits(text):
                 keep -= 1
                 cut = table[:keep] + [f"| … {len(table) - 1 - keep} more principals{link} | | | | | | | |", ""]
+                cut += [f"_{full.strip()}_", ""] if full else []
                 text = "\n".join(head + cut + foot) + "\n"
         return text
 
