@@ -159,6 +159,12 @@ class PrincipalResult:
         return list(self.by_verdict.get(verdict, ()))
 
     @cached_property
+    def judged(self):
+        """How much of the grant could be judged, and why not the rest (`iamgate.evaluate.Judged`)."""
+        from .evaluate import judged
+        return judged(self)
+
+    @cached_property
     def granted(self) -> frozenset:
         """Every granted catalog action (unknown patterns are not actions)."""
         if self.granted_actions is not None:

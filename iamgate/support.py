@@ -37,10 +37,10 @@ class ActionSupport:
     date: str  # the day the service reference was read, YYYY-MM-DD
     source: str  # where it was read from
     origin: str  # "shipped", or the path of the table used
-    listed: frozenset[str]
-    generation: frozenset[str]  # reported by Access Analyzer policy generation
-    last_accessed: frozenset[str]  # tracked by IAM action last accessed
-    services: frozenset[str] = field(default=frozenset())
+    listed: frozenset[str] = field(repr=False)
+    generation: frozenset[str] = field(repr=False)  # reported by Access Analyzer policy generation
+    last_accessed: frozenset[str] = field(repr=False)  # tracked by IAM action last accessed
+    services: frozenset[str] = field(default=frozenset(), repr=False)
 
     def describe(self) -> dict:
         return {"date": self.date, "source": self.source, "origin": self.origin, "actions": len(self.listed)}
