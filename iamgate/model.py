@@ -44,6 +44,7 @@ class Policy:
     statements: tuple[Statement, ...] = ()
     location: Location | None = None
     managed_arn: str | None = None  # set when the policy is a managed policy reference
+    managed_origin: str | None = None  # where its document came from: "cache" or "bundle" (iamgate's copy)
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,19 @@ def load(data_dir: str | Path | None = None) -> ActionSupport:
     """The newest table: a given folder (an error if unreadable), else the user cache, else the shipped one.
     A cached table older than the shipped one is passed over."""
     if data_dir is not None:
-        return _read(Path(data_dir) / FILE_NAME)
+        path = Path(data_dir) / FILE_NAME
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise SupportDataError(f"{path}: {exc.strerror or exc} (write it with `iamgate data update --out "
+                                   f"{data_dir}`)") from None
+        return _read_given(str(path), stamp)
     return _load_default()
+
+
+@lru_cache(maxsize=4)
+def _read_given(path: str, mtime_ns: int) -> ActionSupport:
+    return _read(Path(path))
 
 
 @lru_cache(maxsize=1)

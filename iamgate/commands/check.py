@@ -63,6 +63,19 @@ def scan_options(args, cfg) -> ScanOptions:
                        max_file_bytes=int(args.max_file_size * 1048576))
 
 
+def with_support_data(cfg, data_dir: str | None):
+    """The config with `--data-dir` applied, after checking the support table there can be read."""
+    from dataclasses import replace
+
+    from .. import support
+    cfg = replace(cfg, data_dir=data_dir or cfg.data_dir)
+    try:
+        support.load(cfg.data_dir)
+    except support.SupportDataError as e:
+        raise UsageError(f"--data-dir: {e}" if data_dir else f"data-dir: {e}") from None
+    return cfg
+
+
 @COMMANDS.register
 class Check(Command):
     name = "check"
@@ -80,9 +93,13 @@ class Check(Command):
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
+        p.add_argument("--data-dir", metavar="DIR",
+                       help="AWS support data written by `iamgate data update --out DIR` (default: the user cache, "
+                            "else the table iamgate ships)")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
+        cfg = with_support_data(cfg, args.data_dir)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
