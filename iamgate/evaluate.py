@@ -163,11 +163,13 @@ def _management_events(obs: Observability, baseline: Baseline, kind: str = "clou
     return obs.cached_view(("management-events", name, baseline.data_events_observed), build)
 
 
+_COMBINED: dict[str, tuple[str, ...]] = {}  # a reason joined from several sources' -> its parts
+
+
 def short_reason(reason: str) -> str:
     """The blind-spot label of an unobservable reason; one per source for a reason naming several."""
-    labels = []
-    for part in reason.split("; "):
-        labels.append(next((short for prefix, short in SHORT_REASONS if part.startswith(prefix)), part))
+    labels = [next((short for prefix, short in SHORT_REASONS if part.startswith(prefix)), part)
+              for part in _COMBINED.get(reason, (reason,))]
     return " / ".join(dict.fromkeys(labels))
 
 
@@ -295,7 +297,10 @@ def _reasons(unseen: frozenset, views: list[SourceView]) -> dict[str, frozenset]
         parts = split
     out: dict[str, frozenset] = {}
     for key, acts in parts.items():
-        reason = "; ".join(dict.fromkeys(key))
+        key = tuple(dict.fromkeys(key))
+        reason = "; ".join(key)
+        if len(key) > 1:
+            _COMBINED[reason] = key
         out[reason] = out.get(reason, frozenset()) | acts
     return out
 

@@ -8,6 +8,7 @@ the command exits 2. `iamgate data show` says which table `check` would use.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import os
 import sys
@@ -97,8 +98,8 @@ class Fetcher:
                 after = e.headers.get("Retry-After", "") if e.headers else ""
                 if after.strip().isdigit():
                     wait = min(float(after), 60.0)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                problem = str(getattr(e, "reason", None) or e)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # incl. timeouts, cut bodies
+                problem = str(getattr(e, "reason", None) or e) or type(e).__name__
             except ValueError as e:  # a truncated or garbled body: read it again
                 problem = f"not JSON ({e})"
             if attempt == self.attempts:
