@@ -21,6 +21,7 @@ from .files import write_bytes_atomic
 SCHEMA = "iamgate.action-support/v1"
 FILE_NAME = "action_support.json.gz"
 ENDPOINT = "https://servicereference.us-east-1.amazonaws.com/"
+ENV_DATA_DIR = "IAMGATE_DATA_DIR"  # the folder `check --data-dir` names, for the GitHub Action's step env
 GENERATION_FLAG = "IAM Access Analyzer Policy Generation"
 LAST_ACCESSED_FLAG = "IAM Action Last Accessed"
 # Groups in the file: which flags are true for the actions listed under each.
@@ -139,8 +140,10 @@ def _read(path: Path) -> ActionSupport:
 
 
 def load(data_dir: str | Path | None = None) -> ActionSupport:
-    """The newest table: a given folder (an error if unreadable), else the user cache, else the shipped one.
-    A cached table older than the shipped one is passed over."""
+    """The newest table: a given folder (or $IAMGATE_DATA_DIR; an error if unreadable), else the user cache,
+    else the shipped one. A cached table older than the shipped one is passed over."""
+    if data_dir is None:
+        data_dir = os.environ.get(ENV_DATA_DIR) or None
     if data_dir is not None:
         path = Path(data_dir) / FILE_NAME
         try:

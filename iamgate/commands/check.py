@@ -72,7 +72,8 @@ def with_support_data(cfg, data_dir: str | None):
     try:
         support.load(cfg.data_dir)
     except support.SupportDataError as e:
-        raise UsageError(f"--data-dir: {e}" if data_dir else f"data-dir: {e}") from None
+        where = "--data-dir" if data_dir else "data-dir" if cfg.data_dir else f"${support.ENV_DATA_DIR}"
+        raise UsageError(f"{where}: {e}") from None
     return cfg
 
 
@@ -94,8 +95,8 @@ class Check(Command):
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
         p.add_argument("--data-dir", metavar="DIR",
-                       help="AWS support data written by `iamgate data update --out DIR` (default: the user cache, "
-                            "else the table iamgate ships)")
+                       help="AWS support data written by `iamgate data update --out DIR` (default: $IAMGATE_DATA_DIR, "
+                            "else the user cache, else the table iamgate ships)")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
