@@ -161,6 +161,14 @@ def test_check_judges_with_the_given_data(tmp_path, capsys, endpoint):
     # without it: the shipped table (the user cache here is empty)
     assert main(args + ["--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["support_data"]["origin"] == "shipped"
+    # the GitHub Action's step sets $IAMGATE_DATA_DIR instead of --data-dir
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IAMGATE_DATA_DIR", str(out))
+        assert main(args + ["--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["support_data"]["date"] == TODAY
+        mp.setenv("IAMGATE_DATA_DIR", str(tmp_path / "nothing"))
+        assert main(args) == 2
+        assert "$IAMGATE_DATA_DIR" in capsys.readouterr().err
     # a folder without a table is a usage error, not a silent fallback
     assert main(args + ["--data-dir", str(tmp_path / "infra")]) == 2
     assert "iamgate data update --out" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from iamgate import managed
+from iamgate.comment import comment_body, marker
 from iamgate.config import Config
 from iamgate.managed import ManagedPolicyCache
 from iamgate.pipeline import analyse
@@ -80,6 +81,9 @@ def test_common_aws_managed_policies_expand_offline(tmp_path, monkeypatch, arn, 
         assert "iam:createuser" not in r.granted  # its NotAction keeps IAM out
     assert report.managed_bundle["policies"] == [arn]
     assert not report.unresolved
+    body = comment_body(report, marker(None, ["infra"]), "iamgate").replace("\\", "")
+    assert "bundled copy of 2026-08-22" in body and arn.rsplit("/", 1)[-1] in body
+    assert "judged 0 of " in body and "without usage data" in body  # no baseline: nothing judged
 
 
 def test_the_cache_wins_over_the_bundle(tmp_path, monkeypatch):
