@@ -64,15 +64,18 @@ def scan_options(args, cfg) -> ScanOptions:
 
 
 def with_support_data(cfg, data_dir: str | None):
-    """The config with `--data-dir` applied, after checking the support table there can be read."""
+    """The config with the support data folder applied, after checking the table there can be read:
+    `--data-dir`, else $IAMGATE_DATA_DIR (set by the workflow, so it wins over the repository's config),
+    else the config's `data-dir`."""
     from dataclasses import replace
 
     from .. import support
-    cfg = replace(cfg, data_dir=data_dir or cfg.data_dir)
+    env = os.environ.get(support.ENV_DATA_DIR) or None
+    where = "--data-dir" if data_dir else f"${support.ENV_DATA_DIR}" if env else "data-dir"
+    cfg = replace(cfg, data_dir=data_dir or env or cfg.data_dir)
     try:
         support.load(cfg.data_dir)
     except support.SupportDataError as e:
-        where = "--data-dir" if data_dir else "data-dir" if cfg.data_dir else f"${support.ENV_DATA_DIR}"
         raise UsageError(f"{where}: {e}") from None
     return cfg
 
