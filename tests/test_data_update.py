@@ -172,3 +172,17 @@ def test_check_judges_with_the_given_data(tmp_path, capsys, endpoint):
     # a folder without a table is a usage error, not a silent fallback
     assert main(args + ["--data-dir", str(tmp_path / "infra")]) == 2
     assert "iamgate data update --out" in capsys.readouterr().err
+
+
+def test_the_rebuild_script_reads_the_live_endpoint(tmp_path, endpoint, monkeypatch, capsys):
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("build_action_support", ROOT / "scripts/build_action_support.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setenv("IAMGATE_SERVICE_REFERENCE_URL", endpoint.url)
+    out = tmp_path / "table.json.gz"
+    assert script.main(["--live", "--date", "2026-12-01", "--out", str(out)]) == 0
+    data = support.parse(out.read_bytes(), str(out))
+    assert data.date == "2026-12-01" and len(data.listed) == 6 and endpoint.url in data.source
