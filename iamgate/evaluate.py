@@ -187,6 +187,10 @@ class Judged:
         return 100 * self.judged // self.granted if self.granted else 100  # rounded down: 99.6% is not 100%
 
     def text(self) -> str:
+        if not self.granted:
+            out = "no granted actions to judge"
+            return out + (f"; {self.unknown:,} unknown action pattern{'s' if self.unknown != 1 else ''}"
+                          if self.unknown else "")
         out = f"judged {self.judged:,} of {self.granted:,} granted actions ({self.percent}%)"
         hidden = sum(n for _, n in self.unobservable)
         if hidden:

@@ -137,4 +137,5 @@ def test_judged_summary(catalog, obs):
 
 def test_percent_never_rounds_up_to_complete():
     assert ev.Judged(granted=1000, judged=999).percent == 99
-    assert ev.Judged(granted=0, judged=0).text() == "judged 0 of 0 granted actions (100%)"
+    assert ev.Judged(granted=0, judged=0).text() == "no granted actions to judge"
+    assert ev.Judged(granted=0, judged=0, unknown=2).text() == "no granted actions to judge; 2 unknown action patterns"
