@@ -23,6 +23,7 @@ VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
 
 REASONS = {
     "data-event": "data event: {source} has no data events of this service for this principal",
+    "data-event-unreported": "data event: {source} does not report data events",
     "not-logged": "authorization-only permission: {source} never logs it as a call of its own",
     "permissionless": "needs no permission: {source} never records it as usage",
     "config": "configured as unobservable",
@@ -33,12 +34,13 @@ NO_SUPPORT_DATA = "no AWS support data for this action (data of {date}); run `ia
 SERVICE_LEVEL = "service-level usage only"
 NEVER_ACCESSED = "service never accessed in the tracking period (last accessed)"
 NOT_OBSERVED = "not observed in the window"
-# How the blind-spot summary counts each reason ("392 unobservable: 301 data events, ...")
-SHORT_REASONS = (("data event:", "data events"), ("authorization-only permission:", "authorization-only permissions"),
-                 ("needs no permission:", "permissionless calls"), (REASONS["config"], "configured as unobservable"),
+# How the blind-spot summary counts each reason ("392 unobservable: 301 data events, ..."): (prefix, label)
+SHORT_REASONS = (("data event:", "data event"), ("authorization-only permission:", "authorization-only permission"),
+                 ("needs no permission:", "permissionless call"), (REASONS["config"], "configured as unobservable"),
                  (NOT_REPORTED_BY_ACCESS_ANALYZER, "not reported by Access Analyzer"),
                  (NOT_TRACKED_BY_LAST_ACCESSED, "not tracked by IAM last accessed"),
                  ("no AWS support data", "without AWS support data"), (SERVICE_LEVEL, "service-level usage only"))
+COUNTED = {"data event", "authorization-only permission", "permissionless call"}  # nouns: plural after 2+
 
 
 def _data(name: str) -> dict:
@@ -133,19 +135,33 @@ class Observability:
         return (self.services(baseline.not_accessed_services) & self.support.listed) - self.always_unobservable
 
 
+def _curated(obs: Observability, name: str, data_reason: str, data_events: frozenset) -> tuple:
+    """(reason, actions) from the cited table, naming the source: why it cannot see them."""
+    return ((REASONS[data_reason].format(source=name), data_events),
+            *((REASONS[r].format(source=name), obs.by_reason[r]) for r in ("not-logged", "permissionless")
+              if r in obs.by_reason))
+
+
+def _flagged(obs: Observability, kind: str, covered: frozenset, otherwise: str) -> SourceView:
+    """A source whose coverage is one of AWS's SupportedBy flags; the cited table only explains, in the
+    reason, why an action it does not cover is missing (a data event, `iam:PassRole`, ...)."""
+    name = SOURCE_NAMES[kind]
+    return obs.cached_view((kind,), lambda: SourceView(
+        covered, ((obs.no_data_reason, obs.unlisted), *_curated(obs, name, "data-event-unreported", obs.data_events)),
+        otherwise))
+
+
 @coverage("access-analyzer")
 def _access_analyzer(obs: Observability, baseline: Baseline) -> SourceView:
     """Policy generation reports exactly the actions whose `IAM Access Analyzer Policy Generation` flag is true."""
-    return obs.cached_view(("access-analyzer",), lambda: SourceView(
-        obs.support.generation, ((obs.no_data_reason, obs.unlisted),), NOT_REPORTED_BY_ACCESS_ANALYZER))
+    return _flagged(obs, "access-analyzer", obs.support.generation, NOT_REPORTED_BY_ACCESS_ANALYZER)
 
 
 @coverage("last-accessed")
 def _last_accessed(obs: Observability, baseline: Baseline) -> SourceView:
     """Action last accessed tracks exactly the actions whose `IAM Action Last Accessed` flag is true
     (a never-accessed service is decided before, at service level)."""
-    return obs.cached_view(("last-accessed",), lambda: SourceView(
-        obs.support.last_accessed, ((obs.no_data_reason, obs.unlisted),), NOT_TRACKED_BY_LAST_ACCESSED))
+    return _flagged(obs, "last-accessed", obs.support.last_accessed, NOT_TRACKED_BY_LAST_ACCESSED)
 
 
 @coverage("cloudtrail")
@@ -155,10 +171,7 @@ def _management_events(obs: Observability, baseline: Baseline, kind: str = "clou
     name = SOURCE_NAMES.get(kind, kind or "the baseline")
 
     def build() -> SourceView:
-        data = obs.data_events - obs.services(baseline.data_events_observed)
-        blind = ((REASONS["data-event"].format(source=name), data),
-                 *((REASONS[r].format(source=name), obs.by_reason[r]) for r in ("not-logged", "permissionless")
-                   if r in obs.by_reason))
+        blind = _curated(obs, name, "data-event", obs.data_events - obs.services(baseline.data_events_observed))
         return SourceView(obs.catalog.all_actions - frozenset().union(*(acts for _, acts in blind)), blind)
     return obs.cached_view(("management-events", name, baseline.data_events_observed), build)
 
@@ -171,6 +184,11 @@ def short_reason(reason: str) -> str:
     labels = [next((short for prefix, short in SHORT_REASONS if part.startswith(prefix)), part)
               for part in _COMBINED.get(reason, (reason,))]
     return " / ".join(dict.fromkeys(labels))
+
+
+def _counted(label: str, n: int) -> str:
+    """`2 data events`, `1 data event`; phrases such as `not reported by Access Analyzer` as they are."""
+    return " / ".join(part + ("s" if n != 1 and part in COUNTED else "") for part in label.split(" / "))
 
 
 @dataclass(frozen=True)
@@ -194,7 +212,8 @@ class Judged:
         out = f"judged {self.judged:,} of {self.granted:,} granted actions ({self.percent}%)"
         hidden = sum(n for _, n in self.unobservable)
         if hidden:
-            out += f"; {hidden:,} unobservable: " + ", ".join(f"{n:,} {label}" for label, n in self.unobservable)
+            out += f"; {hidden:,} unobservable: " + ", ".join(f"{n:,} {_counted(label, n)}"
+                                                              for label, n in self.unobservable)
         if self.no_usage_data:
             out += f"; {self.no_usage_data:,} without usage data"
         if self.unknown:

@@ -52,7 +52,7 @@ def test_update_writes_the_table_with_progress(tmp_path, capsys, endpoint):
     assert f"AWS support data of {TODAY}" in err
     data = support.load(out)
     assert data.date == TODAY and data.source == f"{endpoint.url} as served on {TODAY}"
-    assert data.listed == {"sqs:sendmessage", "sqs:addpermission", "sqs:getqueueattributes",
+    assert data.listed == {"sqs:sendmessage", "sqs:addpermission", "sqs:listmessagemovetasks",
                            "cloudwatch:putmetricalarm", "cloudwatch:deletealarms", "newsvc:dothing"}
     assert data.generation == {"sqs:sendmessage", "sqs:addpermission", "newsvc:dothing"}
     assert data.last_accessed == {"sqs:addpermission", "cloudwatch:putmetricalarm", "cloudwatch:deletealarms",
@@ -127,7 +127,7 @@ Resources:
             Version: "2012-10-17"
             Statement:
               - Effect: Allow
-                Action: [sqs:SendMessage, sqs:GetQueueAttributes, kms:Decrypt]
+                Action: [sqs:SendMessage, sqs:ListMessageMoveTasks, kms:Decrypt]
                 Resource: "*"
 """
 
@@ -148,7 +148,7 @@ def test_check_judges_with_the_given_data(tmp_path, capsys, endpoint):
     (p,) = report["principals"]
     assert p["actions"]["unused"] == ["sqs:sendmessage"]
     assert p["reasons"]["unobservable"] == {
-        "Access Analyzer does not report this action": ["sqs:getqueueattributes"],
+        "Access Analyzer does not report this action": ["sqs:listmessagemovetasks"],
         f"no AWS support data for this action (data of {TODAY}); run `iamgate data update`": ["kms:decrypt"]}
     assert p["judged"]["summary"] == ("judged 1 of 3 granted actions (33%); 2 unobservable: "
                                       "1 not reported by Access Analyzer, 1 without AWS support data")

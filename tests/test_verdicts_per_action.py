@@ -50,7 +50,13 @@ def test_star_with_access_analyzer_only_agrees_with_the_generation_flag(catalog,
     no_data = r.groups["unobservable"][f"no AWS support data for this action (data of {DATA.date}); "
                                        "run `iamgate data update`"]
     assert no_data == absent
-    assert r.groups["unobservable"]["Access Analyzer does not report this action"] == unseen - DATA.generation
+    # the cited table says why where it can (data events, iam:PassRole); the flags alone decide
+    unobservable = r.groups["unobservable"]
+    assert set().union(*unobservable.values()) == (unseen - DATA.generation) | absent
+    assert unobservable["data event: Access Analyzer does not report data events"] == (
+        (unseen - DATA.generation) & Observability(catalog, support=DATA).data_events)
+    assert "s3:getobject" in unobservable["data event: Access Analyzer does not report data events"]
+    assert "acm:deletecertificate" not in set().union(*unobservable.values())
     # the examples, both ways
     for action in ("cloudwatch:putmetricalarm", "cloudwatch:deletealarms", "cloudformation:createresource"):
         assert action in r.actions("unobservable")
@@ -59,13 +65,15 @@ def test_star_with_access_analyzer_only_agrees_with_the_generation_flag(catalog,
 
 def test_last_accessed_tracked_untracked_and_never_accessed(obs):
     assert "sqs:addpermission" in DATA.last_accessed and "sqs:createqueue" in DATA.last_accessed
-    assert "sqs:getqueueattributes" not in DATA.last_accessed  # untracked
+    assert "sqs:tagqueue" not in DATA.last_accessed  # untracked
     assert "sns:publish" not in DATA.last_accessed  # untracked, but its service was never accessed
     b = la(used={"sqs:createqueue": UsedAction(last_seen="2026-11-01T00:00:00Z", signals=("last-accessed",))},
            not_accessed_services=frozenset({"sns"}))
     assert decide("sqs:createqueue", b, obs) == ("used", "observed (last-accessed)")
     assert decide("sqs:addpermission", b, obs) == ("unused", "not observed in the window")
-    assert decide("sqs:getqueueattributes", b, obs) == ("unobservable", "IAM last accessed does not track this action")
+    assert decide("sqs:tagqueue", b, obs) == ("unobservable", "IAM last accessed does not track this action")
+    assert decide("sqs:receivemessage", b, obs) == ("unobservable",
+                                                    "data event: IAM last accessed does not report data events")
     never = "service never accessed in the tracking period (last accessed)"
     assert decide("sns:publish", b, obs) == ("unused", never)
     assert decide("sns:createtopic", b, obs) == ("unused", never)
@@ -83,9 +91,15 @@ def test_merged_access_analyzer_and_cloudtrail(obs):
     # a data event neither source saw: the reason names both
     verdict, reason = decide("s3:getobject", merged, obs)
     assert verdict == "unobservable"
-    assert reason == ("Access Analyzer does not report this action; "
+    assert reason == ("data event: Access Analyzer does not report data events; "
                       "data event: CloudTrail has no data events of this service for this principal")
-    assert ev.short_reason(reason) == "not reported by Access Analyzer / data events"
+    assert ev.short_reason(reason) == "data event"
+    # reported by neither, for different reasons
+    verdict, reason = decide("cloudwatch:putmetricalarm", merge([aa(), la()]), obs)
+    assert (verdict, reason) == ("unused", "not observed in the window")  # last accessed tracks it
+    verdict, reason = decide("sqs:listmessagemovetasks", merge([aa(), la()]), obs)
+    assert reason == "Access Analyzer does not report this action; IAM last accessed does not track this action"
+    assert ev.short_reason(reason) == "not reported by Access Analyzer / not tracked by IAM last accessed"
     # the principal's own s3 data events were logged: CloudTrail covers them
     logged = merge([aa(), ct(data_events_observed=frozenset({"s3"}))])
     assert decide("s3:getobject", logged, obs) == ("unused", "not observed in the window")
@@ -124,13 +138,13 @@ def test_a_new_source_kind_is_one_registration(obs):
 
 def test_judged_summary(catalog, obs):
     b = aa(used={"sqs:sendmessage": UsedAction(signals=("access-analyzer",))})
-    r = evaluate(role("sqs:SendMessage", "sqs:AddPermission", "sqs:GetQueueAttributes", "s3:GetObject", "sqs:Nope"),
-                 b, catalog, obs)
+    r = evaluate(role("sqs:SendMessage", "sqs:AddPermission", "sqs:GetQueueAttributes", "s3:GetObject",
+                      "sqs:ListMessageMoveTasks", "sqs:Nope"), b, catalog, obs)
     j = r.judged
-    assert (j.granted, j.judged, j.percent, j.unknown) == (4, 2, 50, 1)
-    assert j.text() == ("judged 2 of 4 granted actions (50%); 2 unobservable: 2 not reported by Access Analyzer; "
-                        "1 unknown action pattern")
-    assert j.as_dict()["unobservable"] == {"not reported by Access Analyzer": 2}
+    assert (j.granted, j.judged, j.percent, j.unknown) == (5, 2, 40, 1)
+    assert j.text() == ("judged 2 of 5 granted actions (40%); 3 unobservable: 2 data events, "
+                        "1 not reported by Access Analyzer; 1 unknown action pattern")
+    assert j.as_dict()["unobservable"] == {"data event": 2, "not reported by Access Analyzer": 1}
     none = evaluate(role("sqs:SendMessage"), None, catalog, obs).judged
     assert none.text() == "judged 0 of 1 granted actions (0%); 1 without usage data"
 
