@@ -287,6 +287,8 @@ class Decider:
             rest -= never
         if b.service_level_only:
             service_level = rest & obs.services(b.service_level_only)
+            if b.source_kinds == {"last-accessed"}:  # no tracked action accessed: the tracked ones were not used
+                service_level -= obs.support.last_accessed
             put(UNOBSERVABLE, SERVICE_LEVEL, service_level)
             rest -= service_level
         # observable where any source of the baseline covers the action; the reason names each source that does not

@@ -80,6 +80,16 @@ def test_last_accessed_tracked_untracked_and_never_accessed(obs):
     assert decide("iam:passrole", la(not_accessed_services=frozenset({"iam"})), obs)[0] == "unobservable"
 
 
+def test_last_accessed_service_accessed_through_untracked_actions_only(obs):
+    # last accessed saw the service used, but none of its tracked actions: those were not used
+    b = la(service_level_only=frozenset({"sqs"}))
+    assert decide("sqs:addpermission", b, obs) == ("unused", "not observed in the window")
+    assert decide("sqs:tagqueue", b, obs) == ("unobservable", "service-level usage only")
+    # merged with Access Analyzer, its own service-level template stays in charge
+    assert decide("sqs:addpermission", merge([aa(service_level_only=frozenset({"sqs"})), la()]), obs)[0] == \
+        "unobservable"
+
+
 def test_merged_access_analyzer_and_cloudtrail(obs):
     merged = merge([aa(used={"kms:decrypt": UsedAction(signals=("access-analyzer",))}),
                     ct(used={"sqs:sendmessage": UsedAction(count=3, signals=("cloudtrail",))})])
