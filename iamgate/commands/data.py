@@ -103,7 +103,8 @@ class Fetcher:
             except ValueError as e:  # a truncated or garbled body: read it again
                 problem = f"not JSON ({e})"
             if attempt == self.attempts:
-                raise FetchError(f"{url}: {problem}" + (f" (after {self.attempts} attempts)" if self.attempts > 1 else ""))
+                tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+                raise FetchError(f"{url}: {problem}{tries}")
             self.sleep(wait)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
