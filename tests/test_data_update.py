@@ -186,3 +186,11 @@ def test_the_rebuild_script_reads_the_live_endpoint(tmp_path, endpoint, monkeypa
     assert script.main(["--live", "--date", "2026-12-01", "--out", str(out)]) == 0
     data = support.parse(out.read_bytes(), str(out))
     assert data.date == "2026-12-01" and len(data.listed) == 6 and endpoint.url in data.source
+
+
+def test_an_unreadable_data_dir_is_a_usage_error_for_every_command(tmp_path, capsys, monkeypatch):
+    from conftest import ROOT
+    monkeypatch.setenv("IAMGATE_DATA_DIR", str(tmp_path / "none"))
+    code = main(["fix", str(ROOT / "examples" / "infra"), "--baselines", str(ROOT / "examples" / "baselines")])
+    err = capsys.readouterr().err
+    assert code == 2 and "iamgate data update --out" in err and "internal error" not in err
