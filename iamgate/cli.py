@@ -10,6 +10,7 @@ from . import __version__
 from .baseline import BaselineError
 from .commands import COMMANDS, UsageError
 from .config import ConfigError
+from .support import SupportDataError
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def _main(argv: list[str]) -> int:
         gc.enable()
     try:
         return args._command.run(args)
-    except (UsageError, ConfigError, BaselineError) as e:
+    except (UsageError, ConfigError, BaselineError, SupportDataError) as e:
         print(f"iamgate: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

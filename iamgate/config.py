@@ -41,6 +41,7 @@ class Config:
     fail_on: str = "high"
     baselines: str | None = None
     managed_policies: str | None = None
+    data_dir: str | None = None  # a folder holding the AWS support table (`iamgate data update --out`)
     principals: dict = field(default_factory=dict, hash=False)
     stacks: dict = field(default_factory=dict, hash=False)  # template path -> deployed stack name
     parameters: dict = field(default_factory=dict, hash=False)
@@ -80,7 +81,7 @@ def parse(data, path: str | None = None) -> Config:
         expires = dt.date.fromisoformat(entry["expires"]) if entry.get("expires") else None
         allow.append(AllowEntry(entry["action"], entry["reason"], entry.get("principal", "*"), expires))
     return Config(path=path, fail_on=data.get("fail-on", "high"), baselines=data.get("baselines"),
-                  managed_policies=data.get("managed-policies"), principals=dict(data.get("principals", {})),
+                  managed_policies=data.get("managed-policies"), data_dir=data.get("data-dir"), principals=dict(data.get("principals", {})),
                   stacks=dict(data.get("stacks", {})),
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),

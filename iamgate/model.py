@@ -44,6 +44,7 @@ class Policy:
     statements: tuple[Statement, ...] = ()
     location: Location | None = None
     managed_arn: str | None = None  # set when the policy is a managed policy reference
+    managed_origin: str | None = None  # where its document came from: "cache" or "bundle" (iamgate's copy)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,12 @@ class PrincipalResult:
 
     def actions(self, verdict: str) -> list[str]:
         return list(self.by_verdict.get(verdict, ()))
+
+    @cached_property
+    def judged(self):
+        """How much of the grant could be judged, and why not the rest (`iamgate.evaluate.Judged`)."""
+        from .evaluate import judged
+        return judged(self)
 
     @cached_property
     def granted(self) -> frozenset:

@@ -7,7 +7,9 @@ from functools import cached_property
 
 from .catalog import Catalog, glob_match, load_catalog
 from .config import Config
+from . import support as support_mod
 from .evaluate import Observability, evaluate
+from .managed import bundle_use
 from .match import Matcher
 from .model import Finding, Principal, PrincipalResult, ScanError, Unresolved, severity_rank
 from .sources import ScanOptions, Workspace, scan
@@ -30,6 +32,22 @@ class Report:
     notes: tuple[str, ...] = ()  # what usage sources said (unmapped events, skipped files)
     comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
+    managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
+
+    def provenance(self) -> list[str]:
+        """The data the verdicts rest on, for every format to name."""
+        out = []
+        d = self.support_data
+        if d:
+            out.append(f"AWS support data of {d.get('date') or 'unknown date'} ({d.get('origin')})")
+        m = self.managed_bundle
+        if m:
+            n = len(m["policies"])
+            out.append(f"{n} AWS managed polic{'y' if n == 1 else 'ies'} read from iamgate's bundled copy of "
+                       f"{m['date']} (not in the managed-policy cache; `iamgate managed-policies fetch` refreshes "
+                       f"it): {', '.join(p.rsplit('/', 1)[-1] for p in m['policies'])}")
+        return out
 
     @cached_property
     def stable_ids(self) -> dict[str, str]:
@@ -180,7 +198,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     errors = list(scanned.errors) + list(got.errors)
     baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
-    obs = Observability(catalog, config.unobservable)
+    obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
     results, matched_by = [], {}
     for p in principals:
         b, how = matcher.find(p)
@@ -191,4 +209,5 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
                   unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
-                  require_usage_data=config.require_usage_data)
+                  require_usage_data=config.require_usage_data,
+                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals))

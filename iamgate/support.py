@@ -21,6 +21,7 @@ from .files import write_bytes_atomic
 SCHEMA = "iamgate.action-support/v1"
 FILE_NAME = "action_support.json.gz"
 ENDPOINT = "https://servicereference.us-east-1.amazonaws.com/"
+ENV_DATA_DIR = "IAMGATE_DATA_DIR"  # the folder `check --data-dir` names, for the GitHub Action's step env
 GENERATION_FLAG = "IAM Access Analyzer Policy Generation"
 LAST_ACCESSED_FLAG = "IAM Action Last Accessed"
 # Groups in the file: which flags are true for the actions listed under each.
@@ -37,10 +38,10 @@ class ActionSupport:
     date: str  # the day the service reference was read, YYYY-MM-DD
     source: str  # where it was read from
     origin: str  # "shipped", or the path of the table used
-    listed: frozenset[str]
-    generation: frozenset[str]  # reported by Access Analyzer policy generation
-    last_accessed: frozenset[str]  # tracked by IAM action last accessed
-    services: frozenset[str] = field(default=frozenset())
+    listed: frozenset[str] = field(repr=False)
+    generation: frozenset[str] = field(repr=False)  # reported by Access Analyzer policy generation
+    last_accessed: frozenset[str] = field(repr=False)  # tracked by IAM action last accessed
+    services: frozenset[str] = field(default=frozenset(), repr=False)
 
     def describe(self) -> dict:
         return {"date": self.date, "source": self.source, "origin": self.origin, "actions": len(self.listed)}
@@ -139,11 +140,24 @@ def _read(path: Path) -> ActionSupport:
 
 
 def load(data_dir: str | Path | None = None) -> ActionSupport:
-    """The newest table: a given folder (an error if unreadable), else the user cache, else the shipped one.
-    A cached table older than the shipped one is passed over."""
+    """The newest table: a given folder (or $IAMGATE_DATA_DIR; an error if unreadable), else the user cache,
+    else the shipped one. A cached table older than the shipped one is passed over."""
+    if data_dir is None:
+        data_dir = os.environ.get(ENV_DATA_DIR) or None
     if data_dir is not None:
-        return _read(Path(data_dir) / FILE_NAME)
+        path = Path(data_dir) / FILE_NAME
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError as exc:
+            raise SupportDataError(f"{path}: {exc.strerror or exc} (write it with `iamgate data update --out "
+                                   f"{data_dir}`)") from None
+        return _read_given(str(path), stamp)
     return _load_default()
+
+
+@lru_cache(maxsize=4)
+def _read_given(path: str, mtime_ns: int) -> ActionSupport:
+    return _read(Path(path))
 
 
 @lru_cache(maxsize=1)

@@ -141,7 +141,7 @@ def test_a_planted_marker_comment_is_not_hijacked(tmp_path):
     assert run.code == 0, run.stderr
     assert planted["body"] == ours + "\n✅ Gate passed (trust me)"
     mine = [c for c in api.marked(ours) if c["user"]["login"] == "github-actions[bot]"]
-    assert len(mine) == 1 and "dynamodb:describetable" in mine[0]["body"]
+    assert len(mine) == 1 and "dynamodb:DescribeTable" in mine[0]["body"]
 
 
 def commands_outside_the_fence(stdout: str) -> list[str]:

@@ -222,13 +222,19 @@ def test_policy_and_managed_policy_attachments(tmp_path):
     assert by_id["Role"].kind == "role" and by_id["User"].kind == "user" and by_id["Group"].kind == "group"
 
 
-def test_aws_managed_policy_from_cache_or_unresolved(tmp_path):
+def test_aws_managed_policy_from_cache_or_bundle_or_unresolved(tmp_path):
     from iamgate.managed import ManagedPolicyCache
     arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     text = role_template(f"ManagedPolicyArns: ['{arn}']\n")
-    r = extract(tmp_path, text)
-    assert any("not in the managed-policy cache" in u.message for u in r.unresolved)
+    r = extract(tmp_path, text)  # no cache: iamgate's bundled copy
+    assert not r.unresolved
     assert r.principals[0].policies[0].managed_arn == arn
+    assert r.principals[0].policies[0].managed_origin == "bundle"
+    assert actions_of(r) == ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    customer = "arn:aws:iam::111122223333:policy/app"
+    r0 = extract(tmp_path, role_template(f"ManagedPolicyArns: ['{customer}']\n"))
+    assert any("not in the managed-policy cache" in u.message for u in r0.unresolved)
+    assert r0.principals[0].policies[0].managed_arn == customer
     cache = tmp_path / "cache"
     ManagedPolicyCache(cache).put(arn, {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:PutLogEvents"], "Resource": "*"}]}, "v1")
@@ -236,7 +242,8 @@ def test_aws_managed_policy_from_cache_or_unresolved(tmp_path):
     f.write_text(text)
     r2 = scan(Workspace([str(f)], ScanOptions(managed_policy_dir=str(cache)), base=str(tmp_path)))
     assert not r2.unresolved
-    assert actions_of(r2) == ["logs:CreateLogGroup", "logs:PutLogEvents"]
+    assert actions_of(r2) == ["logs:CreateLogGroup", "logs:PutLogEvents"]  # the cache wins over the bundle
+    assert r2.principals[0].policies[0].managed_origin == "cache"
 
 
 def test_statement_lines_and_policy_lines(tmp_path):

@@ -34,11 +34,3 @@ def test_unobservable_entries_are_cited_known_and_real(catalog):
     # management events must not be here (they are observable)
     listed = {a for e in doc["entries"] for a in catalog.expand(e["pattern"]).actions}
     assert not {"kms:decrypt", "secretsmanager:getsecretvalue", "s3:createbucket"} & listed
-
-
-def test_access_analyzer_services_are_iam_prefixes_and_cited(catalog):
-    doc = data("access_analyzer_services.json")
-    assert doc["source"].startswith("https://docs.aws.amazon.com/")
-    services = doc["action_level"]
-    assert services == sorted(set(services)) and len(services) > 100
-    assert all(s in catalog.services for s in services)

@@ -57,8 +57,12 @@ def test_implicit_role_gets_the_managed_policies_sam_attaches(app):
 
 def test_managed_policies_missing_from_the_cache_are_unresolved_notes_on_the_principal(app):
     notes = [u for u in app.unresolved if u.principal_id == "OrdersFunctionRole"]
-    assert any(BASIC in u.message and "managed-policies fetch" in u.message for u in notes)
+    custom = "arn:aws:iam::123456789012:policy/custom"
+    assert any(custom in u.message and "managed-policies fetch" in u.message for u in notes)
+    assert not any(BASIC in u.message for u in notes)  # AWS managed: read from iamgate's bundle
     assert all(u.location.file.endswith("app.yaml") for u in notes)
+    basic = next(p for p in by_id(app)["OrdersFunctionRole"].policies if p.managed_arn == BASIC)
+    assert basic.managed_origin == "bundle" and basic.statements
 
 
 def test_policy_templates_expand_with_resolved_parameters(app):
@@ -99,7 +103,7 @@ def test_bad_policy_templates_are_located_errors_and_the_rest_goes_on(app):
     assert "TableName" in errors[69]
     assert "NoSuchPolicyTemplate" in errors[70]
     broken = by_id(app)["BrokenFunctionRole"]
-    assert [s.actions for s in statements(broken)] == [("sqs:SendMessage*",)]
+    assert [s.actions for p in broken.policies if not p.managed_arn for s in p.statements] == [("sqs:SendMessage*",)]
 
 
 def test_state_machine_role_and_event_role(app):

@@ -63,6 +63,23 @@ def scan_options(args, cfg) -> ScanOptions:
                        max_file_bytes=int(args.max_file_size * 1048576))
 
 
+def with_support_data(cfg, data_dir: str | None):
+    """The config with the support data folder applied, after checking the table there can be read:
+    `--data-dir`, else $IAMGATE_DATA_DIR (set by the workflow, so it wins over the repository's config),
+    else the config's `data-dir`."""
+    from dataclasses import replace
+
+    from .. import support
+    env = os.environ.get(support.ENV_DATA_DIR) or None
+    where = "--data-dir" if data_dir else f"${support.ENV_DATA_DIR}" if env else "data-dir"
+    cfg = replace(cfg, data_dir=data_dir or env or cfg.data_dir)
+    try:
+        support.load(cfg.data_dir)
+    except support.SupportDataError as e:
+        raise UsageError(f"{where}: {e}") from None
+    return cfg
+
+
 @COMMANDS.register
 class Check(Command):
     name = "check"
@@ -82,12 +99,16 @@ class Check(Command):
                        help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
+        p.add_argument("--data-dir", metavar="DIR",
+                       help="AWS support data written by `iamgate data update --out DIR` (default: $IAMGATE_DATA_DIR, "
+                            "else the user cache, else the table iamgate ships)")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
         if args.require_usage_data:
             from dataclasses import replace
             cfg = replace(cfg, require_usage_data=True)
+        cfg = with_support_data(cfg, args.data_dir)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree

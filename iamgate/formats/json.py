@@ -44,6 +44,7 @@ def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
                       "line": pol.location.line if pol.location else None, "managed_arn": pol.managed_arn,
                       "statements": [_statement(s) for s in pol.statements]} for pol in p.policies],
         "baseline": _baseline(r, how),
+        "judged": r.judged.as_dict(),
         "actions": actions,
         "reasons": {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
                     for v in ("unused", "unobservable", "unknown") if v in r.groups},
@@ -66,6 +67,8 @@ def report_dict(report) -> dict:
     return {
         "schema": SCHEMA_ID,
         "catalog": report.catalog,
+        "support_data": dict(report.support_data),
+        "managed_policy_bundle": dict(report.managed_bundle) or None,
         "gate": {"fail_on": report.fail_on, "result": "pass" if report.passed else "fail",
                  "failing": len(report.failing), "exit_code": report.exit_code, "diff_only": diff},
         "principals": [principal_dict(r, report.matched_by.get(r.principal.id)) for r in report.results],

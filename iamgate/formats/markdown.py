@@ -65,7 +65,8 @@ class MarkdownReport:
         cat = self.report.catalog
         return [f"### {self.title}", "", self.verdict(), "",
                 f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
-                f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+                f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>",
+                *(f"<sub>{md(line)}.</sub>" for line in self.report.provenance()), ""]
 
     def windows(self) -> str:
         """The span of the usage baselines' windows."""
@@ -96,6 +97,7 @@ class MarkdownReport:
             granted = c["used"] + c["unused"] + c["unobservable"] + c["no-usage-data"]
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
+            name += f"<br><sub>{md(res.judged.text())}</sub>"
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")

@@ -90,7 +90,8 @@ def sarif_log(report) -> dict:
         "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
         "columnKind": "unicodeCodePoints",
         "properties": {"catalog": dict(report.catalog), "fail_on": report.fail_on,
-                       "result": "pass" if report.passed else "fail"},
+                       "result": "pass" if report.passed else "fail", "support_data": dict(report.support_data),
+                       "managed_policy_bundle": dict(report.managed_bundle) or None},
     }
     if getattr(report, "comparison", None) is not None:
         run["properties"]["diff_base"] = report.comparison.commit

@@ -30,6 +30,7 @@ class TextFormat(Format):
     def render(self, report) -> str:
         cat = report.catalog
         lines = [self.c("bold", "iamgate") + f"  catalog {cat['source']} {cat['version']} ({cat['updated'][:10]})", ""]
+        lines[1:1] = [self.c("dim", line) for line in report.provenance()]
         by_principal = defaultdict(list)
         for f in report.findings:
             by_principal[f.principal].append(f)
@@ -48,6 +49,7 @@ class TextFormat(Format):
             else:
                 lines.append("  baseline: none")
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
+            lines.append("  " + r.judged.text())
             for note in r.notes:
                 lines.append("  " + self.c("dim", f"note: {note}"))
             for f in by_principal.get(p.id, []):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
@@ -98,12 +98,13 @@ class Collector:
         if arn is None:
             self.note(file, line, f"managed policy {ref!r} is not an ARN and cannot be looked up", principal_id)
             return None
-        doc = self.managed.get(arn)
-        if doc is None:
+        found = self.managed.lookup(arn)
+        if found is None:
             self.note(file, line, f"managed policy {arn} is not in the managed-policy cache "
                                   f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id)
             return Policy(name=arn.rsplit("/", 1)[-1], location=Location(file, line), managed_arn=arn)
-        return self.policy(arn.rsplit("/", 1)[-1], doc, file, line, principal_id, managed_arn=arn)
+        return replace(self.policy(arn.rsplit("/", 1)[-1], found.document, file, line, principal_id, managed_arn=arn),
+                       managed_origin=found.origin)
 
     def result(self) -> SourceResult:
         return SourceResult(tuple(d.freeze(self.source) for d in self.drafts.values()),
