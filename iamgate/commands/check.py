@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 from .. import config as config_mod
 from ..formats import FORMATS
@@ -31,6 +32,15 @@ def write_output(text: str, path: str | None) -> None:
             f.write(text)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
+
+
+def use_color(args) -> bool:
+    """`always`, or `auto` on a terminal that can show colour (https://no-color.org: any NO_COLOR)."""
+    if args.color != "auto":
+        return args.color == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return not args.output and sys.stdout.isatty()
 
 
 def add_scan_arguments(p) -> None:
@@ -74,8 +84,12 @@ class Check(Command):
                        help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
         p.add_argument("--format", default="text", choices=FORMATS.names())
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
-        p.add_argument("--fail-on", choices=SEVERITY_CHOICES, help="fail at or above this severity (default high)")
-        p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+        p.add_argument("--fail-on", choices=SEVERITY_CHOICES, type=str.lower,
+                       help="fail at or above this severity (default high)")
+        p.add_argument("--require-usage-data", action="store_true", default=None,
+                       help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
+        p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                       help="colour the text format (auto: on a terminal, unless NO_COLOR is set or TERM=dumb)")
         p.add_argument("--cloudtrail", action="append", default=[], metavar="SOURCE",
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--diff-base", metavar="REV",
@@ -83,6 +97,8 @@ class Check(Command):
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
+        if args.require_usage_data:
+            cfg = replace(cfg, require_usage_data=True)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
@@ -95,9 +111,7 @@ class Check(Command):
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on)
-        to_tty = not args.output and sys.stdout.isatty()
-        color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
-        write_output(FORMATS.get(args.format)(color=color).render(report), args.output)
+        write_output(FORMATS.get(args.format)(color=use_color(args)).render(report), args.output)
         return report.exit_code
 
     def extra_usage(self, args) -> list:

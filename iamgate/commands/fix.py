@@ -51,7 +51,7 @@ class Fix(Command):
         catalog = load_catalog()
         report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg))
         remediation = plan(report.results, catalog, cfg, compact_wildcards=args.compact)
-        files, problems = fix_files(remediation)
+        files, problems = fix_files(remediation, roots=report.roots)
         problems = list(remediation.problems) + problems
         err = sys.stderr
         for e in report.errors:

@@ -20,3 +20,45 @@ class Format(ABC):
 
 
 FORMATS: Registry[Format] = Registry(__name__)
+
+NOTHING_JUDGED = "nothing was judged: no usage baseline matched any principal"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 principal`, `2 principals`."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def unreadable(report) -> str:
+    """Why the gate could not decide (plain text; the caller escapes nothing here: no repo text)."""
+    return f"could not decide: {plural(report.unreadable, 'input')} unreadable"
+
+
+def verdict(report) -> str:
+    """The gate's result in words, without the pass/fail word (the formats add their own)."""
+    n = len(report.failing)
+    if n:
+        return f"{plural(n, 'finding')} at or above {report.fail_on}"
+    if report.usage_required_unmet:
+        return "nothing was judged and require-usage-data is set"
+    if report.result == "error":
+        return f"{unreadable(report)}; not a pass"
+    if report.fail_on == "never":
+        return "fail-on never"
+    return f"no finding at or above {report.fail_on}"
+
+
+RESULT_WORD = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
+
+
+def usage_warning(report) -> str | None:
+    """The prominent line for a run in which no principal had usage data, else None."""
+    if not report.nothing_judged:
+        return None
+    then = ("require-usage-data is set, so the gate fails" if report.require_usage_data else
+            "every grant passes unjudged; set require-usage-data to fail the gate")
+    return f"{NOTHING_JUDGED} ({plural(len(report.results), 'principal')}); {then}"
+
+
+def skipped_heading(report) -> str:
+    return f"{plural(len(report.skipped), 'file')} under the scanned paths not read"

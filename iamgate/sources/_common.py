@@ -72,8 +72,9 @@ class Collector:
     def error(self, file: str, line: int | None, message: str) -> None:
         self.errors.append(ScanError(file, line, message))
 
-    def note(self, file: str, line: int | None, message: str, principal_id: str | None = None) -> None:
-        self.unresolved.append(Unresolved(Location(file, line), message, principal_id))
+    def note(self, file: str, line: int | None, message: str, principal_id: str | None = None,
+             grant: bool = False) -> None:
+        self.unresolved.append(Unresolved(Location(file, line), message, principal_id, grant))
 
     def policy(self, name: str, doc, file: str, line: int | None, principal_id: str | None = None,
                managed_arn: str | None = None) -> Policy:
@@ -87,8 +88,8 @@ class Collector:
         parsed = parse_policy(doc, file, line)
         for pline, msg in parsed.problems:
             self.error(file, pline, f"policy {name}: {msg}")
-        for pline, msg in parsed.unknowns:
-            self.note(file, pline, f"policy {name}: {msg}", principal_id)
+        for i, (pline, msg) in enumerate(parsed.unknowns):
+            self.note(file, pline, f"policy {name}: {msg}", principal_id, grant=i in parsed.grant_unknowns)
         return Policy(name=name, statements=tuple(parsed.statements), location=Location(file, line),
                       managed_arn=managed_arn)
 
