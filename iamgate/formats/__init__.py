@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from ..registry import Registry
+from ..words import plural
 
 
 class Format(ABC):
@@ -22,11 +23,6 @@ class Format(ABC):
 FORMATS: Registry[Format] = Registry(__name__)
 
 NOTHING_JUDGED = "nothing was judged: no usage baseline matched any principal"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """`1 principal`, `2 principals`."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def unreadable(report) -> str:

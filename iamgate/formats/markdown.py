@@ -227,7 +227,7 @@ class MarkdownReport:
             n -= 1
             dropped = len(blocks) - n
             link = f" See the [job summary]({self.summary_link})." if self.summary_link else ""
-            text = assemble(n, [f"_{dropped} principal detail section(s) left out to fit.{link}_", ""])
+            text = assemble(n, [f"_{plural(dropped, 'principal detail section')} left out to fit.{link}_", ""])
         if not fits(text):  # even the table is too long: drop table rows whole
             keep = len(table) - 1
             link = f" in the [job summary]({self.summary_link})" if self.summary_link else ""

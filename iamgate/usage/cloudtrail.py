@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, load_catalog
 from ..model import ScanError
+from ..words import plural
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, merge_counts, summarise
 from ._ct_map import EventMapper
@@ -118,9 +119,9 @@ class CloudTrailUsage(UsageSource):
                         other += 1
         notes = []
         if digests:
-            notes.append(f"skipped {digests} CloudTrail digest file(s)")
+            notes.append(f"skipped {plural(digests, 'CloudTrail digest file')}")
         if other:
-            notes.append(f"ignored {other} file(s) that are not .json/.json.gz logs")
+            notes.append(f"ignored {plural(other, 'file')} that are not .json/.json.gz logs")
         return files, errors, notes
 
     # -- reading ---------------------------------------------------------------
@@ -182,10 +183,10 @@ class CloudTrailUsage(UsageSource):
                                                   else " (no .json/.json.gz log files)"))
                 errors.append(ScanError(src, None, f"{why}: no usage read from this source"))
         if skipped:
-            notes.append(f"skipped {len(skipped)} non-CloudTrail file(s): " + "; ".join(skipped[:5])
+            notes.append(f"skipped {plural(len(skipped), 'non-CloudTrail file')}: " + "; ".join(skipped[:5])
                          + (" ..." if len(skipped) > 5 else ""))
         if filtered:
-            notes.append(f"{filtered} event(s) outside --start/--end were not counted")
+            notes.append(f"{plural(filtered, 'event')} outside --start/--end not counted")
         summary = summarise(counts, files=read, catalog=catalog, mapper=mapper, principal_glob=self.principal,
                             notes=tuple(notes), coverage=scopes)
         return summary, errors
@@ -220,19 +221,16 @@ class RecordProblems:
             else:
                 slot[0] += count
 
-    @staticmethod
-    def _records(n: int) -> str:
-        return f"{n:,} record{'s' if n != 1 else ''}"
 
     def errors(self) -> list[ScanError]:
         """Records that were lost: the usage read is incomplete."""
-        return [ScanError(file, line, f"{self._records(n)} not counted: {kind}"
+        return [ScanError(file, line, f"{plural(n, 'record')} not counted: {kind}"
                                       + (f" (first: record {rec})" if rec is not None else ""))
                 for kind, (n, file, line, rec, kept) in sorted(self.kinds.items()) if not kept]
 
     def warnings(self) -> list[str]:
         """Records that were kept with an odd optional field left out."""
-        return [f"warning: {self._records(n)} with a {kind} counted without it (first: {file}"
+        return [f"warning: {plural(n, 'record')} with a {kind} counted without it (first: {file}"
                 + (f":{line}" if line else "") + (f", record {rec}" if rec is not None else "") + ")"
                 for kind, (n, file, line, rec, kept) in sorted(self.kinds.items()) if kept]
 
@@ -245,7 +243,7 @@ def merge_coverage(into: dict, coverage: dict) -> None:
 def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
     notes = list(s.notes)
     if not s.events:
-        return tuple(notes + [f"cloudtrail: no events in {s.files} file{'s' if s.files != 1 else ''}"])
+        return tuple(notes + [f"cloudtrail: no events in {plural(s.files, 'file')}"])
     notes.append(f"cloudtrail: {s.events} events in {s.files} files; {s.mapped_events} of {s.api_events} API events "
                  f"mapped to IAM actions ({s.mapped_share:.1%}); {s.no_iam_events} need no IAM action")
     if s.unmapped:
