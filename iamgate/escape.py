@@ -11,6 +11,7 @@ import html
 import re
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_LINK_SPECIAL = re.compile(r"[\[\]!`]")
 ZWSP = "\u200b"
 # C0 and C1 controls, DEL, and the Unicode bidirectional overrides (text that reads differently
 # from how it is stored): a terminal acts on them, a reader cannot see them.
@@ -43,7 +44,7 @@ def html_text(text) -> str:
     """Text inside an HTML block (`<details><summary>`): on one line, since a blank line ends the
     HTML block and whatever follows is read as Markdown (headings, images, links)."""
     s = html.escape(_one_line(text), quote=True).replace("@", "@" + ZWSP)
-    s = _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", s)  # and no Markdown, were the block to end
+    s = _LINK_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", s)  # no link or image, were the block to end
     return _CONTROL.sub(lambda m: _visible(m.group()), s)
 
 
