@@ -31,7 +31,7 @@ class Annotation:
         with control characters visible, then encoded for the runner."""
         props = []
         if self.file:
-            props.append(f"file={workflow_property(self.file)}")
+            props.append(f"file={workflow_property(plain(self.file))}")
             if self.line:
                 props.append(f"line={self.line}")
         if self.title:
