@@ -45,13 +45,15 @@ def windows(summary) -> dict:
 
 def test_each_baseline_gets_the_span_of_its_own_accounts_logs(tmp_path, catalog):
     delivered(tmp_path, A, "us-east-1", "2024-07-30", [event(A, "app", "2024-07-30T08:00:00Z")])
-    delivered(tmp_path, A, "eu-west-1", "2024-11-30", [event(A, "app", "2024-11-30T20:00:00Z", "eu-west-1")])
+    delivered(tmp_path, A, "eu-west-1", "2024-11-30", [event(A, "edge", "2024-11-30T08:00:00Z", "eu-west-1"),
+                                                       event(A, "app", "2024-11-30T20:00:00Z", "eu-west-1")])
     delivered(tmp_path, B, "us-east-1", "2024-11-30", [event(B, "ops", "2024-11-30T12:00:00Z"),
                                                        event(B, "ops", "2024-11-30T12:01:00Z")])
     summary, errors = CloudTrailUsage([str(tmp_path)], catalog=catalog).scan()
     assert errors == []
     assert windows(summary) == {
         f"arn:aws:iam::{A}:role/app": ("2024-07-30T08:00:00Z", "2024-11-30T20:00:00Z"),  # both regions' logs
+        f"arn:aws:iam::{A}:role/edge": ("2024-11-30T08:00:00Z", "2024-11-30T20:00:00Z"),  # only eu-west-1's
         f"arn:aws:iam::{B}:role/ops": ("2024-11-30T12:00:00Z", "2024-11-30T12:01:00Z"),  # one minute of logs
     }
 

@@ -62,6 +62,7 @@ class _Principal:
     unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
     events: int = 0
     data_services: set = field(default_factory=set)  # services whose data events this principal made
+    regions: set = field(default_factory=set)  # where its events were logged
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             continue
         p = principals.setdefault(who, _Principal())
         p.events += count
+        p.regions.add(region)
         if is_data:
             p.data_services.update(a.partition(":")[0] for a in actions)
         if not actions:
@@ -171,7 +173,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     for arn, p in sorted(principals.items()):
         used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
-        start, end = account_window(arn, coverage, window)
+        start, end = account_window(arn, p.regions, coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
                                   # Data events are logged per resource (bucket, table, function): the
                                   # trail logging some of a service's data events says nothing about the
@@ -192,11 +194,13 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
 
 
-def account_window(arn: str, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:
-    """The span of the logs that cover the principal's account, across the regions logged for it
-    (an account seen in one minute of logs gets that minute); `default` where coverage is unknown."""
+def account_window(arn: str, regions: set, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:
+    """The span of the logs that cover the principal's account in the regions its events came from
+    (an account seen in one minute of logs gets that minute; a role seen only in a region logged for
+    a day gets that day); else its account's logs in any region; `default` where coverage is unknown."""
     account = arn.split(":")[4] if arn.count(":") >= 5 else None
-    spans = [v for (acct, _), v in (coverage or {}).items() if acct == account]
+    mine = [v for (acct, region), v in (coverage or {}).items() if acct == account]
+    spans = [v for (acct, region), v in (coverage or {}).items() if acct == account and region in regions] or mine
     if not spans:
         return default
     starts = [normalise_time(t0) for t0, _ in spans if t0]
