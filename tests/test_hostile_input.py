@@ -134,6 +134,15 @@ def test_a_symlink_out_of_the_scanned_paths_is_not_read_and_is_listed(leaky):
     assert "leaves the scanned paths" in skipped["infra/linked"]
 
 
+def test_confine_to_keeps_even_a_named_path_inside_the_workspace(leaky):
+    ws, outside = leaky
+    r = run_cli("check", "infra/leak.json", "infra/support.json", "--confine-to", ".", "--format", "json", cwd=ws)
+    assert "TOPSECRET" not in r.stdout and str(outside) not in r.stdout
+    rep = json.loads(r.stdout)
+    assert [p["id"] for p in rep["principals"]] == ["infra/support.json"]
+    assert rep["skipped"] == [{"file": "infra/leak.json", "reason": "its real path leaves the workspace; not read"}]
+
+
 def test_fix_write_never_writes_outside_the_scanned_paths(leaky):
     ws, outside = leaky
     before = (outside / "secret.json").read_bytes()

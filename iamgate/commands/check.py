@@ -52,6 +52,9 @@ def add_scan_arguments(p) -> None:
     p.add_argument("--managed-policies", metavar="DIR", help="managed-policy cache (default .iamgate/managed-policies)")
     p.add_argument("--max-file-size", type=float, default=DEFAULT_MAX_FILE_BYTES / 1048576, metavar="MIB",
                    help="skip (and report) files larger than this (default 20)")
+    p.add_argument("--confine-to", metavar="DIR",
+                   help="read nothing whose real path leaves DIR, even a PATH given here (the Action passes "
+                        "its workspace); files and folders under a PATH are always confined to the PATHs")
 
 
 def existing_inputs(args, cfg) -> list[str]:
@@ -70,7 +73,7 @@ def scan_options(args, cfg) -> ScanOptions:
     params = dict(cfg.parameters)
     params.update(parse_params(args.param))
     return ScanOptions(parameters=params, managed_policy_dir=args.managed_policies or cfg.managed_policies,
-                       max_file_bytes=int(args.max_file_size * 1048576))
+                       max_file_bytes=int(args.max_file_size * 1048576), workspace=args.confine_to)
 
 
 @COMMANDS.register
