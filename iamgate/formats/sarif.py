@@ -94,11 +94,11 @@ def sarif_log(report) -> dict:
         "tool": {"driver": {"name": "iamgate", "version": __version__, "semanticVersion": __version__,
                             "rules": rules}},
         "results": results,
-        "invocations": [{"executionSuccessful": report.decided, "toolExecutionNotifications": notifications}],
+        "invocations": [{"executionSuccessful": not report.errors, "toolExecutionNotifications": notifications}],
         "columnKind": "unicodeCodePoints",
         "properties": {"catalog": dict(report.catalog), "fail_on": report.fail_on,
                        "result": report.result, "summary": verdict(report), "judged": report.judged,
-                       "nothing_judged": report.nothing_judged},
+                       "nothing_judged": report.nothing_judged, "skipped": len(report.skipped)},
     }
     if getattr(report, "comparison", None) is not None:
         run["properties"]["diff_base"] = report.comparison.commit
