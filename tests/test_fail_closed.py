@@ -191,3 +191,16 @@ def test_files_that_do_not_parse_and_are_not_iac_are_listed_with_a_count_in_ever
     skipped = json.loads(check(tmp_path, ".", fmt="json").stdout)["skipped"]
     assert sorted(s["file"] for s in skipped) == ["data.json", "notes.yaml"]
     assert all("does not parse" in s["reason"] for s in skipped)
+
+
+def test_a_policy_given_as_a_sub_json_string_is_unresolved_only_where_it_is(tmp_path):
+    doc = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["ec2:DescribeTags", "${Extra}"], '
+           '"Resource": "arn:aws:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*"}]}')
+    (tmp_path / "t.yaml").write_text(
+        "Parameters:\n  Extra: {Type: String}\nResources:\n  AppRole:\n    Type: AWS::IAM::Role\n    Properties:\n"
+        f"      RoleName: app\n      Policies:\n        - PolicyName: p\n          PolicyDocument: !Sub '{doc}'\n")
+    rep = json.loads(check(tmp_path, ".", fmt="json").stdout)
+    [p] = rep["principals"]
+    assert p["actions"]["granted"] == ["ec2:describetags"]  # the document is read, not dropped whole
+    [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
+    assert "Action cannot be resolved" in f["message"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
-from ..policydoc import parse_policy
+from ..policydoc import Unknown, parse_policy
 
 INTERNAL_ERROR = "internal error in iamgate (please report)"
 
@@ -41,6 +41,29 @@ def name_pattern(value) -> str | None:
     pattern = re.sub(r"\$\{[^{}]*\}", "*", text)
     pattern = re.sub(r"\*+", "*", pattern)
     return pattern if pattern.strip("*") and "$" not in pattern and "{" not in pattern else None
+
+
+def _json_with_unknowns(doc):
+    """A document given as a JSON string with unknown parts (`!Sub '{"Statement": … ${AWS::Region} …}'`)
+    is still JSON: parsed, with each string that holds an unknown part kept Unknown, so only those
+    parts stay unresolved instead of the whole document."""
+    text = getattr(doc, "text", None)
+    if not isinstance(doc, Unknown) or not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return doc
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return doc
+
+    def mark(value):
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        if isinstance(value, str) and "${" in value:
+            return Unknown(doc.reason, value, doc.line)
+        return value
+    return mark(data)
 
 
 class Collector:
@@ -85,6 +108,7 @@ class Collector:
             except ValueError as e:
                 self.error(file, line, f"policy {name}: the document is a string but not JSON: {e}")
                 doc = None
+        doc = _json_with_unknowns(doc)
         parsed = parse_policy(doc, file, line)
         for pline, msg in parsed.problems:
             self.error(file, pline, f"policy {name}: {msg}")
