@@ -244,7 +244,8 @@ def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
     notes = list(s.notes)
     if not s.events:
         return tuple(notes + [f"cloudtrail: no events in {plural(s.files, 'file')}"])
-    notes.append(f"cloudtrail: {s.events} events in {s.files} files; {s.mapped_events} of {s.api_events} API events "
+    notes.append(f"cloudtrail: {plural(s.events, 'event')} in {plural(s.files, 'file')}; {s.mapped_events} of "
+                 f"{plural(s.api_events, 'API event')} "
                  f"mapped to IAM actions ({s.mapped_share:.1%}); {s.no_iam_events} need no IAM action")
     if s.unmapped:
         notes.append("unmapped events: " + "; ".join(f"{k} x{c}" for k, c in s.unmapped[:10])
