@@ -70,6 +70,8 @@ def parse(data, path: str | None = None) -> Config:
     if data is None:
         data = {}
     data = _dates_to_text(data)
+    if isinstance(data, dict) and isinstance(data.get("fail-on"), str):
+        data = {**data, "fail-on": data["fail-on"].lower()}  # as `--fail-on` and the Action's input
     import jsonschema  # only when there is a config to validate
     try:
         jsonschema.validate(data, _schema(), format_checker=jsonschema.FormatChecker())

@@ -174,6 +174,8 @@ def test_fail_on_is_case_insensitive(tmp_path):
     r = check(tmp_path, ".", "--fail-on", "INFO")
     assert r.returncode == 1, r.stderr
     assert "at or above info" in r.stdout
+    (tmp_path / ".iamgate.yml").write_text("fail-on: Info\n")
+    assert check(tmp_path, ".").returncode == 1
 
 
 # -- skipped files --------------------------------------------------------------------------------
