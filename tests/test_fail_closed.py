@@ -2,15 +2,20 @@
 for what it did not judge."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import FIXTURES, run_cli
+from iamgate import cli
+
+from conftest import FIXTURES
 
 GH = FIXTURES / "github"
 ALL = ["text", "json", "markdown", "sarif", "github"]
@@ -28,8 +33,17 @@ ROLE = textwrap.dedent("""\
     """)
 
 
-def check(cwd: Path, *args: str, fmt: str = "text") -> subprocess.CompletedProcess:
-    return run_cli("check", *args, "--format", fmt, "--color", "never", cwd=cwd)
+def check(cwd: Path, *args: str, fmt: str = "text") -> SimpleNamespace:
+    """`iamgate check` in this process (the CLI's own code path, without a subprocess's start-up)."""
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(["check", *args, "--format", fmt, "--color", "never"])
+    finally:
+        os.chdir(before)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # -- exit 2 is "could not decide" -----------------------------------------------------------------
