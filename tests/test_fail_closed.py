@@ -58,7 +58,7 @@ def test_an_unreadable_input_is_could_not_decide_in_every_format_never_pass(tmp_
         assert r.returncode == 2, (fmt, r.stderr)
         out[fmt] = r.stdout
     assert "could not decide: 2 inputs unreadable" in out["text"] and "PASS" not in out["text"]
-    assert "**Could not decide**: 2 inputs unreadable" in out["markdown"] and "passed" not in out["markdown"]
+    assert "Could not decide: 2 inputs unreadable" in out["markdown"] and "passed" not in out["markdown"]
     gate = json.loads(out["json"])["gate"]
     assert gate["result"] == "error" and gate["decided"] is False and gate["unreadable"] == 2
     assert "could not decide" in gate["summary"]

@@ -53,7 +53,8 @@ class MarkdownReport:
             return ("❌ **Gate failed**: nothing was judged: no usage baseline matched any principal, and "
                     "`require-usage-data` is set.")
         if r.result == "error":
-            return f"⛔ **Could not decide**: {plural(r.unreadable, 'input')} unreadable (listed below). This is not a pass."
+            return (f"⛔ **Could not decide: {plural(r.unreadable, 'input')} unreadable** (listed below). "
+                    "This is not a pass.")
         if r.nothing_judged:
             return "✅ **Gate passed**, but nothing was judged (see below)."
         if not r.findings:
