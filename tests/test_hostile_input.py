@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -98,7 +97,8 @@ def test_annotations_and_sarif_are_plain_text_without_markdown_backslashes(tmp_p
 # -- symbolic links -------------------------------------------------------------------------------
 
 SECRET = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["support:DescribeCases", "support:CreateCase"], "Resource": "arn:aws:s3:::TOPSECRET"}]}
+    {"Effect": "Allow", "Action": ["support:DescribeCases", "support:CreateCase"],
+     "Resource": "arn:aws:s3:::TOPSECRET"}]}
 
 
 @pytest.fixture

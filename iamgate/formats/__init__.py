@@ -26,7 +26,7 @@ NOTHING_JUDGED = "nothing was judged: no usage baseline matched any principal"
 
 
 def unreadable(report) -> str:
-    """Why the gate could not decide (plain text; the caller escapes nothing here: no repo text)."""
+    """Why the gate could not decide, in words (no text from the repository in it)."""
     return f"could not decide: {plural(report.unreadable, 'input')} unreadable"
 
 
