@@ -111,6 +111,8 @@ def test_an_odd_optional_field_is_one_warning_per_kind_and_not_exit_2(tmp_path):
     assert "10 records with a malformed managementEvent counted without it (first: " in lines[0]
     assert lines[0].endswith(", record 1)")
     assert "10 records with a malformed userIdentity.sessionContext.sessionIssuer counted" in lines[1]
+    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", "--format", "markdown", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count("malformed") == 2 and "**Usage warnings:**" in r.stdout
 
 
 def test_lost_records_are_one_error_per_kind_with_the_count_and_first_place(tmp_path, catalog):

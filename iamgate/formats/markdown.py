@@ -191,6 +191,10 @@ class MarkdownReport:
     def footer(self) -> list[str]:
         r = self.report
         lines = []
+        warnings = [n for n in r.notes if n.startswith("warning: ")]  # from the usage sources
+        if warnings:
+            lines += ["**Usage warnings:**", ""] + [f"- {md(n[len('warning: '):])}" for n in warnings[:MAX_LISTED]]
+            lines.append("")
         if r.skipped:
             lines += [f"**{skipped_heading(r)}:**", ""]
             lines += [f"- {code(s.file)}: {md(s.reason)}" for s in r.skipped[:MAX_LISTED]]
