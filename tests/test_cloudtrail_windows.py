@@ -8,7 +8,7 @@ from pathlib import Path
 
 from iamgate.usage.cloudtrail import CloudTrailUsage
 
-from conftest import run_cli, write_json
+from conftest import cli_in_process, write_json
 
 A, B = "111122223333", "444455556666"
 ROLE = textwrap.dedent("""\
@@ -73,7 +73,7 @@ def test_the_one_minute_account_is_not_reported_unused_over_months(tmp_path):
     delivered(logs, B, "us-east-1", "2024-07-30", [event(B, "ops", "2024-07-30T00:00:00Z")])
     delivered(logs, B, "us-east-1", "2024-11-30", [event(B, "ops", "2024-11-30T23:00:00Z")])
     (tmp_path / "app.yaml").write_text(ROLE)
-    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", "--format", "json", cwd=tmp_path)
+    r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     [p] = json.loads(r.stdout)["principals"]
     assert (p["baseline"]["start"], p["baseline"]["end"]) == ("2024-11-30T12:00:00Z", "2024-11-30T12:00:00Z")
@@ -82,12 +82,12 @@ def test_the_one_minute_account_is_not_reported_unused_over_months(tmp_path):
 def test_an_empty_log_folder_is_an_error_never_a_full_pass(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "app.yaml").write_text(ROLE)
-    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
+    r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "logs: no CloudTrail records (no .json/.json.gz log files): no usage read from this source" in r.stdout
     assert "(100.0%)" not in r.stdout and "PASS" not in r.stdout
     write_json(tmp_path / "logs" / "a.json", {"Records": []})
-    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
+    r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
     assert r.returncode == 2 and "logs: no CloudTrail records: no usage read" in r.stdout
 
 
@@ -104,14 +104,14 @@ def test_an_odd_optional_field_is_one_warning_per_kind_and_not_exit_2(tmp_path):
         records[i + 1]["managementEvent"] = "yes"
     delivered(tmp_path / "logs", A, "us-east-1", "2024-11-30", records)
     (tmp_path / "app.yaml").write_text(ROLE)
-    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
+    r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = [line for line in r.stdout.splitlines() if "malformed" in line]
     assert len(lines) == 2, lines
     assert "10 records with a malformed managementEvent counted without it (first: " in lines[0]
     assert lines[0].endswith(", record 1)")
     assert "10 records with a malformed userIdentity.sessionContext.sessionIssuer counted" in lines[1]
-    r = run_cli("check", "app.yaml", "--cloudtrail", "logs", "--format", "markdown", cwd=tmp_path)
+    r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", "--format", "markdown", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.count("malformed") == 2 and "**Usage warnings:**" in r.stdout
 
 

@@ -2,20 +2,15 @@
 for what it did not judge."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from iamgate import cli
-
-from conftest import FIXTURES
+from conftest import FIXTURES, cli_in_process
 
 GH = FIXTURES / "github"
 ALL = ["text", "json", "markdown", "sarif", "github"]
@@ -33,17 +28,8 @@ ROLE = textwrap.dedent("""\
     """)
 
 
-def check(cwd: Path, *args: str, fmt: str = "text") -> SimpleNamespace:
-    """`iamgate check` in this process (the CLI's own code path, without a subprocess's start-up)."""
-    out, err = io.StringIO(), io.StringIO()
-    before = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main(["check", *args, "--format", fmt, "--color", "never"])
-    finally:
-        os.chdir(before)
-    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+def check(cwd: Path, *args: str, fmt: str = "text"):
+    return cli_in_process("check", *args, "--format", fmt, "--color", "never", cwd=cwd)
 
 
 # -- exit 2 is "could not decide" -----------------------------------------------------------------
