@@ -13,7 +13,7 @@ from iamgate.config import Config
 from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse
 
-from conftest import FIXTURES, run_cli, write_json
+from conftest import FIXTURES, cli_in_process, write_json
 
 ESC = "\x1b"
 HOSTILE_ID = "Role\n\n# Owned\n\n![t](https://evil.example/t.png) [click](https://evil.example)\n\n"
@@ -67,7 +67,7 @@ def test_a_file_name_with_blank_lines_cannot_add_markdown(tmp_path, monkeypatch)
 def test_terminal_escape_sequences_in_a_role_name_are_made_visible(tmp_path):
     evil = f"app{ESC}]0;pwned\a{ESC}[2J{ESC}[31m\x9b1m\r"
     (tmp_path / "t.json").write_text(template(role_name=evil))
-    r = run_cli("check", "t.json", "--color", "never", cwd=tmp_path)
+    r = cli_in_process("check", "t.json", "--color", "never", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert ESC not in r.stdout and "\a" not in r.stdout and "\x9b" not in r.stdout and "\r" not in r.stdout
     assert "app\\x1b]0;pwned\\x07\\x1b[2J" in r.stdout
@@ -76,7 +76,7 @@ def test_terminal_escape_sequences_in_a_role_name_are_made_visible(tmp_path):
 def test_terminal_escapes_in_config_errors_are_made_visible(tmp_path):
     (tmp_path / ".iamgate.yml").write_text('severity:\n  "x\\e[2J\\n::set-output name=result::pass": high\n')
     (tmp_path / "t.json").write_text(template())
-    r = run_cli("check", "t.json", cwd=tmp_path)
+    r = cli_in_process("check", "t.json", cwd=tmp_path)
     assert r.returncode == 2
     assert ESC not in r.stderr and "\n::" not in r.stderr
 
@@ -122,12 +122,12 @@ def leaky(tmp_path):
 def test_a_symlink_out_of_the_scanned_paths_is_not_read_and_is_listed(leaky):
     ws, outside = leaky
     for fmt in FORMATS.names():
-        r = run_cli("check", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--format", fmt,
+        r = cli_in_process("check", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--format", fmt,
                     "--fail-on", "never", cwd=ws)
         assert r.returncode == 0, (fmt, r.stderr)
         assert "TOPSECRET" not in r.stdout and str(outside) not in r.stdout and "secret.json" not in r.stdout, fmt
         assert "infra/leak.json" in r.stdout and "infra/linked" in r.stdout, fmt
-    r = run_cli("check", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--format", "json",
+    r = cli_in_process("check", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--format", "json",
                 cwd=ws)
     skipped = {s["file"]: s["reason"] for s in json.loads(r.stdout)["skipped"]}
     assert "leaves the scanned paths" in skipped["infra/leak.json"]
@@ -136,7 +136,7 @@ def test_a_symlink_out_of_the_scanned_paths_is_not_read_and_is_listed(leaky):
 
 def test_confine_to_keeps_even_a_named_path_inside_the_workspace(leaky):
     ws, outside = leaky
-    r = run_cli("check", "infra/leak.json", "infra/support.json", "--confine-to", ".", "--format", "json", cwd=ws)
+    r = cli_in_process("check", "infra/leak.json", "infra/support.json", "--confine-to", ".", "--format", "json", cwd=ws)
     assert "TOPSECRET" not in r.stdout and str(outside) not in r.stdout
     rep = json.loads(r.stdout)
     assert [p["id"] for p in rep["principals"]] == ["infra/support.json"]
@@ -146,7 +146,7 @@ def test_confine_to_keeps_even_a_named_path_inside_the_workspace(leaky):
 def test_fix_write_never_writes_outside_the_scanned_paths(leaky):
     ws, outside = leaky
     before = (outside / "secret.json").read_bytes()
-    r = run_cli("fix", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--write", cwd=ws)
+    r = cli_in_process("fix", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--write", cwd=ws)
     assert r.returncode == 0, r.stderr
     assert (outside / "secret.json").read_bytes() == before
     assert (ws / "infra" / "leak.json").is_symlink()
