@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 from .. import config as config_mod
 from ..formats import FORMATS
@@ -89,18 +88,19 @@ class Check(Command):
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
         p.add_argument("--fail-on", choices=SEVERITY_CHOICES, type=str.lower,
                        help="fail at or above this severity (default high)")
-        p.add_argument("--require-usage-data", action="store_true", default=None,
-                       help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
         p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                        help="colour the text format (auto: on a terminal, unless NO_COLOR is set or TERM=dumb)")
         p.add_argument("--cloudtrail", action="append", default=[], metavar="SOURCE",
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
+        p.add_argument("--require-usage-data", action="store_true",
+                       help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
 
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
         if args.require_usage_data:
+            from dataclasses import replace
             cfg = replace(cfg, require_usage_data=True)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
