@@ -84,13 +84,14 @@ class Report:
 
     @property
     def decided(self) -> bool:
-        """False when an input could not be read and nothing failed: the gate cannot say "pass"."""
-        return not (self.passed and self.errors)
+        """False when an input could not be read and no finding failed: the gate cannot say "pass"
+        (nor "nothing judged": the unreadable input may be the usage)."""
+        return bool(self.failing) or not self.errors
 
     @property
     def result(self) -> str:
         """pass | fail | error (could not decide: inputs unreadable)."""
-        return "fail" if not self.passed else "error" if self.errors else "pass"
+        return "error" if not self.decided else "pass" if self.passed else "fail"
 
     @property
     def exit_code(self) -> int:

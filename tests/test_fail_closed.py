@@ -206,3 +206,13 @@ def test_a_policy_given_as_a_sub_json_string_is_unresolved_only_where_it_is(tmp_
     assert p["actions"]["granted"] == ["ec2:describetags"]  # the document is read, not dropped whole
     [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
     assert "Action cannot be resolved" in f["message"]
+
+
+def test_an_unreadable_baseline_is_could_not_decide_even_when_usage_data_is_required(tmp_path):
+    (tmp_path / "app.yaml").write_text(ROLE)
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / "app.json").write_text('{"schema": "iamgate.baseline/v1", ')
+    r = check(tmp_path, "app.yaml", "--baselines", "baselines", "--require-usage-data", fmt="json")
+    assert r.returncode == 2, r.stdout
+    gate = json.loads(r.stdout)["gate"]
+    assert gate["result"] == "error" and gate["nothing_judged"] is True  # the usage may be what was unreadable

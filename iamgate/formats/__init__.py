@@ -35,10 +35,10 @@ def verdict(report) -> str:
     n = len(report.failing)
     if n:
         return f"{plural(n, 'finding')} at or above {report.fail_on}"
-    if report.usage_required_unmet:
-        return "nothing was judged and require-usage-data is set"
     if report.result == "error":
         return f"{unreadable(report)}; not a pass"
+    if report.usage_required_unmet:
+        return "nothing was judged and require-usage-data is set"
     if report.fail_on == "never":
         return "fail-on never"
     return f"no finding at or above {report.fail_on}"
