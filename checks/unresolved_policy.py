@@ -15,5 +15,7 @@ class UnresolvedPolicy(Check):
 
     def run(self, analysis: Analysis):
         for u in analysis.unresolved:
+            if u.grant:  # the unresolved-grant check reports it, at its own severity
+                continue
             yield Finding(self.name, self.severity, u.principal_id or u.location.file, (), u.location,
                           u.message, subject=u.message, reason="unresolved")

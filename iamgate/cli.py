@@ -11,6 +11,7 @@ from .baseline import BaselineError
 from .commands import COMMANDS, UsageError
 from .config import ConfigError
 from .support import SupportDataError
+from .escape import terminal
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def _main(argv: list[str]) -> int:
     try:
         return args._command.run(args)
     except (UsageError, ConfigError, BaselineError, SupportDataError) as e:
-        print(f"iamgate: error: {e}", file=sys.stderr)
+        print(f"iamgate: error: {terminal(e)}", file=sys.stderr)  # messages quote the repo's text
         return 2
     except KeyboardInterrupt:
         print("iamgate: interrupted", file=sys.stderr)
@@ -69,7 +70,7 @@ def _main(argv: list[str]) -> int:
     except Exception as e:  # noqa: BLE001 - a bug: exit 2 ("could not decide"), never 1 ("gate failed")
         if os.environ.get("IAMGATE_DEBUG"):
             raise
-        print(f"iamgate: internal error: {type(e).__name__}: {e} (please report it; IAMGATE_DEBUG=1 shows "
+        print(f"iamgate: internal error: {type(e).__name__}: {terminal(e)} (please report it; IAMGATE_DEBUG=1 shows "
               "the traceback)", file=sys.stderr)
         return 2
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -70,12 +71,15 @@ def parse(data, path: str | None = None) -> Config:
     if data is None:
         data = {}
     data = _dates_to_text(data)
+    if isinstance(data, dict) and isinstance(data.get("fail-on"), str):
+        data = {**data, "fail-on": data["fail-on"].lower()}  # as `--fail-on` and the Action's input
     import jsonschema  # only when there is a config to validate
     try:
         jsonschema.validate(data, _schema(), format_checker=jsonschema.FormatChecker())
     except jsonschema.ValidationError as e:
         where = ".".join(str(p) for p in e.absolute_path) or "(top level)"
         raise ConfigError(f"{path or 'config'}: {where}: {e.message}") from None
+    _check_ids(data, path)
     allow = []
     for entry in data.get("allowlist", []):
         expires = dt.date.fromisoformat(entry["expires"]) if entry.get("expires") else None
@@ -85,7 +89,21 @@ def parse(data, path: str | None = None) -> Config:
                   stacks=dict(data.get("stacks", {})),
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
-                  severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())))
+                  severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
+                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true")
+
+
+def _check_ids(data: dict, path: str | None) -> None:
+    """A check id that names no check is a typo that would silently leave a check on (or off)."""
+    from iamgate.checks import CHECKS
+    known = set(CHECKS.all())
+    named = [(f"disable.{i}", name) for i, name in enumerate(data.get("disable", ()))]
+    named += [(f"severity[{name!r}]", name) for name in data.get("severity", {})]
+    for where, name in named:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the checks are: {', '.join(sorted(known))}"
+            raise ConfigError(f"{path or 'config'}: {where}: unknown check id {name!r}{hint}")
 
 
 def load(path: str | None) -> Config:

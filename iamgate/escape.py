@@ -1,29 +1,64 @@
-"""Escaping text from the scanned repository before it reaches Markdown, HTML or annotations."""
+"""Escaping text from the scanned repository, one function per medium it goes into.
+
+Every string the PR author controls (ids, names, file names, messages quoting them) goes through
+the function for its medium: `md`/`code`/`html_text` for Markdown and HTML, `terminal` for the
+text output, `plain` for SARIF and annotation messages, `workflow_data`/`workflow_property`
+for GitHub workflow commands.
+"""
 from __future__ import annotations
 
 import html
 import re
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_LINK_SPECIAL = re.compile(r"[\[\]!`]")
 ZWSP = "\u200b"
+# C0 and C1 controls, DEL, and the Unicode bidirectional overrides (text that reads differently
+# from how it is stored): a terminal acts on them, a reader cannot see them.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def _visible(ch: str) -> str:
+    n = ord(ch)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def _one_line(text) -> str:
+    return re.sub(r"[\r\n\u2028\u2029]+", " ", str(text))
 
 
 def md(text) -> str:
     """Inline Markdown: no formatting, links, HTML, table breaks or @mentions can come through."""
-    s = html.escape(str(text), quote=False)  # quotes are harmless in Markdown text; `&#x27;` would show
+    s = html.escape(_one_line(text), quote=False)  # quotes are harmless in Markdown text; `&#x27;` would show
     s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = s.replace("@", "@" + ZWSP).replace("\r", " ").replace("\n", " ")
-    return s
+    return _CONTROL.sub(lambda m: _visible(m.group()), s.replace("@", "@" + ZWSP))
 
 
 def code(text) -> str:
     """Inline code span; backticks inside are neutralised (HTML entities do not work in code)."""
-    s = str(text).replace("`", "'").replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    s = _CONTROL.sub(lambda m: _visible(m.group()), _one_line(text).replace("`", "'")).replace("|", "\\|")
     return f"`{s}`" if s else ""
 
 
 def html_text(text) -> str:
-    return html.escape(str(text), quote=True).replace("@", "@" + ZWSP)
+    """Text inside an HTML block (`<details><summary>`): on one line, since a blank line ends the
+    HTML block and whatever follows is read as Markdown (headings, images, links)."""
+    s = html.escape(_one_line(text), quote=True).replace("@", "@" + ZWSP)
+    s = _LINK_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", s)  # no link or image, were the block to end
+    return _CONTROL.sub(lambda m: _visible(m.group()), s)
+
+
+def terminal(text) -> str:
+    """Text for a terminal: control characters (ESC sequences, carriage returns, newlines) shown
+    as `\\x1b`, never acted on."""
+    return _CONTROL.sub(lambda m: _visible(m.group()), str(text))
+
+
+def plain(text) -> str:
+    """Plain-text messages (SARIF `message.text`, annotations): no Markdown escaping (it would
+    show as backslashes); line breaks kept (the workflow-command encoding carries them safely),
+    other control characters made visible."""
+    return _CONTROL.sub(lambda m: m.group() if m.group() in "\r\n" else _visible(m.group()), str(text))
 
 
 def workflow_data(text) -> str:
@@ -33,3 +68,10 @@ def workflow_data(text) -> str:
 
 def workflow_property(text) -> str:
     return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command_escape(text) -> str:
+    """A line of free text for a step's log that the runner must not read as a workflow command:
+    every line break is encoded, so nothing can start a new line with `::`."""
+    s = workflow_data(text)
+    return s.replace("::", ":\u200b:") if s.startswith("::") else s

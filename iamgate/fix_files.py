@@ -9,6 +9,7 @@ from .commands import UsageError
 from .files import write_text_atomic
 from .fix_edits import Edit, Hunk, apply_edits, hunks, unified_diff
 from .remediate import Problem, Remediation, StatementFix
+from .sources import repository_of, within
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,30 @@ def editor_for(path: Path, text: str):
     return None
 
 
-def fix_files(remediation: Remediation, base: str | Path = ".") -> tuple[list[FileFix], list[Problem]]:
+def confinement(path: Path, roots) -> str | None:
+    """Why `path` must not be written, if it must not: a symbolic link (writing would change its
+    target, wherever that is), or a real path outside the folders the scan could read."""
+    if path.is_symlink():
+        return "the file is a symbolic link; iamgate never writes through one"
+    if not within(path.resolve(), [Path(r).resolve() for r in roots]):
+        return "the file's real path is outside the scanned paths"
+    return None
+
+
+def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> tuple[list[FileFix], list[Problem]]:
+    """`roots`: where files may be rewritten (the report's `roots`); default the repository around
+    the working directory, else the working directory."""
     out: list[FileFix] = []
     problems: list[Problem] = []
+    if roots is None:
+        roots = [repository_of(Path.cwd().resolve()) or Path.cwd()]
     for file in remediation.files:
         fixes: list[StatementFix] = remediation.for_file(file)
         path = Path(base, file)
+        refused = confinement(path, roots)
+        if refused:
+            problems += [Problem(f.location, f"statement not rewritten: {refused}") for f in fixes]
+            continue
         try:
             raw = path.read_bytes()
             text = raw.decode("utf-8")
@@ -67,6 +86,8 @@ def fix_files(remediation: Remediation, base: str | Path = ".") -> tuple[list[Fi
 def write(fixes: list[FileFix]) -> None:
     """Each file atomically, keeping its mode; a file that cannot be written is a usage error naming it."""
     for f in fixes:
+        if f.path.is_symlink():  # it became one since it was read
+            raise UsageError(f"cannot write {f.path}: it is a symbolic link")
         try:
             write_text_atomic(f.path, f.new, keep_mode=True)
         except OSError as e:

@@ -76,6 +76,17 @@ class Unresolved:
     location: Location
     message: str
     principal_id: str | None = None
+    grant: bool = False  # the unknown part decides what is allowed (Action, NotAction, Effect): could grant anything
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file under the scanned paths that was not read, and why (does not parse, leaves the roots)."""
+    file: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class SourceResult:
     principals: tuple[Principal, ...] = ()
     unresolved: tuple[Unresolved, ...] = ()
     errors: tuple[ScanError, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from . import support as support_mod
 from .evaluate import Observability, evaluate
 from .managed import bundle_use
 from .match import Matcher
-from .model import Finding, Principal, PrincipalResult, ScanError, Unresolved, severity_rank
+from .model import Finding, Principal, PrincipalResult, ScanError, Skipped, Unresolved, severity_rank
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
@@ -31,7 +31,9 @@ class Report:
     new_keys: frozenset | None = None  # set in diff mode: the finding keys absent on the base
     notes: tuple[str, ...] = ()  # what usage sources said (unmapped events, skipped files)
     comparison: object | None = field(default=None, hash=False, compare=False)  # iamgate.diff.BaseComparison
+    skipped: tuple[Skipped, ...] = ()  # files under the scanned paths not read, with the reason
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    roots: tuple[str, ...] = ()  # real paths iamgate may read and `fix --write` may write under
     support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
     managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
 
@@ -77,18 +79,41 @@ class Report:
                      and self.is_new(f))
 
     @property
+    def unreadable(self) -> int:
+        """Inputs (files, usage sources) with at least one error."""
+        return len({e.file for e in self.errors})
+
+    @property
+    def judged(self) -> int:
+        """How many principals had a usage baseline to judge their grants against."""
+        return sum(1 for r in self.results if r.baseline is not None)
+
+    @property
     def nothing_judged(self) -> bool:
-        return bool(self.results) and not any(r.baseline is not None for r in self.results)
+        return bool(self.results) and not self.judged
+
+    @property
+    def usage_required_unmet(self) -> bool:
+        return self.require_usage_data and self.nothing_judged
 
     @property
     def passed(self) -> bool:
-        return not self.failing and not (self.require_usage_data and self.nothing_judged)
+        return not self.failing and not self.usage_required_unmet
+
+    @property
+    def decided(self) -> bool:
+        """False when an input could not be read and no finding failed: the gate cannot say "pass"
+        (nor "nothing judged": the unreadable input may be the usage)."""
+        return bool(self.failing) or not self.errors
+
+    @property
+    def result(self) -> str:
+        """pass | fail | error (could not decide: inputs unreadable)."""
+        return "error" if not self.decided else "pass" if self.passed else "fail"
 
     @property
     def exit_code(self) -> int:
-        if not self.passed:
-            return 1
-        return 2 if self.errors else 0
+        return {"fail": 1, "error": 2, "pass": 0}[self.result]
 
 
 def _unique_ids(principals: tuple[Principal, ...], unresolved: tuple[Unresolved, ...]):
@@ -192,7 +217,8 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     `collected` is usage already read (diff mode analyses two trees against the same usage)."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
-    scanned = scan(Workspace(paths, options, base=base))
+    workspace = Workspace(paths, options, base=base)
+    scanned = scan(workspace)
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
     got = collected if collected is not None else collect_usage(baseline_paths, usage)
     errors = list(scanned.errors) + list(got.errors)
@@ -209,5 +235,6 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
                   unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
-                  require_usage_data=config.require_usage_data,
+                  skipped=scanned.skipped, require_usage_data=config.require_usage_data,
+                  roots=tuple(str(r) for r in workspace.readable),
                   support_data=obs.support.describe(), managed_bundle=bundle_use(principals))

@@ -28,6 +28,7 @@ class ParsedPolicy:
     statements: list[Statement] = field(default_factory=list)
     problems: list[tuple[int | None, str]] = field(default_factory=list)  # not a policy
     unknowns: list[tuple[int | None, str]] = field(default_factory=list)  # unresolved parts
+    grant_unknowns: set[int] = field(default_factory=set)  # indexes into unknowns that decide what is allowed
 
 
 def looks_like_policy(doc) -> bool:
@@ -35,7 +36,7 @@ def looks_like_policy(doc) -> bool:
         "Version" in doc or isinstance(doc.get("Statement"), (list, dict)))
 
 
-def _strings(value, what: str, line, out: ParsedPolicy, keep_unknown_text=False) -> tuple[str, ...]:
+def _strings(value, what: str, line, out: ParsedPolicy, keep_unknown_text=False, grant=False) -> tuple[str, ...]:
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
@@ -45,6 +46,8 @@ def _strings(value, what: str, line, out: ParsedPolicy, keep_unknown_text=False)
             if keep_unknown_text:
                 result.append(item.text)
             else:
+                if grant:
+                    out.grant_unknowns.add(len(out.unknowns))
                 out.unknowns.append((item.line or line, f"{what} cannot be resolved: {item.reason}"))
         elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
             result.append(str(item))
@@ -68,6 +71,7 @@ def _plain(value):
 def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
     out = ParsedPolicy()
     if isinstance(doc, Unknown):
+        out.grant_unknowns.add(0)
         out.unknowns.append((doc.line or line, f"policy document cannot be resolved: {doc.reason}"))
         return out
     if not isinstance(doc, dict):
@@ -78,12 +82,14 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
         return out
     raw = doc["Statement"]
     if isinstance(raw, Unknown):
+        out.grant_unknowns.add(len(out.unknowns))
         out.unknowns.append((raw.line or line_of(doc, line), f"Statement cannot be resolved: {raw.reason}"))
         return out
     stmts = raw if isinstance(raw, list) else [raw]
     for st in stmts:
         sline = line_of(st, line_of(raw, line_of(doc, line)))
         if isinstance(st, Unknown):
+            out.grant_unknowns.add(len(out.unknowns))
             out.unknowns.append((st.line or sline, f"statement cannot be resolved: {st.reason}"))
             continue
         if not isinstance(st, dict):
@@ -91,6 +97,7 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
             continue
         effect = st.get("Effect")
         if isinstance(effect, Unknown):
+            out.grant_unknowns.add(len(out.unknowns))
             out.unknowns.append((sline, f"Effect cannot be resolved: {effect.reason}"))
             continue
         if effect not in ("Allow", "Deny"):
@@ -99,9 +106,10 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
         if ("Action" in st) == ("NotAction" in st):
             out.problems.append((sline, "a statement needs exactly one of Action or NotAction"))
             continue
-        actions = _strings(st.get("Action"), "Action", sline, out)
+        allow = effect == "Allow"  # an unknown action in a Deny can only deny less than it says
+        actions = _strings(st.get("Action"), "Action", sline, out, grant=allow)
         unknown_before = len(out.unknowns)
-        not_actions = _strings(st.get("NotAction"), "NotAction", sline, out)
+        not_actions = _strings(st.get("NotAction"), "NotAction", sline, out, grant=allow)
         not_action_unresolved = len(out.unknowns) > unknown_before
         if not_action_unresolved:  # excluding less grants more: read it as excluding only the known entries
             out.unknowns[-1] = (out.unknowns[-1][0], out.unknowns[-1][1] + "; read as excluding only the known "

@@ -1,11 +1,14 @@
 """Shared test helpers. The read-only corpus lives beside the checkout in ../shared."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -28,6 +31,21 @@ def run_cli(*args: str, cwd: Path | str | None = None, env: dict | None = None) 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "iamgate", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=300)
+
+
+def cli_in_process(*args: str, cwd: Path | str) -> SimpleNamespace:
+    """`iamgate ARGS` in this process, from `cwd`: the CLI's own code path without a subprocess's
+    start-up. Returns returncode, stdout and stderr like `run_cli`."""
+    from iamgate import cli
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.chdir(before)
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def write_json(path: Path, data) -> Path:

@@ -363,6 +363,9 @@ class BaselineCommand(Command):
         if args.print_policy:
             from ..catalog import load_catalog
             print(json.dumps(job_policy(load_catalog(), args.access_role), indent=2))
+            if not args.access_role:
+                print("iamgate: note: the iam:PassRole resource above is a placeholder role ARN; pass "
+                      "--access-role ARN to print the policy for your Access Analyzer role", file=sys.stderr)
             return 0
         self.check_args(args)
         refresh = parse_duration(args.refresh_older_than, "--refresh-older-than")

@@ -33,6 +33,15 @@ def write_output(text: str, path: str | None) -> None:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
 
 
+def use_color(args) -> bool:
+    """`always`, or `auto` on a terminal that can show colour (https://no-color.org: any NO_COLOR)."""
+    if args.color != "auto":
+        return args.color == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return not args.output and sys.stdout.isatty()
+
+
 def add_scan_arguments(p) -> None:
     """Arguments shared by every command that scans infrastructure code."""
     p.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders to scan (default: .)")
@@ -42,6 +51,9 @@ def add_scan_arguments(p) -> None:
     p.add_argument("--managed-policies", metavar="DIR", help="managed-policy cache (default .iamgate/managed-policies)")
     p.add_argument("--max-file-size", type=float, default=DEFAULT_MAX_FILE_BYTES / 1048576, metavar="MIB",
                    help="skip (and report) files larger than this (default 20)")
+    p.add_argument("--confine-to", metavar="DIR",
+                   help="read nothing whose real path leaves DIR, even a PATH given here (the Action passes "
+                        "its workspace); files and folders under a PATH are always confined to the PATHs")
 
 
 def existing_inputs(args, cfg) -> list[str]:
@@ -60,7 +72,7 @@ def scan_options(args, cfg) -> ScanOptions:
     params = dict(cfg.parameters)
     params.update(parse_params(args.param))
     return ScanOptions(parameters=params, managed_policy_dir=args.managed_policies or cfg.managed_policies,
-                       max_file_bytes=int(args.max_file_size * 1048576))
+                       max_file_bytes=int(args.max_file_size * 1048576), workspace=args.confine_to)
 
 
 def with_support_data(cfg, data_dir: str | None):
@@ -91,8 +103,10 @@ class Check(Command):
                        help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
         p.add_argument("--format", default="text", choices=FORMATS.names())
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
-        p.add_argument("--fail-on", choices=SEVERITY_CHOICES, help="fail at or above this severity (default high)")
-        p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+        p.add_argument("--fail-on", choices=SEVERITY_CHOICES, type=str.lower,
+                       help="fail at or above this severity (default high)")
+        p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                       help="colour the text format (auto: on a terminal, unless NO_COLOR is set or TERM=dumb)")
         p.add_argument("--cloudtrail", action="append", default=[], metavar="SOURCE",
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--require-usage-data", action="store_true",
@@ -121,9 +135,7 @@ class Check(Command):
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on)
-        to_tty = not args.output and sys.stdout.isatty()
-        color = args.color == "always" or (args.color == "auto" and to_tty and not os.environ.get("NO_COLOR"))
-        write_output(FORMATS.get(args.format)(color=color).render(report), args.output)
+        write_output(FORMATS.get(args.format)(color=use_color(args)).render(report), args.output)
         return report.exit_code
 
     def extra_usage(self, args) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import config as config_mod
+from ..escape import terminal
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments, existing_inputs, scan_options
@@ -53,16 +54,16 @@ class Fix(Command):
         catalog = load_catalog()
         report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg))
         remediation = plan(report.results, catalog, cfg, compact_wildcards=args.compact)
-        files, problems = fix_files(remediation)
+        files, problems = fix_files(remediation, roots=report.roots)
         problems = list(remediation.problems) + problems
         err = sys.stderr
         for e in report.errors:
-            print(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}", file=err)
+            print(terminal(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}"), file=err)
         if not args.quiet:
             for line in summary_lines(remediation):
-                print(f"iamgate fix: {line}", file=err)
+                print(f"iamgate fix: {terminal(line)}", file=err)
         for p in problems:
-            print(f"iamgate fix: warning: {p}", file=err)
+            print(f"iamgate fix: warning: {terminal(p)}", file=err)
         if remediation.wildcards:
             print("iamgate fix: warning: " + WIDENING_WARNING.format(version=catalog.version), file=err)
         if args.write:

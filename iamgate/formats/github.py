@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from ..catalog import action_names
 from ..diff import repo_relative, repo_root
-from ..escape import workflow_data, workflow_property
+from ..escape import plain, workflow_data, workflow_property
 from ..model import severity_rank
-from . import FORMATS, Format
+from . import FORMATS, Format, unreadable, usage_warning
 
 LEVELS = ("error", "warning", "notice")
 PER_LEVEL = 10  # GitHub's display limit per level and step
@@ -28,14 +28,16 @@ class Annotation:
     rank: int = 0  # higher is shown first within its level
 
     def command(self) -> str:
+        """One workflow command line; the repo's text is plain (no Markdown backslashes), on one line,
+        with control characters visible, then encoded for the runner."""
         props = []
         if self.file:
-            props.append(f"file={workflow_property(self.file)}")
+            props.append(f"file={workflow_property(plain(self.file))}")
             if self.line:
                 props.append(f"line={self.line}")
         if self.title:
-            props.append(f"title={workflow_property(self.title)}")
-        return f"::{self.level}{' ' + ','.join(props) if props else ''}::{workflow_data(self.message)}"
+            props.append(f"title={workflow_property(plain(self.title))}")
+        return f"::{self.level}{' ' + ','.join(props) if props else ''}::{workflow_data(plain(self.message))}"
 
 
 def _actions(actions) -> str:
@@ -53,8 +55,7 @@ def annotations(report) -> list[Annotation]:
         else:
             lvl = "notice" if f.severity == "info" else "warning"
         new = report.new_keys is not None and report.is_new(f)
-        msg = f"{f.principal}: {f.message}" + (f": {_actions(f.actions)}" if f.actions and
-                                                f.check != "unknown-actions" else "")
+        msg = f"{f.principal}: {f.message}" + (f": {_actions(f.actions)}" if f.actions else "")
         out.append(Annotation(lvl, msg, f"iamgate {f.check} ({f.severity}{', new' if new else ''})",
                               repo_relative(f.location.file, root) if f.location else None,
                               f.location.line if f.location else None,
@@ -69,6 +70,13 @@ def annotations(report) -> list[Annotation]:
     for e in report.errors:
         out.append(Annotation("error", e.message, "iamgate: cannot read this input",
                               repo_relative(e.file, root), e.line, 5))
+    for s in report.skipped:
+        out.append(Annotation("warning", s.reason, "iamgate: not read", repo_relative(s.file, root), None, 4))
+    warning = usage_warning(report)
+    if warning:
+        out.append(Annotation("warning", warning, "iamgate: nothing was judged", rank=30))
+    if report.result == "error":
+        out.append(Annotation("error", unreadable(report), "iamgate: could not decide", rank=30))
     return out
 
 

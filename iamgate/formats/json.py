@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..catalog import sort_actions
 from ..evaluate import VERDICTS
 from ..model import Finding, PrincipalResult
-from . import FORMATS, Format
+from . import FORMATS, Format, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"
 
@@ -69,15 +69,18 @@ def report_dict(report) -> dict:
         "catalog": report.catalog,
         "support_data": dict(report.support_data),
         "managed_policy_bundle": dict(report.managed_bundle) or None,
-        "gate": {"fail_on": report.fail_on, "result": "pass" if report.passed else "fail",
-                 "failing": len(report.failing), "exit_code": report.exit_code, "diff_only": diff},
+        "gate": {"fail_on": report.fail_on, "result": report.result, "decided": report.decided,
+                 "summary": verdict(report), "failing": len(report.failing), "exit_code": report.exit_code,
+                 "diff_only": diff, "unreadable": report.unreadable, "judged": report.judged,
+                 "nothing_judged": report.nothing_judged, "require_usage_data": report.require_usage_data},
         "principals": [principal_dict(r, report.matched_by.get(r.principal.id)) for r in report.results],
         "findings": [finding_dict(f, report.is_new(f) if diff else None) for f in report.findings],
         "suppressed": [finding_dict(f) for f in report.suppressed],
         "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
-                        "message": u.message} for u in report.unresolved],
+                        "message": u.message, "grant": u.grant} for u in report.unresolved],
         "unmatched_baselines": list(report.unmatched_baselines),
-        "notes": list(report.notes),
+        "notes": list(report.notes) + ([usage_warning(report)] if report.nothing_judged else []),
+        "skipped": [s.as_dict() for s in report.skipped],
         "errors": [e.as_dict() for e in report.errors],
     }
 

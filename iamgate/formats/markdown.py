@@ -6,10 +6,11 @@ from collections import defaultdict
 from ..catalog import action_names
 from ..escape import code, html_text, md
 from ..model import severity_rank
-from . import FORMATS, Format
+from . import FORMATS, Format, plural, skipped_heading, usage_warning
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
+MAX_LISTED = 50  # errors and skipped files
 SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
 
 
@@ -56,14 +57,18 @@ class MarkdownReport:
         if not n and not r.passed:
             return "❌ **Gate failed**: no principal has usage data, and usage data is required."
         if r.fail_on != "never" and n:
-            return f"❌ **Gate failed**: {n} finding{'s' if n != 1 else ''} at or above **{r.fail_on}**."
+            return f"❌ **Gate failed**: {plural(n, 'finding')} at or above **{r.fail_on}**."
+        if r.nothing_judged:
+            return "✅ **Gate passed**, but nothing was judged (see below)."
         if not r.findings:
             return "✅ **Gate passed**: no findings. Every granted action is used or cannot be judged."
         return f"✅ **Gate passed**: no finding at or above **{r.fail_on}**."
 
     def header(self) -> list[str]:
         cat = self.report.catalog
-        return [f"### {self.title}", "", self.verdict(), "",
+        warning = usage_warning(self.report)
+        banner = ["> [!WARNING]", f"> **{md(warning[0].upper() + warning[1:])}.**", ""] if warning else []
+        return [f"### {self.title}", "", self.verdict(), ""] + banner + [
                 f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
                 f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>",
                 *(f"<sub>{md(line)}.</sub>" for line in self.report.provenance()), ""]
@@ -191,11 +196,22 @@ class MarkdownReport:
     def footer(self) -> list[str]:
         r = self.report
         lines = []
+        warnings = [n for n in r.notes if n.startswith("warning: ")]  # from the usage sources
+        if warnings:
+            lines += ["**Usage warnings:**", ""] + [f"- {md(n[len('warning: '):])}" for n in warnings[:MAX_LISTED]]
+            lines.append("")
+        if r.skipped:
+            lines += [f"**{skipped_heading(r)}:**", ""]
+            lines += [f"- {code(s.file)}: {md(s.reason)}" for s in r.skipped[:MAX_LISTED]]
+            if len(r.skipped) > MAX_LISTED:
+                lines.append(f"- … and {len(r.skipped) - MAX_LISTED} more")
+            lines.append("")
         if r.errors:
-            lines += [f"**{len(r.errors)} error(s)** while reading the code or usage:", ""]
-            lines += [f"- {code(e.file + (':' + str(e.line) if e.line else ''))}: {md(e.message)}" for e in r.errors[:50]]
-            if len(r.errors) > 50:
-                lines.append(f"- … and {len(r.errors) - 50} more")
+            lines += [f"**{plural(len(r.errors), 'error')}** while reading the code or usage:", ""]
+            lines += [f"- {code(e.file + (':' + str(e.line) if e.line else ''))}: {md(e.message)}"
+                      for e in r.errors[:MAX_LISTED]]
+            if len(r.errors) > MAX_LISTED:
+                lines.append(f"- … and {len(r.errors) - MAX_LISTED} more")
             lines.append("")
         return lines
 
@@ -223,7 +239,7 @@ class MarkdownReport:
             n -= 1
             dropped = len(blocks) - n
             link = (f" See the [job summary]({self.summary_link})." if self.summary_link else "") + full
-            text = assemble(n, [f"_{dropped} principal detail section(s) left out to fit.{link}_", ""])
+            text = assemble(n, [f"_{plural(dropped, 'principal detail section')} left out to fit.{link}_", ""])
         if not fits(text):  # even the table is too long: drop table rows whole
             keep = len(table) - 1
             link = f" in the [job summary]({self.summary_link})" if self.summary_link else ""

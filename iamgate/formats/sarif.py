@@ -10,7 +10,8 @@ from .. import __version__
 from ..catalog import action_names
 from ..diff import repo_relative, repo_root
 from ..model import Finding, Location, severity_rank
-from . import FORMATS, Format
+from ..escape import plain
+from . import FORMATS, Format, unreadable, usage_warning, verdict
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # GitHub's bands: critical > 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9.
@@ -38,11 +39,11 @@ def artifact_location(loc: Location, root) -> dict:
 
 
 def message_text(f: Finding) -> str:
-    text = f"{f.principal}: {f.message}"
-    if f.actions and f.check != "unknown-actions":
+    text = plain(f"{f.principal}: {f.message}")
+    if f.actions:
         shown = ", ".join(action_names(f.actions[:MAX_ACTIONS_IN_MESSAGE]))
         more = len(f.actions) - MAX_ACTIONS_IN_MESSAGE
-        text += f": {shown}" + (f" and {more} more" if more > 0 else "")
+        text += f": {plain(shown)}" + (f" and {more} more" if more > 0 else "")
     return text
 
 
@@ -81,16 +82,25 @@ def sarif_log(report) -> dict:
         if diff:
             result["baselineState"] = "new" if report.is_new(f) else "unchanged"
         results.append(result)
-    notifications = [{"level": "error", "message": {"text": e.message},
+    notifications = [{"level": "error", "message": {"text": plain(e.message)},
                       "locations": [artifact_location(Location(e.file, e.line), root)]} for e in report.errors]
+    notifications += [{"level": "warning", "message": {"text": plain(f"not read: {s.reason}")},
+                       "locations": [artifact_location(Location(s.file), root)]} for s in report.skipped]
+    warning = usage_warning(report)
+    if warning:
+        notifications.append({"level": "warning", "message": {"text": warning}})
+    if report.result == "error":
+        notifications.append({"level": "error", "message": {"text": unreadable(report)}})
     run = {
         "tool": {"driver": {"name": "iamgate", "version": __version__, "semanticVersion": __version__,
                             "rules": rules}},
         "results": results,
-        "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": notifications}],
+        "invocations": [{"executionSuccessful": not report.errors, "toolExecutionNotifications": notifications}],
         "columnKind": "unicodeCodePoints",
         "properties": {"catalog": dict(report.catalog), "fail_on": report.fail_on,
-                       "result": "pass" if report.passed else "fail", "support_data": dict(report.support_data),
+                       "result": report.result, "summary": verdict(report), "judged": report.judged,
+                       "nothing_judged": report.nothing_judged, "skipped": len(report.skipped),
+                       "support_data": dict(report.support_data),
                        "managed_policy_bundle": dict(report.managed_bundle) or None},
     }
     if getattr(report, "comparison", None) is not None:

@@ -1,21 +1,27 @@
-"""For people at a terminal: grouped per principal, counts first, colour only on a TTY."""
+"""For people at a terminal: grouped per principal, counts first, colour only on a TTY.
+
+Every string from the scanned repository goes through `escape.terminal` (`t` below): a role name
+with an escape sequence shows as `\\x1b[…`, never moves the cursor or recolours the screen.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 
 from ..catalog import action_names
+from ..escape import terminal as t
 from ..model import severity_rank
-from . import FORMATS, Format
+from . import RESULT_WORD, FORMATS, Format, plural, skipped_heading, usage_warning, verdict
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
            "info": "\033[2m", "pass": "\033[1;32m", "fail": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m"}
 _RESET = "\033[0m"
 MAX_LISTED = 12
+SEVERITY_WIDTH = 8  # the widest severity, CRITICAL
 
 
 def short_list(actions, limit=MAX_LISTED) -> str:
     actions = list(actions)
-    text = ", ".join(actions[:limit])
+    text = ", ".join(t(a) for a in actions[:limit])
     return text + (f", … and {len(actions) - limit} more" if len(actions) > limit else "")
 
 
@@ -27,10 +33,17 @@ class TextFormat(Format):
     def c(self, key: str, text: str) -> str:
         return f"{_COLORS[key]}{text}{_RESET}" if self.color else text
 
+    def severity(self, severity: str) -> str:
+        """Padded before colouring, so columns line up with and without colour."""
+        return self.c(severity, f"{severity.upper():<{SEVERITY_WIDTH}}")
+
     def render(self, report) -> str:
         cat = report.catalog
         lines = [self.c("bold", "iamgate") + f"  catalog {cat['source']} {cat['version']} ({cat['updated'][:10]})", ""]
-        lines[1:1] = [self.c("dim", line) for line in report.provenance()]
+        lines[1:1] = [self.c("dim", t(line)) for line in report.provenance()]
+        warning = usage_warning(report)
+        if warning:
+            lines += [self.c("high", "WARNING: " + warning), ""]
         by_principal = defaultdict(list)
         for f in report.findings:
             by_principal[f.principal].append(f)
@@ -40,47 +53,47 @@ class TextFormat(Format):
             p = r.principal
             counts = {k: len(r.actions(k)) for k in ("used", "unused", "unobservable", "unknown", "no-usage-data")}
             granted = sum(v for k, v in counts.items() if k != "unknown")
-            name = f" ({p.display_name}{'*' if p.name_is_prefix else ''})" if p.name and p.name != p.id else ""
-            lines.append(self.c("bold", p.id) + name + f"  {p.kind}  " + self.c("dim", str(p.location or "")))
+            name = f" ({t(p.display_name)}{'*' if p.name_is_prefix else ''})" if p.name and p.name != p.id else ""
+            lines.append(self.c("bold", t(p.id)) + name + f"  {p.kind}  " + self.c("dim", t(p.location or "")))
             if r.baseline:
                 b = r.baseline
-                window = f"{(b.window_start or '?')[:10]} → {(b.window_end or '?')[:10]}"
-                lines.append(f"  baseline {b.principal_arn}  {window}" + ("" if b.complete else "  (incomplete)"))
+                window = f"{t((b.window_start or '?')[:10])} → {t((b.window_end or '?')[:10])}"
+                lines.append(f"  baseline {t(b.principal_arn)}  {window}" + ("" if b.complete else "  (incomplete)"))
             else:
                 lines.append("  baseline: none")
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
             lines.append("  " + r.judged.text())
             for note in r.notes:
-                lines.append("  " + self.c("dim", f"note: {note}"))
+                lines.append("  " + self.c("dim", f"note: {t(note)}"))
             for f in by_principal.get(p.id, []):
                 mark = "" if report.is_new(f) else self.c("dim", " (also on base)")
-                why = self.c("dim", f"  ({f.reason})") if f.reason else ""
-                lines.append(f"  {self.c(f.severity, f.severity.upper()):<8} {f.check}  {f.location or ''}{why}{mark}")
-                lines.append(f"           {f.message}")
+                why = self.c("dim", f"  ({t(f.reason)})") if f.reason else ""
+                lines.append(f"  {self.severity(f.severity)} {f.check}  {t(f.location or '')}{why}{mark}")
+                lines.append(f"           {t(f.message)}")
                 if f.actions:
                     lines.append("           " + short_list(action_names(f.actions)))
             lines.append("")
         orphans = [f for f in report.findings if f.principal not in {r.principal.id for r in report.results}]
         for f in orphans:
-            lines.append(f"{self.c(f.severity, f.severity.upper())} {f.check}  {f.location or ''}  {f.message}")
+            lines.append(f"{self.severity(f.severity)} {f.check}  {t(f.location or '')}  {t(f.message)}")
         if report.unmatched_baselines:
-            lines.append(f"{len(report.unmatched_baselines)} baseline(s) matched no principal in the code: "
+            lines.append(f"{plural(len(report.unmatched_baselines), 'baseline')} matched no principal in the code: "
                          + short_list(report.unmatched_baselines, 5))
         for note in report.notes:
-            lines.append(self.c("dim", f"note: {note}"))
+            lines.append(self.c("dim", f"note: {t(note)}"))
         if report.suppressed:
-            lines.append(f"{sum(len(f.actions) for f in report.suppressed)} action(s) allowlisted")
+            lines.append(f"{plural(sum(len(f.actions) for f in report.suppressed), 'action')} allowlisted")
+        if report.skipped:
+            lines.append(self.c("medium", skipped_heading(report) + ":"))
+            lines += [f"  {t(s.file)}: {t(s.reason)}" for s in report.skipped]
         if report.errors:
-            lines.append(self.c("high", f"{len(report.errors)} error(s):"))
+            lines.append(self.c("high", f"{plural(len(report.errors), 'error')}:"))
             for e in report.errors:
-                lines.append(f"  {e.file}{':' + str(e.line) if e.line else ''}: {e.message}")
-        n = len(report.failing)
-        if report.fail_on == "never":
-            verdict = self.c("pass", "PASS") + " (fail-on never)"
-        elif n:
-            verdict = self.c("fail", "FAIL") + f": {n} finding{'s' if n != 1 else ''} at or above {report.fail_on}"
-        else:
-            verdict = self.c("pass", "PASS") + f": no finding at or above {report.fail_on}"
-        total = len(report.findings)
-        lines.append(f"{verdict}  ({len(report.results)} principals, {total} findings)")
+                lines.append(f"  {t(e.file)}{':' + str(e.line) if e.line else ''}: {t(e.message)}")
+        lines.append(f"{self.verdict(report)}  ({plural(len(report.results), 'principal')}, "
+                     f"{plural(len(report.findings), 'finding')})")
         return "\n".join(lines) + "\n"
+
+    def verdict(self, report) -> str:
+        return self.c("pass" if report.result == "pass" else "fail", RESULT_WORD[report.result]) + \
+            f": {verdict(report)}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..loaders import LoadError, load_document
-from ..model import Principal, ScanError, SourceResult, Unresolved
+from ..model import Principal, ScanError, Skipped, SourceResult, Unresolved
 from ..registry import Registry
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".terraform", ".venv", "venv", "__pycache__",
@@ -27,6 +27,22 @@ class ScanOptions:
     parameters: dict = field(default_factory=dict, hash=False)  # CloudFormation overrides
     managed_policy_dir: str | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    workspace: str | None = None  # in the Action: nothing whose real path leaves this folder is read
+
+
+OUTSIDE_ROOTS = "its real path leaves the scanned paths (a symbolic link); not read"
+
+
+def within(path: Path, folders) -> bool:
+    return any(path == f or f in path.parents for f in folders)
+
+
+def repository_of(path: Path) -> Path | None:
+    """The enclosing git work tree (Terraform follows local modules inside it), found without git."""
+    for d in (path, *path.parents):
+        if (d / ".git").exists():
+            return d
+    return None
 
 
 class Workspace:
@@ -38,21 +54,48 @@ class Workspace:
         self.roots: list[Path] = []
         self.files: list[Path] = []
         self.errors: list[ScanError] = []
+        self.skipped: list[Skipped] = []
         self._claimed: set[Path] = set()
         self._docs: dict[Path, object] = {}
+        fence = Path(self.options.workspace).resolve() if self.options.workspace else None
         for p in paths:
             path = Path(p)
             if not path.exists():
                 self.errors.append(ScanError(p, None, "no such file or directory"))
                 continue
+            if fence is not None and not within(path.resolve(), [fence]):
+                self.skipped.append(Skipped(self._shown(path), "its real path leaves the workspace; not read"))
+                continue
             self.roots.append(path.resolve())
+        for path in self.roots:
             if path.is_file():
-                self.files.append(path.resolve())
-            else:
-                for dirpath, dirnames, filenames in os.walk(path):
-                    dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-                    self.files.extend(Path(dirpath, f).resolve() for f in sorted(filenames))
+                self.files.append(path)
+                continue
+            for dirpath, dirnames, filenames in os.walk(path):
+                for d in list(dirnames):  # os.walk does not follow links to folders: list those that leave
+                    link = Path(dirpath, d)
+                    if link.is_symlink() and not within(link.resolve(), self.roots):
+                        self.skipped.append(Skipped(self._shown(link), OUTSIDE_ROOTS))
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+                for f in sorted(filenames):
+                    real = Path(dirpath, f).resolve()
+                    if within(real, self.roots):
+                        self.files.append(real)
+                    else:
+                        self.skipped.append(Skipped(self._shown(Path(dirpath, f)), OUTSIDE_ROOTS))
         self.files = list(dict.fromkeys(self.files))
+        # What may be read at all: the scanned paths and the repositories around them (Terraform's
+        # local modules), never a link's target elsewhere; in the Action only inside the workspace.
+        readable = set(self.roots) | {r for r in map(repository_of, self.roots) if r is not None}
+        self.readable = [r for r in readable if fence is None or within(r, [fence])]
+
+    def _shown(self, path: Path) -> str:
+        """A path as given (not its target): relative to the base where it is under it."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return absolute.relative_to(self.base).as_posix()
+        except ValueError:
+            return absolute.as_posix()
 
     def rel(self, path: Path) -> str:
         try:
@@ -71,6 +114,8 @@ class Workspace:
         return path.resolve() in self._claimed
 
     def text(self, path: Path) -> str:
+        if not within(path.resolve(), self.readable):
+            raise LoadError(OUTSIDE_ROOTS)
         size = path.stat().st_size
         if size > self.options.max_file_bytes:
             raise LoadError(f"file is {size / 1048576:.1f} MiB, over the "
@@ -107,6 +152,8 @@ class Workspace:
         return doc
 
     def head(self, path: Path, size: int = 65536) -> str:
+        if not within(path.resolve(), self.readable):
+            return ""
         try:
             with open(path, "rb") as f:
                 return f.read(size).decode("utf-8", "replace")
@@ -139,4 +186,9 @@ def scan(workspace: Workspace, only: list[str] | None = None) -> SourceResult:
         principals.extend(result.principals)
         unresolved.extend(result.unresolved)
         errors.extend(result.errors)
-    return SourceResult(tuple(principals), tuple(unresolved), tuple(errors))
+    skipped = list(workspace.skipped)
+    for path, doc in workspace._docs.items():  # tried as JSON/YAML by every source, claimed by none
+        if isinstance(doc, LoadError) and not workspace.is_claimed(path) and path in workspace.files:
+            where = f" (line {doc.line})" if doc.line else ""
+            skipped.append(Skipped(workspace.rel(path), f"not read as IaC: it does not parse{where}: {doc.message}"))
+    return SourceResult(tuple(principals), tuple(unresolved), tuple(errors), tuple(skipped))

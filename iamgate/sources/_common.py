@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
-from ..policydoc import parse_policy
+from ..policydoc import Unknown, parse_policy
 
 INTERNAL_ERROR = "internal error in iamgate (please report)"
 
@@ -43,6 +43,29 @@ def name_pattern(value) -> str | None:
     return pattern if pattern.strip("*") and "$" not in pattern and "{" not in pattern else None
 
 
+def _json_with_unknowns(doc):
+    """A document given as a JSON string with unknown parts (`!Sub '{"Statement": … ${AWS::Region} …}'`)
+    is still JSON: parsed, with each string that holds an unknown part kept Unknown, so only those
+    parts stay unresolved instead of the whole document."""
+    text = getattr(doc, "text", None)
+    if not isinstance(doc, Unknown) or not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return doc
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return doc
+
+    def mark(value):
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        if isinstance(value, str) and "${" in value:
+            return Unknown(doc.reason, value, doc.line)
+        return value
+    return mark(data)
+
+
 class Collector:
     """Accumulates principals, unresolved notes and errors for one source run."""
 
@@ -72,8 +95,9 @@ class Collector:
     def error(self, file: str, line: int | None, message: str) -> None:
         self.errors.append(ScanError(file, line, message))
 
-    def note(self, file: str, line: int | None, message: str, principal_id: str | None = None) -> None:
-        self.unresolved.append(Unresolved(Location(file, line), message, principal_id))
+    def note(self, file: str, line: int | None, message: str, principal_id: str | None = None,
+             grant: bool = False) -> None:
+        self.unresolved.append(Unresolved(Location(file, line), message, principal_id, grant))
 
     def policy(self, name: str, doc, file: str, line: int | None, principal_id: str | None = None,
                managed_arn: str | None = None) -> Policy:
@@ -84,11 +108,12 @@ class Collector:
             except ValueError as e:
                 self.error(file, line, f"policy {name}: the document is a string but not JSON: {e}")
                 doc = None
+        doc = _json_with_unknowns(doc)
         parsed = parse_policy(doc, file, line)
         for pline, msg in parsed.problems:
             self.error(file, pline, f"policy {name}: {msg}")
-        for pline, msg in parsed.unknowns:
-            self.note(file, pline, f"policy {name}: {msg}", principal_id)
+        for i, (pline, msg) in enumerate(parsed.unknowns):
+            self.note(file, pline, f"policy {name}: {msg}", principal_id, grant=i in parsed.grant_unknowns)
         return Policy(name=name, statements=tuple(parsed.statements), location=Location(file, line),
                       managed_arn=managed_arn)
 

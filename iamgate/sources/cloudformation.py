@@ -220,7 +220,8 @@ class _Extractor:
         for pol in policies:
             pline = line_of(pol, line)
             if isinstance(pol, Unknown):
-                self.out.note(self.file, pline, f"{pid}: a policy cannot be resolved: {pol.reason}", pid)
+                self.out.note(self.file, pline, f"{pid}: a policy cannot be resolved: {pol.reason}", pid,
+                              grant=True)
                 continue
             if not isinstance(pol, dict) or "PolicyDocument" not in pol:
                 self.out.error(self.file, pline, f"{pid}: each entry of Policies needs a PolicyDocument")

@@ -62,6 +62,7 @@ class _Principal:
     unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
     events: int = 0
     data_services: set = field(default_factory=set)  # services whose data events this principal made
+    regions: set = field(default_factory=set)  # where its events were logged
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ def _label(source, name, why: str) -> str:
 
 def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mapper: EventMapper | None = None,
               principal_glob: str | None = None, notes: tuple[str, ...] = (),
-              engine: str = "local") -> CloudTrailSummary:
+              engine: str = "local", coverage: dict | None = None) -> CloudTrailSummary:
+    """`coverage`: (account, region) -> [first, last] event time of the logs read; each baseline's
+    window is then the span of the logs of its principal's account, not of all the logs."""
     catalog = catalog or load_catalog()
     mapper = mapper or EventMapper(catalog)
     data_actions = unobservable_data_actions(catalog)
@@ -144,6 +147,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             continue
         p = principals.setdefault(who, _Principal())
         p.events += count
+        p.regions.add(region)
         if is_data:
             p.data_services.update(a.partition(":")[0] for a in actions)
         if not actions:
@@ -169,7 +173,8 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     for arn, p in sorted(principals.items()):
         used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
-        baselines.append(Baseline(principal_arn=arn, window_start=window[0], window_end=window[1],
+        start, end = account_window(arn, p.regions, coverage, window)
+        baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
                                   # Data events are logged per resource (bucket, table, function): the
                                   # trail logging some of a service's data events says nothing about the
                                   # resources this principal uses, unless its own data events show up.
@@ -187,6 +192,20 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
         data_events_observed=frozenset(data_services),
         categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+
+
+def account_window(arn: str, regions: set, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:
+    """The span of the logs that cover the principal's account in the regions its events came from
+    (an account seen in one minute of logs gets that minute; a role seen only in a region logged for
+    a day gets that day); else its account's logs in any region; `default` where coverage is unknown."""
+    account = arn.split(":")[4] if arn.count(":") >= 5 else None
+    mine = [v for (acct, region), v in (coverage or {}).items() if acct == account]
+    spans = [v for (acct, region), v in (coverage or {}).items() if acct == account and region in regions] or mine
+    if not spans:
+        return default
+    starts = [normalise_time(t0) for t0, _ in spans if t0]
+    ends = [normalise_time(t1) for _, t1 in spans if t1]
+    return (min(filter(None, starts), default=default[0]), max(filter(None, ends), default=default[1]))
 
 
 def merge_counts(into: dict, counts: dict) -> None:

@@ -31,6 +31,8 @@ def _gunzip(data: bytes) -> bytes:
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 DIGEST_RE = re.compile(r"(^|/)CloudTrail-Digest(/|$)|_CloudTrail-Digest_")
 _DELIVERY_DATE = re.compile(r"/CloudTrail/[^/]+/(\d{4})/(\d{2})/(\d{2})/")
+_DELIVERY_SCOPE = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/")
+_ARN_ACCOUNT = re.compile(r"^arn:[^:]+:(?:iam|sts)::(\d{12}):")
 
 
 class _Issuer(msgspec.Struct, gc=False):
@@ -101,6 +103,17 @@ class FileResult:
     counts: dict = field(default_factory=dict)  # Key -> [count, first, last]
     skipped: str | None = None  # why the file is not CloudTrail (a note, not an error)
     errors: list = field(default_factory=list)  # (line or None, message)
+    # per-record problems by kind: kind -> [count, line, record index, kept]; `kept`: the record was
+    # read with an odd optional field dropped (a warning), else it was lost (an error)
+    problems: dict = field(default_factory=dict)
+    coverage: dict = field(default_factory=dict)  # (account, region) -> [first, last] event time
+
+    def problem(self, kind: str, line: int | None, record: int | None, kept: bool = False) -> None:
+        slot = self.problems.get(kind)
+        if slot is None:
+            self.problems[kind] = [1, line, record, kept]
+        else:
+            slot[0] += 1
 
 
 @dataclass(frozen=True)
@@ -165,8 +178,8 @@ def _json_lines(data: bytes, res: FileResult, dec: _Decoders) -> list:
             out.append(dec.one.decode(line))
         except msgspec.ValidationError as e:
             out.extend(_records_from([_loads_or_none(line)], res, n, str(e), dec))
-        except msgspec.DecodeError as e:
-            res.errors.append((n, f"invalid JSON line: {e}"))
+        except msgspec.DecodeError:
+            res.problem("invalid JSON line", n, None)
     return out
 
 
@@ -195,33 +208,56 @@ def _records_from(items: list, res: FileResult, line: int | None, why: str, dec:
     out = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            res.errors.append((line, f"record {i}: not a JSON object"))
+            res.problem("not a JSON object", line, i)
             continue
         rec, dropped = _convert(item, dec.record)
         if rec is None:
-            res.errors.append((line, f"record {i}: {why or 'unreadable record'}"))
+            res.problem(f"unreadable record ({_generic(why)})" if why else "unreadable record", line, i)
             continue
         if dropped:
-            res.errors.append((line, f"record {i}: ignored malformed {', '.join(dropped)}"))
+            lost = ESSENTIAL.intersection(dropped)  # without these the record says nothing usable
+            res.problem(f"malformed {', '.join(dropped)}", line, i, kept=not lost)
+            if lost:
+                continue
         out.append(rec)
     return out
 
 
+ESSENTIAL = frozenset({"eventSource", "eventName", "userIdentity"})
+
+
+def _generic(why: str) -> str:
+    """A validation message without its specifics, so that like problems count as one kind."""
+    return re.sub(r"`\$[^`]*`", "a field", why)
+
+
 def _convert(item: dict, record_type: type) -> tuple:
-    """A record of the wrong shape keeps what can be read: offending top-level fields are dropped."""
+    """A record of the wrong shape keeps what can be read: the offending field is dropped (the
+    innermost one: a malformed `userIdentity.sessionContext` leaves the rest of `userIdentity`)."""
     dropped: list[str] = []
     if record_type is _RecordWithRequest:
         item = {**item, "requestParameters": msgspec.Raw(msgspec.json.encode(item.get("requestParameters")))}
-    for _ in range(len(item) + 1):
+    for _ in range(64):
         try:
             return msgspec.convert(item, record_type), dropped
         except msgspec.ValidationError as e:
-            m = re.search(r"at `\$\.([^.`\[]+)", str(e))
-            if not m or m.group(1) not in item:
+            m = re.search(r"at `\$((?:\.[^.`\[]+)+)", str(e))
+            path = m.group(1)[1:].split(".") if m else []
+            item = _without(item, path)
+            if item is None:
                 return None, dropped
-            dropped.append(m.group(1))
-            item = {k: v for k, v in item.items() if k != m.group(1)}
+            dropped.append(".".join(path))
     return None, dropped
+
+
+def _without(item: dict, path: list[str]) -> dict | None:
+    """A copy of `item` without the field at `path`, or None when there is no such field."""
+    if not path or not isinstance(item, dict) or path[0] not in item:
+        return None
+    if len(path) == 1:
+        return {k: v for k, v in item.items() if k != path[0]}
+    inner = _without(item[path[0]], path[1:])
+    return None if inner is None else {**item, path[0]: inner}
 
 
 _TX_KINDS = re.compile(rb'"(put|update|delete|conditionCheck)"\s*:\s*\{')
@@ -292,10 +328,45 @@ def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
     records = _decode(data, res)
     if records and opts.detail_events and any((r.eventSource, r.eventName) in opts.detail_events for r in records):
         res.errors.clear()
+        res.problems.clear()
         records = _decode(data, res, _WITH_REQUEST)
     if records:
         aggregate(records, res, opts)
+        res.coverage = coverage(name, res.counts)
     return res
+
+
+def log_scope(name: str) -> tuple[str | None, str | None]:
+    """(account, region) from the delivery layout `AWSLogs/[o-org/]<account>/CloudTrail/<region>/`."""
+    m = _DELIVERY_SCOPE.search(name.replace("\\", "/"))
+    return (m.group(1), m.group(2)) if m else (None, None)
+
+
+def coverage(name: str, counts: dict) -> dict:
+    """(account, region) -> [first, last] event time of this file: the span of the logs of each
+    account (and region) it holds. From the delivery path where it says, else from the records
+    (the acting principal's account, the event's region). Runs per distinct key, not per event."""
+    account, region = log_scope(name)
+    out: dict = {}
+    for key, (_, t0, t1) in counts.items():
+        acct = account
+        if acct is None:
+            m = _ARN_ACCOUNT.match(key[2] or key[1] or "")
+            acct = m.group(1) if m else None
+        widen(out, (acct, region or key[7]), t0, t1)
+    return out
+
+
+def widen(spans: dict, scope, t0: str | None, t1: str | None) -> None:
+    """Stretch `spans[scope]` ([first, last]) to cover t0..t1."""
+    slot = spans.get(scope)
+    if slot is None:
+        spans[scope] = [t0, t1]
+        return
+    if t0 is not None and (slot[0] is None or t0 < slot[0]):
+        slot[0] = t0
+    if t1 is not None and (slot[1] is None or t1 > slot[1]):
+        slot[1] = t1
 
 
 def scan_path(path: str, opts: ReadOptions) -> FileResult:

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from ..catalog import Catalog, load_catalog
 from ..model import ScanError
+from ..words import plural
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, merge_counts, summarise
 from ._ct_map import EventMapper
-from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, scan_path
+from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, \
+    scan_path, widen
 
 IN_PROCESS_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
 
@@ -117,9 +119,9 @@ class CloudTrailUsage(UsageSource):
                         other += 1
         notes = []
         if digests:
-            notes.append(f"skipped {digests} CloudTrail digest file(s)")
+            notes.append(f"skipped {plural(digests, 'CloudTrail digest file')}")
         if other:
-            notes.append(f"ignored {other} file(s) that are not .json/.json.gz logs")
+            notes.append(f"ignored {plural(other, 'file')} that are not .json/.json.gz logs")
         return files, errors, notes
 
     # -- reading ---------------------------------------------------------------
@@ -153,32 +155,97 @@ class CloudTrailUsage(UsageSource):
         counts: dict = {}
         read = filtered = 0
         skipped: list[str] = []
+        problems = RecordProblems()
+        scopes: dict = {}  # (account, region) -> [first, last]
+        records = {src: [0, 0] for src in self.sources}  # source -> [events counted, outside the window]
         for res in self._read_all(files, opts):
             for line, msg in res.errors:
                 errors.append(ScanError(res.name, line, msg))
+            problems.add(res)
             if res.skipped:
                 skipped.append(f"{res.name}: {res.skipped}")
                 continue
             read += 1
             filtered += res.filtered
             merge_counts(counts, res.counts)
+            merge_coverage(scopes, res.coverage)
+            tally = records.get(self._source_of(res.name))
+            if tally is not None:
+                tally[0] += res.events
+                tally[1] += res.filtered
+        errors += problems.errors()
+        notes += problems.warnings()
+        listed = {e.file for e in errors if e.line is None}
+        for src, (n, outside) in records.items():
+            if not n and src not in listed:  # nothing to judge by: never an empty "100% mapped"
+                why = (f"all {outside} records are outside --start/--end" if outside else
+                       "no CloudTrail records" + ("" if any(self._source_of(f.ref) == src for f in files)
+                                                  else " (no .json/.json.gz log files)"))
+                errors.append(ScanError(src, None, f"{why}: no usage read from this source"))
         if skipped:
-            notes.append(f"skipped {len(skipped)} non-CloudTrail file(s): " + "; ".join(skipped[:5])
+            notes.append(f"skipped {plural(len(skipped), 'non-CloudTrail file')}: " + "; ".join(skipped[:5])
                          + (" ..." if len(skipped) > 5 else ""))
         if filtered:
-            notes.append(f"{filtered} event(s) outside --start/--end were not counted")
+            notes.append(f"{plural(filtered, 'event')} outside --start/--end not counted")
         summary = summarise(counts, files=read, catalog=catalog, mapper=mapper, principal_glob=self.principal,
-                            notes=tuple(notes))
+                            notes=tuple(notes), coverage=scopes)
         return summary, errors
+
+    def _source_of(self, ref: str) -> str | None:
+        """The source (folder, file or s3:// prefix) a log file was found under."""
+        for src in self.sources:
+            if src.startswith("s3://"):
+                if ref.startswith(src.rstrip("/")):
+                    return src
+            elif ref == Path(src).as_posix() or ref.startswith(Path(src).as_posix().rstrip("/") + "/"):
+                return src
+        return None
 
     def collect(self) -> UsageResult:
         summary, errors = self.scan()
         return UsageResult(summary.baselines, tuple(errors), summary_notes(summary))
 
 
+class RecordProblems:
+    """Per-record problems of every file, counted by kind: one line per kind with the count and the
+    first place, not a line per record (0.2% odd records in 500,000 events were 1,096 lines)."""
+
+    def __init__(self):
+        self.kinds: dict = {}  # kind -> [count, file, line, record, kept]
+
+    def add(self, res: FileResult) -> None:
+        for kind, (count, line, record, kept) in res.problems.items():
+            slot = self.kinds.get(kind)
+            if slot is None:
+                self.kinds[kind] = [count, res.name, line, record, kept]
+            else:
+                slot[0] += count
+
+
+    def errors(self) -> list[ScanError]:
+        """Records that were lost: the usage read is incomplete."""
+        return [ScanError(file, line, f"{plural(n, 'record')} not counted: {kind}"
+                                      + (f" (first: record {rec})" if rec is not None else ""))
+                for kind, (n, file, line, rec, kept) in sorted(self.kinds.items()) if not kept]
+
+    def warnings(self) -> list[str]:
+        """Records that were kept with an odd optional field left out."""
+        return [f"warning: {plural(n, 'record')} with a {kind} counted without it (first: {file}"
+                + (f":{line}" if line else "") + (f", record {rec}" if rec is not None else "") + ")"
+                for kind, (n, file, line, rec, kept) in sorted(self.kinds.items()) if kept]
+
+
+def merge_coverage(into: dict, coverage: dict) -> None:
+    for scope, (t0, t1) in coverage.items():
+        widen(into, scope, t0, t1)
+
+
 def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
     notes = list(s.notes)
-    notes.append(f"cloudtrail: {s.events} events in {s.files} files; {s.mapped_events} of {s.api_events} API events "
+    if not s.events:
+        return tuple(notes + [f"cloudtrail: no events in {plural(s.files, 'file')}"])
+    notes.append(f"cloudtrail: {plural(s.events, 'event')} in {plural(s.files, 'file')}; {s.mapped_events} of "
+                 f"{plural(s.api_events, 'API event')} "
                  f"mapped to IAM actions ({s.mapped_share:.1%}); {s.no_iam_events} need no IAM action")
     if s.unmapped:
         notes.append("unmapped events: " + "; ".join(f"{k} x{c}" for k, c in s.unmapped[:10])
