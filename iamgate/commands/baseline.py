@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import baseline as fmt
 from .. import config as config_mod
 from ..aws import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
-from ..aws_errors import Delays, PrincipalError, Stopped, classify
+from ..aws_errors import Delays, PrincipalError, Retry, Stopped, classify
 from ..files import write_json_atomic
 from ..managed import ManagedPolicyCache
 from ..resolve import Resolution, Resolver, StateError, TerraformState, is_principal_arn
@@ -468,7 +468,7 @@ class BaselineRun:
             except Stopped as e:  # the finished Access Analyzer baseline is kept; the run stops after it
                 stop, error = e, f"stopped: {e}"
                 merged = replace(merged, sources=merged.sources + (failed_source(error, iso(now)),))
-            how += f" (last accessed failed: {error})" if error else " + last accessed"
+            how += f"; last accessed failed: {error}" if error else " + last accessed"
             self._record_last_accessed(arn, error, summary)
         fmt.write(merged, self.out / rel)
         self.state.finished(arn)
@@ -606,7 +606,8 @@ class BaselineCommand(Command):
             unresolved = len(resolution.unresolved)
             if not args.no_managed_policies:
                 cache = ManagedPolicyCache(args.managed_policies or cfg.managed_policies)
-                fetched = fetch(clients.client("iam"), attached_arns(scanned.principals), cache, job.generator.retry)
+                fetched = fetch(clients.client("iam"), attached_arns(scanned.principals), cache,
+                                Retry(clock, deadline, delays))
                 print_errors(fetched.errors)
                 errors.extend(fetched.errors)
                 if fetched.fetched:

@@ -134,6 +134,7 @@ class PolicyGenerator:
     def start_job(self, principal_arn: str) -> str:
         """The new job's id. Raises QuotaExceeded, Stopped, or PrincipalError (this principal cannot start)."""
         conflict = Backoff(self.delays.conflict_first, self.delays.conflict_max)
+        self.retry.on_retry = lambda failure, delay: self.on_status(principal_arn, f"retrying: {failure}", 0)
         while True:
             try:
                 job_id = self.retry.call("StartPolicyGeneration", lambda: self.client.start_policy_generation(
