@@ -21,7 +21,7 @@ from typing import Callable
 from .. import __version__
 from .. import baseline as fmt
 from ..aws import Backoff, SystemClock, iso, jsonable
-from ..aws_errors import ACCOUNT, AccountError, Delays, PrincipalError, Retry, Stopped  # noqa: F401 - Stopped re-exported
+from ..aws_errors import ACCOUNT, AccountError, Delays, PrincipalError, Retry, Stopped
 from ..model import Baseline, ScanError
 from . import USAGE, UsageResult, UsageSource
 
