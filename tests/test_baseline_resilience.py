@@ -431,3 +431,14 @@ def test_botocore_does_not_pin_one_clients_attempt_count_on_the_next(monkeypatch
     Clients("us-east-1").client("iam")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     assert Clients("us-east-1").client("iam").meta.config.retries["total_max_attempts"] == 1
+
+
+def test_a_job_role_without_list_policy_generations_still_runs(clients, clock, tmp_path):
+    stub = stub_client(clients, "accessanalyzer")
+    stub.add_client_error("list_policy_generations", "AccessDeniedException", "not authorized", 403)
+    start(stub, "job-1")
+    get(stub, ROLE, "job-1")
+    summary, log, _ = run_job(clients, clock, tmp_path, [ROLE])
+    stub.assert_no_pending_responses()
+    assert summary.written == [ROLE] and summary.ok
+    assert "cannot list policy generations (ListPolicyGenerations: AccessDeniedException: not authorized)" in log

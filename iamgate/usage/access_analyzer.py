@@ -114,7 +114,10 @@ class PolicyGenerator:
         return "iamgate-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def find_jobs(self, principal_arns) -> list[ListedJob]:
-        """The account's policy generations for these principals, newest first (`ListPolicyGenerations`)."""
+        """The account's policy generations for these principals (all, given none), newest first.
+
+        Access denied here is not account-wide: a job role from before this call was needed can
+        still generate; the caller then knows only the jobs it recorded (PrincipalError)."""
         wanted = set(principal_arns)
 
         def listing():
@@ -126,7 +129,7 @@ class PolicyGenerator:
                 g["jobId"], g["principalArn"], g["status"], g["startedOn"]  # noqa: B018 - the shape is checked
 
         jobs = [ListedJob(g["jobId"], g["principalArn"], g["status"], _iso(g["startedOn"]))
-                for g in self.retry.call("ListPolicyGenerations", listing, check=check, denied_is_account=True)
+                for g in self.retry.call("ListPolicyGenerations", listing, check=check)
                 if g["principalArn"] in wanted or not wanted]
         return sorted(jobs, key=lambda j: j.started_on, reverse=True)
 
