@@ -55,12 +55,12 @@ class RunLock:
         if not isinstance(other, dict):
             return "unreadable"
         pid, host = other.get("pid"), other.get("host")
+        expires = _when(other.get("expires_at"))
+        if expires is not None and self.now >= expires:  # no run outlives its time limit (a reused pid)
+            return f"it expired at {other['expires_at']}"
         if host == self.info["host"] and isinstance(pid, int):
             return "" if _alive(pid) and pid != os.getpid() else f"process {pid} is gone"
-        expires = _when(other.get("expires_at"))
-        if expires is None:
-            return "it has no valid expiry"
-        return f"it expired at {other['expires_at']}" if self.now >= expires else ""
+        return "" if expires is not None else "it has no valid expiry"
 
     def _read(self):
         try:

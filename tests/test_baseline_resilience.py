@@ -291,6 +291,8 @@ def test_a_live_run_holds_the_folder(tmp_path, monkeypatch, capsys):
     ({"pid": 2 ** 22 + 7, "host": socket.gethostname(), "started_at": "2026-11-22T00:00:00Z"}, "is gone"),
     ({"pid": 1, "host": "runner-elsewhere", "started_at": "2026-11-20T00:00:00Z",
       "expires_at": "2026-11-20T03:00:00Z"}, "expired at 2026-11-20T03:00:00Z"),
+    ({"pid": 1, "host": socket.gethostname(), "started_at": "2026-11-20T00:00:00Z",  # pid 1 lives: a reused pid
+      "expires_at": "2026-11-20T03:00:00Z"}, "expired at 2026-11-20T03:00:00Z"),
     ("not json", "unreadable"),
 ])
 def test_a_stale_lock_is_broken_with_a_message(lock, reason, clients, clock, tmp_path):
