@@ -444,3 +444,20 @@ def test_a_job_role_without_list_policy_generations_still_runs(clients, clock, t
     stub.assert_no_pending_responses()
     assert summary.written == [ROLE] and summary.ok
     assert "cannot list policy generations (ListPolicyGenerations: AccessDeniedException: not authorized)" in log
+
+
+def test_expired_credentials_before_any_job_stop_cleanly_with_the_summary(tmp_path, monkeypatch):
+    aws_env(monkeypatch)
+    clients = Clients("us-east-1")
+    stub_client(clients, "sts").add_client_error("get_caller_identity", "ExpiredToken",
+                                                 "The security token included in the request is expired", 403)
+    stub_client(clients, "accessanalyzer")  # no call may reach Access Analyzer
+    args = build_parser().parse_args(["baseline", str(tmp_path), "--trail", TRAIL, "--access-role", ACCESS_ROLE,
+                                      "--out", str(tmp_path / "out")])
+    stream = io.StringIO()
+    assert args._command.run(args, clients=clients, clock=FakeClock(), progress=Progress(stream, live=False)) == 2
+    log = stream.getvalue()
+    assert "stopped before any policy generation: AWS: ExpiredToken: The security token" in log
+    assert "0 baseline(s) written" in log and "Traceback" not in log
+    assert json.loads((tmp_path / "out" / STATE_FILE).read_text())["stopped"]["reason"] == "stopped"
+    assert not (tmp_path / "out" / LOCK_FILE).exists()
