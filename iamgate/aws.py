@@ -17,13 +17,15 @@ from botocore.exceptions import ClientError
 
 from . import __version__
 
-CLIENT_CONFIG = Config(retries={"mode": "standard"}, user_agent_extra=f"iamgate/{__version__}")
-
 
 def client_config(**extra) -> Config:
-    """A fresh copy of CLIENT_CONFIG: botocore writes the resolved attempt count into a client's
-    `retries` dict, so a shared one would pin the first client's AWS_MAX_ATTEMPTS on every later client."""
+    """Standard retries and iamgate's user agent, as a new Config for each client: botocore writes the
+    resolved attempt count into a client's `retries` dict, so a shared one would pin the first
+    client's AWS_MAX_ATTEMPTS on every later client."""
     return Config(retries={"mode": "standard"}, user_agent_extra=f"iamgate/{__version__}", **extra)
+
+
+CLIENT_CONFIG = client_config()  # shared (see client_config); kept for the callers that use it
 GLOBAL_SERVICES = {"iam": "us-east-1", "sts": "us-east-1"}
 IAM_PREFIX = {"accessanalyzer": "access-analyzer"}  # boto3 service name -> IAM action prefix
 

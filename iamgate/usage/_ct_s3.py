@@ -51,7 +51,7 @@ def client():
     import boto3
 
     from ..aws import client_config
-    return boto3.client("s3", config=client_config(max_pool_connections=S3_IN_FLIGHT))
+    return boto3.client("s3", config=client_config(max_pool_connections=in_flight()))  # a connection per download
 
 
 def _prefix_in_window(prefix: str, lo: tuple | None, hi: tuple | None) -> bool:
