@@ -150,15 +150,14 @@ class RunState:
     def known_jobs(self) -> set[str]:
         return {j["job_id"] for j in self.data["jobs"]} | {j["job_id"] for j in self.pending.values()}
 
-    def started(self, arn: str, job_id: str, now: dt.datetime, save: bool = True) -> None:
+    def started(self, arn: str, job_id: str, now: dt.datetime) -> None:
         """Recorded (and saved) before anything else happens: the job is paid for."""
         self.pending[arn] = {"job_id": job_id, "started_at": iso(now)}
         cutoff = iso(now - dt.timedelta(days=2))
         self.data["jobs"] = [j for j in self.data["jobs"] if j.get("started_at", "") >= cutoff]
         if job_id not in {j["job_id"] for j in self.data["jobs"]}:
             self.data["jobs"].append({"principal_arn": arn, "job_id": job_id, "started_at": iso(now)})
-        if save:
-            self.save()
+        self.save()
 
     def jobs_in_last_day(self, now: dt.datetime) -> int:
         cutoff = iso(now - dt.timedelta(days=1))
@@ -290,9 +289,10 @@ class BaselineRun:
         if b.principal_arn != arn or not stamps or not isinstance(stamps[0], str):
             return None
         try:
-            return dt.datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
+            at = dt.datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
         except ValueError:
             return None
+        return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
     def is_fresh(self, arn: str) -> bool:
         at = self._aa_stamp(arn) if self.refresh > 0 else None
