@@ -4,7 +4,8 @@
 
 The moto server runs in this process (it holds the objects); each measured read runs in a child
 process, which reports its own peak RSS (VmHWM: ru_maxrss would count the pages a fork shares with
-this large parent) and the peak of its RSS plus its process-pool workers' (sampled every 5 ms, summed).
+this large parent) and the peak memory of it and its process-pool workers together (the sum of their
+proportional set sizes, so pages a fork shares are counted once; sampled every 5 ms).
 `--unbounded` reads as iamgate did before issue 13 (ThreadPoolExecutor(16).map over every object:
 all downloads submitted at once, results held until parsed), for comparison in the same run.
 The limit for the default settings is 300 MB (issue 13).
@@ -29,18 +30,19 @@ from concurrent.futures import ThreadPoolExecutor
 from iamgate.usage import _ct_s3
 from iamgate.usage.cloudtrail import CloudTrailUsage
 
-def kb(pid, field):
+def kb(pid, field, name="status"):
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             return next(int(l.split()[1]) for l in f if l.startswith(field + ":"))
     except (OSError, StopIteration):
         return 0
 
 peak = {"tree": 0}
-def sample():  # this process plus its pool workers, summed (shared pages counted twice: an upper bound)
+def sample():  # this process plus its pool workers: proportional set sizes (shared pages split), summed
     while True:
         kids = [c for t in glob.glob(f"/proc/{os.getpid()}/task/*/children") for c in open(t).read().split()]
-        peak["tree"] = max(peak["tree"], kb(os.getpid(), "VmRSS") + sum(kb(c, "VmRSS") for c in kids))
+        pids = [os.getpid(), *kids]
+        peak["tree"] = max(peak["tree"], sum(kb(p, "Pss", "smaps_rollup") for p in pids))
         time.sleep(0.005)
 threading.Thread(target=sample, daemon=True).start()
 opts = json.loads(sys.argv[1])
@@ -117,7 +119,7 @@ def main() -> int:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             name = "before issue 13 (unbounded map)" if unbounded else "bounded (this version)"
             print(f"{name:34s} peak RSS {r['peak_rss_mb']:6.1f} MB (main process), {r['peak_tree_mb']:6.1f} MB "
-                  f"(with its workers); {r['files']} files, {r['events']} events, {r['errors']} errors, "
+                  f"(with its workers, PSS); {r['files']} files, {r['events']} events, {r['errors']} errors, "
                   f"{r['seconds']:.1f} s")
     finally:
         server.stop()
