@@ -413,10 +413,8 @@ class BaselineRun:
         except OSError as e:
             self.progress.note(f"{self.state.path}: cannot save the state ({e.strerror or e}); jobs still running "
                                "are found again in Access Analyzer on the next run")
-        if left:
+        if left:  # (the summary repeats why, with what to do next)
             self.progress.done(left[0], text)
-        else:
-            self.progress.note(text)
 
     def _failed(self, arn: str, summary: Summary, error: str) -> None:
         summary.failed[arn] = error
