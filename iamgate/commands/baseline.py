@@ -524,7 +524,8 @@ class BaselineCommand(Command):
         p.add_argument("--refresh-older-than", default="7d", metavar="AGE",
                        help="skip principals whose baseline is newer than this (default 7d; 0 = always)")
         p.add_argument("--max-jobs", type=int, metavar="N", help="start at most N policy generations in this run")
-        p.add_argument("--timeout", default="2h", metavar="DURATION", help="overall time limit (default 2h)")
+        p.add_argument("--timeout", default="2h", metavar="DURATION", help="overall time limit (default 2h); a job still running then "
+                       "is left running and collected by the next run")
         p.add_argument("--no-last-accessed", action="store_true", help="skip the IAM last-accessed signal")
         p.add_argument("--no-managed-policies", action="store_true",
                        help="do not fetch the attached managed policies into the cache")
