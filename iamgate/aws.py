@@ -17,7 +17,15 @@ from botocore.exceptions import ClientError
 
 from . import __version__
 
-CLIENT_CONFIG = Config(retries={"mode": "standard"}, user_agent_extra=f"iamgate/{__version__}")
+
+def client_config(**extra) -> Config:
+    """Standard retries and iamgate's user agent, as a new Config for each client: botocore writes the
+    resolved attempt count into a client's `retries` dict, so a shared one would pin the first
+    client's AWS_MAX_ATTEMPTS on every later client."""
+    return Config(retries={"mode": "standard"}, user_agent_extra=f"iamgate/{__version__}", **extra)
+
+
+CLIENT_CONFIG = client_config()  # shared (see client_config); kept for the callers that use it
 GLOBAL_SERVICES = {"iam": "us-east-1", "sts": "us-east-1"}
 IAM_PREFIX = {"accessanalyzer": "access-analyzer"}  # boto3 service name -> IAM action prefix
 
@@ -27,7 +35,7 @@ API_CALLS: tuple[tuple[str, str], ...] = (
     ("sts", "GetCallerIdentity"),
     ("accessanalyzer", "StartPolicyGeneration"),
     ("accessanalyzer", "GetGeneratedPolicy"),
-    ("accessanalyzer", "CancelPolicyGeneration"),
+    ("accessanalyzer", "ListPolicyGenerations"),
     ("iam", "GenerateServiceLastAccessedDetails"),
     ("iam", "GetServiceLastAccessedDetails"),
     ("iam", "GetPolicy"),
@@ -123,8 +131,9 @@ class Clients:
             region = self.region or GLOBAL_SERVICES.get(service)
             if region is None:
                 from .commands import UsageError
-                raise UsageError("no AWS region: pass --region or set AWS_REGION")
-            c = self.session.client(service, region_name=region, config=CLIENT_CONFIG)
+                raise UsageError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or `region` in the AWS "
+                                 "config profile (boto3 does not read AWS_REGION)")
+            c = self.session.client(service, region_name=region, config=client_config())
             c.meta.events.register("before-parameter-build", self._record)
             self._clients[key] = c
         return self._clients[key]

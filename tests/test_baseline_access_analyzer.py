@@ -9,7 +9,8 @@ import json
 import pytest
 from botocore.stub import ANY
 
-from fixtures.aws.helpers import ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, generated, policy_json, stub_client
+from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated, listed,
+                                  policy_json, stub_client)
 from iamgate import baseline as fmt
 from iamgate.aws import Clients
 from iamgate.commands.baseline import STATE_FILE, BaselineRun, Progress, RunState
@@ -51,10 +52,6 @@ def expect_get(stub, principal, job_id, status="SUCCEEDED", **kw):
                       {"jobId": job_id, "includeResourcePlaceholders": True, "includeServiceLevelTemplate": True})
 
 
-def expect_cancel(stub, job_id):
-    stub.add_response("cancel_policy_generation", {}, {"jobId": job_id})
-
-
 def run_job(clients, clock, out, arns, **kw) -> tuple:
     stream = io.StringIO()
     gen = make_generator(clients, clock)
@@ -86,6 +83,7 @@ def test_in_progress_then_succeeded(clients, clock):
 
 def test_several_generated_policies_with_placeholders(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-2", clock)
     expect_get(stub, ROLE, "job-2", complete=False, policies=[
         policy_json("dynamodb:GetItem", "dynamodb:PutItem",
@@ -137,6 +135,7 @@ def test_throttling_backs_off(clients, clock):
 
 def test_failed_job_records_job_error_and_run_continues(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-f", clock)
     expect_get(stub, ROLE, "job-f", "FAILED",
                error={"code": "TRAIL_NOT_FOUND", "message": "The trail was not found"})
@@ -148,13 +147,14 @@ def test_failed_job_records_job_error_and_run_continues(clients, clock, tmp_path
     assert summary.failed == {ROLE: "FAILED: TRAIL_NOT_FOUND: The trail was not found"}
     state = json.loads((tmp_path / STATE_FILE).read_text())
     assert state["failed"][ROLE]["error"] == "TRAIL_NOT_FOUND: The trail was not found"
-    assert state["failed"][ROLE]["job_id"] == "job-f" and state["running"] is None
+    assert state["failed"][ROLE]["job_id"] == "job-f" and state["pending"] == {}
     assert not (tmp_path / "orders-ingest.json").exists() and (tmp_path / "billing.json").exists()
     assert "[1/2] " + ROLE + ": failed (FAILED): TRAIL_NOT_FOUND" in log
 
 
 def test_quota_mid_run_stops_and_next_run_resumes(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-a", clock)
     expect_get(stub, ROLE, "job-a", policies=[policy_json("s3:GetObject")])
     stub.add_client_error("start_policy_generation", "ServiceQuotaExceededException",
@@ -170,6 +170,7 @@ def test_quota_mid_run_stops_and_next_run_resumes(clients, clock, tmp_path):
     clock.advance(days=1)  # the next day: the fresh baseline is skipped, the others are generated
     clients2 = Clients("us-east-1")
     stub2 = stub_client(clients2, "accessanalyzer")
+    expect_list(stub2)
     for arn, job in ((ROLE2, "job-b"), (ROLE3, "job-c")):
         expect_start(stub2, arn, job, clock)
         expect_get(stub2, arn, job, policies=[policy_json("sns:Publish")])
@@ -185,31 +186,31 @@ def test_daily_quota_counted_from_state(clients, clock, tmp_path):
     for i in range(50):
         state.data["jobs"].append({"principal_arn": ROLE2, "job_id": f"j{i}", "started_at": "2026-11-21T12:00:00Z"})
     state.save()
-    stub_client(clients, "accessanalyzer")  # no call may reach Access Analyzer
+    expect_list(stub_client(clients, "accessanalyzer"))  # no call may reach Access Analyzer
     summary, _, gen = run_job(clients, clock, tmp_path, [ROLE])
     assert gen.jobs_started == 0 and summary.left == [ROLE] and "50 policy generations" in summary.stopped
 
 
-def test_timeout_cancels_the_running_job_once(clients, clock, tmp_path):
+def test_timeout_leaves_the_paid_job_running_and_waits_use_the_time_left(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
     expect_start(stub, ROLE, "job-t", clock)
-    for _ in range(3):
+    for _ in range(4):
         expect_get(stub, ROLE, "job-t", "IN_PROGRESS")
-    expect_cancel(stub, "job-t")
     gen = make_generator(clients, clock, timeout=20)
     with pytest.raises(Stopped, match="timed out"):
         gen.generate(ROLE)
-    stub.assert_no_pending_responses()  # exactly one cancel, and nothing after it
-    assert sum(clock.sleeps) <= 20
+    stub.assert_no_pending_responses()  # no CancelPolicyGeneration: the job is paid for and collected later
+    assert clock.sleeps == [5.0, 7.5, 7.5]  # the last wait is cut to the time left, then one more poll
 
 
-def test_timeout_in_a_run_keeps_finished_baselines(clients, clock, tmp_path):
+def test_timeout_in_a_run_keeps_finished_baselines_and_the_running_job(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-1", clock)
     expect_get(stub, ROLE, "job-1", policies=[policy_json("s3:GetObject")])
     expect_start(stub, ROLE2, "job-2", clock)
     expect_get(stub, ROLE2, "job-2", "IN_PROGRESS")
-    expect_cancel(stub, "job-2")
+    expect_get(stub, ROLE2, "job-2", "IN_PROGRESS")
     stream = io.StringIO()
     start, end = window(clock.now(), 90)
     gen = PolicyGenerator(clients.client("accessanalyzer"), TRAIL, ACCESS_ROLE, start, end, clock=clock,
@@ -217,38 +218,40 @@ def test_timeout_in_a_run_keeps_finished_baselines(clients, clock, tmp_path):
     summary = BaselineRun(tmp_path, gen, None, 0, clock=clock, progress=Progress(stream, live=False)).run([ROLE, ROLE2])
     stub.assert_no_pending_responses()
     assert summary.written == [ROLE] and summary.left == [ROLE2] and "timed out" in summary.stopped
-    assert json.loads((tmp_path / STATE_FILE).read_text())["stopped"]["reason"] == "stopped"
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["stopped"]["reason"] == "stopped"
+    assert state["pending"] == {ROLE2: {"job_id": "job-2", "started_at": "2026-11-22T00:00:00Z"}}
 
 
-def test_ctrl_c_cancels_once_leaves_valid_baselines_and_resumes(clients, clock, tmp_path):
+def test_ctrl_c_leaves_the_job_running_valid_baselines_and_the_next_run_collects_it(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-1", clock)
     expect_get(stub, ROLE, "job-1", policies=[policy_json("s3:GetObject")])
     expect_start(stub, ROLE2, "job-2", clock)
     expect_get(stub, ROLE2, "job-2", "IN_PROGRESS")
-    expect_cancel(stub, "job-2")
 
     def interrupt(n):
         raise KeyboardInterrupt
 
     clock.on_sleep = interrupt
-    with pytest.raises(KeyboardInterrupt):
-        run_job(clients, clock, tmp_path, [ROLE, ROLE2])
+    summary, _, _ = run_job(clients, clock, tmp_path, [ROLE, ROLE2])
     stub.assert_no_pending_responses()
+    assert summary.interrupted and summary.stopped == "interrupted" and summary.left == [ROLE2]
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == [".iamgate-state.json", ".raw", "orders-ingest.json"]  # no temporary files left
     fmt.load(tmp_path / "orders-ingest.json")
     state = json.loads((tmp_path / STATE_FILE).read_text())
-    assert state["running"] is None and state["stopped"]["reason"] == "interrupted"
+    assert state["pending"][ROLE2]["job_id"] == "job-2" and state["stopped"]["reason"] == "interrupted"
 
     clock.on_sleep = None
     clients2 = Clients("us-east-1")
     stub2 = stub_client(clients2, "accessanalyzer")
-    expect_start(stub2, ROLE2, "job-3", clock)
-    expect_get(stub2, ROLE2, "job-3", policies=[policy_json("sns:Publish")])
-    summary, _, _ = run_job(clients2, clock, tmp_path, [ROLE, ROLE2])
+    expect_list(stub2, listed(ROLE2, "job-2", "IN_PROGRESS"), listed(ROLE, "job-1"))
+    expect_get(stub2, ROLE2, "job-2", policies=[policy_json("sns:Publish")])
+    summary, _, gen2 = run_job(clients2, clock, tmp_path, [ROLE, ROLE2])
     stub2.assert_no_pending_responses()
-    assert summary.fresh == [ROLE] and summary.written == [ROLE2]
+    assert summary.fresh == [ROLE] and summary.written == [ROLE2] and gen2.jobs_started == 0
 
 
 def test_killed_run_picks_up_its_running_job(clients, clock, tmp_path):
@@ -256,6 +259,7 @@ def test_killed_run_picks_up_its_running_job(clients, clock, tmp_path):
     state = RunState(tmp_path / STATE_FILE)
     state.started(ROLE2, "job-left", clock.now() - dt.timedelta(minutes=3))
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_get(stub, ROLE2, "job-left", "IN_PROGRESS")
     expect_get(stub, ROLE2, "job-left", policies=[policy_json("sns:Publish")])
     expect_start(stub, ROLE, "job-new", clock)
@@ -268,6 +272,7 @@ def test_killed_run_picks_up_its_running_job(clients, clock, tmp_path):
 def test_picked_up_job_that_was_cancelled_starts_a_new_one(clients, clock, tmp_path):
     RunState(tmp_path / STATE_FILE).started(ROLE, "job-old", clock.now())
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_get(stub, ROLE, "job-old", "CANCELED")
     expect_start(stub, ROLE, "job-new", clock)
     expect_get(stub, ROLE, "job-new", policies=[policy_json("s3:GetObject")])
@@ -279,6 +284,7 @@ def test_picked_up_job_that_was_cancelled_starts_a_new_one(clients, clock, tmp_p
 
 def test_max_jobs_leaves_the_rest_for_the_next_run(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     expect_start(stub, ROLE, "job-1", clock)
     expect_get(stub, ROLE, "job-1", policies=[policy_json("s3:GetObject")])
     summary, log, _ = run_job(clients, clock, tmp_path, [ROLE, ROLE2], max_jobs=1)
@@ -289,6 +295,7 @@ def test_max_jobs_leaves_the_rest_for_the_next_run(clients, clock, tmp_path):
 
 def test_access_denied_stops_the_run(clients, clock, tmp_path):
     stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
     stub.add_client_error("start_policy_generation", "AccessDeniedException", "not authorized", 403)
     summary, _, _ = run_job(clients, clock, tmp_path, [ROLE, ROLE2])
     assert summary.left == [ROLE, ROLE2] and "AccessDeniedException" in summary.stopped
@@ -333,7 +340,7 @@ def test_killed_run_job_is_collected_before_the_daily_quota_stops_the_run(client
     assert summary.left == [ROLE] and "50 policy generations" in summary.stopped
     assert fmt.load(tmp_path / "billing.json").sources[0]["job_id"] == "job-left"
     saved = json.loads((tmp_path / STATE_FILE).read_text())
-    assert saved["running"] is None and saved["stopped"]["left"] == [ROLE]
+    assert saved["pending"] == {} and saved["stopped"]["left"] == [ROLE]
 
 
 def test_quota_stop_keeps_a_running_job_it_did_not_collect(clients, clock, tmp_path):
@@ -342,8 +349,8 @@ def test_quota_stop_keeps_a_running_job_it_did_not_collect(clients, clock, tmp_p
     for i in range(49):
         state.data["jobs"].append({"principal_arn": ROLE3, "job_id": f"j{i}", "started_at": "2026-11-21T12:00:00Z"})
     state.started(ROLE3, "job-left", clock.now() - dt.timedelta(minutes=3))
-    stub_client(clients, "accessanalyzer")
+    expect_list(stub_client(clients, "accessanalyzer"))
     summary, _, gen = run_job(clients, clock, tmp_path, [ROLE])
     assert gen.jobs_started == 0 and "50 policy generations" in summary.stopped
-    running = json.loads((tmp_path / STATE_FILE).read_text())["running"]
-    assert running["principal_arn"] == ROLE3 and running["job_id"] == "job-left"
+    pending = json.loads((tmp_path / STATE_FILE).read_text())["pending"]
+    assert pending[ROLE3]["job_id"] == "job-left"

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from conftest import ROOT
-from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, generated, moto_server,
-                                  policy_json, stub_client)
+from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated,
+                                  moto_server, policy_json, stub_client)
 from iamgate import config as config_mod
 from iamgate.aws import API_CALLS, Clients
 from iamgate.cli import build_parser, main
@@ -76,6 +76,7 @@ def test_baseline_end_to_end(setup):
     clock = FakeClock()
     clients = Clients("us-east-1")
     aa = stub_client(clients, "accessanalyzer")
+    expect_list(aa)
     la = stub_client(clients, "iam", "last-accessed")
     # the order: --principal first, then the code's principals in scan order
     plan = [(BOT, [policy_json("sts:GetCallerIdentity")], []),
@@ -94,7 +95,7 @@ def test_baseline_end_to_end(setup):
     la.assert_no_pending_responses()
     log = stream.getvalue()
     assert "Readers: not resolved: a group makes no calls of its own" in log
-    assert "3 baseline(s) written, 0 fresh (skipped), 0 failed, 1 not resolved" in log
+    assert "3 baseline(s) written, 0 fresh (skipped), 0 failed, 0 last-accessed failed, 1 not resolved" in log
     assert "fetched 2 managed policies" in log
 
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -108,7 +109,7 @@ def test_baseline_end_to_end(setup):
     assert ingest["not_accessed_services"] == ["sqs"]
     assert ingest["window"] == {"start": "2026-08-24T00:00:00Z", "end": "2026-11-22T00:00:00Z"}
     state = json.loads((out / STATE_FILE).read_text())
-    assert state["running"] is None and len(state["jobs"]) == 3
+    assert state["pending"] == {} and len(state["jobs"]) == 3
     assert state["unresolved"][0]["principal"] == "Readers"
     assert "secret" not in json.dumps(state).lower() and "testing" not in (out / "orders-ingest.json").read_text()
 
@@ -138,7 +139,7 @@ def test_baseline_end_to_end(setup):
 
     # a second run the same day: everything is fresh, no job is started
     clients2 = Clients("us-east-1")
-    stub_client(clients2, "accessanalyzer")
+    expect_list(stub_client(clients2, "accessanalyzer"))
     stub_client(clients2, "iam", "last-accessed")
     clock.advance(hours=1)
     stream = io.StringIO()
@@ -150,6 +151,7 @@ def test_quota_stop_exits_2_with_a_clear_message(setup):
     worker, cfg, out = setup
     clients = Clients("us-east-1")
     aa = stub_client(clients, "accessanalyzer")
+    expect_list(aa)
     la = stub_client(clients, "iam", "last-accessed")
     aa.add_response("start_policy_generation", {"jobId": "job-1"}, None)
     aa.add_response("get_generated_policy", generated(BOT, "job-1", policies=[policy_json("s3:GetObject")]), None)
@@ -168,6 +170,7 @@ def test_failing_last_accessed_keeps_the_access_analyzer_baseline(setup):
     worker, cfg, out = setup
     clients = Clients("us-east-1")
     aa = stub_client(clients, "accessanalyzer")
+    expect_list(aa)
     la = stub_client(clients, "iam", "last-accessed")
     aa.add_response("start_policy_generation", {"jobId": "job-1"}, None)
     aa.add_response("get_generated_policy", generated(BOT, "job-1", policies=[policy_json("s3:GetObject")]), None)
@@ -176,7 +179,7 @@ def test_failing_last_accessed_keeps_the_access_analyzer_baseline(setup):
     rc = run(["baseline", "--trail", TRAIL, "--access-role", ACCESS_ROLE, "--out", str(out), "--principal", BOT],
              clients, FakeClock(), stream)
     assert rc == 2
-    assert "last accessed failed: generate_service_last_accessed_details: NoSuchEntity" in stream.getvalue()
+    assert "last accessed failed: GenerateServiceLastAccessedDetails: NoSuchEntity" in stream.getvalue()
     assert json.loads((out / "users" / "ci-bot.json").read_text())["used"] == {
         "s3:getobject": {"signals": ["access-analyzer"]}}
 

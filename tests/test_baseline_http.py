@@ -15,7 +15,6 @@ from fixtures.aws.fake_access_analyzer import FakeAccessAnalyzer
 from fixtures.aws.helpers import ACCESS_ROLE, ACCOUNT, TRAIL, aws_env, moto_server
 from iamgate.cli import main
 from iamgate.commands.baseline import STATE_FILE
-from iamgate.usage import access_analyzer
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -87,9 +86,7 @@ def app(moto, tmp_path, monkeypatch):
     (code / "template.yaml").write_text(TEMPLATE)
     (code / "iamgate.yml").write_text(f"stacks:\n  template.yaml: http-app\nmanaged-policies: {tmp_path / 'managed'}\n")
     monkeypatch.chdir(code)
-    # the production poll delays (5 s, conflicts 30 s) are module constants, read when each wait starts
-    monkeypatch.setattr(access_analyzer, "POLL_FIRST", 0.01)
-    monkeypatch.setattr(access_analyzer, "CONFLICT_FIRST", 0.01)
+    monkeypatch.setenv("IAMGATE_DELAY_SCALE", "0.002")  # every wait (polls 5 s, conflicts 30 s) in milliseconds
     return job_arn, tmp_path / "baselines"
 
 
@@ -148,11 +145,12 @@ def test_baseline_end_to_end_over_http(app, monkeypatch, capsys):
         monkeypatch.setenv("AWS_ENDPOINT_URL_ACCESSANALYZER", fake.url)
         assert main(argv(out)) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
-    assert "2 baseline(s) written, 0 fresh (skipped), 0 failed, 0 not resolved" in err
+    assert "2 baseline(s) written, 0 fresh (skipped), 0 failed, 0 last-accessed failed, 0 not resolved" in err
     assert "2 job(s) started" in err and "fetched 1 managed policies" in err
 
-    # one job at a time: start, poll (IN_PROGRESS), poll (SUCCEEDED); then the next; nothing else
-    assert fake.operations() == ["StartPolicyGeneration", "GetGeneratedPolicy", "GetGeneratedPolicy"] * 2
+    # the account's jobs listed once; one job at a time: start, poll (IN_PROGRESS), poll (SUCCEEDED); nothing else
+    assert fake.operations() == ["ListPolicyGenerations"] + ["StartPolicyGeneration", "GetGeneratedPolicy",
+                                                             "GetGeneratedPolicy"] * 2
     assert all(r.status == 200 for r in fake.requests)
     starts = [r for r in fake.requests if r.operation == "StartPolicyGeneration"]
     assert [s.body["policyGenerationDetails"]["principalArn"] for s in starts] == [API, job_arn]
@@ -182,14 +180,14 @@ def test_baseline_end_to_end_over_http(app, monkeypatch, capsys):
     assert raw["jobDetails"] == {"jobId": api_job.job_id, "status": "SUCCEEDED", "startedOn": api_job.started_on,
                                  "completedOn": api_job.completed_on}
     state = json.loads((out / STATE_FILE).read_text())
-    assert state["running"] is None
+    assert state["pending"] == {}
     assert [j["job_id"] for j in state["jobs"]] == [api_job.job_id, job_job.job_id]
 
     # a second run the same day: fresh, not one request reaches Access Analyzer
     with FakeAccessAnalyzer() as again:
         monkeypatch.setenv("AWS_ENDPOINT_URL_ACCESSANALYZER", again.url)
         assert main(argv(out, "--no-managed-policies")) == 0
-    assert again.requests == []
+    assert again.operations() == ["ListPolicyGenerations"]  # nothing started: both are fresh
     assert "0 baseline(s) written, 2 fresh (skipped)" in capsys.readouterr().err
 
 
@@ -216,7 +214,8 @@ def test_another_running_job_is_waited_for_not_duplicated(app, monkeypatch, caps
             capsys.readouterr().err
     err = capsys.readouterr().err
     assert "waiting: another policy generation is running" in err
-    ours = fake.requests[1:]
+    assert fake.requests[1].operation == "ListPolicyGenerations"
+    ours = fake.requests[2:]
     assert [(r.operation, r.status) for r in ours] == [
         ("StartPolicyGeneration", 409), ("StartPolicyGeneration", 409), ("StartPolicyGeneration", 200),
         ("GetGeneratedPolicy", 200), ("GetGeneratedPolicy", 200)]
@@ -227,17 +226,18 @@ def test_another_running_job_is_waited_for_not_duplicated(app, monkeypatch, caps
 
 
 def test_real_cli_subprocess_reaches_the_fake_through_the_environment(moto, tmp_path, monkeypatch):
-    """`python -m iamgate` in a child process: only the environment wires the endpoints (no patching,
-    so the production poll delay applies once: about 5 s for the single IN_PROGRESS answer)."""
+    """`python -m iamgate` in a child process: only the environment wires the endpoints and scales the
+    waits (IAMGATE_DELAY_SCALE), so the single IN_PROGRESS answer costs milliseconds, not 5 s."""
     url, _ = moto
     aws_env(monkeypatch, url)  # dummy credentials; no profile or endpoint from the outer environment
     out = tmp_path / "baselines"
     with FakeAccessAnalyzer(actions={API: API_ACTIONS}) as fake:
         proc = run_cli("baseline", "--trail", TRAIL, "--access-role", ACCESS_ROLE, "--out", str(out),
                        "--principal", API, "--no-last-accessed", "--no-managed-policies", "--days", "7",
-                       cwd=tmp_path, env={"AWS_ENDPOINT_URL_ACCESSANALYZER": fake.url})
+                       cwd=tmp_path, env={"AWS_ENDPOINT_URL_ACCESSANALYZER": fake.url, "IAMGATE_DELAY_SCALE": "0.002"})
     assert proc.returncode == 0, proc.stderr
-    assert fake.operations() == ["StartPolicyGeneration", "GetGeneratedPolicy", "GetGeneratedPolicy"]
+    assert fake.operations() == ["ListPolicyGenerations", "StartPolicyGeneration", "GetGeneratedPolicy",
+                                 "GetGeneratedPolicy"]
     baseline = json.loads((out / "http-api.json").read_text())
     assert baseline["sources"][0]["job_id"] == next(iter(fake.jobs))
     assert set(baseline["used"]) == {a.lower() for a in API_ACTIONS}

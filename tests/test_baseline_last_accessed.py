@@ -78,7 +78,7 @@ def test_failed_job_and_api_errors_are_clear(clients):
     la = LastAccessed(clients.client("iam", "last-accessed"), FakeClock())
     with pytest.raises(LastAccessedError, match=f"{JOB2} failed: InternalError: try later"):
         la.collect_for(ROLE)
-    with pytest.raises(LastAccessedError, match="generate_service_last_accessed_details: NoSuchEntity: role not found"):
+    with pytest.raises(LastAccessedError, match="GenerateServiceLastAccessedDetails: NoSuchEntity: role not found"):
         la.collect_for(ROLE)
 
 
@@ -151,6 +151,7 @@ def test_baseline_run_passes_the_job_window_to_last_accessed(clients, tmp_path):
     from iamgate.usage.access_analyzer import PolicyGenerator, window
     clock = FakeClock()
     aa = stub_client(clients, "accessanalyzer")
+    aa.add_response("list_policy_generations", {"policyGenerations": []}, {})
     aa.add_response("start_policy_generation", {"jobId": "job-1"}, None)
     aa.add_response("get_generated_policy", generated(ROLE, "job-1", policies=[policy_json("dynamodb:GetItem")]),
                     None)

@@ -135,3 +135,18 @@ def test_workflow_is_scheduled_pinned_and_uses_oidc():
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "iamgate baseline" in runs and "--access-role" in runs and "--trail" in runs
     assert any("upload-artifact" in s.get("uses", "") for s in job["steps"])
+
+
+def test_workflow_credentials_cover_the_timeout_and_the_docs_name_max_session_duration():
+    """GitHub OIDC credentials last an hour by default; the documented run may take --timeout."""
+    from iamgate.commands.baseline import parse_duration
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    steps = wf["jobs"]["baselines"]["steps"]
+    creds = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    run = next(s["run"] for s in steps if "iamgate baseline" in s.get("run", ""))
+    timeout = parse_duration(re.search(r"--timeout (\S+)", run).group(1), "--timeout")
+    assert int(creds["with"]["role-duration-seconds"]) >= timeout + 300
+    assert wf["jobs"]["baselines"]["timeout-minutes"] * 60 >= timeout
+    for text in (WORKFLOW.read_text(), DOC.read_text()):
+        assert "MaxSessionDuration" in text and "max-session-duration" in text
+    assert "role-duration-seconds" in DOC.read_text()

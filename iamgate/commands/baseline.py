@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,11 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import baseline as fmt
 from .. import config as config_mod
 from ..aws import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
+from ..aws_errors import Delays, PrincipalError, Retry, Stopped, classify
 from ..files import write_json_atomic
 from ..managed import ManagedPolicyCache
 from ..resolve import Resolution, Resolver, StateError, TerraformState, is_principal_arn
-from ..usage.access_analyzer import DAILY_JOBS, MAX_DAYS, PolicyGenerator, QuotaExceeded, Stopped, to_baseline, window
-from ..usage.last_accessed import LastAccessed, LastAccessedError, for_merge
+from ..runlock import LockError, RunLock
+from ..usage.access_analyzer import DAILY_JOBS, MAX_DAYS, PolicyGenerator, QuotaExceeded, to_baseline, window
+from ..usage.last_accessed import SIGNAL, LastAccessed, LastAccessedError, failed_source, for_merge, is_failed
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments
 from .managed_policies import attached_arns, fetch, print_errors, scan_with_account
@@ -79,50 +81,108 @@ def job_policy(catalog, access_role: str | None = None) -> dict:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _state_problem(data) -> str:
+    """What is wrong with a loaded state file's shape; "" if nothing."""
+    if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+        return "not an iamgate state file"
+    kinds = {"pending": dict, "jobs": list, "failed": dict, "last_accessed_failed": dict, "unresolved": list}
+    for key, kind in kinds.items():
+        if key in data and not isinstance(data[key], kind):
+            return f"{key} is not a{'n object' if kind is dict else ' list'}"
+    if data.get("stopped") is not None and not isinstance(data["stopped"], dict):
+        return "stopped is not an object"
+    running = data.get("running")
+    if running is not None and not (isinstance(running, dict) and isinstance(running.get("principal_arn"), str)
+                                    and isinstance(running.get("job_id"), str)):
+        return "running is not a job"
+    for arn, job in (data.get("pending") or {}).items():
+        if not (isinstance(job, dict) and isinstance(job.get("job_id"), str)
+                and isinstance(job.get("started_at", ""), str)):
+            return f"pending[{arn!r}] is not a job"
+    for i, job in enumerate(data.get("jobs") or []):
+        if not (isinstance(job, dict) and all(isinstance(job.get(k), str)
+                                              for k in ("principal_arn", "job_id", "started_at"))):
+            return f"jobs[{i}] is not a job start"
+    for key in ("failed", "last_accessed_failed"):
+        for arn, entry in (data.get(key) or {}).items():
+            if not isinstance(entry, dict):
+                return f"{key}[{arn!r}] is not an object"
+    return ""
+
+
 class RunState:
-    """`<out>/.iamgate-state.json`: the running job, recent job starts, failures, why the last run stopped."""
+    """`<out>/.iamgate-state.json`: started jobs AWS has not yet reported ended (`pending`, by principal),
+    recent job starts (the daily quota), failures (policy generation and last accessed), why the last
+    run stopped. A file that is not valid is reported, kept beside as `<name>.bad`, and replaced."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.data = {"schema": STATE_SCHEMA, "running": None, "jobs": [], "failed": {}, "stopped": None,
-                     "unresolved": []}
+        self.data = {"schema": STATE_SCHEMA, "pending": {}, "jobs": [], "failed": {}, "last_accessed_failed": {},
+                     "stopped": None, "unresolved": []}
         self.warning = ""
         if path.is_file():
             try:
                 loaded = json.loads(path.read_text(encoding="utf-8"))
-                if not isinstance(loaded, dict) or loaded.get("schema") != STATE_SCHEMA:
-                    raise ValueError("not an iamgate state file")
-                self.data.update(loaded)
+                problem = _state_problem(loaded)
+                if problem:
+                    raise ValueError(problem)
             except (OSError, ValueError) as e:
-                self.warning = f"{path}: ignored ({e}); starting afresh"
+                self.warning = f"{path}: not a valid state file ({e}); replaced (the old one is kept as " \
+                               f"{path.name}.bad; jobs still running are found again in Access Analyzer)"
+                try:
+                    path.replace(path.with_name(path.name + ".bad"))
+                except OSError:
+                    pass
+            else:
+                running = loaded.pop("running", None)  # the older single-job form
+                self.data.update(loaded)
+                if running:
+                    self.data["pending"].setdefault(running["principal_arn"], {
+                        "job_id": running["job_id"], "started_at": running.get("started_at", "")})
 
     def save(self) -> None:
         write_json_atomic(self.path, self.data)
 
     @property
-    def running(self) -> dict | None:
-        return self.data.get("running")
+    def pending(self) -> dict[str, dict]:
+        return self.data["pending"]
+
+    def known_jobs(self) -> set[str]:
+        return {j["job_id"] for j in self.data["jobs"]} | {j["job_id"] for j in self.pending.values()}
 
     def started(self, arn: str, job_id: str, now: dt.datetime) -> None:
-        self.data["running"] = {"principal_arn": arn, "job_id": job_id, "started_at": iso(now)}
+        """Recorded (and saved) before anything else happens: the job is paid for."""
+        self.pending[arn] = {"job_id": job_id, "started_at": iso(now)}
         cutoff = iso(now - dt.timedelta(days=2))
         self.data["jobs"] = [j for j in self.data["jobs"] if j.get("started_at", "") >= cutoff]
-        self.data["jobs"].append({"principal_arn": arn, "job_id": job_id, "started_at": iso(now)})
+        if job_id not in {j["job_id"] for j in self.data["jobs"]}:
+            self.data["jobs"].append({"principal_arn": arn, "job_id": job_id, "started_at": iso(now)})
         self.save()
 
     def jobs_in_last_day(self, now: dt.datetime) -> int:
         cutoff = iso(now - dt.timedelta(days=1))
         return sum(1 for j in self.data["jobs"] if j.get("started_at", "") >= cutoff)
 
+    def ended(self, arn: str) -> None:
+        """AWS reported the principal's job ended (or does not know it): it leaves `pending`."""
+        self.pending.pop(arn, None)
+
     def finished(self, arn: str) -> None:
-        self.data["running"] = None
+        self.ended(arn)
         self.data["failed"].pop(arn, None)
         self.save()
 
     def failed(self, arn: str, job_id: str | None, status: str, error: str, now: dt.datetime) -> None:
-        self.data["running"] = None
+        self.ended(arn)
         self.data["failed"][arn] = {"job_id": job_id, "status": status, "error": error, "at": iso(now)}
         self.save()
+
+    def last_accessed(self, arn: str, error: str | None, now: dt.datetime) -> None:
+        """Record a last-accessed failure (retried next run), or clear it (`error` None). Not saved."""
+        if error:
+            self.data["last_accessed_failed"][arn] = {"error": error, "at": iso(now)}
+        else:
+            self.data["last_accessed_failed"].pop(arn, None)
 
 
 class Progress:
@@ -176,11 +236,26 @@ class Summary:
     failed: dict[str, str] = field(default_factory=dict)
     last_accessed_errors: dict[str, str] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)
+    collected: list[str] = field(default_factory=list)  # jobs of earlier runs, collected in this one
     stopped: str = ""
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         return not (self.failed or self.last_accessed_errors or self.stopped)
+
+    def line(self, unresolved: int, jobs_started: int, other_errors: int = 0) -> str:
+        text = (f"{len(self.written)} baseline(s) written, {len(self.fresh)} fresh (skipped), {len(self.failed)} "
+                f"failed, {len(self.last_accessed_errors)} last-accessed failed, {unresolved} not resolved, "
+                f"{len(self.left)} left for the next run; {jobs_started} job(s) started")
+        if self.collected:
+            text += f", {len(self.collected)} collected from an earlier run"
+        if other_errors:
+            text += f"; {other_errors} other error(s) above"
+        return text
+
+
+COLLECT, LAST_ACCESSED, GENERATE = "collect", "last-accessed", "generate"
 
 
 class BaselineRun:
@@ -194,99 +269,181 @@ class BaselineRun:
         self.clock = clock or SystemClock()
         self.progress = progress or Progress()
         self.state = RunState(self.out / STATE_FILE)
-        self.polling: str | None = None  # the job being polled; the generator cancels it if stopped
         generator.on_started = self._started
         generator.on_status = self.progress.status
 
     def _started(self, arn: str, job_id: str) -> None:
-        self.polling = job_id
-        self.state.started(arn, job_id, self.clock.now())
+        self.state.started(arn, job_id, self.clock.now())  # first: the job is paid for
         self.progress.status(arn, "running", 0)
 
-    def is_fresh(self, arn: str) -> bool:
+    def _aa_stamp(self, arn: str) -> dt.datetime | None:
+        """When the principal's Access Analyzer baseline on disk was generated; None if there is none."""
         path = self.out / baseline_relpath(arn)
-        if self.refresh <= 0 or not path.is_file():
-            return False
+        if not path.is_file():
+            return None
         try:
             b = fmt.load(path)
         except fmt.BaselineError:
-            return False
+            return None
         stamps = [s.get("generated_at") for s in b.sources if s.get("kind") == "access-analyzer"]
         if b.principal_arn != arn or not stamps or not isinstance(stamps[0], str):
-            return False
+            return None
         try:
             at = dt.datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
         except ValueError:
-            return False
-        return (self.clock.now() - at).total_seconds() < self.refresh
+            return None
+        return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
-    def run(self, arns: list[str]) -> Summary:
-        summary = Summary()
+    def is_fresh(self, arn: str) -> bool:
+        at = self._aa_stamp(arn) if self.refresh > 0 else None
+        return at is not None and (self.clock.now() - at).total_seconds() < self.refresh
+
+    def needs_last_accessed(self, arn: str) -> bool:
+        """Last accessed failed for this (fresh) baseline: retried, although Access Analyzer is fresh."""
+        if self.last_accessed is None:
+            return False
+        if arn in self.state.data["last_accessed_failed"]:
+            return True
+        try:
+            return any(is_failed(s) for s in fmt.load(self.out / baseline_relpath(arn)).sources)
+        except fmt.BaselineError:
+            return False
+
+    # -- the run ---------------------------------------------------------------
+    def discover(self, arns: list[str]) -> None:
+        """Jobs in Access Analyzer the state does not know (a run that could not record its start):
+        the run's principals' running or newer finished jobs are collected instead of started again,
+        and every job of the last day counts against the daily quota."""
+        try:
+            listed = self.generator.find_jobs(())
+        except PrincipalError as e:
+            self.progress.note(f"cannot list policy generations ({e.failure}); collecting only the jobs in "
+                               f"{self.state.path.name}")
+            return
+        now = self.clock.now()
+        known, wanted, day = self.state.known_jobs(), set(arns), iso(now - dt.timedelta(days=1))
+        horizon = iso(now - dt.timedelta(seconds=max(self.refresh, 86400)))
+        for job in listed:  # newest first
+            if job.job_id in known:
+                continue
+            if job.started_on >= day:
+                self.state.data["jobs"].append({"principal_arn": job.principal_arn, "job_id": job.job_id,
+                                                "started_at": job.started_on})
+            if job.principal_arn not in wanted or job.principal_arn in self.state.pending:
+                continue
+            stamp = self._aa_stamp(job.principal_arn)
+            newer = job.status == "SUCCEEDED" and job.started_on >= horizon and (
+                stamp is None or job.started_on > iso(stamp))
+            if job.status == "IN_PROGRESS" or newer:
+                self.state.pending[job.principal_arn] = {"job_id": job.job_id, "started_at": job.started_on,
+                                                         "found": True}
+                self.progress.note(f"{job.principal_arn}: found policy generation {job.job_id} ({job.status}, "
+                                   f"started {job.started_on}) that {self.state.path.name} did not know: "
+                                   "collecting it")
+        self.state.save()
+
+    def run(self, arns: list[str], summary: Summary | None = None) -> Summary:
+        summary = summary or Summary()
         if self.state.warning:
             self.progress.note(self.state.warning)
-        todo = []
-        for arn in arns:
-            (summary.fresh if self.is_fresh(arn) else todo).append(arn)
-        running = self.state.running or {}
-        resume = None
-        if running.get("principal_arn") in todo and running.get("job_id"):  # a killed run's job: first
-            todo.remove(running["principal_arn"])
-            todo.insert(0, running["principal_arn"])
-            resume = running["job_id"]
         self.state.data["stopped"] = None
-        self.progress.queued(todo)
-        self.polling = None
-        for i, arn in enumerate(todo):
-            try:
-                result = None
-                if i == 0 and resume:
-                    # collect the job before any limit is checked: it was started (and counted) already
-                    self.polling = resume
-                    result = self.generator.poll(arn, resume, picked_up=True)
-                    self.polling = None
-                    if result is None:  # ended without a result, or unknown: a new job is needed
-                        self.state.data["running"] = None
-                        self.state.save()
-                if result is None:
-                    if self.max_jobs is not None and self.generator.jobs_started >= self.max_jobs:
-                        summary.left = todo[i:]
-                        self.progress.note(f"--max-jobs {self.max_jobs} reached; {len(summary.left)} principal(s) "
-                                           "left for the next run")
-                        break
-                    if self.state.jobs_in_last_day(self.clock.now()) >= DAILY_JOBS:
-                        raise QuotaExceeded(f"{DAILY_JOBS} policy generations were started in the last 24 hours "
-                                            "(the daily quota)")
-                    result = self.generator.generate(arn)
-                    self.polling = None
-                self.one(arn, result, summary)
-            except (QuotaExceeded, Stopped) as e:
-                kind = "quota" if isinstance(e, QuotaExceeded) else "stopped"
-                summary.stopped = f"{'policy generation quota exceeded' if kind == 'quota' else 'stopped'}: {e}"
-                summary.left = todo[i:]
-                self._forget_cancelled()
-                self.state.data["stopped"] = {"reason": kind, "message": str(e), "at": iso(self.clock.now()),
-                                              "left": summary.left}
-                self.state.save()
-                self.progress.done(arn, summary.stopped)
-                break
-            except KeyboardInterrupt:
-                self._forget_cancelled()
-                self.state.data["stopped"] = {"reason": "interrupted", "at": iso(self.clock.now()),
-                                              "left": todo[i:]}
-                self.state.save()
-                raise
+        work: list[tuple[str, str]] = []
+        i = 0
+        try:
+            self.discover(arns)
+            pending = self.state.pending
+            work = [(arn, COLLECT) for arn in arns if arn in pending]  # started (and paid for) already: first
+            for arn in arns:
+                if arn in pending:
+                    continue
+                if not self.is_fresh(arn):
+                    work.append((arn, GENERATE))
+                elif self.needs_last_accessed(arn):
+                    work.insert(len([w for w in work if w[1] != GENERATE]), (arn, LAST_ACCESSED))
+                else:
+                    summary.fresh.append(arn)
+            self.progress.queued(list(dict.fromkeys(arn for arn, _ in work)))
+            while i < len(work):
+                arn, step = work[i]
+                try:
+                    if step == COLLECT:
+                        self.collect(arn, summary, work)
+                    elif step == LAST_ACCESSED:
+                        self.retry_last_accessed(arn, summary)
+                    else:
+                        if self.max_jobs is not None and self.generator.jobs_started >= self.max_jobs:
+                            summary.left = self._left(work, i)
+                            self.progress.note(f"--max-jobs {self.max_jobs} reached; {len(summary.left)} "
+                                               "principal(s) left for the next run")
+                            break
+                        if self.state.jobs_in_last_day(self.clock.now()) >= DAILY_JOBS:
+                            raise QuotaExceeded(f"{DAILY_JOBS} policy generations were started in the last 24 "
+                                                "hours (the daily quota)")
+                        self.one(arn, self.generator.generate(arn), summary)
+                except PrincipalError as e:  # a step of this principal only: the run goes on
+                    self._failed(arn, summary, str(e.failure))
+                except (QuotaExceeded, Stopped, KeyboardInterrupt, OSError):
+                    raise
+                except Exception as e:  # noqa: BLE001 - a bug in one principal's step must not end the run
+                    self._failed(arn, summary, f"unexpected error: {type(e).__name__}: {e}")
+                i += 1
+        except QuotaExceeded as e:
+            self.stop(summary, "quota", f"policy generation quota exceeded: {e}", str(e), self._left(work, i))
+        except Stopped as e:
+            self.stop(summary, "stopped", f"stopped: {e}", str(e), self._left(work, i))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            self.stop(summary, "interrupted", "interrupted", "interrupted", self._left(work, i))
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            message = f"cannot write {where}{e.strerror or e}"
+            self.stop(summary, "write-error", f"stopped: {message}", message, self._left(work, i))
         return summary
 
-    def _forget_cancelled(self) -> None:
-        """Clear the running job only if the generator cancelled it (stopped while polling it).
+    @staticmethod
+    def _left(work: list[tuple[str, str]], i: int) -> list[str]:
+        return list(dict.fromkeys(arn for arn, _ in work[i:]))
 
-        A job that is still running, or finished but not yet written, stays in the state file so
-        the next run collects it instead of starting (and paying for) another.
-        """
-        running = self.state.running or {}
-        if self.polling is not None and running.get("job_id") == self.polling:
-            self.state.data["running"] = None
-        self.polling = None
+    def stop(self, summary: Summary, reason: str, text: str, message: str, left: list[str]) -> None:
+        """Why the run stopped, in the summary and the state; running jobs stay recorded for the next run."""
+        summary.stopped, summary.left = text, left
+        self.state.data["stopped"] = {"reason": reason, "message": message, "at": iso(self.clock.now()), "left": left}
+        try:
+            self.state.save()
+        except OSError as e:
+            self.progress.note(f"{self.state.path}: cannot save the state ({e.strerror or e}); jobs still running "
+                               "are found again in Access Analyzer on the next run")
+        if left:  # (the summary repeats why, with what to do next)
+            self.progress.done(left[0], text)
+
+    def _failed(self, arn: str, summary: Summary, error: str) -> None:
+        summary.failed[arn] = error
+        self.state.data["failed"][arn] = {"job_id": None, "status": "ERROR", "error": error,
+                                          "at": iso(self.clock.now())}
+        self.state.save()
+        self.progress.done(arn, f"failed: {error}")
+
+    def collect(self, arn: str, summary: Summary, work: list[tuple[str, str]]) -> None:
+        """A job started earlier (this state's, or found in Access Analyzer): polled to its end."""
+        job = self.state.pending[arn]
+        self.progress.status(arn, f"collecting policy generation {job['job_id']} started {job.get('started_at')}", 0)
+        result = self.generator.poll(arn, job["job_id"])
+        found = job.get("found")
+        if result.ok and found and not self._our_trail(result):
+            result = replace(result, status="OTHER", error="generated from another trail")
+        if result.ok or (result.status == "FAILED" and not found):
+            summary.collected.append(arn)
+            self.one(arn, result, summary)
+            return
+        self.state.ended(arn)  # cancelled, unknown to AWS, or not ours to use: this principal needs a job
+        self.state.save()
+        self.progress.status(arn, f"earlier job {job['job_id']} {result.status.lower()}; a new one is needed", 0)
+        work.append((arn, GENERATE))
+
+    def _our_trail(self, result) -> bool:
+        props = (result.raw.get("generatedPolicyResult") or {}).get("properties") or {}
+        trails = [t.get("cloudTrailArn") for t in (props.get("cloudTrailProperties") or {}).get("trailProperties") or []]
+        return self.generator.trail_arn in trails
 
     def one(self, arn: str, result, summary: Summary) -> None:
         """Record one principal's job result: a baseline (merged with last accessed) or a failure."""
@@ -300,20 +457,51 @@ class BaselineRun:
         write_json_atomic(self.out / RAW_DIR / rel, result.raw)
         merged = to_baseline(result)
         how = "Access Analyzer"
+        stop = None
         if self.last_accessed is not None:
             # the job's own window (a picked-up job may have an older one than this run's)
             window_start = merged.window_start or iso(self.generator.start)
             try:
-                merged = fmt.merge([merged, for_merge(self.last_accessed.collect_for(arn, window_start))])
-                how += " + last accessed"
-            except LastAccessedError as e:
-                summary.last_accessed_errors[arn] = str(e)
-                how += f" (last accessed failed: {e})"
+                merged, error = self._with_last_accessed(merged, arn, window_start)
+            except Stopped as e:  # the finished Access Analyzer baseline is kept; the run stops after it
+                stop, error = e, f"stopped: {e}"
+                merged = replace(merged, sources=merged.sources + (failed_source(error, iso(now)),))
+            how += f"; last accessed failed: {error}" if error else " + last accessed"
+            self._record_last_accessed(arn, error, summary)
         fmt.write(merged, self.out / rel)
         self.state.finished(arn)
         summary.written.append(arn)
         complete = "" if merged.complete else ", incomplete"
         self.progress.done(arn, f"done: {len(merged.used)} used actions{complete} ({how}) -> {self.out / rel}")
+        if stop is not None:
+            raise stop
+
+    def _with_last_accessed(self, b, arn: str, window_start) -> tuple:
+        """(b merged with last accessed, None), or (b with a failed last-accessed source, the error)."""
+        try:
+            return fmt.merge([b, for_merge(self.last_accessed.collect_for(arn, window_start))]), None
+        except LastAccessedError as e:
+            return replace(b, sources=b.sources + (failed_source(str(e), iso(self.clock.now())),)), str(e)
+
+    def _record_last_accessed(self, arn: str, error: str | None, summary: Summary) -> None:
+        self.state.last_accessed(arn, error, self.clock.now())
+        if error:
+            summary.last_accessed_errors[arn] = error
+
+    def retry_last_accessed(self, arn: str, summary: Summary) -> None:
+        """A fresh baseline whose last-accessed step failed: only that step again, merged into the file."""
+        path = self.out / baseline_relpath(arn)
+        b = fmt.load(path)
+        kept = replace(b, sources=tuple(s for s in b.sources if s.get("kind") != SIGNAL), files=())
+        merged, error = self._with_last_accessed(kept, arn, b.window_start or iso(self.generator.start))
+        fmt.write(merged, path)
+        self._record_last_accessed(arn, error, summary)
+        self.state.save()
+        if error:
+            self.progress.done(arn, f"last accessed failed again: {error}")
+        else:
+            summary.written.append(arn)
+            self.progress.done(arn, f"done: last accessed added -> {path}")
 
 
 @COMMANDS.register
@@ -336,7 +524,8 @@ class BaselineCommand(Command):
         p.add_argument("--refresh-older-than", default="7d", metavar="AGE",
                        help="skip principals whose baseline is newer than this (default 7d; 0 = always)")
         p.add_argument("--max-jobs", type=int, metavar="N", help="start at most N policy generations in this run")
-        p.add_argument("--timeout", default="2h", metavar="DURATION", help="overall time limit (default 2h)")
+        p.add_argument("--timeout", default="2h", metavar="DURATION", help="overall time limit (default 2h); a job still running then "
+                       "is left running and collected by the next run")
         p.add_argument("--no-last-accessed", action="store_true", help="skip the IAM last-accessed signal")
         p.add_argument("--no-managed-policies", action="store_true",
                        help="do not fetch the attached managed policies into the cache")
@@ -384,47 +573,66 @@ class BaselineCommand(Command):
         clock = clock or SystemClock()
         progress = progress or Progress()
         try:
-            return self.execute(args, cfg, tfstate, clients, clock, progress, refresh, timeout)
-        except (BotoCoreError, ClientError) as e:
-            raise UsageError(f"AWS: {e}") from None
-        except OSError as e:  # writing a baseline or the state file; finished baselines are kept
+            lock = RunLock(args.out, timeout, clock.now(), progress.note)
+            lock.acquire()
+        except LockError as e:
+            raise UsageError(str(e)) from None
+        except OSError as e:
             raise write_error(e) from None
+        try:
+            return self.execute(args, cfg, tfstate, clients, clock, progress, refresh, timeout)
+        except OSError as e:  # the state file before the run, or the summary's last save
+            raise write_error(e) from None
+        finally:
+            lock.release()
 
     def execute(self, args, cfg, tfstate, clients: Clients, clock, progress: Progress, refresh: int,
                 timeout: int) -> int:
-        scanned = scan_with_account(args, cfg, clients)
-        resolver = Resolver(clients.identity, lambda: clients.client("cloudformation"), cfg.principals,
-                            cfg.stacks, tfstate)
-        resolution = resolver.resolve(scanned.principals, args.principal)
-        print_errors(scanned.errors)
-        report_unresolved(resolution, progress)
-        errors = list(scanned.errors)
-        if not args.no_managed_policies:
-            cache = ManagedPolicyCache(args.managed_policies or cfg.managed_policies)
-            fetched = fetch(clients.client("iam"), attached_arns(scanned.principals), cache)
-            print_errors(fetched.errors)
-            errors.extend(fetched.errors)
-            if fetched.fetched:
-                progress.note(f"fetched {len(fetched.fetched)} managed policies into {cache.directory}")
-
         start, end = window(clock.now(), args.days)
         deadline = clock.monotonic() + timeout
+        delays = Delays.from_env()
         generator = PolicyGenerator(clients.client("accessanalyzer"), args.trail, args.access_role, start, end,
-                                    clock=clock, deadline=deadline)
-        last = None if args.no_last_accessed else LastAccessed(clients.client("iam", "last-accessed"), clock, deadline)
+                                    clock=clock, deadline=deadline, delays=delays)
+        last = None if args.no_last_accessed else LastAccessed(clients.client("iam", "last-accessed"), clock,
+                                                               deadline, delays)
         job = BaselineRun(Path(args.out), generator, last, refresh, args.max_jobs, clock, progress)
-        job.state.data["unresolved"] = [{"principal": u.principal_id, "reason": u.reason,
-                                         "file": u.location.file if u.location else None,
-                                         "line": u.location.line if u.location else None}
-                                        for u in resolution.unresolved]
-        summary = job.run([t.arn for t in resolution.targets])
-        job.state.save()
-        progress.note(f"{len(summary.written)} baseline(s) written, {len(summary.fresh)} fresh (skipped), "
-                      f"{len(summary.failed)} failed, {len(resolution.unresolved)} not resolved, "
-                      f"{len(summary.left)} left for the next run; {generator.jobs_started} job(s) started")
+        summary, errors, unresolved = Summary(), [], 0
+        try:
+            scanned = scan_with_account(args, cfg, clients)
+            resolver = Resolver(clients.identity, lambda: clients.client("cloudformation"), cfg.principals,
+                                cfg.stacks, tfstate)
+            resolution = resolver.resolve(scanned.principals, args.principal)
+            print_errors(scanned.errors)
+            report_unresolved(resolution, progress)
+            errors.extend(scanned.errors)
+            unresolved = len(resolution.unresolved)
+            if not args.no_managed_policies:
+                cache = ManagedPolicyCache(args.managed_policies or cfg.managed_policies)
+                fetched = fetch(clients.client("iam"), attached_arns(scanned.principals), cache,
+                                Retry(clock, deadline, delays))
+                print_errors(fetched.errors)
+                errors.extend(fetched.errors)
+                if fetched.fetched:
+                    progress.note(f"fetched {len(fetched.fetched)} managed policies into {cache.directory}")
+        except (BotoCoreError, ClientError, Stopped) as e:  # before any job: STS, CloudFormation, IAM
+            failure = e if isinstance(e, Stopped) else classify(e)
+            job.stop(summary, "stopped", f"stopped before any policy generation: AWS: {failure}", str(failure), [])
+        else:
+            job.state.data["unresolved"] = [{"principal": u.principal_id, "reason": u.reason,
+                                             "file": u.location.file if u.location else None,
+                                             "line": u.location.line if u.location else None}
+                                            for u in resolution.unresolved]
+            job.run([t.arn for t in resolution.targets], summary)
+            try:
+                job.state.save()
+            except OSError as e:
+                progress.note(f"{job.state.path}: cannot save the state ({e.strerror or e})")
+        progress.note(summary.line(unresolved, generator.jobs_started, len(errors)))
         if summary.stopped:
-            progress.note(f"{summary.stopped}. Finished baselines are kept; run again (e.g. tomorrow) to "
-                          "resume with the principals left.")
+            progress.note(f"{summary.stopped}. Finished baselines are kept; run again (e.g. tomorrow) to resume "
+                          "with the principals left (a job still running is collected first).")
+        if summary.interrupted:
+            return 130
         return 0 if summary.ok and not errors else 2
 
 

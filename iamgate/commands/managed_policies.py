@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config as config_mod
-from ..aws import Clients, error_message
+from ..aws import Clients
+from ..aws_errors import PrincipalError, Retry, Stopped
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, ScanError
 from ..sources import Workspace, scan
@@ -43,12 +44,18 @@ def _document(value):
     return value
 
 
-def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache) -> FetchResult:
+def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache, retry: Retry | None = None
+          ) -> FetchResult:
+    """Each call judged by iamgate.aws_errors: a policy that cannot be read is an error entry and the
+    rest go on; account-wide failures (credentials) raise AccountError, a `Stopped`."""
+    retry = retry or Retry()
     fetched, errors = [], []
     for arn, where in sorted(arns.items()):
         try:
-            version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-            doc = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+            version = retry.call("GetPolicy", lambda: iam.get_policy(PolicyArn=arn),
+                                 check=lambda r: r["Policy"]["DefaultVersionId"] + "")["Policy"]["DefaultVersionId"]
+            doc = retry.call("GetPolicyVersion", lambda: iam.get_policy_version(PolicyArn=arn, VersionId=version),
+                             check=lambda r: r["PolicyVersion"]["Document"])["PolicyVersion"]["Document"]
             document = _document(doc)
             try:
                 cache.put(arn, document, version)
@@ -57,9 +64,9 @@ def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache) -> F
                 raise UsageError(f"managed-policy cache {cache.directory}: cannot write {where}"
                                  f"{e.strerror or e}") from None
             fetched.append(arn)
-        except ClientError as e:
+        except PrincipalError as e:
             errors.append(ScanError(where.file if where else arn, where.line if where else None,
-                                    f"managed policy {arn}: {error_message(e)}"))
+                                    f"managed policy {arn}: {e.failure.code}: {e.failure.message}"))
         except (ValueError, KeyError) as e:
             errors.append(ScanError(where.file if where else arn, where.line if where else None,
                                     f"managed policy {arn}: unreadable document: {e}"))
@@ -104,7 +111,7 @@ class ManagedPolicies(Command):
             for a in args.arn:
                 arns.setdefault(a, None)
             result = fetch(clients.client("iam"), arns, cache)
-        except (BotoCoreError, ClientError) as e:
+        except (BotoCoreError, ClientError, Stopped) as e:
             raise UsageError(f"AWS: {e}") from None
         print_errors(scanned.errors + result.errors)
         print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into {cache.directory}",

@@ -1,8 +1,16 @@
-"""CloudTrail delivery files in S3: paginated listing with date-prefix pruning, in-memory downloads."""
+"""CloudTrail delivery files in S3: paginated listing with date-prefix pruning, in-memory downloads,
+at most `S3_IN_FLIGHT` objects downloading or downloaded-but-not-yet-parsed at any time."""
 from __future__ import annotations
 
+import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T, R = TypeVar("T"), TypeVar("R")
+S3_IN_FLIGHT = 16  # objects held at once (downloading or waiting to be parsed); IAMGATE_S3_IN_FLIGHT overrides
 
 _DATE_PART = re.compile(r"/CloudTrail/[^/]+/(\d{4})/(?:(\d{2})/(?:(\d{2})/)?)?$")
 
@@ -13,17 +21,37 @@ def parse_url(url: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def _pool_config():
-    from botocore.config import Config
-    return Config(max_pool_connections=32)  # as many connections as download threads
+def in_flight() -> int:
+    try:
+        return max(1, int(os.environ.get("IAMGATE_S3_IN_FLIGHT", "") or S3_IN_FLIGHT))
+    except ValueError:
+        return S3_IN_FLIGHT
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterable[T], limit: int | None = None) -> Iterator[R]:
+    """`fn` over `items` in `limit` threads, results in order; at most `limit` items are submitted and
+    not yet consumed, so at most `limit` downloaded objects are in memory however slow the consumer."""
+    limit = limit or in_flight()
+    queue: deque = deque()  # the bounded queue: futures submitted, results not yet handed out
+    with ThreadPoolExecutor(limit, thread_name_prefix="s3-download") as pool:
+        try:
+            for item in items:
+                if len(queue) >= limit:
+                    yield queue.popleft().result()
+                queue.append(pool.submit(fn, item))
+            while queue:
+                yield queue.popleft().result()
+        finally:
+            for f in queue:  # the consumer stopped early: what has not started never starts
+                f.cancel()
 
 
 @lru_cache(maxsize=1)
 def client():
     import boto3
 
-    from ..aws import CLIENT_CONFIG
-    return boto3.client("s3", config=CLIENT_CONFIG.merge(_pool_config()))
+    from ..aws import client_config
+    return boto3.client("s3", config=client_config(max_pool_connections=in_flight()))  # a connection per download
 
 
 def _prefix_in_window(prefix: str, lo: tuple | None, hi: tuple | None) -> bool:

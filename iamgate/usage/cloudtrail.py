@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,9 +134,9 @@ class CloudTrailUsage(UsageSource):
         if jobs <= 1 or total < IN_PROCESS_BYTES:
             for p in local:
                 yield scan_path(p, opts)
-            with ThreadPoolExecutor(16) as dl:
-                for ref, data in dl.map(_download, [f.ref for f in s3_files]):
-                    yield data if isinstance(data, FileResult) else scan_bytes(ref, data, opts)
+            from . import _ct_s3
+            for ref, data in _ct_s3.bounded_map(_download, [f.ref for f in s3_files]):
+                yield data if isinstance(data, FileResult) else scan_bytes(ref, data, opts)
             return
         import multiprocessing as mp
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
@@ -276,17 +276,17 @@ def _download(ref: str):
 
 def _s3_pipeline(pool: ProcessPoolExecutor, refs: list[str], opts: ReadOptions, jobs: int):
     """Parallel downloads (threads) feeding parsing (processes), with a bounded number in flight."""
+    from . import _ct_s3
     limit = 2 * jobs + 8
     pending: set = set()
-    with ThreadPoolExecutor(16) as dl:
-        for ref, data in dl.map(_download, refs):
-            if isinstance(data, FileResult):
-                yield data
-                continue
-            pending.add(pool.submit(scan_bytes, ref, data, opts))
-            if len(pending) >= limit:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        for f in pending:
-            yield f.result()
+    for ref, data in _ct_s3.bounded_map(_download, refs):  # at most S3_IN_FLIGHT downloaded, unparsed
+        if isinstance(data, FileResult):
+            yield data
+            continue
+        pending.add(pool.submit(scan_bytes, ref, data, opts))
+        if len(pending) >= limit:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                yield f.result()
+    for f in pending:
+        yield f.result()

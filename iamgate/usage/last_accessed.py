@@ -13,20 +13,26 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from botocore.exceptions import ClientError
-
 from .. import __version__
-from ..aws import Backoff, SystemClock, error_code, error_message, iso, jsonable
+from ..aws import Backoff, SystemClock, iso, jsonable
+from ..aws_errors import Delays, PrincipalError, Retry
 from ..model import Baseline, ScanError, UsedAction
 from . import USAGE, UsageResult, UsageSource
-from .access_analyzer import THROTTLE_FIRST, THROTTLE_MAX, Stopped
 
 SIGNAL = "last-accessed"
-POLL_FIRST, POLL_MAX = 2.0, 30.0
 
 
 class LastAccessedError(Exception):
-    pass
+    """This principal's last-accessed step failed (judged per call by iamgate.aws_errors); the run goes on."""
+
+
+def failed_source(error: str, at: str) -> dict:
+    """The `sources` entry of a baseline whose last-accessed step failed: retried on the next run."""
+    return {"kind": SIGNAL, "error": error, "failed_at": at, "tool_version": __version__}
+
+
+def is_failed(source: dict) -> bool:
+    return source.get("kind") == SIGNAL and bool(source.get("error"))
 
 
 def _when(value) -> dt.datetime | None:
@@ -88,36 +94,36 @@ def for_merge(b: Baseline) -> Baseline:
 
 
 class LastAccessed:
-    def __init__(self, client, clock=None, deadline: float | None = None):
+    """Each call judged by iamgate.aws_errors: transient failures retried (bounded), then
+    LastAccessedError for this principal; account-wide failures and the deadline raise Stopped."""
+
+    def __init__(self, client, clock=None, deadline: float | None = None, delays: Delays | None = None):
         self.client = client
         self.clock = clock or SystemClock()
         self.deadline = deadline
+        self.delays = delays or Delays.from_env()
+        self.retry = Retry(self.clock, deadline, self.delays)
 
     def _wait(self, seconds: float) -> None:
-        if self.deadline is not None and self.clock.monotonic() + seconds > self.deadline:
-            raise Stopped("timed out while waiting for last-accessed details")
-        self.clock.sleep(seconds)
+        self.retry.wait(seconds, "waiting for last-accessed details")
 
-    def _call(self, method, **params) -> dict:
-        throttle = Backoff(THROTTLE_FIRST, THROTTLE_MAX)
-        while True:
-            try:
-                return method(**params)
-            except ClientError as e:
-                if error_code(e) not in ("Throttling", "ThrottlingException"):
-                    raise LastAccessedError(f"{method.__name__}: {error_message(e)}") from None
-                self._wait(throttle())
+    def _call(self, operation: str, method, check, **params) -> dict:
+        try:
+            return self.retry.call(operation, lambda: method(**params), check=check)
+        except PrincipalError as e:
+            raise LastAccessedError(str(e.failure)) from None
 
     def collect_for(self, principal_arn: str, since: dt.datetime | str | None = None) -> Baseline:
         """The principal's last-accessed baseline; with `since` (the window start), older access is not used."""
-        job_id = self._call(self.client.generate_service_last_accessed_details,
-                            Arn=principal_arn, Granularity="ACTION_LEVEL")["JobId"]
-        delay = Backoff(POLL_FIRST, POLL_MAX)
+        job_id = self._call("GenerateServiceLastAccessedDetails", self.client.generate_service_last_accessed_details,
+                            lambda r: r["JobId"] + "", Arn=principal_arn, Granularity="ACTION_LEVEL")["JobId"]
+        delay = Backoff(self.delays.last_accessed_first, self.delays.last_accessed_max)
         pages: list[dict] = []
         marker = None
         while True:
             params = {"JobId": job_id, **({"Marker": marker} if marker else {})}
-            page = self._call(self.client.get_service_last_accessed_details, **params)
+            page = self._call("GetServiceLastAccessedDetails", self.client.get_service_last_accessed_details,
+                              lambda r: r["JobStatus"] + "", **params)
             status = page["JobStatus"]
             if status == "IN_PROGRESS":
                 self._wait(delay())
