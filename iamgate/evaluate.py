@@ -135,6 +135,17 @@ class Decider:
         for signals, acts in sorted(by_signals.items()):
             put(USED, f"observed ({', '.join(signals) or 'baseline'})", acts)
         rest = granted - used
+        if b.unused_access is not None:  # an unused-access analyzer decides what it judged (usage/unused_access.py)
+            from .usage.unused_access import KIND, decide as decide_unused_access
+            judged = decide_unused_access(rest, b, obs)
+            for verdict, reasons in judged.groups.items():
+                for reason, acts in reasons.items():
+                    put(verdict, reason, acts)
+            if b.source_kinds <= {KIND}:  # no other source: what it leaves has no usage data
+                for reason, acts in judged.remainder.items():
+                    put(NO_DATA, reason, acts)
+                return out
+            rest = judged.left
         if b.not_accessed_services:
             never = (rest & obs.services(b.not_accessed_services)) - obs.always_unobservable
             put(UNUSED, "service never accessed in the tracking period (last accessed)", never)

@@ -9,6 +9,9 @@ from . import FORMATS, Format
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
+SOURCE_NAMES = {"access-analyzer": "IAM Access Analyzer policy generation",
+                "unused-access": "IAM Access Analyzer unused access", "cloudtrail": "CloudTrail",
+                "athena": "CloudTrail (Athena)", "last-accessed": "IAM last accessed"}
 SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
 
 
@@ -56,7 +59,23 @@ class MarkdownReport:
         cat = self.report.catalog
         return [f"### {self.title}", "", self.verdict(), "",
                 f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
-                f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+                f"{self.sources()}{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>", ""]
+
+    def sources(self) -> str:
+        """The usage sources of the baselines; for unused access, its tracking periods and analysis days."""
+        details: dict[str, set[str]] = {}
+        for r in self.report.results:
+            for src in r.baseline.sources if r.baseline else ():
+                kind = str(src.get("kind", ""))
+                extra = details.setdefault(SOURCE_NAMES.get(kind, kind), set())
+                if kind == "unused-access" and src.get("tracking_period_days"):
+                    analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
+                    extra.add(f"{src['tracking_period_days']}-day tracking period{analysed}")
+        if not details:
+            return ""
+        parts = [md(name) + (f" ({md('; '.join(sorted(extra)))})" if extra else "")
+                 for name, extra in sorted(details.items())]
+        return f"Usage: {', '.join(parts)}. "
 
     def windows(self) -> str:
         """The span of the usage baselines' windows."""
