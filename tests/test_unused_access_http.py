@@ -66,7 +66,7 @@ FINDINGS = [
     finding("f-api-old", "api", "UnusedIAMRole", [{"unusedIamRoleDetails": {}}], status="RESOLVED"),
 ]
 RECOMMENDED = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:CreateBucket", "kms:Decrypt", "sns:Publish"], "Resource": "*"}]}
+    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:CreateBucket", "kms:Decrypt"], "Resource": "*"}]}
 ANALYZERS = [
     {"arn": f"arn:aws:access-analyzer:us-east-1:{ACCOUNT}:analyzer/external", "name": "external", "type": "ACCOUNT",
      "createdAt": "2025-01-01T00:00:00Z", "status": "ACTIVE"},
@@ -162,6 +162,15 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     main(["check", str(tmp_path / "template.yaml"), "--baselines", str(out), "--format", "markdown"])
     md = capsys.readouterr().out
     assert "IAM Access Analyzer unused access" in md and "90-day tracking period" in md
+
+    # fix shows AWS's recommended policy beside its own, and where they differ
+    assert main(["fix", str(tmp_path / "template.yaml"), "--baselines", str(out)]) == 0
+    fixed = capsys.readouterr()
+    assert "+              - {Effect: Allow, Action: [s3:GetObject, s3:CreateBucket, kms:Decrypt, sns:Publish, " \
+           "kms:CreateKey], Resource: '*'}" in fixed.out
+    assert "OrdersRole: AWS Access Analyzer recommends (finding f-orders):" in fixed.err
+    assert "replace orders-inline with {" in fixed.err
+    assert "OrdersRole: differs: iamgate keeps 1 action(s) AWS drops" in fixed.err and "sns:publish" in fixed.err
 
 
 def test_the_cli_runs_it_and_print_policy_covers_every_call(fake, tmp_path, capsys):

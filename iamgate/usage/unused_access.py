@@ -613,3 +613,63 @@ def required_policy(catalog) -> dict:
          "Action": [a for a in actions if a.startswith("access-analyzer:")]},
         {"Sid": "ReadDeployedGrant", "Effect": "Allow", "Resource": "*",
          "Action": [a for a in actions if not a.startswith("access-analyzer:")]}]}
+
+
+# -- AWS's recommendation beside iamgate's fix -----------------------------------------------------
+
+def _is_policy(p: dict, ref: str | None) -> bool:
+    """Whether a recommendation step's `existingPolicyId` (a managed policy ARN, or an inline policy's name) is p."""
+    if not ref:
+        return False
+    return ref == p.get("arn") or (not p.get("arn") and str(p.get("name", "")).rsplit("/", 1)[-1] == ref)
+
+
+def recommended_grant(ev: UnusedAccessEvidence, catalog) -> frozenset | None:
+    """What the principal would be granted after AWS's recommended steps (None: no recommendation)."""
+    from .. import grants
+    from ..policydoc import parse_policy
+    rec = ev.recommendation or {}
+    steps = [s for s in rec.get("steps") or () if s.get("action") in ("CREATE_POLICY", "DETACH_POLICY")]
+    if not steps or ev.deployed_policies is None:
+        return None
+    docs = []
+    for p in ev.deployed_policies:
+        step = next((s for s in steps if _is_policy(p, s.get("existing_policy"))), None)
+        if step is None:
+            docs.append(p.get("document"))
+        elif step["action"] == "CREATE_POLICY" and step.get("policy"):
+            docs.append(step["policy"])
+    policies = tuple(Policy("recommended", tuple(parse_policy(d, "recommended").statements)) for d in docs)
+    return grants.compute(Principal("recommended", "role", policies=policies), catalog).actions
+
+
+def recommendation_lines(result, dropped, catalog, limit: int = 8) -> list[str]:
+    """AWS's recommended policy for a principal beside iamgate's fix, and where the two differ (by action)."""
+    b = result.baseline
+    ev = b.unused_access if b is not None else None
+    aws = recommended_grant(ev, catalog) if ev is not None else None
+    if aws is None:
+        return []
+    rec = ev.recommendation
+    name = result.principal.id
+    lines = [f"{name}: AWS Access Analyzer recommends (finding {rec.get('finding_id')}):"]
+    for s in rec["steps"]:
+        target = s.get("existing_policy") or "a new policy"
+        if s["action"] == "DETACH_POLICY":
+            lines.append(f"  detach {target}")
+        else:
+            lines.append(f"  replace {target} with {json.dumps(s.get('policy'), separators=(',', ':'))}")
+    deployed, _ = deployed_grant(ev, catalog, b.window_start)
+    ours = (result.granted - frozenset(dropped)) & deployed  # AWS judged the deployed grant only
+    aws_keeps, we_keep = sorted((aws & result.granted) - ours), sorted(ours - aws)
+
+    def short(acts):
+        return ", ".join(acts[:limit]) + (f" and {len(acts) - limit} more" if len(acts) > limit else "")
+    if not aws_keeps and not we_keep:
+        lines.append(f"{name}: AWS's recommendation and iamgate's fix keep the same actions")
+    if aws_keeps:
+        lines.append(f"{name}: differs: AWS keeps {len(aws_keeps)} action(s) iamgate drops: {short(aws_keeps)}")
+    if we_keep:
+        lines.append(f"{name}: differs: iamgate keeps {len(we_keep)} action(s) AWS drops (unobservable or not "
+                     f"judged by AWS, or new in this PR): {short(we_keep)}")
+    return lines
