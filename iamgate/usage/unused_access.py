@@ -604,10 +604,26 @@ class UnusedAccessUsage(UsageSource):
         return UsageResult(tuple(got.baselines), tuple(errors))
 
 
+# The V2 operations are authorised by the V1 actions (botocore's operation documentation:
+# "ListFindings and ListFindingsV2 both use access-analyzer:ListFindings", likewise GetFinding).
+IAM_ACTIONS = {("accessanalyzer", "ListFindingsV2"): "access-analyzer:ListFindings",
+               ("accessanalyzer", "GetFindingV2"): "access-analyzer:GetFinding"}
+
+
+def iam_actions() -> list[str]:
+    """The IAM action each API call needs."""
+    from ..aws import iam_action
+    return [IAM_ACTIONS.get((s, op)) or iam_action(s, op) for s, op in API_CALLS]
+
+
 def required_policy(catalog) -> dict:
     """The least-privilege IAM policy for `usage unused-access`, from API_CALLS and the catalog."""
-    from ..aws import iam_action
-    actions = sorted(catalog.canonical(iam_action(s, op).lower()) for s, op in API_CALLS)
+    actions = []
+    for action in iam_actions():
+        if action.lower() not in catalog:
+            raise ValueError(f"{action} is not in the action catalog {catalog.version}")
+        actions.append(catalog.canonical(action.lower()))
+    actions.sort()
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadUnusedAccessFindings", "Effect": "Allow", "Resource": "*",
          "Action": [a for a in actions if a.startswith("access-analyzer:")]},
