@@ -198,3 +198,11 @@ def test_wrong_or_missing_analyzer_is_a_usage_error(fake, tmp_path, capsys):
     assert main(["usage", "unused-access", "--analyzer", missing, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no such analyzer" in err and ANALYZER in err  # names the one that exists
+
+
+def test_readme_shows_the_generated_policy():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- iamgate:unused-access-policy", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    from iamgate.catalog import load_catalog
+    assert json.loads(block) == ua.required_policy(load_catalog())
