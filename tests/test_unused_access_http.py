@@ -155,6 +155,10 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     assert got["api"]["used"] == ["lambda:createfunction"]  # no finding (the RESOLVED one does not count)
     assert got["api"]["unobservable"] == ["lambda:invokefunction"]
     assert got["fresh"]["no_usage_data"] == ["sqs:createqueue"] and not got["fresh"]["used"]
+    not_judged = {f["principal"]: f["message"] for f in report["findings"] if f["check"] == "no-usage-data"}
+    assert "1 granted action of fresh not judged by its baseline: not analysed by the unused-access analyzer: " \
+           "created 2026-11-01, less than the 90-day tracking period" in not_judged["FreshRole"]
+    assert "a new grant" in not_judged["OrdersRole"]
     reasons = {p["name"]: p["reasons"] for p in report["principals"]}
     assert "UnusedIAMRole" in next(iter(reasons["batch"]["unused"]))
 
