@@ -294,3 +294,32 @@ def test_v2_round_trips_and_v1_still_reads(tmp_path):
     del data["unused_access"]
     with pytest.raises(fmt.BaselineError, match="iamgate.baseline/v2.*unused_access"):
         fmt.parse(data)
+
+
+def test_a_stale_recommendation_is_generated_again_and_a_failing_one_is_a_note(env):
+    reader, aa, _, _ = env
+    a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, None, None)
+    key = {"analyzerArn": ANALYZER, "id": "f1"}
+    base = {"startedAt": T, "resourceArn": ROLE, "recommendationType": "UnusedPermissionRecommendation"}
+    old = dict(base, status="SUCCEEDED", completedAt=T - dt.timedelta(days=3), recommendedSteps=[])
+    aa.add_response("get_finding_recommendation", old, key)
+    aa.add_response("generate_finding_recommendation", {}, key)
+    aa.add_response("get_finding_recommendation", dict(old, completedAt=T), key)
+    rec = reader.recommendation(a, "f1", [], since="2026-11-20T00:00:00Z")
+    assert rec["completed_at"] == "2026-11-21T06:00:00Z"
+    aa.add_client_error("get_finding_recommendation", "AccessDeniedException", "no", 403, expected_params=key)
+    notes: list[str] = []
+    assert reader.recommendation(a, "f1", notes) is None
+    assert notes == ["no recommendation: GetFindingRecommendation: AccessDeniedException: no"]
+
+
+def test_the_usage_source_interface(env):
+    reader, aa, iam, _ = env
+    aa.add_response("get_analyzer", {"analyzer": summary()}, {"analyzerName": "unused"})
+    iam.add_response("get_account_authorization_details", {"RoleDetailList": [], "UserDetailList": [],
+                                                           "GroupDetailList": [], "Policies": []}, {"Filter": ANY})
+    aa.add_response("list_findings_v2", {"findings": [listed("f1", "UnusedIAMRole")]}, None)
+    aa.add_client_error("get_finding_v2", "ValidationException", "bad id", 400)
+    got = ua.UnusedAccessUsage(reader, ANALYZER).collect()
+    assert got.baselines == () and [e.message for e in got.errors] == [
+        "unused access: GetFindingV2: ValidationException: bad id"]

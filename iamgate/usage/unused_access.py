@@ -360,17 +360,28 @@ class UnusedAccessReader:
             if not token:
                 return dict(first, findingDetails=details)
 
-    def recommendation(self, analyzer: Analyzer, finding_id: str, notes: list[str]) -> dict | None:
-        """AWS's recommended policy for an UnusedPermission finding: the existing one, else generated."""
+    def recommendation(self, analyzer: Analyzer, finding_id: str, notes: list[str], since: str | None = None
+                       ) -> dict | None:
+        """AWS's recommended policy for an UnusedPermission finding: the existing one, unless it is older
+        than the finding's last update (`since`), else a new one. A failure is a note, not an error."""
         def get(token=None):
             return self.client.get_finding_recommendation(analyzerArn=analyzer.arn, id=finding_id,
                                                           **({"nextToken": token} if token else {}))
         try:
+            return self._recommendation(analyzer, finding_id, get, since)
+        except PrincipalError as e:
+            notes.append(f"no recommendation: {e}")
+            return None
+
+    def _recommendation(self, analyzer: Analyzer, finding_id: str, get, since: str | None) -> dict:
+        try:
             page = self.retry.call("GetFindingRecommendation", get, denied_is_account=False)
         except PrincipalError as e:
             if e.code != "ResourceNotFoundException":
-                notes.append(f"no recommendation: {e}")
-                return None
+                raise
+            page = None
+        done = page is not None and page.get("status") != "IN_PROGRESS"
+        if page is None or (done and since and (_stamp(page.get("completedAt")) or "") < since):
             self.retry.call("GenerateFindingRecommendation", lambda: self.client.generate_finding_recommendation(
                 analyzerArn=analyzer.arn, id=finding_id), denied_is_account=False)
             page = {"status": "IN_PROGRESS"}
@@ -561,7 +572,7 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
             if recommendations:
                 for f in details:
                     if f.get("findingType") == "UnusedPermission" and not f.get("error"):
-                        rec = reader.recommendation(analyzer, f["id"], notes)
+                        rec = reader.recommendation(analyzer, f["id"], notes, _stamp(f.get("updatedAt")))
             if arn not in deployed:
                 notes.append("the deployed grant is not in the caller's account: only actions reported unused "
                              "are judged")
