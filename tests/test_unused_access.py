@@ -323,3 +323,21 @@ def test_the_usage_source_interface(env):
     got = ua.UnusedAccessUsage(reader, ANALYZER).collect()
     assert got.baselines == () and [e.message for e in got.errors] == [
         "unused access: GetFindingV2: ValidationException: bad id"]
+
+
+def test_retry_judges_failures():
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+    clock = FakeClock()
+    retry = ua.Retry(clock, deadline=clock.monotonic() + 10)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+        return "ok"
+    assert retry.call("ListFindingsV2", flaky) == "ok" and clock.sleeps == [2.0, 3.0]
+    with pytest.raises(ua.Stopped, match="Unable to locate credentials"):
+        retry.call("GetAnalyzer", lambda: (_ for _ in ()).throw(NoCredentialsError()))
+    with pytest.raises(ua.Stopped, match="timed out"):  # the deadline bounds the waits
+        retry.call("ListFindingsV2", lambda: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="x")))

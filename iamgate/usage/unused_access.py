@@ -24,7 +24,10 @@ from functools import lru_cache
 from typing import Callable, Iterable
 from urllib.parse import unquote
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (BotoCoreError, ClientError, CredentialRetrievalError, HTTPClientError,
+                                 NoCredentialsError, NoRegionError, PartialCredentialsError)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from .. import __version__
 from ..aws import Backoff, SystemClock, error_code, error_message, iso, jsonable
@@ -186,6 +189,8 @@ class PrincipalError(Exception):
 
 _THROTTLE = {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"}
 _SERVER = {"InternalServerException", "ServiceUnavailableException", "InternalFailure"}
+_NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, NoRegionError)
+_CONNECTION = (BotoConnectionError, HTTPClientError, ResponseParserError)
 _ACCOUNT = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "ExpiredTokenException",
             "ExpiredToken", "InvalidClientTokenId"}
 
@@ -206,11 +211,14 @@ class Retry:
             raise Stopped(f"timed out while {why}")
         self.clock.sleep(seconds)
 
-    def call(self, operation: str, fn, denied_is_account: bool = True):
+    def call(self, operation: str, fn, denied_is_account: bool = False):
+        """`fn()`, retried; `denied_is_account`: access denied here means the whole run cannot work."""
         backoff = Backoff(self.first, self.maximum)
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
                 return fn()
+            except _NO_CREDENTIALS as e:
+                raise Stopped(f"{operation}: {e}") from None
             except ClientError as e:
                 code = error_code(e)
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
@@ -219,9 +227,11 @@ class Retry:
                 if not (code in _THROTTLE or code in _SERVER or status == 429 or status >= 500) or \
                         attempt == self.ATTEMPTS:
                     raise PrincipalError(f"{operation}: {error_message(e)}", code) from None
-            except BotoCoreError as e:  # connection trouble: retried like throttling
+            except _CONNECTION as e:  # retried like throttling
                 if attempt == self.ATTEMPTS:
                     raise PrincipalError(f"{operation}: {e}") from None
+            except BotoCoreError as e:  # e.g. parameter validation: this call, not the account
+                raise PrincipalError(f"{operation}: {e}") from None
             self.wait(backoff(), f"retrying {operation}")
         raise AssertionError("unreachable")
 
@@ -289,7 +299,8 @@ class UnusedAccessReader:
     def _pages(self, operation: str, method, result_key: str, **params) -> list:
         items, token = [], None
         while True:
-            page = self.retry.call(operation, lambda: method(**params, **({"nextToken": token} if token else {})))
+            page = self.retry.call(operation, lambda: method(**params, **({"nextToken": token} if token else {})),
+                                   denied_is_account=True)
             items.extend(page.get(result_key) or [])
             token = page.get("nextToken")
             if not token:
@@ -309,7 +320,7 @@ class UnusedAccessReader:
         else:
             try:
                 summary = self.retry.call("GetAnalyzer", lambda: self.client.get_analyzer(
-                    analyzerName=analyzer_name(arn)))["analyzer"]
+                    analyzerName=analyzer_name(arn)), denied_is_account=True)["analyzer"]
             except PrincipalError as e:
                 if e.code == "ResourceNotFoundException":
                     raise AnalyzerError(f"--analyzer {arn}: no such analyzer in this account and region"
@@ -352,8 +363,7 @@ class UnusedAccessReader:
         first, details, token = None, [], None
         while True:
             page = self.retry.call("GetFindingV2", lambda: self.client.get_finding_v2(
-                analyzerArn=analyzer.arn, id=finding_id, **({"nextToken": token} if token else {})),
-                denied_is_account=False)
+                analyzerArn=analyzer.arn, id=finding_id, **({"nextToken": token} if token else {})))
             first = first or page
             details.extend(page.get("findingDetails") or [])
             token = page.get("nextToken")
@@ -375,7 +385,7 @@ class UnusedAccessReader:
 
     def _recommendation(self, analyzer: Analyzer, finding_id: str, get, since: str | None) -> dict:
         try:
-            page = self.retry.call("GetFindingRecommendation", get, denied_is_account=False)
+            page = self.retry.call("GetFindingRecommendation", get)
         except PrincipalError as e:
             if e.code != "ResourceNotFoundException":
                 raise
@@ -383,16 +393,16 @@ class UnusedAccessReader:
         done = page is not None and page.get("status") != "IN_PROGRESS"
         if page is None or (done and since and (_stamp(page.get("completedAt")) or "") < since):
             self.retry.call("GenerateFindingRecommendation", lambda: self.client.generate_finding_recommendation(
-                analyzerArn=analyzer.arn, id=finding_id), denied_is_account=False)
+                analyzerArn=analyzer.arn, id=finding_id))
             page = {"status": "IN_PROGRESS"}
         delay = Backoff(RECOMMENDATION_FIRST, RECOMMENDATION_MAX)
         while page.get("status") == "IN_PROGRESS":
             self.retry.wait(delay(), "waiting for an Access Analyzer recommendation")
-            page = self.retry.call("GetFindingRecommendation", get, denied_is_account=False)
+            page = self.retry.call("GetFindingRecommendation", get)
         steps = list(page.get("recommendedSteps") or [])
         token = page.get("nextToken")
         while token:
-            more = self.retry.call("GetFindingRecommendation", lambda: get(token), denied_is_account=False)
+            more = self.retry.call("GetFindingRecommendation", lambda: get(token))
             steps.extend(more.get("recommendedSteps") or [])
             token = more.get("nextToken")
         return recommendation_record(finding_id, page, steps)
@@ -404,7 +414,7 @@ class UnusedAccessReader:
         while True:
             page = self.retry.call("GetAccountAuthorizationDetails", lambda: self.iam.get_account_authorization_details(
                 Filter=["Role", "User", "Group", "LocalManagedPolicy", "AWSManagedPolicy"],
-                **({"Marker": marker} if marker else {})))
+                **({"Marker": marker} if marker else {})), denied_is_account=True)
             for key in details:
                 details[key].extend(page.get(key) or [])
             marker = page.get("Marker") if page.get("IsTruncated") else None
