@@ -341,3 +341,22 @@ def test_retry_judges_failures():
         retry.call("GetAnalyzer", lambda: (_ for _ in ()).throw(NoCredentialsError()))
     with pytest.raises(ua.Stopped, match="timed out"):  # the deadline bounds the waits
         retry.call("ListFindingsV2", lambda: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="x")))
+
+
+def test_a_users_grant_includes_its_groups_and_url_encoded_documents_are_read():
+    from urllib.parse import quote
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:CreateQueue", "Resource": "*"}]}
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/ci"
+    details = {
+        "UserDetailList": [{"Arn": user_arn, "UserName": "ci", "CreateDate": "2025-01-01T00:00:00Z",
+                            "UserPolicyList": [{"PolicyName": "own", "PolicyDocument": quote(json.dumps(doc))}],
+                            "GroupList": ["deployers", "gone"]}],
+        "GroupDetailList": [{"GroupName": "deployers", "GroupPolicyList": [
+            {"PolicyName": "g", "PolicyDocument": json.dumps(doc).replace("sqs:CreateQueue", "kms:Decrypt")}],
+            "AttachedManagedPolicies": []}]}
+    [user] = ua.deployed_from_details(details).values()
+    assert [p["name"] for p in user.policies] == ["user/inline/own", "group/deployers/inline/g"]
+    assert user.missing == ("group gone",) and user.created == "2025-01-01T00:00:00Z"
+    ev = evidence(deployed_policies=user.policies + (dict(policy("s3:CreateBucket"), created="2026-11-01T00:00:00Z"),))
+    everything, too_new = ua.deployed_grant(ev, load_catalog(), "2026-08-23T06:00:00Z")
+    assert everything == {"sqs:createqueue", "kms:decrypt", "s3:createbucket"} and too_new == {"s3:createbucket"}
