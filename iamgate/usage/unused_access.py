@@ -31,11 +31,11 @@ from botocore.parsers import ResponseParserError
 
 from .. import __version__
 from ..aws import Backoff, SystemClock, error_code, error_message, iso, jsonable
+from ..evaluate import UNOBSERVABLE, UNUSED, USED
 from ..model import Baseline, Policy, Principal, ScanError, UnusedAccessEvidence
 from . import USAGE, UsageResult, UsageSource
 
 KIND = "unused-access"
-USED, UNUSED, UNOBSERVABLE = "used", "unused", "unobservable"
 UNUSED_ACCESS_TYPES = ("ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS")
 ACTION_FINDINGS = ("UnusedPermission", "UnusedIAMRole")
 CREDENTIAL_FINDINGS = ("UnusedIAMUserAccessKey", "UnusedIAMUserPassword")
