@@ -360,3 +360,18 @@ def test_a_users_grant_includes_its_groups_and_url_encoded_documents_are_read():
     ev = evidence(deployed_policies=user.policies + (dict(policy("s3:CreateBucket"), created="2026-11-01T00:00:00Z"),))
     everything, too_new = ua.deployed_grant(ev, load_catalog(), "2026-08-23T06:00:00Z")
     assert everything == {"sqs:createqueue", "kms:decrypt", "s3:createbucket"} and too_new == {"s3:createbucket"}
+
+
+def test_principals_the_analysis_rule_excludes_are_not_analysed(env):
+    reader, aa, _, _ = env
+    rule = {"exclusions": [{"accountIds": ["444455556666"]}, {"resourceTags": [{"team": "sandbox"}]}]}
+    analyzer = dict(summary(), configuration={"unusedAccess": {"unusedAccessAge": 90, "analysisRule": rule}})
+    aa.add_response("get_analyzer", {"analyzer": analyzer}, {"analyzerName": "unused"})
+    a = reader.analyzer(ANALYZER)
+    old = "2025-01-01T00:00:00Z"
+    tagged = ua.DeployedPrincipal(ROLE, "role", old, (), tags={"team": "sandbox"})
+    assert "tag team=sandbox is excluded" in ua.build_baseline(ROLE, a, [], tagged).unused_access.not_analysed
+    other = "arn:aws:iam::444455556666:role/x"
+    assert "account 444455556666 is excluded" in ua.build_baseline(other, a, [], None).unused_access.not_analysed
+    plain = ua.DeployedPrincipal(ROLE, "role", old, (), tags={"team": "orders"})
+    assert ua.build_baseline(ROLE, a, [], plain).unused_access.analyzed_at == "2026-11-21T06:00:00Z"

@@ -265,6 +265,20 @@ class Analyzer:
     tracking_days: int
     last_analyzed_at: str | None
     created_at: str | None
+    exclusions: tuple[dict, ...] = ()  # the analysis rule's: {"accountIds": [...], "resourceTags": [{k: v}]}
+
+    def excludes(self, arn: str, tags: dict) -> str:
+        """Why the analysis rule leaves this principal out, or "". Read broadly (any account, any one tag):
+        a principal wrongly taken as excluded is `no-usage-data`; one wrongly taken as analysed is `used`."""
+        account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+        for rule in self.exclusions:
+            if account in (rule.get("accountIds") or ()):
+                return f"account {account} is excluded by the analyzer's analysis rule"
+            for m in rule.get("resourceTags") or ():
+                hit = sorted(k for k, v in m.items() if tags.get(k) == v)
+                if hit:
+                    return f"tag {hit[0]}={m[hit[0]]} is excluded by the analyzer's analysis rule"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,7 @@ class DeployedPrincipal:
     created: str | None
     policies: tuple[dict, ...]  # {"name", "arn"?, "document", "created"?}
     missing: tuple[str, ...] = ()  # attached managed policies not in the reply
+    tags: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def principal_kind(arn: str) -> str:
@@ -345,8 +360,10 @@ class UnusedAccessReader:
             reason = (a.get("statusReason") or {}).get("code", "")
             raise AnalyzerError(f"analyzer {a['arn']} is {a['status']}" + (f" ({reason})" if reason else ""))
         days = ((a.get("configuration") or {}).get("unusedAccess") or {}).get("unusedAccessAge")
+        rule = ((a.get("configuration") or {}).get("unusedAccess") or {}).get("analysisRule") or {}
         return Analyzer(a["arn"], a["name"], a["type"], a["status"], int(days or DEFAULT_TRACKING_DAYS),
-                        _stamp(a.get("lastResourceAnalyzedAt")), _stamp(a.get("createdAt")))
+                        _stamp(a.get("lastResourceAnalyzedAt")), _stamp(a.get("createdAt")),
+                        tuple(rule.get("exclusions") or ()))
 
     def findings(self, analyzer: Analyzer, accounts: list[str]) -> list[dict]:
         """Unused-access findings (ACTIVE and ARCHIVED), filtered on type, status and account by AWS."""
@@ -442,6 +459,10 @@ def _default_version(policy: dict) -> tuple[dict | None, str | None]:
     return None, None
 
 
+def _tags(entity: dict) -> dict:
+    return {t.get("Key"): t.get("Value") for t in entity.get("Tags") or [] if isinstance(t, dict)}
+
+
 def deployed_from_details(details: dict) -> dict[str, DeployedPrincipal]:
     managed = {p["Arn"]: p for p in details.get("Policies") or [] if p.get("Arn")}
     groups = {g.get("GroupName"): g for g in details.get("GroupDetailList") or []}
@@ -463,7 +484,7 @@ def deployed_from_details(details: dict) -> dict[str, DeployedPrincipal]:
     for role in details.get("RoleDetailList") or []:
         pols, missing = policies_of(role, "RolePolicyList", "role")
         out[role["Arn"]] = DeployedPrincipal(role["Arn"], "role", _stamp(role.get("CreateDate")), tuple(pols),
-                                             tuple(missing))
+                                             tuple(missing), _tags(role))
     for user in details.get("UserDetailList") or []:
         pols, missing = policies_of(user, "UserPolicyList", "user")
         for name in user.get("GroupList") or []:
@@ -475,7 +496,7 @@ def deployed_from_details(details: dict) -> dict[str, DeployedPrincipal]:
             pols += gp
             missing += gm
         out[user["Arn"]] = DeployedPrincipal(user["Arn"], "user", _stamp(user.get("CreateDate")), tuple(pols),
-                                             tuple(missing))
+                                             tuple(missing), _tags(user))
     return out
 
 
@@ -520,6 +541,8 @@ def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed:
         why = "Access Analyzer could not analyse it: " + "; ".join(errors)
     elif analyzer.status != "ACTIVE" or analyzed_at is None:
         why = f"the analyzer is {analyzer.status} and has analysed no principal yet"
+    elif analyzer.excludes(arn, deployed.tags if deployed is not None else {}):
+        why = analyzer.excludes(arn, deployed.tags if deployed is not None else {})
     elif deployed is not None and deployed.created and deployed.created > _minus_days(analyzed_at, analyzer.tracking_days):
         why = (f"created {deployed.created[:10]}, less than the {analyzer.tracking_days}-day tracking period before "
                f"the analysis of {analyzed_at[:10]}")
