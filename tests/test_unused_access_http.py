@@ -167,6 +167,10 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     md = capsys.readouterr().out
     assert "IAM Access Analyzer unused access" in md and "90-day tracking period" in md
 
+    main(["check", str(tmp_path / "template.yaml"), "--baselines", str(out)])
+    text = capsys.readouterr().out
+    assert "via IAM Access Analyzer unused access (90-day tracking period, analysed 2026-11-21)" in text
+
     # fix shows AWS's recommended policy beside its own, and where they differ
     assert main(["fix", str(tmp_path / "template.yaml"), "--baselines", str(out)]) == 0
     fixed = capsys.readouterr()

@@ -15,6 +15,16 @@ SOURCE_NAMES = {"access-analyzer": "IAM Access Analyzer policy generation",
 SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
 
 
+def describe_source(src) -> tuple[str, str]:
+    """(a usage source's name, its detail): for unused access, the tracking period and the analysis day."""
+    kind = str(src.get("kind", ""))
+    detail = ""
+    if kind == "unused-access" and src.get("tracking_period_days"):
+        analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
+        detail = f"{src['tracking_period_days']}-day tracking period{analysed}"
+    return SOURCE_NAMES.get(kind, kind), detail
+
+
 def bar(used: int, unused: int, unobservable: int, width: int = BAR_WIDTH) -> str:
     """A proportional bar, always `width` cells: █ used, ▓ unobservable, ░ unused."""
     parts = (used, unobservable, unused)
@@ -66,11 +76,8 @@ class MarkdownReport:
         details: dict[str, set[str]] = {}
         for r in self.report.results:
             for src in r.baseline.sources if r.baseline else ():
-                kind = str(src.get("kind", ""))
-                extra = details.setdefault(SOURCE_NAMES.get(kind, kind), set())
-                if kind == "unused-access" and src.get("tracking_period_days"):
-                    analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
-                    extra.add(f"{src['tracking_period_days']}-day tracking period{analysed}")
+                name, detail = describe_source(src)
+                details.setdefault(name, set()).update([detail] if detail else [])
         if not details:
             return ""
         parts = [md(name) + (f" ({md('; '.join(sorted(extra)))})" if extra else "")

@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from ..model import severity_rank
 from . import FORMATS, Format
+from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
            "info": "\033[2m", "pass": "\033[1;32m", "fail": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m"}
@@ -43,7 +44,9 @@ class TextFormat(Format):
             if r.baseline:
                 b = r.baseline
                 window = f"{(b.window_start or '?')[:10]} → {(b.window_end or '?')[:10]}"
-                lines.append(f"  baseline {b.principal_arn}  {window}" + ("" if b.complete else "  (incomplete)"))
+                via = "; ".join(n + (f" ({d})" if d else "") for n, d in map(describe_source, b.sources))
+                lines.append(f"  baseline {b.principal_arn}  {window}" + ("" if b.complete else "  (incomplete)")
+                             + (f"  via {via}" if via else ""))
             else:
                 lines.append("  baseline: none")
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
