@@ -145,6 +145,10 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     captured = capsys.readouterr()
     assert captured.out, captured.err
     report = json.loads(captured.out)
+    import jsonschema
+    from importlib import resources
+    jsonschema.validate(report, json.loads(resources.files("iamgate").joinpath(
+        "data/schemas/report.schema.json").read_text()))  # the machine contract holds for this source too
     assert code == 0, (report["errors"], report["findings"], [p["actions"] for p in report["principals"]])
     got = {p["name"]: p["actions"] for p in report["principals"]}
     assert got["orders"]["unused"] == ["ec2:describeinstances", "ec2:runinstances", "s3:deletebucket"]
