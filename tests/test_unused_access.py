@@ -155,7 +155,7 @@ def test_recommendation_is_generated_polled_and_paged(env):
     rec = reader.recommendation(a, "f1", [])
     assert [(s["action"], s["existing_policy"], s["policy"]) for s in rec["steps"]] == [
         ("CREATE_POLICY", "inline-a", doc), ("DETACH_POLICY", "arn:x", None)]
-    assert rec["status"] == "SUCCEEDED" and clock.sleeps == [2.0, 3.0]  # generated, then polled while running
+    assert rec["status"] == "SUCCEEDED" and clock.sleeps == [2.0]  # generated, then polled while running
 
 
 def auth_details() -> dict:
@@ -375,3 +375,35 @@ def test_principals_the_analysis_rule_excludes_are_not_analysed(env):
     assert "account 444455556666 is excluded" in ua.build_baseline(other, a, [], None).unused_access.not_analysed
     plain = ua.DeployedPrincipal(ROLE, "role", old, (), tags={"team": "orders"})
     assert ua.build_baseline(ROLE, a, [], plain).unused_access.analyzed_at == "2026-11-21T06:00:00Z"
+
+
+def test_recommendations_are_all_started_before_any_is_waited_for(env):
+    reader, aa, iam, clock = env
+    a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, "2026-11-21T06:00:00Z", None)
+    iam.add_response("get_account_authorization_details", {"RoleDetailList": [], "UserDetailList": [],
+                                                           "GroupDetailList": [], "Policies": []}, {"Filter": ANY})
+    roles = [f"arn:aws:iam::{ACCOUNT}:role/r{i}" for i in (1, 2)]
+    aa.add_response("list_findings_v2", {"findings": [listed(f"f{i}", "UnusedPermission", resource=r)
+                                                      for i, r in enumerate(roles, 1)]}, None)
+    base = {"startedAt": T, "resourceArn": ROLE, "recommendationType": "UnusedPermissionRecommendation"}
+    for i, r in enumerate(roles, 1):
+        key = {"analyzerArn": ANALYZER, "id": f"f{i}"}
+        aa.add_response("get_finding_v2", {**listed(f"f{i}", "UnusedPermission", resource=r), "findingDetails": [
+            {"unusedPermissionDetails": {"serviceNamespace": "ec2"}}]}, key)
+        aa.add_client_error("get_finding_recommendation", "ResourceNotFoundException", "none", 404,
+                            expected_params=key)
+        aa.add_response("generate_finding_recommendation", {}, key)
+    # both generations run at once: the first is done when first asked, the second once more later
+    aa.add_response("get_finding_recommendation", dict(base, status="SUCCEEDED", recommendedSteps=[]),
+                    {"analyzerArn": ANALYZER, "id": "f1"})
+    aa.add_response("get_finding_recommendation", dict(base, status="IN_PROGRESS"), {"analyzerArn": ANALYZER, "id": "f2"})
+    clock.on_sleep = lambda n: None
+    aa.add_client_error("get_finding_recommendation", "ExpiredTokenException", "expired", 400,
+                        expected_params={"analyzerArn": ANALYZER, "id": "f2"})
+    got = ua.collect(reader, a, [], [])
+    assert got.stopped == "GetFindingRecommendation: ExpiredTokenException: expired"
+    assert [b.principal_arn for b in got.baselines] == roles  # both written, the findings were read
+    assert got.baselines[0].unused_access.recommendation["status"] == "SUCCEEDED"
+    assert got.baselines[1].unused_access.recommendation is None
+    assert "recommendation not collected: the run stopped" in got.baselines[1].sources[0]["notes"][0]
+    assert clock.sleeps == [2.0]

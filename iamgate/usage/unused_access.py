@@ -387,42 +387,54 @@ class UnusedAccessReader:
             if not token:
                 return dict(first, findingDetails=details)
 
-    def recommendation(self, analyzer: Analyzer, finding_id: str, notes: list[str], since: str | None = None
-                       ) -> dict | None:
-        """AWS's recommended policy for an UnusedPermission finding: the existing one, unless it is older
-        than the finding's last update (`since`), else a new one. A failure is a note, not an error."""
-        def get(token=None):
-            return self.client.get_finding_recommendation(analyzerArn=analyzer.arn, id=finding_id,
-                                                          **({"nextToken": token} if token else {}))
-        try:
-            return self._recommendation(analyzer, finding_id, get, since)
-        except PrincipalError as e:
-            notes.append(f"no recommendation: {e}")
-            return None
+    def _get_recommendation(self, analyzer: Analyzer, finding_id: str, token: str | None = None) -> dict:
+        return self.retry.call("GetFindingRecommendation", lambda: self.client.get_finding_recommendation(
+            analyzerArn=analyzer.arn, id=finding_id, **({"nextToken": token} if token else {})))
 
-    def _recommendation(self, analyzer: Analyzer, finding_id: str, get, since: str | None) -> dict:
+    def start_recommendation(self, analyzer: Analyzer, finding_id: str, since: str | None = None) -> dict | None:
+        """AWS's recommended policy for an UnusedPermission finding if a finished one exists and is not
+        older than the finding's last update (`since`); else None, with a new one being generated."""
         try:
-            page = self.retry.call("GetFindingRecommendation", get)
+            page = self._get_recommendation(analyzer, finding_id)
         except PrincipalError as e:
             if e.code != "ResourceNotFoundException":
                 raise
             page = None
-        done = page is not None and page.get("status") != "IN_PROGRESS"
-        if page is None or (done and since and (_stamp(page.get("completedAt")) or "") < since):
+        if page is not None and page.get("status") == "IN_PROGRESS":
+            return None  # being generated already
+        if page is None or (since and (_stamp(page.get("completedAt")) or "") < since):
             self.retry.call("GenerateFindingRecommendation", lambda: self.client.generate_finding_recommendation(
                 analyzerArn=analyzer.arn, id=finding_id))
-            page = {"status": "IN_PROGRESS"}
+            return None
+        return self._record(analyzer, finding_id, page)
+
+    def finish_recommendation(self, analyzer: Analyzer, finding_id: str) -> dict:
+        """Wait for a recommendation being generated, with backoff, and read all of it."""
         delay = Backoff(RECOMMENDATION_FIRST, RECOMMENDATION_MAX)
+        page = self._get_recommendation(analyzer, finding_id)
         while page.get("status") == "IN_PROGRESS":
             self.retry.wait(delay(), "waiting for an Access Analyzer recommendation")
-            page = self.retry.call("GetFindingRecommendation", get)
+            page = self._get_recommendation(analyzer, finding_id)
+        return self._record(analyzer, finding_id, page)
+
+    def _record(self, analyzer: Analyzer, finding_id: str, page: dict) -> dict:
         steps = list(page.get("recommendedSteps") or [])
         token = page.get("nextToken")
         while token:
-            more = self.retry.call("GetFindingRecommendation", lambda: get(token))
+            more = self._get_recommendation(analyzer, finding_id, token)
             steps.extend(more.get("recommendedSteps") or [])
             token = more.get("nextToken")
         return recommendation_record(finding_id, page, steps)
+
+    def recommendation(self, analyzer: Analyzer, finding_id: str, notes: list[str], since: str | None = None
+                       ) -> dict | None:
+        """Start and finish one recommendation; a failure is a note, not an error."""
+        try:
+            return self.start_recommendation(analyzer, finding_id, since) or self.finish_recommendation(
+                analyzer, finding_id)
+        except PrincipalError as e:
+            notes.append(f"no recommendation: {e}")
+            return None
 
     def deployed(self) -> dict[str, DeployedPrincipal]:
         """Every role and user of the caller's account with its policies (GetAccountAuthorizationDetails)."""
@@ -576,9 +588,12 @@ class RunResult:
 
 
 def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], accounts: list[str],
-            recommendations: bool = True, progress=None, now: dt.datetime | None = None,
+            recommendations: bool = True, progress=None,
             on_baseline: Callable[[Baseline], None] | None = None) -> RunResult:
-    """Every principal in scope -> a baseline; one principal's failure is recorded and the run goes on."""
+    """Every principal in scope -> a baseline; one principal's failure is recorded and the run goes on.
+
+    Recommendations AWS has to generate first are all started in the first pass and collected in a
+    second, so their waits overlap instead of adding up."""
     result = RunResult(analyzer=analyzer)
     deployed = reader.deployed() if reader.iam is not None else {}
     by_principal: dict[str, list[dict]] = {}
@@ -587,7 +602,7 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
         if arn and matches(arn, globs):
             by_principal.setdefault(arn, []).append(f)
     arns = set(by_principal)
-    for arn, d in deployed.items():
+    for arn in deployed:
         if "/aws-service-role/" in arn:  # service-linked roles are AWS's, never in the code
             result.skipped.append(arn)
         elif matches(arn, globs) and (not accounts or arn.split(":")[4] in accounts):
@@ -595,40 +610,63 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
     todo = sorted(arns)
     if progress is not None:
         progress.queued(todo)
-    for arn in todo:
+
+    def finish(arn: str, details: list, rec: dict | None, notes: list[str]) -> None:
+        if arn not in deployed:
+            notes.append("the deployed grant is not in the caller's account: only actions reported unused are judged")
+        b = build_baseline(arn, analyzer, [jsonable(d) for d in details], deployed.get(arn), rec, notes)
+        if on_baseline is not None:
+            on_baseline(b)
+        result.baselines.append(b)
+        if progress is not None:
+            ev = b.unused_access
+            what = ("not analysed: " + ev.not_analysed) if ev.analyzed_at is None else (
+                "unused role" if ev.unused_role else
+                f"{len(ev.unused_actions)} unused action(s), {len(ev.unused_services)} unused service(s)")
+            progress.done(arn, f"done: {what}")
+
+    def stop(e: Stopped, left: list[str]) -> None:
+        result.stopped = str(e)
+        result.errors.update({a: "not read: the run stopped" for a in left})
+        if progress is not None and left:
+            progress.done(left[0], f"stopped: {e}")
+
+    pending: list[tuple[str, str, list, list[str]]] = []  # waiting for a recommendation
+    for i, arn in enumerate(todo):
         try:
-            details, notes = [], []
-            for f in by_principal.get(arn, []):
-                if f.get("findingType") in ACTION_FINDINGS + CREDENTIAL_FINDINGS:
-                    details.append(reader.finding(analyzer, f["id"]) if not f.get("error") else f)
-            rec = None
-            if recommendations:
-                for f in details:
-                    if f.get("findingType") == "UnusedPermission" and not f.get("error"):
-                        rec = reader.recommendation(analyzer, f["id"], notes, _stamp(f.get("updatedAt")))
-            if arn not in deployed:
-                notes.append("the deployed grant is not in the caller's account: only actions reported unused "
-                             "are judged")
-            b = build_baseline(arn, analyzer, [jsonable(d) for d in details], deployed.get(arn), rec, notes)
-            if on_baseline is not None:
-                on_baseline(b)
-            result.baselines.append(b)
-            if progress is not None:
-                ev = b.unused_access
-                what = ("not analysed: " + ev.not_analysed) if ev.analyzed_at is None else (
-                    "unused role" if ev.unused_role else
-                    f"{len(ev.unused_actions)} unused action(s), {len(ev.unused_services)} unused service(s)")
-                progress.done(arn, f"done: {what}")
+            details = [reader.finding(analyzer, f["id"]) if not f.get("error") else f
+                       for f in by_principal.get(arn, [])]
+            rec, waiting, notes = None, None, []
+            for f in details if recommendations else ():
+                if f.get("findingType") == "UnusedPermission" and not f.get("error"):
+                    try:
+                        rec = reader.start_recommendation(analyzer, f["id"], _stamp(f.get("updatedAt")))
+                        waiting = None if rec is not None else f["id"]
+                    except PrincipalError as e:
+                        notes.append(f"no recommendation: {e}")
+            if waiting:
+                pending.append((arn, waiting, details, notes))
+            else:
+                finish(arn, details, rec, notes)
         except PrincipalError as e:
             result.errors[arn] = str(e)
             if progress is not None:
                 progress.done(arn, f"failed: {e}")
         except Stopped as e:
-            result.stopped = str(e)
-            result.errors.update({a: "not read: the run stopped" for a in todo[todo.index(arn):]})
-            if progress is not None:
-                progress.done(arn, f"stopped: {e}")
+            stop(e, todo[i:])
             break
+    for arn, finding_id, details, notes in pending:
+        rec = None
+        if not result.stopped:
+            try:
+                rec = reader.finish_recommendation(analyzer, finding_id)
+            except PrincipalError as e:
+                notes.append(f"no recommendation: {e}")
+            except Stopped as e:
+                stop(e, [])
+        if result.stopped and rec is None:
+            notes.append(f"recommendation not collected: the run stopped ({result.stopped})")
+        finish(arn, details, rec, notes)  # written in any case: the findings were read
     return result
 
 
