@@ -396,7 +396,8 @@ def test_recommendations_are_all_started_before_any_is_waited_for(env):
     # both generations run at once: the first is done when first asked, the second once more later
     aa.add_response("get_finding_recommendation", dict(base, status="SUCCEEDED", recommendedSteps=[]),
                     {"analyzerArn": ANALYZER, "id": "f1"})
-    aa.add_response("get_finding_recommendation", dict(base, status="IN_PROGRESS"), {"analyzerArn": ANALYZER, "id": "f2"})
+    aa.add_response("get_finding_recommendation", dict(base, status="IN_PROGRESS"),
+                    {"analyzerArn": ANALYZER, "id": "f2"})
     clock.on_sleep = lambda n: None
     aa.add_client_error("get_finding_recommendation", "ExpiredTokenException", "expired", 400,
                         expected_params={"analyzerArn": ANALYZER, "id": "f2"})

@@ -59,8 +59,8 @@ def finding(fid: str, role: str, kind: str, details: list, status: str = "ACTIVE
 
 FINDINGS = [
     finding("f-orders", "orders", "UnusedPermission", [
-        {"unusedPermissionDetails": {"serviceNamespace": "s3", "lastAccessed": "2026-10-01T00:00:00Z",
-                                     "actions": [{"action": "s3:DeleteBucket", "lastAccessed": "2026-02-01T00:00:00Z"}]}},
+        {"unusedPermissionDetails": {"serviceNamespace": "s3", "lastAccessed": "2026-10-01T00:00:00Z", "actions": [
+            {"action": "s3:DeleteBucket", "lastAccessed": "2026-02-01T00:00:00Z"}]}},
         {"unusedPermissionDetails": {"serviceNamespace": "ec2", "lastAccessed": "2026-03-01T00:00:00Z"}}]),
     finding("f-batch", "batch", "UnusedIAMRole", [{"unusedIamRoleDetails": {"lastAccessed": "2026-04-01T00:00:00Z"}}]),
     finding("f-api-old", "api", "UnusedIAMRole", [{"unusedIamRoleDetails": {}}], status="RESOLVED"),

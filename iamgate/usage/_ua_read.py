@@ -359,7 +359,8 @@ def deployed_from_details(details: dict) -> dict[str, DeployedPrincipal]:
     def policies_of(entity: dict, inline_key: str, owner: str) -> tuple[list[dict], list[str]]:
         out, missing = [], []
         for p in entity.get(inline_key) or []:
-            out.append({"name": f"{owner}/inline/{p.get('PolicyName')}", "document": _document(p.get("PolicyDocument"))})
+            out.append({"name": f"{owner}/inline/{p.get('PolicyName')}",
+                        "document": _document(p.get("PolicyDocument"))})
         for att in entity.get("AttachedManagedPolicies") or []:
             arn = att.get("PolicyArn")
             doc, created = _default_version(managed.get(arn) or {})

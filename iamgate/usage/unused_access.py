@@ -140,8 +140,26 @@ def _minus_days(stamp: str, days: int) -> str:
     return iso(_when(stamp) - dt.timedelta(days=days))
 
 
+def not_analysed(arn: str, analyzer: Analyzer, analyzed_at: str | None, deployed: DeployedPrincipal | None,
+                 errors: list[str]) -> str:
+    """Why the analyzer has not judged this principal, or "" if it has."""
+    if errors:
+        return "Access Analyzer could not analyse it: " + "; ".join(errors)
+    if analyzer.status != "ACTIVE" or analyzed_at is None:
+        return f"the analyzer is {analyzer.status} and has analysed no principal yet"
+    excluded = analyzer.excludes(arn, deployed.tags if deployed is not None else {})
+    if excluded:
+        return excluded
+    if deployed is not None and deployed.created and deployed.created > _minus_days(analyzed_at,
+                                                                                    analyzer.tracking_days):
+        return (f"created {deployed.created[:10]}, less than the {analyzer.tracking_days}-day tracking period "
+                f"before the analysis of {analyzed_at[:10]}")
+    return ""
+
+
 def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed: DeployedPrincipal | None,
-                   recommendation: dict | None = None, notes: list[str] | None = None) -> Baseline:
+                   recommendation: dict | None = None, notes: list[str] | None = None,
+                   read_at: str | None = None) -> Baseline:
     """One principal's baseline from its findings (GetFindingV2 replies) and its deployed grant."""
     unused_actions: dict[str, str | None] = {}
     unused_services: dict[str, str | None] = {}
@@ -170,16 +188,7 @@ def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed:
                     name = str(a.get("action", "")).lower()
                     unused_actions[name if ":" in name else f"{ns}:{name}"] = _stamp(a.get("lastAccessed"))
     analyzed_at = max(stamps) if stamps else analyzer.last_analyzed_at
-    why = ""
-    if errors:
-        why = "Access Analyzer could not analyse it: " + "; ".join(errors)
-    elif analyzer.status != "ACTIVE" or analyzed_at is None:
-        why = f"the analyzer is {analyzer.status} and has analysed no principal yet"
-    elif analyzer.excludes(arn, deployed.tags if deployed is not None else {}):
-        why = analyzer.excludes(arn, deployed.tags if deployed is not None else {})
-    elif deployed is not None and deployed.created and deployed.created > _minus_days(analyzed_at, analyzer.tracking_days):
-        why = (f"created {deployed.created[:10]}, less than the {analyzer.tracking_days}-day tracking period before "
-               f"the analysis of {analyzed_at[:10]}")
+    why = not_analysed(arn, analyzer, analyzed_at, deployed, errors)
     if why:
         analyzed_at = None
     ev = UnusedAccessEvidence(
@@ -189,7 +198,7 @@ def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed:
         findings=tuple(records))
     source = {"kind": KIND, "analyzer": analyzer.arn, "analyzer_type": analyzer.type,
               "tracking_period_days": analyzer.tracking_days, "analyzed_at": analyzed_at,
-              "generated_at": None, "tool_version": __version__}
+              "generated_at": read_at, "tool_version": __version__}
     if deployed is not None and deployed.missing:
         source["complete"] = False
         source["missing_policies"] = list(deployed.missing)
@@ -236,7 +245,8 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
     def finish(arn: str, details: list, rec: dict | None, notes: list[str]) -> None:
         if arn not in deployed:
             notes.append("the deployed grant is not in the caller's account: only actions reported unused are judged")
-        b = build_baseline(arn, analyzer, [jsonable(d) for d in details], deployed.get(arn), rec, notes)
+        b = build_baseline(arn, analyzer, [jsonable(d) for d in details], deployed.get(arn), rec, notes,
+                           read_at=iso(reader.clock.now()))
         if on_baseline is not None:
             on_baseline(b)
         result.baselines.append(b)
