@@ -206,6 +206,8 @@ def test_wrong_or_missing_analyzer_is_a_usage_error(fake, tmp_path, capsys):
     assert main(["usage", "unused-access", "--analyzer", external, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "of type ACCOUNT, not an unused-access analyzer" in err and "Traceback" not in err
+    assert main(["usage", "unused-access", "--analyzer", "arn:aws:s3:::bucket", "--out", str(tmp_path)]) == 2
+    assert "not an Access Analyzer analyzer ARN" in capsys.readouterr().err
     missing = ANALYZER.replace("/unused", "/gone")
     assert main(["usage", "unused-access", "--analyzer", missing, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -218,3 +220,15 @@ def test_readme_shows_the_generated_policy():
     block = readme.split("<!-- iamgate:unused-access-policy", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     from iamgate.catalog import load_catalog
     assert json.loads(block) == ua.required_policy(load_catalog())
+
+
+def test_a_real_process_reaches_the_stand_in_through_the_environment(fake, tmp_path):
+    import os
+    from conftest import run_cli
+    out = tmp_path / "b"
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}  # what aws_env set: all local
+    run = run_cli("usage", "unused-access", "--analyzer", ANALYZER, "--out", str(out), "--principal", "*batch*",
+                  env=env)
+    assert run.returncode == 0, run.stderr
+    assert "[1/1] arn:aws:iam::123456789012:role/batch: done: unused role" in run.stderr
+    assert json.loads((out / f"{ACCOUNT}_role_batch.json").read_text())["unused_access"]["unused_role"] is True
