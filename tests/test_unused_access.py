@@ -178,6 +178,18 @@ def auth_details() -> dict:
     return {"RoleDetailList": [role, slr], "Policies": [policy], "UserDetailList": [], "GroupDetailList": []}
 
 
+def test_credential_findings_are_kept_without_verdicts():
+    a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, "2026-11-21T06:00:00Z", None)
+    user = f"arn:aws:iam::{ACCOUNT}:user/ci"
+    f = {"id": "k1", "findingType": "UnusedIAMUserAccessKey", "status": "ACTIVE", "analyzedAt": "2026-11-21T06:00:00Z",
+         "findingDetails": [{"unusedIamUserAccessKeyDetails": {"accessKeyId": "AKIAEXAMPLE",
+                                                               "lastAccessed": "2026-01-01T00:00:00Z"}}]}
+    b = ua.build_baseline(user, a, [f], None)
+    assert b.unused_access.findings[0]["credentials"] == [{"access_key_id": "AKIAEXAMPLE",
+                                                           "last_accessed": "2026-01-01T00:00:00Z"}]
+    assert not b.unused_access.unused_role and not b.unused_access.unused_actions
+
+
 def test_collect_keeps_going_past_one_principals_failure(env):
     reader, aa, iam, _ = env
     a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, "2026-11-21T06:00:00Z", None)

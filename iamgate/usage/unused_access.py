@@ -178,6 +178,11 @@ def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed:
         for d in f.get("findingDetails") or []:
             if "unusedIamRoleDetails" in d:
                 unused_role = True
+            credential = d.get("unusedIamUserAccessKeyDetails") or d.get("unusedIamUserPasswordDetails")
+            if credential is not None:  # kept for people; no action verdicts come from it
+                records[-1].setdefault("credentials", []).append({
+                    "access_key_id": credential.get("accessKeyId"),
+                    "last_accessed": _stamp(credential.get("lastAccessed"))})
             perm = d.get("unusedPermissionDetails")
             if perm:
                 ns = str(perm.get("serviceNamespace", "")).lower()
