@@ -279,6 +279,11 @@ def test_decider_uses_it_alone_or_beside_other_sources():
     assert set(groups["used"].popitem()[1]) == {"kms:decrypt"}
     assert groups["no-usage-data"] == {"not in the deployed grant the analyzer judged (a new grant)":
                                        {"kms:createkey"}}
+    # what the config calls unobservable stays so, whatever AWS reports
+    from iamgate.evaluate import Observability
+    configured = Observability(catalog, ("s3:DeleteBucket",))
+    groups = Decider(alone, configured).groups(frozenset({"s3:deletebucket"}))
+    assert groups == {"unobservable": {"configured as unobservable": {"s3:deletebucket"}}}
     # beside CloudTrail, the new grant falls through to it: used there, or unused when it was never called
     from iamgate.model import UsedAction
     both = fmt.merge([alone, Baseline(ROLE, sources=({"kind": "cloudtrail"},),

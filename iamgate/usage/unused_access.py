@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 from .. import __version__
 from ..aws import iso, jsonable
-from ..evaluate import UNOBSERVABLE, UNUSED, USED
+from ..evaluate import REASONS, UNOBSERVABLE, UNUSED, USED
 from ..model import Baseline, Policy, Principal, ScanError, UnusedAccessEvidence
 from . import USAGE, UsageResult, UsageSource
 from ._ua_read import (ACTION_FINDINGS, API_CALLS, CREDENTIAL_FINDINGS, READ_STATUSES,  # noqa: F401 - re-exported
@@ -121,11 +121,16 @@ def deployed_grant(ev: UnusedAccessEvidence, catalog, window_start: str | None) 
 
 
 def decide(granted: frozenset, baseline: Baseline, obs) -> Judgement:
-    """`judge` for a baseline with an unused-access section, with iamgate's catalog and support data."""
+    """`judge` for a baseline with an unused-access section, with iamgate's catalog and support data.
+    Actions the config lists as unobservable stay unobservable, whatever AWS reports."""
     ev = baseline.unused_access
     deployed, too_new = (None, frozenset()) if ev.deployed_policies is None else deployed_grant(
         ev, obs.catalog, baseline.window_start)
-    return judge(granted, ev, deployed, too_new, _tracked(), obs.services)
+    configured = granted & obs.configured
+    got = judge(granted - configured, ev, deployed, too_new, _tracked(), obs.services)
+    if configured:
+        got.groups.setdefault(UNOBSERVABLE, {})[REASONS["config"]] = configured
+    return got
 
 
 @lru_cache(maxsize=1)
