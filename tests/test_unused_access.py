@@ -279,6 +279,13 @@ def test_decider_uses_it_alone_or_beside_other_sources():
     assert set(groups["used"].popitem()[1]) == {"kms:decrypt"}
     assert groups["no-usage-data"] == {"not in the deployed grant the analyzer judged (a new grant)":
                                        {"kms:createkey"}}
+    # a service unused at service level never decides iam:PassRole (not logged as a call of its own)
+    iam = evidence(unused_services={"iam": None}, deployed_policies=(policy("iam:PassRole", "iam:ListRoles"),))
+    groups = Decider(Baseline(ROLE, sources=({"kind": "unused-access"},), unused_access=iam), obs).groups(
+        frozenset({"iam:passrole", "iam:listroles"}))
+    assert groups["unused"] == {"service not used in the 90-day tracking period (Access Analyzer, service level)":
+                                {"iam:listroles"}}
+    assert groups["unobservable"] == {"service-level usage only": {"iam:passrole"}}
     # what the config calls unobservable stays so, whatever AWS reports
     from iamgate.evaluate import Observability
     configured = Observability(catalog, ("s3:DeleteBucket",))

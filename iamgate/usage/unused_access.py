@@ -49,13 +49,15 @@ class Judgement:
 
 
 def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | None, too_new: frozenset,
-          tracked: frozenset, service_actions: Callable[[Iterable[str]], frozenset]) -> Judgement:
+          tracked: frozenset, service_actions: Callable[[Iterable[str]], frozenset],
+          not_by_service: frozenset = frozenset()) -> Judgement:
     """The verdicts an unused-access baseline decides for `granted` (lowercase actions).
 
     - not analysed (no `analyzedAt`, or the principal is newer than the tracking period): nothing
       decided here; every action is left with that reason (no-usage-data when no other source has it);
     - an action reported unused: unused; a service reported unused at service level: all of its
-      deployed actions unused; `UnusedIAMRole`: the whole deployed grant unused;
+      deployed actions unused, except `not_by_service` (never attributed to a service's use, such
+      as `iam:PassRole`); `UnusedIAMRole`: the whole deployed grant unused;
     - a deployed action AWS tracks at action level (`tracked`: the last-accessed flag) and did not
       report: used; an untracked one of a service not reported: unobservable (service-level usage only);
     - an action the deployed grant lacks (a new grant), or granted only by a policy newer than the
@@ -88,7 +90,7 @@ def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | No
         put(UNUSED, f"role not used at all in the {period} (UnusedIAMRole)", rest & judged)
         rest -= judged
     if ev.unused_services:
-        hit = rest & judged & service_actions(ev.unused_services)
+        hit = (rest & judged & service_actions(ev.unused_services)) - not_by_service
         put(UNUSED, f"service not used in the {period} (Access Analyzer, service level)", hit)
         rest -= hit
     hit = rest & judged & tracked
@@ -127,7 +129,7 @@ def decide(granted: frozenset, baseline: Baseline, obs) -> Judgement:
     deployed, too_new = (None, frozenset()) if ev.deployed_policies is None else deployed_grant(
         ev, obs.catalog, baseline.window_start)
     configured = granted & obs.configured
-    got = judge(granted - configured, ev, deployed, too_new, _tracked(), obs.services)
+    got = judge(granted - configured, ev, deployed, too_new, _tracked(), obs.services, obs.always_unobservable)
     if configured:
         got.groups.setdefault(UNOBSERVABLE, {})[REASONS["config"]] = configured
     return got
