@@ -412,6 +412,6 @@ def recommendation_lines(result, dropped, catalog, limit: int = 8) -> list[str]:
     if aws_keeps:
         lines.append(f"{name}: differs: AWS keeps {len(aws_keeps)} action(s) iamgate drops: {short(aws_keeps)}")
     if we_keep:
-        lines.append(f"{name}: differs: iamgate keeps {len(we_keep)} action(s) AWS drops (unobservable or not "
-                     f"judged by AWS, or new in this PR): {short(we_keep)}")
+        lines.append(f"{name}: differs: iamgate keeps {len(we_keep)} action(s) AWS drops (iamgate keeps what it "
+                     f"cannot judge unused): {short(we_keep)}")
     return lines
