@@ -432,3 +432,27 @@ def test_recommendations_are_all_started_before_any_is_waited_for(env):
     assert got.baselines[1].unused_access.recommendation is None
     assert "recommendation not collected: the run stopped" in got.baselines[1].sources[0]["notes"][0]
     assert clock.sleeps == [2.0]
+
+
+def test_fix_compares_awss_recommendation_with_its_own():
+    from iamgate.evaluate import evaluate
+    from iamgate.model import Policy, Principal, Statement
+    catalog = load_catalog()
+    principal = Principal("Orders", "role", name="orders", policies=(Policy("p", (Statement(
+        "Allow", ("s3:CreateBucket", "s3:DeleteBucket"), resources=("*",)),)),))
+    deployed = (dict(policy("s3:CreateBucket", "s3:DeleteBucket"), name="role/inline/p"),)
+
+    def lines(steps):
+        ev = evidence(unused_actions={"s3:deletebucket": None}, deployed_policies=deployed,
+                      recommendation={"finding_id": "f1", "steps": steps})
+        b = Baseline(ROLE, "2026-08-23T06:00:00Z", "2026-11-21T06:00:00Z", sources=({"kind": "unused-access"},),
+                     unused_access=ev)
+        return ua.recommendation_lines(evaluate(principal, b, catalog), ("s3:deletebucket",), catalog)
+    same = lines([{"action": "CREATE_POLICY", "existing_policy": "p", "policy": policy("s3:CreateBucket")["document"]}])
+    assert same[-1] == "Orders: AWS's recommendation and iamgate's fix keep the same actions"
+    keeps = lines([{"action": "CREATE_POLICY", "existing_policy": "p",
+                    "policy": policy("s3:CreateBucket", "s3:DeleteBucket")["document"]}])
+    assert keeps[-1] == "Orders: differs: AWS keeps 1 action(s) iamgate drops: s3:deletebucket"
+    detach = lines([{"action": "DETACH_POLICY", "existing_policy": "p", "policy": None}])
+    assert detach[1] == "  detach p" and "iamgate keeps 1 action(s) AWS drops" in detach[-1]
+    assert lines([]) == []  # no recommendation: nothing to show
