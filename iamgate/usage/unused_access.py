@@ -104,13 +104,17 @@ def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | No
     return Judgement(groups, remainder)
 
 
-@lru_cache(maxsize=1024)
 def deployed_grant(ev: UnusedAccessEvidence, catalog, window_start: str | None) -> tuple[frozenset, frozenset]:
     """(everything the deployed policies grant, what only policies newer than `window_start` grant)."""
+    return _deployed_grant(json.dumps(ev.deployed_policies or (), sort_keys=True), catalog, window_start)
+
+
+@lru_cache(maxsize=1024)  # keyed by the policies' text: principals with the same policies share it
+def _deployed_grant(policies: str, catalog, window_start: str | None) -> tuple[frozenset, frozenset]:
     from .. import grants
     from ..policydoc import parse_policy
     old, new = [], []
-    for p in ev.deployed_policies or ():
+    for p in json.loads(policies):
         parsed = parse_policy(p.get("document"), f"deployed:{p.get('arn') or p.get('name')}")
         policy = Policy(str(p.get("name")), tuple(parsed.statements))
         created = p.get("created")
