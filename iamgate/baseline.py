@@ -1,6 +1,10 @@
 """The one baseline format (`iamgate.baseline/v1`): read, normalise, merge and write.
 
 Access Analyzer's raw `get-generated-policy` output is accepted too and normalised on load.
+`iamgate.baseline/v2` is v1 plus an `unused_access` section (what an unused-access analyzer
+reported, and the deployed grant it judged). Only such baselines are written as v2: a v1 reader
+would take their empty `used` for "nothing used" and call the whole grant unused, so it must
+reject them instead. Both versions are read.
 """
 from __future__ import annotations
 
@@ -12,9 +16,11 @@ from pathlib import Path
 
 
 from .files import write_json_atomic
-from .model import Baseline, UsedAction
+from .model import Baseline, UnusedAccessEvidence, UsedAction
 
 SCHEMA_ID = "iamgate.baseline/v1"
+SCHEMA_V2 = "iamgate.baseline/v2"
+SCHEMAS = (SCHEMA_ID, SCHEMA_V2)
 
 
 class BaselineError(Exception):
@@ -77,7 +83,7 @@ def from_v1(data: dict, file: str = "") -> Baseline:
     error = best_match(_validator().iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise BaselineError(f"not a valid {SCHEMA_ID} baseline at {where}: {error.message}")
+        raise BaselineError(f"not a valid {data.get('schema', SCHEMA_ID)} baseline at {where}: {error.message}")
     window = data.get("window") or {}
     used = {k.lower(): UsedAction(count=v.get("count"), last_seen=v.get("last_seen"),
                                   signals=tuple(v.get("signals") or ()))
@@ -88,15 +94,40 @@ def from_v1(data: dict, file: str = "") -> Baseline:
         service_level_only=frozenset(s.lower() for s in data.get("service_level_only") or ()),
         not_accessed_services=frozenset(s.lower() for s in data.get("not_accessed_services") or ()),
         data_events_observed=frozenset(s.lower() for s in data.get("data_events_observed") or ()),
-        denied={k.lower(): v for k, v in (data.get("denied") or {}).items()}, files=(file,))
+        denied={k.lower(): v for k, v in (data.get("denied") or {}).items()}, files=(file,),
+        unused_access=evidence_from_json(data["unused_access"]) if data.get("unused_access") else None)
+
+
+def evidence_from_json(d: dict) -> UnusedAccessEvidence:
+    policies = d.get("deployed_grant", {}).get("policies") if d.get("deployed_grant") else None
+    return UnusedAccessEvidence(
+        analyzer=d["analyzer"], tracking_days=d["tracking_period_days"], analyzed_at=d.get("analyzed_at"),
+        not_analysed=d.get("not_analysed") or "", unused_role=bool(d.get("unused_role")),
+        unused_actions={k.lower(): (v or {}).get("last_accessed") for k, v in (d.get("unused_actions") or {}).items()},
+        unused_services={k.lower(): (v or {}).get("last_accessed")
+                         for k, v in (d.get("unused_services") or {}).items()},
+        deployed_policies=tuple(policies) if policies is not None else None,
+        recommendation=d.get("recommendation"), findings=tuple(d.get("findings") or ()))
+
+
+def evidence_to_json(e: UnusedAccessEvidence) -> dict:
+    def stamps(m):
+        return {k: ({"last_accessed": v} if v else {}) for k, v in sorted(m.items())}
+    return {"analyzer": e.analyzer, "tracking_period_days": e.tracking_days, "analyzed_at": e.analyzed_at,
+            **({"not_analysed": e.not_analysed} if e.not_analysed else {}), "unused_role": e.unused_role,
+            "unused_actions": stamps(e.unused_actions), "unused_services": stamps(e.unused_services),
+            "deployed_grant": None if e.deployed_policies is None else {
+                "policies": [dict(p) for p in e.deployed_policies]},
+            "recommendation": dict(e.recommendation) if e.recommendation else None,
+            "findings": [dict(f) for f in e.findings]}
 
 
 def parse(data, file: str = "") -> Baseline:
     if is_generated_policy(data):
         return from_generated_policy(data, file)
-    if isinstance(data, dict) and data.get("schema") == SCHEMA_ID:
+    if isinstance(data, dict) and data.get("schema") in SCHEMAS:
         return from_v1(data, file)
-    raise BaselineError(f"neither a {SCHEMA_ID} baseline nor Access Analyzer get-generated-policy output")
+    raise BaselineError(f"neither a {SCHEMA_ID} (or v2) baseline nor Access Analyzer get-generated-policy output")
 
 
 def load(path: str | Path) -> Baseline:
@@ -111,8 +142,10 @@ def load(path: str | Path) -> Baseline:
 
 
 def to_v1(b: Baseline) -> dict:
+    """The stored form: v1, or v2 when the baseline carries an unused-access section."""
+    extra = {"unused_access": evidence_to_json(b.unused_access)} if b.unused_access is not None else {}
     return {
-        "schema": SCHEMA_ID,
+        "schema": SCHEMA_V2 if extra else SCHEMA_ID,
         "principal_arn": b.principal_arn,
         "window": {"start": b.window_start, "end": b.window_end},
         "sources": [dict(s) for s in b.sources],
@@ -123,6 +156,7 @@ def to_v1(b: Baseline) -> dict:
         "not_accessed_services": sorted(b.not_accessed_services),
         "data_events_observed": sorted(b.data_events_observed),
         "denied": {a: dict(v) for a, v in sorted(b.denied.items())},
+        **extra,
     }
 
 
@@ -171,5 +205,7 @@ def merge(baselines: list[Baseline]) -> Baseline:
         not_accessed_services=frozenset().union(*(b.not_accessed_services for b in baselines)) - {
             a.partition(":")[0] for a in used},
         data_events_observed=frozenset().union(*(b.data_events_observed for b in baselines)),
-        denied=denied, files=tuple(f for b in baselines for f in b.files))
+        denied=denied, files=tuple(f for b in baselines for f in b.files),
+        unused_access=max((b.unused_access for b in baselines if b.unused_access is not None),  # the latest
+                          key=lambda e: e.analyzed_at or "", default=None))
     return merged

@@ -164,6 +164,13 @@ def _last_accessed(obs: Observability, baseline: Baseline) -> SourceView:
     return _flagged(obs, "last-accessed", obs.support.last_accessed, NOT_TRACKED_BY_LAST_ACCESSED)
 
 
+@coverage("unused-access")
+def _unused_access(obs: Observability, baseline: Baseline) -> SourceView:
+    """An unused-access analyzer decides the deployed grant it judged, before the other sources
+    (usage/unused_access.py); what it leaves (a new grant) it never saw."""
+    return SourceView(frozenset(), otherwise="not in the deployed grant the unused-access analyzer judged")
+
+
 @coverage("cloudtrail")
 def _management_events(obs: Observability, baseline: Baseline, kind: str = "cloudtrail") -> SourceView:
     """CloudTrail read directly: every management event; data events only of services whose data events
@@ -281,6 +288,17 @@ class Decider:
         configured = rest & obs.configured
         put(UNOBSERVABLE, REASONS["config"], configured)
         rest -= configured
+        if b.unused_access is not None:  # an unused-access analyzer decides what it judged (usage/unused_access.py)
+            from .usage.unused_access import KIND, decide as decide_unused_access
+            judged = decide_unused_access(rest, b, obs)
+            for verdict, reasons in judged.groups.items():
+                for reason, acts in reasons.items():
+                    put(verdict, reason, acts)
+            if b.source_kinds <= {KIND}:  # no other source: what it leaves has no usage data
+                for reason, acts in judged.remainder.items():
+                    put(NO_DATA, reason, acts)
+                return out
+            rest = judged.left
         if b.not_accessed_services:
             never = rest & obs.never_accessed(b)
             put(UNUSED, NEVER_ACCESSED, never)

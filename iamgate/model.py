@@ -115,6 +115,25 @@ class UsedAction:
 
 
 @dataclass(frozen=True)
+class UnusedAccessEvidence:
+    """What an IAM Access Analyzer unused-access analyzer reported for one principal (`usage unused-access`).
+
+    A finding lists what is unused; what was used is the rest of the deployed grant it judged.
+    Actions and services are lowercase; the mappings give `lastAccessed` (None: never)."""
+    analyzer: str
+    tracking_days: int
+    analyzed_at: str | None  # None: not analysed (see `not_analysed`)
+    not_analysed: str = ""  # why the analyzer has not judged this principal
+    unused_role: bool = False
+    unused_actions: Mapping[str, str | None] = field(default_factory=dict, hash=False)
+    unused_services: Mapping[str, str | None] = field(default_factory=dict, hash=False)
+    # the deployed policies the analyzer judged: {"name", "arn"?, "document", "created"?}
+    deployed_policies: tuple[Mapping[str, Any], ...] | None = field(default=None, hash=False)
+    recommendation: Mapping[str, Any] | None = field(default=None, hash=False)  # AWS's recommended policy
+    findings: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)  # id, type, status, analyzed_at
+
+
+@dataclass(frozen=True)
 class Baseline:
     """Observed usage of one principal, in the single iamgate.baseline/v1 shape."""
     principal_arn: str
@@ -127,6 +146,7 @@ class Baseline:
     data_events_observed: frozenset[str] = frozenset()
     denied: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     files: tuple[str, ...] = ()
+    unused_access: UnusedAccessEvidence | None = field(default=None, hash=False)
 
     @property
     def complete(self) -> bool:

@@ -28,6 +28,17 @@ def summary_lines(remediation) -> list[str]:
     return lines
 
 
+def aws_recommendations(results, remediation, catalog) -> list[str]:
+    """AWS's own recommended policy (unused-access baselines) beside iamgate's fix, and how they differ."""
+    dropped = {p.principal: p.dropped for p in remediation.principals}
+    lines: list[str] = []
+    for r in results:
+        if r.baseline is not None and r.baseline.unused_access is not None:
+            from ..usage.unused_access import recommendation_lines
+            lines += recommendation_lines(r, dropped.get(r.principal.id, ()), catalog)
+    return lines
+
+
 @COMMANDS.register
 class Fix(Command):
     name = "fix"
@@ -61,6 +72,8 @@ class Fix(Command):
             print(terminal(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}"), file=err)
         if not args.quiet:
             for line in summary_lines(remediation):
+                print(f"iamgate fix: {terminal(line)}", file=err)
+            for line in aws_recommendations(report.results, remediation, catalog):
                 print(f"iamgate fix: {terminal(line)}", file=err)
         for p in problems:
             print(f"iamgate fix: warning: {terminal(p)}", file=err)

@@ -1,4 +1,5 @@
-"""`iamgate usage cloudtrail SOURCE ... --out DIR`: write one baseline per principal from CloudTrail."""
+"""`iamgate usage cloudtrail SOURCE ... --out DIR` and `iamgate usage unused-access --analyzer ARN --out DIR`:
+write one baseline per principal from CloudTrail, or from IAM Access Analyzer's unused-access findings."""
 from __future__ import annotations
 
 import re
@@ -93,9 +94,27 @@ class Usage(Command):
         ct.add_argument("--athena-partition", choices=("timestamp", "year-month-day", "none"), default="timestamp",
                         help="the table's partition columns: projected `timestamp` (yyyy/MM/dd), year/month/day, "
                              "or none")
+        ua = sub.add_parser("unused-access", help="IAM Access Analyzer unused-access findings, for every role and user",
+                            description="Read an unused-access analyzer's findings and the deployed grants they "
+                                        "judge, and write one baseline per IAM role or user.")
+        ua.add_argument("--analyzer", metavar="ARN", help="the unused-access analyzer (default: the only one "
+                                                          "in the region)")
+        ua.add_argument("--out", metavar="DIR", help="write baselines here")
+        ua.add_argument("--principal", action="append", default=[], metavar="GLOB",
+                        help="only principals whose ARN or name matches; repeatable")
+        ua.add_argument("--account", action="append", default=[], metavar="ID",
+                        help="only principals of this account (organization analyzers); repeatable")
+        ua.add_argument("--region", help="the analyzer's region (default: from --analyzer, else AWS_REGION)")
+        ua.add_argument("--no-recommendations", action="store_true",
+                        help="do not fetch or generate AWS's recommended policies")
+        ua.add_argument("--timeout", default="1h", metavar="DURATION", help="overall time limit (default 1h)")
+        ua.add_argument("--print-policy", action="store_true", help="print the IAM policy this command needs and exit")
         self.parser = p
 
     def run(self, args) -> int:
+        if getattr(args, "usage_source", None) == "unused-access":
+            from ._unused_access import run_unused_access
+            return run_unused_access(args)
         if getattr(args, "usage_source", None) != "cloudtrail":
             self.parser.print_help(sys.stderr)
             return 2

@@ -21,7 +21,8 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
         return None
     signals: dict[str, int] = {}
     for action in r.actions("used"):
-        for s in b.used[action].signals or ("baseline",):
+        u = b.used.get(action)  # absent: judged used from what an unused-access analyzer did not report
+        for s in (u.signals if u else ("unused-access",)) or ("baseline",):
             signals[s] = signals.get(s, 0) + 1
     return {"source": b.files[0] if len(b.files) == 1 else list(b.files), "principal_arn": b.principal_arn,
             "start": b.window_start, "end": b.window_end, "complete": b.complete,

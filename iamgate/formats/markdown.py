@@ -11,7 +11,20 @@ from . import FORMATS, Format, plural, skipped_heading, usage_warning
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
 MAX_LISTED = 50  # errors and skipped files
+SOURCE_NAMES = {"access-analyzer": "IAM Access Analyzer policy generation",
+                "unused-access": "IAM Access Analyzer unused access", "cloudtrail": "CloudTrail",
+                "athena": "CloudTrail (Athena)", "last-accessed": "IAM last accessed"}
 SEVERITY_ICON = {"critical": "🟣", "high": "🔴", "medium": "🟠", "low": "🟡", "info": "⚪"}
+
+
+def describe_source(src) -> tuple[str, str]:
+    """(a usage source's name, its detail): for unused access, the tracking period and the analysis day."""
+    kind = str(src.get("kind", ""))
+    detail = ""
+    if kind == "unused-access" and src.get("tracking_period_days"):
+        analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
+        detail = f"{src['tracking_period_days']}-day tracking period{analysed}"
+    return SOURCE_NAMES.get(kind, kind), detail
 
 
 def bar(used: int, unused: int, unobservable: int, width: int = BAR_WIDTH) -> str:
@@ -70,8 +83,21 @@ class MarkdownReport:
         banner = ["> [!WARNING]", f"> **{md(warning[0].upper() + warning[1:])}.**", ""] if warning else []
         return [f"### {self.title}", "", self.verdict(), ""] + banner + [
                 f"<sub>Action catalog: {md(cat['source'])} {md(cat['version'])} ({md(cat['updated'][:10])}). "
-                f"{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>",
+                f"{self.sources()}{self.windows()}{self.base()}Bar: █ used ▓ unobservable ░ unused.</sub>",
                 *(f"<sub>{md(line)}.</sub>" for line in self.report.provenance()), ""]
+
+    def sources(self) -> str:
+        """The usage sources of the baselines; for unused access, its tracking periods and analysis days."""
+        details: dict[str, set[str]] = {}
+        for r in self.report.results:
+            for src in r.baseline.sources if r.baseline else ():
+                name, detail = describe_source(src)
+                details.setdefault(name, set()).update([detail] if detail else [])
+        if not details:
+            return ""
+        parts = [md(name) + (f" ({md('; '.join(sorted(extra)))})" if extra else "")
+                 for name, extra in sorted(details.items())]
+        return f"Usage: {', '.join(parts)}. "
 
     def windows(self) -> str:
         """The span of the usage baselines' windows."""

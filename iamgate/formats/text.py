@@ -11,6 +11,7 @@ from ..catalog import action_names
 from ..escape import terminal as t
 from ..model import severity_rank
 from . import RESULT_WORD, FORMATS, Format, plural, skipped_heading, usage_warning, verdict
+from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
            "info": "\033[2m", "pass": "\033[1;32m", "fail": "\033[1;31m", "dim": "\033[2m", "bold": "\033[1m"}
@@ -58,7 +59,9 @@ class TextFormat(Format):
             if r.baseline:
                 b = r.baseline
                 window = f"{t((b.window_start or '?')[:10])} → {t((b.window_end or '?')[:10])}"
-                lines.append(f"  baseline {t(b.principal_arn)}  {window}" + ("" if b.complete else "  (incomplete)"))
+                via = "; ".join(n + (f" ({d})" if d else "") for n, d in map(describe_source, b.sources))
+                lines.append(f"  baseline {t(b.principal_arn)}  {window}" + ("" if b.complete else "  (incomplete)")
+                             + (f"  via {t(via)}" if via else ""))
             else:
                 lines.append("  baseline: none")
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))

@@ -1,0 +1,417 @@
+"""Usage from an IAM Access Analyzer *unused access* analyzer: findings for every role and user at once.
+
+An unused-access analyzer (`ACCOUNT_UNUSED_ACCESS` or `ORGANIZATION_UNUSED_ACCESS`, tracking period
+`unusedAccessAge` of 1-365 days) keeps findings per IAM role and user:
+
+- `UnusedPermission`: per service, the unused actions (action level where AWS tracks it) or the
+  whole service (service level), with `lastAccessed`;
+- `UnusedIAMRole`: the role was not used at all in the tracking period;
+- `UnusedIAMUserAccessKey` / `UnusedIAMUserPassword`: credentials (recorded, no action verdicts).
+
+A finding lists what is unused; what was used is the rest of the grant the analyzer judged. So
+each baseline records that grant (the principal's deployed policies, read with
+`iam:GetAccountAuthorizationDetails`) and `judge` decides over it (see `judge` for the rules).
+AWS analyses only principals and permissions that existed for the whole tracking period
+(IAM User Guide, "Create an unused access analyzer"): anything newer is not judged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Iterable
+
+from .. import __version__
+from ..aws import iso, jsonable
+from ..evaluate import REASONS, UNOBSERVABLE, UNUSED, USED
+from ..model import Baseline, Policy, Principal, ScanError, UnusedAccessEvidence
+from . import USAGE, UsageResult, UsageSource
+from ._ua_read import (ACTION_FINDINGS, API_CALLS, CREDENTIAL_FINDINGS, READ_STATUSES,  # noqa: F401 - re-exported
+                       RECOMMENDATION_FIRST, UNUSED_ACCESS_TYPES, Analyzer, AnalyzerError, DeployedPrincipal,
+                       PrincipalError, Retry, Stopped, UnusedAccessReader, _stamp, _when, deployed_from_details,
+                       matches)
+
+KIND = "unused-access"
+
+
+# -- verdicts (pure) ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Judgement:
+    """What this source decided (verdict -> reason -> actions) and what it leaves (reason -> actions)."""
+    groups: dict = field(default_factory=dict)
+    remainder: dict = field(default_factory=dict)
+
+    @property
+    def left(self) -> frozenset:
+        return frozenset().union(*self.remainder.values())
+
+
+def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | None, too_new: frozenset,
+          tracked: frozenset, service_actions: Callable[[Iterable[str]], frozenset],
+          not_by_service: frozenset = frozenset()) -> Judgement:
+    """The verdicts an unused-access baseline decides for `granted` (lowercase actions).
+
+    - not analysed (no `analyzedAt`, or the principal is newer than the tracking period): nothing
+      decided here; every action is left with that reason (no-usage-data when no other source has it);
+    - an action reported unused: unused; a service reported unused at service level: all of its
+      deployed actions unused, except `not_by_service` (never attributed to a service's use, such
+      as `iam:PassRole`); `UnusedIAMRole`: the whole deployed grant unused;
+    - a deployed action AWS tracks at action level (`tracked`: the last-accessed flag) and did not
+      report: used; an untracked one of a service not reported: unobservable (service-level usage only);
+    - an action the deployed grant lacks (a new grant), or granted only by a policy newer than the
+      tracking period (`too_new`): not judged, left for the other sources.
+    """
+    groups: dict[str, dict[str, frozenset]] = {}
+    remainder: dict[str, frozenset] = {}
+
+    def put(verdict: str, reason: str, actions) -> None:
+        if actions:
+            groups.setdefault(verdict, {})[reason] = frozenset(actions)
+
+    def leave(reason: str, actions) -> None:
+        if actions:
+            remainder[reason] = frozenset(actions)
+
+    period = f"{ev.tracking_days}-day tracking period"
+    if ev.analyzed_at is None:
+        leave(f"not analysed by the unused-access analyzer: {ev.not_analysed or 'no analysis yet'}", granted)
+        return Judgement(groups, remainder)
+    rest = granted
+    hit = rest & ev.unused_actions.keys()
+    put(UNUSED, f"reported unused by Access Analyzer ({period})", hit)
+    rest -= hit
+    if deployed is None:
+        leave("the deployed grant was not read, so only actions reported unused are judged", rest)
+        return Judgement(groups, remainder)
+    judged = deployed - too_new
+    if ev.unused_role:
+        put(UNUSED, f"role not used at all in the {period} (UnusedIAMRole)", rest & judged)
+        rest -= judged
+    if ev.unused_services:
+        hit = (rest & judged & service_actions(ev.unused_services)) - not_by_service
+        put(UNUSED, f"service not used in the {period} (Access Analyzer, service level)", hit)
+        rest -= hit
+    hit = rest & judged & tracked
+    put(USED, f"not reported unused by Access Analyzer ({period}, tracked per action)", hit)
+    rest -= hit
+    hit = rest & judged
+    put(UNOBSERVABLE, "service-level usage only", hit)
+    rest -= hit
+    leave("granted by a policy newer than the tracking period: not analysed yet", rest & deployed)
+    leave("not in the deployed grant the analyzer judged (a new grant)", rest - deployed)
+    return Judgement(groups, remainder)
+
+
+def deployed_grant(ev: UnusedAccessEvidence, catalog, window_start: str | None) -> tuple[frozenset, frozenset]:
+    """(everything the deployed policies grant, what only policies newer than `window_start` grant)."""
+    return _deployed_grant(json.dumps(ev.deployed_policies or (), sort_keys=True), catalog, window_start)
+
+
+@lru_cache(maxsize=1024)  # keyed by the policies' text: principals with the same policies share it
+def _deployed_grant(policies: str, catalog, window_start: str | None) -> tuple[frozenset, frozenset]:
+    from .. import grants
+    from ..policydoc import parse_policy
+    old, new = [], []
+    for p in json.loads(policies):
+        parsed = parse_policy(p.get("document"), f"deployed:{p.get('arn') or p.get('name')}")
+        policy = Policy(str(p.get("name")), tuple(parsed.statements))
+        created = p.get("created")
+        (new if created and window_start and created > window_start else old).append(policy)
+    everything = grants.compute(Principal("deployed", "role", policies=tuple(old + new)), catalog).actions
+    if not new:
+        return everything, frozenset()
+    judged = grants.compute(Principal("deployed", "role", policies=tuple(old)), catalog).actions
+    return everything, everything - judged
+
+
+def decide(granted: frozenset, baseline: Baseline, obs) -> Judgement:
+    """`judge` for a baseline with an unused-access section, with iamgate's catalog and support data.
+    Actions the config lists as unobservable stay unobservable, whatever AWS reports."""
+    ev = baseline.unused_access
+    deployed, too_new = (None, frozenset()) if ev.deployed_policies is None else deployed_grant(
+        ev, obs.catalog, baseline.window_start)
+    configured = granted & obs.configured
+    got = judge(granted - configured, ev, deployed, too_new, obs.support.last_accessed, obs.services, obs.always_unobservable)
+    if configured:
+        got.groups.setdefault(UNOBSERVABLE, {})[REASONS["config"]] = configured
+    return got
+
+
+@lru_cache(maxsize=1)
+
+# -- findings -> a baseline ---------------------------------------------------------------------
+
+def _minus_days(stamp: str, days: int) -> str:
+    return iso(_when(stamp) - dt.timedelta(days=days))
+
+
+def not_analysed(arn: str, analyzer: Analyzer, analyzed_at: str | None, deployed: DeployedPrincipal | None,
+                 errors: list[str]) -> str:
+    """Why the analyzer has not judged this principal, or "" if it has."""
+    if errors:
+        return "Access Analyzer could not analyse it: " + "; ".join(errors)
+    if analyzer.status != "ACTIVE" or analyzed_at is None:
+        return f"the analyzer is {analyzer.status} and has analysed no principal yet"
+    excluded = analyzer.excludes(arn, deployed.tags if deployed is not None else {})
+    if excluded:
+        return excluded
+    if deployed is not None and deployed.created and deployed.created > _minus_days(analyzed_at,
+                                                                                    analyzer.tracking_days):
+        return (f"created {deployed.created[:10]}, less than the {analyzer.tracking_days}-day tracking period "
+                f"before the analysis of {analyzed_at[:10]}")
+    return ""
+
+
+def build_baseline(arn: str, analyzer: Analyzer, findings: list[dict], deployed: DeployedPrincipal | None,
+                   recommendation: dict | None = None, notes: list[str] | None = None,
+                   read_at: str | None = None) -> Baseline:
+    """One principal's baseline from its findings (GetFindingV2 replies) and its deployed grant."""
+    unused_actions: dict[str, str | None] = {}
+    unused_services: dict[str, str | None] = {}
+    unused_role = False
+    errors, records, stamps = [], [], []
+    for f in findings:
+        kind = f.get("findingType")
+        records.append({"id": f.get("id"), "type": kind, "status": f.get("status"),
+                        "analyzed_at": _stamp(f.get("analyzedAt")), "updated_at": _stamp(f.get("updatedAt")),
+                        **({"error": f["error"]} if f.get("error") else {})})
+        if f.get("error"):
+            errors.append(f["error"])
+            continue
+        if kind in ACTION_FINDINGS and f.get("analyzedAt"):
+            stamps.append(_stamp(f["analyzedAt"]))
+        for d in f.get("findingDetails") or []:
+            if "unusedIamRoleDetails" in d:
+                unused_role = True
+            credential = d.get("unusedIamUserAccessKeyDetails") or d.get("unusedIamUserPasswordDetails")
+            if credential is not None:  # kept for people; no action verdicts come from it
+                records[-1].setdefault("credentials", []).append({
+                    "access_key_id": credential.get("accessKeyId"),
+                    "last_accessed": _stamp(credential.get("lastAccessed"))})
+            perm = d.get("unusedPermissionDetails")
+            if perm:
+                ns = str(perm.get("serviceNamespace", "")).lower()
+                acts = perm.get("actions") or []
+                if not acts:  # service level: the whole service unused
+                    unused_services[ns] = _stamp(perm.get("lastAccessed"))
+                for a in acts:
+                    name = str(a.get("action", "")).lower()
+                    unused_actions[name if ":" in name else f"{ns}:{name}"] = _stamp(a.get("lastAccessed"))
+    analyzed_at = max(stamps) if stamps else analyzer.last_analyzed_at
+    why = not_analysed(arn, analyzer, analyzed_at, deployed, errors)
+    if why:
+        analyzed_at = None
+    ev = UnusedAccessEvidence(
+        analyzer=analyzer.arn, tracking_days=analyzer.tracking_days, analyzed_at=analyzed_at, not_analysed=why,
+        unused_role=unused_role, unused_actions=unused_actions, unused_services=unused_services,
+        deployed_policies=None if deployed is None else deployed.policies, recommendation=recommendation,
+        findings=tuple(records))
+    source = {"kind": KIND, "analyzer": analyzer.arn, "analyzer_type": analyzer.type,
+              "tracking_period_days": analyzer.tracking_days, "analyzed_at": analyzed_at,
+              "generated_at": read_at, "tool_version": __version__}
+    if deployed is not None and deployed.missing:
+        source["complete"] = False
+        source["missing_policies"] = list(deployed.missing)
+    if notes:
+        source["notes"] = list(notes)
+    start = _minus_days(analyzed_at, analyzer.tracking_days) if analyzed_at else None
+    return Baseline(principal_arn=arn, window_start=start, window_end=analyzed_at, sources=(source,),
+                    unused_access=ev)
+
+
+@dataclass
+class RunResult:
+    baselines: list[Baseline] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # principal ARN -> why it has no baseline
+    skipped: list[str] = field(default_factory=list)  # service-linked roles
+    stopped: str = ""
+    analyzer: Analyzer | None = None
+
+
+def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], accounts: list[str],
+            recommendations: bool = True, progress=None,
+            on_baseline: Callable[[Baseline], None] | None = None) -> RunResult:
+    """Every principal in scope -> a baseline; one principal's failure is recorded and the run goes on.
+
+    Recommendations AWS has to generate first are all started in the first pass and collected in a
+    second, so their waits overlap instead of adding up."""
+    result = RunResult(analyzer=analyzer)
+    deployed = reader.deployed() if reader.iam is not None else {}
+    by_principal: dict[str, list[dict]] = {}
+    for f in reader.findings(analyzer, accounts):
+        arn = f.get("resource")
+        if arn and matches(arn, globs):
+            by_principal.setdefault(arn, []).append(f)
+    arns = set(by_principal)
+    for arn in deployed:
+        if "/aws-service-role/" in arn:  # service-linked roles are AWS's, never in the code
+            result.skipped.append(arn)
+        elif matches(arn, globs) and (not accounts or arn.split(":")[4] in accounts):
+            arns.add(arn)
+    todo = sorted(arns)
+    if progress is not None:
+        progress.queued(todo)
+
+    def finish(arn: str, details: list, rec: dict | None, notes: list[str]) -> None:
+        if arn not in deployed:
+            notes.append("the deployed grant is not in the caller's account: only actions reported unused are judged")
+        b = build_baseline(arn, analyzer, [jsonable(d) for d in details], deployed.get(arn), rec, notes,
+                           read_at=iso(reader.clock.now()))
+        if on_baseline is not None:
+            on_baseline(b)
+        result.baselines.append(b)
+        if progress is not None:
+            ev = b.unused_access
+            what = ("not analysed: " + ev.not_analysed) if ev.analyzed_at is None else (
+                "unused role" if ev.unused_role else
+                f"{len(ev.unused_actions)} unused action(s), {len(ev.unused_services)} unused service(s)")
+            progress.done(arn, f"done: {what}")
+
+    def stop(e: Stopped, left: list[str]) -> None:
+        result.stopped = str(e)
+        result.errors.update({a: "not read: the run stopped" for a in left})
+        if progress is not None and left:
+            progress.done(left[0], f"stopped: {e}")
+
+    pending: list[tuple[str, str, list, list[str]]] = []  # waiting for a recommendation
+    for i, arn in enumerate(todo):
+        try:
+            details = [reader.finding(analyzer, f["id"]) if not f.get("error") else f
+                       for f in by_principal.get(arn, [])]
+            rec, waiting, notes = None, None, []
+            for f in details if recommendations else ():
+                if f.get("findingType") == "UnusedPermission" and not f.get("error"):
+                    try:
+                        rec = reader.start_recommendation(analyzer, f["id"], _stamp(f.get("updatedAt")))
+                        waiting = None if rec is not None else f["id"]
+                    except PrincipalError as e:
+                        notes.append(f"no recommendation: {e}")
+            if waiting:
+                pending.append((arn, waiting, details, notes))
+            else:
+                finish(arn, details, rec, notes)
+        except PrincipalError as e:
+            result.errors[arn] = str(e)
+            if progress is not None:
+                progress.done(arn, f"failed: {e}")
+        except Stopped as e:
+            stop(e, todo[i:])
+            break
+    for arn, finding_id, details, notes in pending:
+        rec = None
+        if not result.stopped:
+            try:
+                rec = reader.finish_recommendation(analyzer, finding_id)
+            except PrincipalError as e:
+                notes.append(f"no recommendation: {e}")
+            except Stopped as e:
+                stop(e, [])
+        if result.stopped and rec is None:
+            notes.append(f"recommendation not collected: the run stopped ({result.stopped})")
+        finish(arn, details, rec, notes)  # written in any case: the findings were read
+    return result
+
+
+@USAGE.register
+class UnusedAccessUsage(UsageSource):
+    """Read an unused-access analyzer now and return one baseline per principal."""
+    name = KIND
+
+    def __init__(self, reader: UnusedAccessReader, analyzer_arn: str | None, globs: list[str] = (),
+                 accounts: list[str] = ()):
+        self.reader, self.analyzer_arn = reader, analyzer_arn
+        self.globs, self.accounts = list(globs), list(accounts)
+
+    def collect(self) -> UsageResult:
+        got = collect(self.reader, self.reader.analyzer(self.analyzer_arn), self.globs, self.accounts)
+        errors = [ScanError(arn, None, f"unused access: {why}") for arn, why in sorted(got.errors.items())]
+        return UsageResult(tuple(got.baselines), tuple(errors))
+
+
+# The V2 operations are authorised by the V1 actions (botocore's operation documentation:
+# "ListFindings and ListFindingsV2 both use access-analyzer:ListFindings", likewise GetFinding).
+IAM_ACTIONS = {("accessanalyzer", "ListFindingsV2"): "access-analyzer:ListFindings",
+               ("accessanalyzer", "GetFindingV2"): "access-analyzer:GetFinding"}
+
+
+def iam_actions() -> list[str]:
+    """The IAM action each API call needs."""
+    from ..aws import iam_action
+    return [IAM_ACTIONS.get((s, op)) or iam_action(s, op) for s, op in API_CALLS]
+
+
+def required_policy(catalog) -> dict:
+    """The least-privilege IAM policy for `usage unused-access`, from API_CALLS and the catalog."""
+    actions = []
+    for action in iam_actions():
+        if action.lower() not in catalog:
+            raise ValueError(f"{action} is not in the action catalog {catalog.version}")
+        actions.append(catalog.canonical(action.lower()))
+    actions.sort()
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadUnusedAccessFindings", "Effect": "Allow", "Resource": "*",
+         "Action": [a for a in actions if a.startswith("access-analyzer:")]},
+        {"Sid": "ReadDeployedGrant", "Effect": "Allow", "Resource": "*",
+         "Action": [a for a in actions if not a.startswith("access-analyzer:")]}]}
+
+
+# -- AWS's recommendation beside iamgate's fix -----------------------------------------------------
+
+def _is_policy(p: dict, ref: str | None) -> bool:
+    """Whether a recommendation step's `existingPolicyId` (a managed policy ARN, or an inline policy's name) is p."""
+    if not ref:
+        return False
+    return ref == p.get("arn") or (not p.get("arn") and str(p.get("name", "")).rsplit("/", 1)[-1] == ref)
+
+
+def recommended_grant(ev: UnusedAccessEvidence, catalog) -> frozenset | None:
+    """What the principal would be granted after AWS's recommended steps (None: no recommendation)."""
+    from .. import grants
+    from ..policydoc import parse_policy
+    rec = ev.recommendation or {}
+    steps = [s for s in rec.get("steps") or () if s.get("action") in ("CREATE_POLICY", "DETACH_POLICY")]
+    if not steps or ev.deployed_policies is None:
+        return None
+    docs = []
+    for p in ev.deployed_policies:
+        step = next((s for s in steps if _is_policy(p, s.get("existing_policy"))), None)
+        if step is None:
+            docs.append(p.get("document"))
+        elif step["action"] == "CREATE_POLICY" and step.get("policy"):
+            docs.append(step["policy"])
+    policies = tuple(Policy("recommended", tuple(parse_policy(d, "recommended").statements)) for d in docs)
+    return grants.compute(Principal("recommended", "role", policies=policies), catalog).actions
+
+
+def recommendation_lines(result, dropped, catalog, limit: int = 8) -> list[str]:
+    """AWS's recommended policy for a principal beside iamgate's fix, and where the two differ (by action)."""
+    b = result.baseline
+    ev = b.unused_access if b is not None else None
+    aws = recommended_grant(ev, catalog) if ev is not None else None
+    if aws is None:
+        return []
+    rec = ev.recommendation
+    name = result.principal.id
+    lines = [f"{name}: AWS Access Analyzer recommends (finding {rec.get('finding_id')}):"]
+    for s in rec["steps"]:
+        target = s.get("existing_policy") or "a new policy"
+        if s["action"] == "DETACH_POLICY":
+            lines.append(f"  detach {target}")
+        else:
+            lines.append(f"  replace {target} with {json.dumps(s.get('policy'), separators=(',', ':'))}")
+    deployed, _ = deployed_grant(ev, catalog, b.window_start)
+    ours = (result.granted - frozenset(dropped)) & deployed  # AWS judged the deployed grant only
+    aws_keeps, we_keep = sorted((aws & result.granted) - ours), sorted(ours - aws)
+
+    def short(acts):
+        return ", ".join(acts[:limit]) + (f" and {len(acts) - limit} more" if len(acts) > limit else "")
+    if not aws_keeps and not we_keep:
+        lines.append(f"{name}: AWS's recommendation and iamgate's fix keep the same actions")
+    if aws_keeps:
+        lines.append(f"{name}: differs: AWS keeps {len(aws_keeps)} action(s) iamgate drops: {short(aws_keeps)}")
+    if we_keep:
+        lines.append(f"{name}: differs: iamgate keeps {len(we_keep)} action(s) AWS drops (iamgate keeps what it "
+                     f"cannot judge unused): {short(we_keep)}")
+    return lines
