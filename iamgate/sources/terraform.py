@@ -25,6 +25,7 @@ _META_ATTRS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 _SKIP_BLOCKS = {"lifecycle", "provisioner", "connection", "timeouts"}
 _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
 _IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
+_GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
 
 
@@ -107,20 +108,23 @@ class ResourceInstance(Obj):
             return Encoded(policy_document(self.values(), self.block.file, self.block.line), self.block.file)
         body = self.block.body
         if name in body.attrs and name not in _META_ATTRS:
-            return self.tag(self.attr(name))
+            return self.tag(self.attr(name), name)
         if any(b.type == name or (b.type == "dynamic" and b.labels[:1] == (name,)) for b in body.blocks):
             return self.values().get(name, LList())
         if self.type in PRINCIPAL_TYPES and name == "id" and "name" in body.attrs:
-            return self.tag(self.attr("name"))
+            return self.tag(self.attr("name"), "id")
         reason = f"{self.address}.{name} is known only at apply time"
         if self.type in _IAM_ORIGIN_TYPES and self.mode == "managed":
             return RefUnknown(reason, self.address, "${" + f"{self.address}.{name}" + "}", line)
         return Unknown(reason, "${" + f"{self.address}.{name}" + "}", line)
 
-    def tag(self, value):
+    def tag(self, value, name: str = ""):
         """Values read from IAM principals and policies remember where they came from."""
         if self.type not in _IAM_ORIGIN_TYPES or self.mode != "managed":
             return value
+        if value is None and name in _GENERATED_ATTRS:  # `name = var.use_name_prefix ? null : var.name`
+            return RefUnknown(f"{self.address}.{name} is null in the code and generated at apply time",
+                              self.address, "${" + f"{self.address}.{name}" + "}", self.block.line)
         if isinstance(value, Unknown) and not isinstance(value, RefUnknown):
             return RefUnknown(value.reason, self.address, value.text, value.line)
         if isinstance(value, str) and not isinstance(value, Ref):
@@ -128,8 +132,10 @@ class ResourceInstance(Obj):
         return value
 
     def resource(self) -> TfResource:
+        scope = self.scope()
+        exprs = {k: scope.text_of(node) for k, node in self.block.body.attrs.items()}
         return TfResource(self.address, self.mode, self.type, self.values(), self.block.file, self.block.line,
-                          self.base, self.key)
+                          self.base, self.key, exprs)
 
 
 class ModuleOutputs(Obj):
