@@ -2,8 +2,9 @@
 
 Every folder of `.tf` files is a module. Folders that another scanned folder calls as a local
 module (`source = "./modules/x"`) are read through that call, with its inputs; the others are
-root modules. Nothing is run: values known only at apply time, and remote modules, are reported
-as unresolved at their line.
+root modules. Remote modules are read where `terraform init` downloaded them (listed in
+`.terraform/modules/modules.json`). Nothing is run: values known only at apply time, and remote
+modules that were not downloaded, are reported as unresolved at their line.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..model import ScanError, SourceResult
 from ..policydoc import Unknown
 from . import SOURCES, Source, Workspace
 from ._common import Collector
+from ._tf_downloads import Downloads, read_downloads
 from ._tf_functions import evaluator
 from ._tf_hcl import Block, EvalError, Obj, Scope, fix_heredoc_markers, node_line, read_file, unknown_at
 from ._tf_iam import IAM_TYPES, PRINCIPAL_TYPES, IamBuilder, TfResource, format_key, policy_document
@@ -153,8 +155,9 @@ class ModuleOutputs(Obj):
 class ModuleInstance:
     """A module with its input values, at an address prefix (`module.a.`)."""
 
-    def __init__(self, env: "_Env", module: TfModule, prefix: str, inputs: dict, depth: int = 0):
+    def __init__(self, env: "_Env", module: TfModule, prefix: str, inputs: dict, depth: int = 0, key: str = ""):
         self.env, self.module, self.prefix, self.inputs, self.depth = env, module, prefix, inputs, depth
+        self.key = key  # the module call path, as `terraform init` keys it: "a.b"
         self.ev = evaluator()
         self._locals: dict = {}
         self._instances: dict = {}
@@ -313,7 +316,8 @@ class ModuleInstance:
             inputs = {arg: self._thunk(node, scope) for arg, node in block.body.attrs.items()
                       if arg not in _MODULE_META}
             prefix = f"{self.prefix}module.{name}{format_key(key) if key is not None else ''}."
-            out.append((key, ModuleInstance(self.env, source, prefix, inputs, self.depth + 1)))
+            out.append((key, ModuleInstance(self.env, source, prefix, inputs, self.depth + 1,
+                                            f"{self.key}.{name}" if self.key else name)))
         return out
 
     def _thunk(self, node, scope: Scope):
@@ -413,6 +417,14 @@ class _Env:
         self.boundary = source.boundary(workspace, root_dir)
         self._active: set = set()
         self._noted: set = set()
+        self._downloads: Downloads | None = None
+
+    def downloads(self) -> Downloads:
+        if self._downloads is None:
+            self._downloads = read_downloads(self.root_dir, self.workspace.rel)
+            if self._downloads.error:
+                self.out.error(self._downloads.file, self._downloads.line, self._downloads.error)
+        return self._downloads
 
     def guarded(self, key, compute, fallback):
         """Evaluate once at a time per key: a reference cycle becomes an error value, not a hang."""
@@ -447,9 +459,7 @@ class _Env:
             self.out.error(block.file, block.line, f"module {name} needs a literal source")
             return Unknown(f"module {name} has no usable source")
         if not (source.startswith("./") or source.startswith("../")):
-            self.out.note(block.file, block.line, f"module {name}: source {source!r} is a remote module; "
-                                                  "its principals and policies are not read")
-            return Unknown(f"module {name} comes from {source}, a remote module")
+            return self.downloaded_module(inst, block, source)
         target = (inst.module.dir / source).resolve()
         if not _within(target, self.boundary):
             self.out.note(block.file, block.line, f"module {name}: {source} is outside the scanned repository; "
@@ -459,6 +469,31 @@ class _Env:
         if module is None:
             self.out.error(block.file, block.line, f"module {name}: {source} has no .tf files")
             return Unknown(f"module {name} source {source} not found")
+        return module
+
+
+    def downloaded_module(self, inst: ModuleInstance, block: Block, source: str):
+        """A remote module, read where `terraform init` put it, or an unresolved note."""
+        name = block.labels[0]
+        key = f"{inst.key}.{name}" if inst.key else name
+        downloads = self.downloads()
+        listed = downloads.dir_of(key)
+        if listed is None:
+            self.out.note(block.file, block.line, f"module {name}: source {source!r} is a remote module that is not "
+                                                  "downloaded here (no .terraform/modules/modules.json entry "
+                                                  f"{key!r}); its principals and policies are not read")
+            return Unknown(f"module {name} comes from {source}, a remote module")
+        where = f"{listed!r} (from {downloads.file}, key {key!r})"
+        target = (self.root_dir / listed).resolve()
+        if not _within(target, self.boundary):
+            self.out.note(block.file, block.line, f"module {name}: the downloaded directory {where} is outside "
+                                                  "the scanned repository; not followed")
+            return Unknown(f"module {name} is outside the scanned repository")
+        module = self.source.module(self.workspace, target, self.out) if target.is_dir() else None
+        if module is None:
+            self.out.note(block.file, block.line, f"module {name}: the downloaded directory {where} is missing or "
+                                                  "has no .tf files; its principals and policies are not read")
+            return Unknown(f"module {name}: downloaded directory {listed} not found")
         return module
 
 
