@@ -523,8 +523,20 @@ class TerraformSource(Source):
         if not dirs:
             return SourceResult()
         loader_out = Collector(self.name, workspace.options.managed_policy_dir)
+        roots = self.root_modules(workspace, dirs, loader_out)
+        results = [loader_out.result()]
+        principals_seen: dict[tuple, str] = {}
+        for root in roots:
+            results.append(self.collect_root(workspace, root, principals_seen))
         for d, files in dirs.items():
-            self.module(workspace, d, loader_out, files)
+            for f in files:
+                workspace.claim(f)
+        return _merged(results)
+
+    def root_modules(self, workspace: Workspace, dirs: dict[Path, list[Path]], out: Collector) -> list[Path]:
+        """The folders no other scanned folder calls as a local module, each parsed once."""
+        for d, files in dirs.items():
+            self.module(workspace, d, out, files)
         called = set()
         for d in dirs:
             module = self._modules.get(d)
@@ -535,15 +547,7 @@ class TerraformSource(Source):
                     target = (d / text).resolve()
                     if target != d:
                         called.add(target)
-        roots = [d for d in dirs if d not in called] or list(dirs)
-        results = [loader_out.result()]
-        principals_seen: dict[tuple, str] = {}
-        for root in sorted(roots):
-            results.append(self.collect_root(workspace, root, principals_seen))
-        for d, files in dirs.items():
-            for f in files:
-                workspace.claim(f)
-        return _merged(results)
+        return sorted([d for d in dirs if d not in called] or list(dirs))
 
     def collect_root(self, workspace: Workspace, root: Path, seen: dict) -> SourceResult:
         module = self._modules.get(root)
