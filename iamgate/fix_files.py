@@ -40,12 +40,32 @@ def editor_for(path: Path, text: str):
     return None
 
 
+def outside_or_linked(path: Path, base: Path) -> str | None:
+    """Why `path` must not be written: outside the repository (`base`), or reached through a symlink."""
+    try:
+        parts = path.absolute().relative_to(base.absolute()).parts
+    except ValueError:
+        return "the file is outside the repository"
+    step = base.absolute()
+    for part in parts:
+        step = step / part
+        if step.is_symlink():
+            return f"{step.relative_to(base.absolute()).as_posix()} is a symlink; iamgate does not write through it"
+    if base.resolve() not in path.resolve().parents:
+        return "the file is outside the repository"
+    return None
+
+
 def fix_files(remediation: Remediation, base: str | Path = ".") -> tuple[list[FileFix], list[Problem]]:
     out: list[FileFix] = []
     problems: list[Problem] = []
     for file in remediation.files:
         fixes: list[StatementFix] = remediation.for_file(file)
         path = Path(base, file)
+        unsafe = outside_or_linked(path, Path(base))
+        if unsafe:
+            problems += [Problem(f.location, f"statement not rewritten: {unsafe}") for f in fixes]
+            continue
         try:
             raw = path.read_bytes()
             text = raw.decode("utf-8")
