@@ -53,6 +53,8 @@ def outside_or_linked(path: Path, base: Path) -> str | None:
             return f"{step.relative_to(base.absolute()).as_posix()} is a symlink; iamgate does not write through it"
     if base.resolve() not in path.resolve().parents:
         return "the file is outside the repository"
+    if ".terraform" in parts:
+        return "the file is in a module `terraform init` downloaded (.terraform/); change it where it comes from"
     return None
 
 

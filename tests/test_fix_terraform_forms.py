@@ -79,3 +79,6 @@ def test_outside_or_linked(tmp_path):
         "link is a symlink; iamgate does not write through it"
     assert outside_or_linked(tmp_path / ".." / "x.json", tmp_path) == "the file is outside the repository"
     assert outside_or_linked(tmp_path.parent / "x.json", tmp_path) == "the file is outside the repository"
+    (tmp_path / ".terraform" / "modules" / "m").mkdir(parents=True)
+    assert "downloaded (.terraform/)" in outside_or_linked(tmp_path / ".terraform" / "modules" / "m" / "main.tf",
+                                                             tmp_path)

@@ -9,7 +9,6 @@ placeholders the way `sam package` replaces them by S3 locations.
 """
 from __future__ import annotations
 
-import copy
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,13 +104,13 @@ def transform_roles(doc, parameters: dict) -> TransformRoles:
     from samtranslator.translator.translator import Translator
 
     from .sam import managed_policy_names
-    template = packaged(doc)
+    template = packaged(doc)  # a fresh copy: the translator changes it in place
     own = set(template.get("Resources") or {})
     metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
     try:
         with _offline():
             translator = Translator(None, Parser(), boto_session=SimpleNamespace(region_name=REGION), metrics=metrics)
-            out = translator.translate(copy.deepcopy(template), parameter_values=dict(parameters),
+            out = translator.translate(template, parameter_values=dict(parameters),
                                        get_managed_policy_map=managed_policy_names)
     except Exception as e:  # noqa: BLE001 - InvalidDocumentException and whatever the translator raises
         return TransformRoles(error=_message(e))

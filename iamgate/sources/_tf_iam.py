@@ -237,8 +237,8 @@ class IamBuilder:
                 "is an empty name" if value == "" else "must be a string"))
             return None
         name = value.rsplit("/", 1)[-1] if value.startswith("arn:") else str(value)
-        pid = next((p for p, d in self.out.drafts.items() if d.kind == kind and d.name == name and not d.name_is_prefix),
-                   None)
+        pid = next((p for p, d in self.out.drafts.items()
+                    if d.kind == kind and d.name == name and not d.name_is_prefix), None)
         if pid is None:
             pid = f"{kind}/{name}"
             self.out.principal(pid, kind, name=name, location=Location(r.file, r.line))
