@@ -204,6 +204,8 @@ def compared():
     rows = []
     for module_root in source.root_modules(ws, dirs, Collector("terraform")):
         ours = iamgate_grants(source.collect_root(ws, module_root, {}))
+        if not ours:
+            continue  # only principals both evaluators see are compared
         try:
             theirs = TfparseGrants(tfparse.load_from_path(str(module_root), allow_downloads=False)).run()
         except tfparse.ParseError:
