@@ -139,3 +139,27 @@ def test_the_cli_stays_quiet_about_the_translator(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "metrics" not in proc.stderr and "Feature Toggle" not in proc.stderr
     assert "NotesApiNotesTableDynamoDBDataSourceRole" in proc.stdout
+
+
+def test_the_transform_never_calls_aws(tmp_path, monkeypatch):
+    import boto3
+
+    def no_client(*a, **kw):
+        raise AssertionError("the SAM transform created an AWS client")
+    monkeypatch.setattr(boto3, "client", no_client)
+    monkeypatch.setattr(boto3.session.Session, "client", no_client)
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Shared:\n"
+        "    Type: AWS::Serverless::Application\n"
+        "    Properties:\n"
+        "      Location:\n"
+        "        ApplicationId: arn:aws:serverlessrepo:us-east-1:111122223333:applications/shared\n"
+        "        SemanticVersion: 1.0.0\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties: {Runtime: python3.12, Handler: app.handler, CodeUri: src/}\n")
+    result = scan(Workspace([str(tmp_path)], base=str(tmp_path)), only=["sam"])
+    assert [p.id for p in result.principals] == ["FnRole"]
+    assert not [u for u in result.unresolved if "rejects" in u.message]

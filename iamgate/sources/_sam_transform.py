@@ -60,9 +60,10 @@ def packaged(doc) -> dict:
         elif rtype == "AWS::Serverless::Function" and not global_code and "CodeUri" not in props \
                 and "InlineCode" not in props:
             props["CodeUri"] = "s3://iamgate-placeholder/artifact"  # `sam build` packages the template's folder
-        elif rtype == "AWS::Serverless::Application" and isinstance(props.get("Location"), str) \
-                and not props["Location"].startswith("https://"):
-            props["Location"] = "https://s3.amazonaws.com/iamgate-placeholder/" + props["Location"].strip("./")
+        elif rtype == "AWS::Serverless::Application":
+            # a nested stack: its roles are not in this template, and a Serverless Application Repository
+            # location would make the translator call AWS
+            props["Location"] = "https://s3.amazonaws.com/iamgate-placeholder/application.yaml"
         body = props.get("DefinitionBody")
         if rtype in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi") and isinstance(body, dict) \
                 and "Fn::Transform" in body:  # an AWS::Include of a file CloudFormation reads at deploy
@@ -101,6 +102,7 @@ def transform_roles(doc, parameters: dict) -> TransformRoles:
     """The roles and policies the SAM transform generates for this template (not the template's own)."""
     from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
+    from samtranslator.plugins.application.serverless_app_plugin import ServerlessAppPlugin
     from samtranslator.translator.translator import Translator
 
     from .sam import managed_policy_names
@@ -109,7 +111,8 @@ def transform_roles(doc, parameters: dict) -> TransformRoles:
     metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
     try:
         with _offline():
-            translator = Translator(None, Parser(), boto_session=SimpleNamespace(region_name=REGION), metrics=metrics)
+            translator = Translator(None, Parser(), plugins=[ServerlessAppPlugin(sar_client_creator=_no_aws)],
+                                    boto_session=SimpleNamespace(region_name=REGION), metrics=metrics)
             out = translator.translate(template, parameter_values=dict(parameters),
                                        get_managed_policy_map=managed_policy_names)
     except Exception as e:  # noqa: BLE001 - InvalidDocumentException and whatever the translator raises
@@ -119,6 +122,10 @@ def transform_roles(doc, parameters: dict) -> TransformRoles:
     resources = out.get("Resources") if isinstance(out, dict) else None
     return TransformRoles({lid: r for lid, r in (resources or {}).items()
                            if isinstance(r, dict) and r.get("Type") in IAM_TYPES and lid not in own})
+
+
+def _no_aws():
+    raise RuntimeError("iamgate does not call the Serverless Application Repository")
 
 
 def _message(e: Exception) -> str:
