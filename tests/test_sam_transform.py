@@ -112,21 +112,23 @@ def test_every_transform_role_of_the_corpus_is_found_with_equal_actions():
     assert not differ
 
 
+FUNCTION = ("  Fn:\n"
+            "    Type: AWS::Serverless::Function\n"
+            "    Properties: {Runtime: python3.12, Handler: app.handler, CodeUri: src/}\n")
+
+
+def scan_template(tmp_path, resources: str):
+    (tmp_path / "template.yaml").write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n" + resources)
+    return scan(Workspace([str(tmp_path)], base=str(tmp_path)), only=["sam"])
+
+
 def test_a_template_the_transform_rejects_is_noted_and_its_functions_still_read(tmp_path):
-    (tmp_path / "template.yaml").write_text(
-        "Transform: AWS::Serverless-2016-10-31\n"
-        "Resources:\n"
-        "  Fn:\n"
-        "    Type: AWS::Serverless::Function\n"
-        "    Properties:\n"
-        "      Runtime: python3.12\n"
-        "      Handler: app.handler\n"
-        "      CodeUri: s3://bucket/key.zip\n"
-        "      Policies: [AmazonS3ReadOnlyAccess]\n"
+    result = scan_template(
+        tmp_path,
+        FUNCTION +
         "  Api:\n"
         "    Type: AWS::Serverless::Api\n"
         "    Properties: {}\n")
-    result = scan(Workspace([str(tmp_path)], base=str(tmp_path)), only=["sam"])
     assert [p.id for p in result.principals] == ["FnRole"]
     (note,) = [u for u in result.unresolved if "rejects this template" in u.message]
     assert str(note.location) == "template.yaml:1" and "Missing required property 'StageName'" in note.message
@@ -148,18 +150,13 @@ def test_the_transform_never_calls_aws(tmp_path, monkeypatch):
         raise AssertionError("the SAM transform created an AWS client")
     monkeypatch.setattr(boto3, "client", no_client)
     monkeypatch.setattr(boto3.session.Session, "client", no_client)
-    (tmp_path / "template.yaml").write_text(
-        "Transform: AWS::Serverless-2016-10-31\n"
-        "Resources:\n"
+    result = scan_template(
+        tmp_path,
         "  Shared:\n"
         "    Type: AWS::Serverless::Application\n"
         "    Properties:\n"
         "      Location:\n"
         "        ApplicationId: arn:aws:serverlessrepo:us-east-1:111122223333:applications/shared\n"
-        "        SemanticVersion: 1.0.0\n"
-        "  Fn:\n"
-        "    Type: AWS::Serverless::Function\n"
-        "    Properties: {Runtime: python3.12, Handler: app.handler, CodeUri: src/}\n")
-    result = scan(Workspace([str(tmp_path)], base=str(tmp_path)), only=["sam"])
+        "        SemanticVersion: 1.0.0\n" + FUNCTION)
     assert [p.id for p in result.principals] == ["FnRole"]
     assert not [u for u in result.unresolved if "rejects" in u.message]
