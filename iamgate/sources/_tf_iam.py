@@ -326,6 +326,9 @@ class IamBuilder:
             if isinstance(ref, Unknown):
                 self.out.note(a.res.file, ref.line or a.res.line,
                               f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid)
+                # the principal still shows the policy it has, its grant unknown
+                self.out.drafts[a.pid].policies.append(Policy(name=ref.text or "unresolved policy ARN",
+                                                              location=Location(a.res.file, a.res.line)))
             elif isinstance(ref, str):
                 pol = self.out.managed_policy(str(ref), a.res.file, a.res.line, a.pid)
                 if pol is not None:
