@@ -32,7 +32,8 @@ def test_a_null_name_links_by_address(tmp_path):
     assert [a for pol in direct.policies for s in pol.statements for a in s.actions] == ["sqs:SendMessage"]
     # an attached policy whose ARN is known only at apply time stays on the principal, its grant unknown
     unknown = [pol for pol in direct.policies if not pol.statements]
-    assert [pol.name for pol in unknown] == ["arn:${data.aws_partition.current.partition}:iam::aws:policy/ReadOnlyAccess"]
+    assert [pol.name for pol in unknown] == [
+        "arn:${data.aws_partition.current.partition}:iam::aws:policy/ReadOnlyAccess"]
     assert any(u.principal_id == direct.id and "policy ARN cannot be resolved" in u.message for u in r.unresolved)
     # the attached policies are no longer principals of their own
     assert not any(p.kind == "policy" for p in r.principals)
