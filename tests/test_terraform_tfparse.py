@@ -3,6 +3,11 @@
 For every root module of ../shared/corpus/terraform, both evaluators read the same folder. For each
 principal that both resolve fully, the Allow actions (and the AWS managed policy ARNs) must be equal.
 The differences that remain are listed in KNOWN with the reason; the list must stay exact.
+
+"Fully" excludes, on tfparse's side, its known faults: a whole `Statement` (or an `effect`) left null or
+as a reference when any value in it is unknown, `templatefile()` unsupported (the policy is not JSON),
+and stand-ins for `random_*` values (a name that matches no principal links nothing). On iamgate's
+side it excludes every principal with an unresolved note, and every root with an unlinked attachment.
 """
 from __future__ import annotations
 
