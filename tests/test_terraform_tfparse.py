@@ -6,7 +6,8 @@ The differences that remain are listed in KNOWN with the reason; the list must s
 
 "Fully" excludes, on tfparse's side, its known faults: a whole `Statement` (or an `effect`) left null or
 as a reference when any value in it is unknown, `templatefile()` unsupported (the policy is not JSON),
-and stand-ins for `random_*` values (a name that matches no principal links nothing). On iamgate's
+and stand-ins for `random_*` values (an attachment whose target matches no principal makes its whole
+root incomparable). On iamgate's
 side it excludes every principal with an unresolved note, and every root with an unlinked attachment.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ class TfparseGrants:
                 if isinstance(e, dict) and "id" in e:
                     self.by_id[e["id"]] = e
         self.parsed = parsed
+        self.unlinked = False
         self.grants: dict[str, set | None] = {}
         for rtype in PRINCIPAL_TYPES:
             for e in parsed.get(rtype, []):
@@ -79,6 +81,7 @@ class TfparseGrants:
 
     def add(self, principal: str | None, actions: set | None) -> None:
         if principal is None or principal not in self.grants:
+            self.unlinked = True  # some grant reaches no principal: none of this root is compared
             return
         if actions is None or self.grants[principal] is None:
             self.grants[principal] = None
@@ -168,7 +171,7 @@ class TfparseGrants:
                 for kind in ("role", "user", "group"):
                     for path in self.referenced(e, "aws_iam_" + kind):
                         self.grants[path] = _UNRESOLVED
-        return self.grants
+        return dict.fromkeys(self.grants, _UNRESOLVED) if self.unlinked else self.grants
 
 
 def iamgate_grants(result) -> dict[str, set | None]:
