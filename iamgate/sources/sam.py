@@ -170,7 +170,9 @@ class _SamExpander:
             if lid in self.generated:
                 continue
             owner = max((o for o in self.tpl.resources if lid.startswith(o)), key=len, default=None)
-            self.generated[lid] = _relined(resource, _line_for(self.tpl.resources.get(owner), lid[len(owner or ""):]))
+            line = _line_for(self.tpl.resources[owner], lid[len(owner):]) if owner else \
+                (self.doc.line_of("Resources") if isinstance(self.doc, LDict) else None)  # an implicit API's
+            self.generated[lid] = _relined(resource, line)
             if resource.get("Type") == "AWS::IAM::Role":
                 self.aliases.setdefault(lid, []).append(owner or lid)
                 self.source.stats["roles from the transform"] += 1
