@@ -1,11 +1,9 @@
 """No silent drops: every attachment, inline policy and membership reaches a principal or is noted."""
 from __future__ import annotations
 
-import pytest
-
-from conftest import FIXTURES, corpus_path
+from conftest import FIXTURES
 from iamgate.managed import ManagedPolicyCache
-from iamgate.sources import ScanOptions, Workspace, scan
+from iamgate.sources import ScanOptions, Workspace
 from iamgate.sources import terraform as tf_source
 from iamgate.sources._tf_iam import LINK_TYPES, UNLINKED, IamBuilder
 from iamgate.sources.terraform import TerraformSource
@@ -57,27 +55,8 @@ def test_a_link_nothing_explains_is_still_noted():
         ("x.tf:3", f"aws_iam_policy_attachment.none: {UNLINKED}")]
 
 
-@pytest.fixture(scope="module")
-def corpus_builders():
-    root = corpus_path("terraform")
-    builders: list[IamBuilder] = []
-
-    class Recording(IamBuilder):
-        def run(self):
-            builders.append(self)
-            super().run()
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tf_source, "IamBuilder", Recording)
-    try:
-        result = scan(Workspace([str(root)], base=str(root)), only=["terraform"])
-    finally:
-        mp.undo()
-    return builders, result
-
-
-def test_every_corpus_attachment_is_attached_or_noted(corpus_builders):
-    builders, result = corpus_builders
+def test_every_corpus_attachment_is_attached_or_noted(terraform_corpus):
+    builders, result = terraform_corpus.builders, terraform_corpus.result
     links = dropped = 0
     for b in builders:
         explained = {m.message.split(":", 1)[0] for m in (*b.out.unresolved, *b.out.errors)
@@ -93,10 +72,26 @@ def test_every_corpus_attachment_is_attached_or_noted(corpus_builders):
     assert not [u for u in result.unresolved if UNLINKED in u.message]
 
 
-def test_every_attached_principal_has_its_policies_or_a_note(corpus_builders):
-    builders, _ = corpus_builders
+def test_every_attached_principal_has_its_policies_or_a_note(terraform_corpus):
+    builders = terraform_corpus.builders
     for b in builders:
         noted = {u.principal_id for u in b.out.unresolved}
         for pids in b.linked.values():
             for pid in pids:
                 assert b.out.drafts[pid].policies or pid in noted, pid
+
+
+def test_a_module_read_from_two_roots_keeps_its_notes_with_each_principal(tmp_path):
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "main.tf").write_text(
+        'variable "arn" {}\n'
+        'resource "aws_iam_role" "r" {\n  name_prefix = "r-"\n}\n'
+        'resource "aws_iam_role_policy_attachment" "a" {\n  role = aws_iam_role.r.name\n  policy_arn = var.arn\n}\n')
+    for root in ("one", "two"):
+        (tmp_path / root).mkdir()
+        (tmp_path / root / "main.tf").write_text(
+            'variable "arn" {}\nmodule "m" {\n  source = "../mod"\n  arn = var.arn\n}\n')
+    r = TerraformSource().collect(Workspace([str(tmp_path)], base=str(tmp_path)))
+    ids = sorted(p.id for p in r.principals)
+    assert ids == ["module.m.aws_iam_role.r", "two#module.m.aws_iam_role.r"]
+    assert sorted(u.principal_id for u in r.unresolved if "policy ARN cannot be resolved" in u.message) == ids

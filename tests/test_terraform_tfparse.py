@@ -16,11 +16,7 @@ import json
 
 import pytest
 
-from conftest import corpus_path
-from iamgate.sources import Workspace
-from iamgate.sources._common import Collector
 from iamgate.sources._tf_iam import PRINCIPAL_TYPES
-from iamgate.sources.terraform import TerraformSource
 
 tfparse = pytest.importorskip("tfparse")
 
@@ -179,7 +175,8 @@ def iamgate_grants(result) -> dict[str, set | None]:
     noted = {u.principal_id for u in result.unresolved if not (
         u.message.startswith("managed policy ") and "is not in the managed-policy cache" in u.message)}
     out: dict[str, set | None] = {}
-    ids = [p.id for p in result.principals]
+    address = {p.id: p.id.split("#", 1)[-1] for p in result.principals}  # a module read from two roots
+    ids = list(address.values())
     for p in result.principals:
         if p.kind == "policy":
             continue
@@ -197,28 +194,22 @@ def iamgate_grants(result) -> dict[str, set | None]:
             if actions is None:
                 break
         # an address declared in several files of one folder is not one configuration (tfparse merges them)
-        out[p.id] = None if (unlinked or p.id in noted or ids.count(p.id) > 1) else actions
+        out[address[p.id]] = None if (unlinked or p.id in noted or ids.count(address[p.id]) > 1) else actions
     return out
 
 
 @pytest.fixture(scope="module")
-def compared():
-    root = corpus_path("terraform")
-    ws = Workspace([str(root)], base=str(root))
-    source = TerraformSource()
-    dirs: dict = {}
-    for path in ws.unclaimed({".tf"}):
-        dirs.setdefault(path.parent, []).append(path)
+def compared(terraform_corpus):
     rows = []
-    for module_root in source.root_modules(ws, dirs, Collector("terraform")):
-        ours = iamgate_grants(source.collect_root(ws, module_root, {}))
+    for module_root, result in terraform_corpus.roots:
+        ours = iamgate_grants(result)
         if not ours:
             continue  # only principals both evaluators see are compared
         try:
             theirs = TfparseGrants(tfparse.load_from_path(str(module_root), allow_downloads=False)).run()
         except tfparse.ParseError:
             continue
-        rel = ws.rel(module_root)
+        rel = terraform_corpus.ws.rel(module_root)
         for address in sorted(set(ours) & set(theirs)):
             rows.append((rel, address, ours[address], theirs[address]))
     return rows

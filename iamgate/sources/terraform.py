@@ -572,15 +572,18 @@ class TerraformSource(Source):
         result = out.result()
         # the same module read from two roots: qualify its addresses with the root folder
         rel_root = workspace.rel(root)
-        fixed = []
+        fixed, renamed = [], {}
         for p in result.principals:
             key = (p.id, p.location.file if p.location else "")
             if key in seen and seen[key] != rel_root:
-                p = replace(p, id=f"{rel_root}#{p.id}", aliases=p.aliases + (p.id,))
+                renamed[p.id] = f"{rel_root}#{p.id}"
+                p = replace(p, id=renamed[p.id], aliases=p.aliases + (p.id,))
             else:
                 seen[key] = rel_root
             fixed.append(p)
-        return SourceResult(tuple(fixed), result.unresolved, result.errors)
+        notes = tuple(replace(u, principal_id=renamed[u.principal_id]) if u.principal_id in renamed else u
+                      for u in result.unresolved)  # a note stays with its principal
+        return SourceResult(tuple(fixed), notes, result.errors)
 
     def module(self, workspace: Workspace, directory: Path, out: Collector,
                files: list[Path] | None = None) -> TfModule | None:
