@@ -32,7 +32,8 @@ def test_a_null_name_links_by_address(tmp_path):
     unknown = [pol for pol in direct.policies if not pol.statements]
     assert [pol.name for pol in unknown] == [
         "arn:${data.aws_partition.current.partition}:iam::aws:policy/ReadOnlyAccess"]
-    assert any(u.principal_id == direct.id and "policy ARN cannot be resolved" in u.message for u in r.unresolved)
+    (note,) = [u for u in r.unresolved if u.principal_id == direct.id and "policy ARN cannot be resolved" in u.message]
+    assert str(note.location) == "null_names/main.tf:36"  # the attachment's policy_arn line
     # the attached policies are no longer principals of their own
     assert not any(p.kind == "policy" for p in r.principals)
 

@@ -155,6 +155,7 @@ class _Attach:
     pid: str
     ref: object  # a policy ARN value (str, Ref, RefUnknown, Unknown)
     res: TfResource
+    what: str = "policy_arn"  # the argument that holds it
 
 
 @dataclass
@@ -281,7 +282,7 @@ class IamBuilder:
                         found.append(_Attach(pid, r.values.get("policy_arn"), r))
         for r in self.of_type("aws_iam_role"):
             for ref in self.items(r, "managed_policy_arns"):
-                found.append(_Attach(r.address, ref, r))
+                found.append(_Attach(r.address, ref, r, "managed_policy_arns"))
         for r in self.of_type(*EXCLUSIVE_ATTACHMENT_TYPES):
             kind, key = EXCLUSIVE_ATTACHMENT_TYPES[r.type]
             pid = self.target(r.values.get(key), kind, r, key)
@@ -295,7 +296,7 @@ class IamBuilder:
                                               "(exclusive attachments)", pid)
             found = [a for a in found if a not in dropped]
             have = {self.policy_key(a.ref, a.res) for a in found if a.pid == pid}
-            found.extend(_Attach(pid, ref, r) for ref in listed if self.policy_key(ref, r) not in have)
+            found.extend(_Attach(pid, ref, r, "policy_arns") for ref in listed if self.policy_key(ref, r) not in have)
         return found
 
     def items(self, r: TfResource, key: str) -> list:
@@ -323,8 +324,8 @@ class IamBuilder:
                 by_policy.setdefault(key, []).append(a)
                 continue
             ref = a.ref
-            if isinstance(ref, Unknown):
-                self.out.note(a.res.file, ref.line or a.res.line,
+            if isinstance(ref, Unknown):  # at the attachment's own line: the unknown may come from another file
+                self.out.note(a.res.file, self.line_of(a.res, a.what),
                               f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid)
                 # the principal still shows the policy it has, its grant unknown
                 self.out.drafts[a.pid].policies.append(Policy(name=ref.text or "unresolved policy ARN",
@@ -334,8 +335,8 @@ class IamBuilder:
                 if pol is not None:
                     self.out.drafts[a.pid].policies.append(pol)
             else:
-                self.out.note(a.res.file, self.line_of(a.res, "policy_arn"), f"{a.res.address}: "
-                              f"{self.expression(a.res, 'policy_arn')} is {'null' if ref is None else 'not a string'}"
+                self.out.note(a.res.file, self.line_of(a.res, a.what), f"{a.res.address}: "
+                              f"{self.expression(a.res, a.what)} is {'null' if ref is None else 'not a string'}"
                               "; the policy it attaches cannot be resolved", a.pid)
         for address, r in self.policies.items():
             targets = list(dict.fromkeys(a.pid for a in by_policy.get(address, [])))
