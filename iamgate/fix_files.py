@@ -42,12 +42,21 @@ def editor_for(path: Path, text: str):
 
 
 def confinement(path: Path, roots) -> str | None:
-    """Why `path` must not be written, if it must not: a symbolic link (writing would change its
-    target, wherever that is), or a real path outside the folders the scan could read."""
-    if path.is_symlink():
-        return "the file is a symbolic link; iamgate never writes through one"
-    if not within(path.resolve(), [Path(r).resolve() for r in roots]):
+    """Why `path` must not be written, if it must not: a symbolic link on the way to it (writing would
+    change its target, wherever that is), a real path outside the folders the scan could read, or a
+    module that `terraform init` downloaded."""
+    real_roots = [Path(r).resolve() for r in roots]
+    step = path.absolute()
+    while True:
+        if step.is_symlink():
+            return f"{step.name} is a symbolic link; iamgate never writes through one"
+        if step.resolve() in real_roots or step.parent == step:
+            break
+        step = step.parent
+    if not within(path.resolve(), real_roots):
         return "the file's real path is outside the scanned paths"
+    if ".terraform" in path.parts:
+        return "the file is in a module `terraform init` downloaded (.terraform/); change it where it comes from"
     return None
 
 

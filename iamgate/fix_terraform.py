@@ -1,10 +1,11 @@
-"""Rewrite statements in Terraform HCL as text: `aws_iam_policy_document` statement blocks and
-`jsonencode({...})` statement objects.
+"""Rewrite statements in Terraform HCL as text: `aws_iam_policy_document` statement blocks,
+`jsonencode({...})` statement objects, and JSON policies in heredocs (`<<POLICY`, `<<-EOT`).
 
 The file is parsed with python-hcl2's grammar (the same parse the Terraform source uses), whose
 tree carries every node's line and column; only the action list's characters change (or the
-statement's lines go). Action lists built from variables, functions or `for` expressions are
-left for a person, with the reason.
+statement's lines go). A heredoc's JSON is edited in place by the JSON editor, so its indentation
+stays. (Policies loaded with `file()` are located in their own .json file and edited there.) Action
+lists built from variables, functions or `for` expressions are left for a person, with the reason.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lark import Token, Tree
 
 from .fix_edits import (Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts,
                         newline, quoted, whole_lines)
+from .fix_json import JsonFile
 from .loaders import LoadError
 from .remediate import Problem, StatementFix
 from .sources._tf_hcl import parse_hcl
@@ -81,6 +83,32 @@ class HclFile:
             for c in node.children:
                 if isinstance(c, Tree):
                     self.parents[id(c)] = node
+        self.heredocs: list[tuple[int, int, object]] = []  # (first, last body line, its JsonFile or problem)
+        for node in self.tree.iter_subtrees():
+            if node.data in ("heredoc_template", "heredoc_template_trim") and not node.meta.empty:
+                lines = str(node.children[0]).rstrip("\r\n").split("\n")
+                if len(lines) > 2:
+                    self.heredocs.append((node.meta.line + 1, node.meta.line + len(lines) - 2, None))
+
+    def heredoc_json(self, line: int) -> JsonFile | None:
+        """The JSON inside the heredoc whose body holds `line`, parsed over this file's own offsets
+        (everything else blanked), so that its edits apply to the file as they are."""
+        for i, (first, last, parsed) in enumerate(self.heredocs):
+            if not first <= line <= last:
+                continue
+            if parsed is None:
+                start, end = self.lines.start(first), self.lines.end(last)
+                blank = "".join(c if c in "\r\n" else " " for c in self.text)
+                try:
+                    parsed = JsonFile(blank[:start] + self.text[start:end] + blank[end:])
+                except ValueError as e:  # interpolations or directives outside strings
+                    where = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else str(e)
+                    parsed = StatementNotFound(f"the heredoc is not plain JSON ({where}); edit it by hand")
+                self.heredocs[i] = (first, last, parsed)
+            if isinstance(parsed, StatementNotFound):
+                raise parsed
+            return parsed
+        return None
 
     def span(self, node) -> tuple[int, int]:
         m = node.meta
@@ -108,6 +136,9 @@ class HclFile:
         raise StatementNotFound("no statement block or object with a literal action list starts at this line")
 
     def edits(self, fix: StatementFix) -> list[Edit]:
+        heredoc = self.heredoc_json(fix.location.line)
+        if heredoc is not None:
+            return heredoc.edits(fix)
         kind, node, key, value = self.statement(fix)
         if fix.removes_statement:
             return [self.removal(fix, kind, node)]

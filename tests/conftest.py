@@ -58,3 +58,37 @@ def write_json(path: Path, data) -> Path:
 def catalog():
     from iamgate.catalog import load_catalog
     return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def terraform_corpus():
+    """One scan of ../shared/corpus/terraform shared by the Terraform corpus tests, with what the Terraform
+    source saw on the way: each root module's result and each IamBuilder (their links and notes)."""
+    from types import SimpleNamespace
+
+    from iamgate.sources import Workspace, scan
+    from iamgate.sources import terraform as tf
+    root = corpus_path("terraform")
+    builders, roots = [], []
+
+    class Builder(tf.IamBuilder):
+        def run(self):
+            builders.append(self)
+            super().run()
+
+    collect_root = tf.TerraformSource.collect_root
+
+    def recording_collect_root(self, workspace, module_root, seen):
+        result = collect_root(self, workspace, module_root, seen)
+        roots.append((module_root, result))
+        return result
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(tf, "IamBuilder", Builder)
+    mp.setattr(tf.TerraformSource, "collect_root", recording_collect_root)
+    try:
+        ws = Workspace([str(root)], base=str(root))
+        result = scan(ws, only=["terraform", "terraform-plan"])
+    finally:
+        mp.undo()
+    return SimpleNamespace(root=root, ws=ws, result=result, builders=builders, roots=roots)

@@ -15,6 +15,9 @@ CORPORA = {
 
 @pytest.fixture(scope="module", params=sorted(CORPORA))
 def scanned(request):
+    if request.param == "terraform":
+        shared = request.getfixturevalue("terraform_corpus")
+        return request.param, shared.root, shared.ws, shared.result
     root = corpus_path(*CORPORA[request.param])
     ws = Workspace([str(root)], base=str(root))
     return request.param, root, ws, scan(ws, only=["terraform", "terraform-plan"])

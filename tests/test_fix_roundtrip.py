@@ -15,7 +15,7 @@ from iamgate.sources import Workspace, scan
 from conftest import FIXTURES
 
 FIX = FIXTURES / "fix"
-FORMATS = ["cfn_yaml", "cfn_json", "sam", "serverless", "policy_json", "terraform"]
+FORMATS = ["cfn_yaml", "cfn_json", "sam", "serverless", "policy_json", "terraform", "terraform_forms"]
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -71,7 +71,7 @@ def statement_end(text: list[str], start: int, yaml: bool) -> int:
 
 @pytest.fixture(params=FORMATS)
 def tree(request, tmp_path, monkeypatch):
-    if request.param == "terraform":
+    if request.param.startswith("terraform"):
         from iamgate.sources import SOURCES
         if "terraform" not in SOURCES.all():
             pytest.skip("the Terraform source is not in this tree yet")

@@ -30,6 +30,10 @@ _KIND_TYPE = {v: k for k, v in PRINCIPAL_TYPES.items()}
 IAM_TYPES = (set(PRINCIPAL_TYPES) | set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
              | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy", "aws_iam_policy_attachment",
                                                  "aws_iam_user_group_membership", "aws_iam_group_membership"})
+LINK_TYPES = (set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
+              | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy_attachment", "aws_iam_user_group_membership",
+                                                   "aws_iam_group_membership"})
+UNLINKED = "is linked to no principal and no note explains why"
 _STATEMENT_KEYS = (("actions", "Action"), ("not_actions", "NotAction"), ("resources", "Resource"),
                    ("not_resources", "NotResource"))
 
@@ -45,6 +49,7 @@ class TfResource:
     line: int | None
     base: str = ""  # the address without its instance key
     key: object = None  # the count index or for_each key
+    exprs: dict = field(default_factory=dict)  # argument -> its expression as written (HCL only)
 
     def __post_init__(self):
         self.base = self.base or self.address
@@ -150,6 +155,7 @@ class _Attach:
     pid: str
     ref: object  # a policy ARN value (str, Ref, RefUnknown, Unknown)
     res: TfResource
+    what: str = "policy_arn"  # the argument that holds it
 
 
 @dataclass
@@ -163,6 +169,8 @@ class IamBuilder:
         self.principal_res: dict[str, TfResource] = {}
         self.inline: set[int] = set()  # ids of inline Policy objects
         self.policies = {r.address: r for r in self.resources if r.mode == "managed" and r.type == "aws_iam_policy"}
+        self.linked: dict[str, set[str]] = {}  # linking resource address -> the principals it reached
+        self.accounted: set[str] = set()  # linking resources that were linked, noted or reported
 
     def of_type(self, *types):
         return [r for r in self.resources if r.mode == "managed" and r.type in types]
@@ -187,6 +195,9 @@ class IamBuilder:
         for r in self.of_type(*EXCLUSIVE_INLINE_TYPES):
             self.exclusive_inline(r)
         self.group_memberships()
+        for r in self.of_type(*LINK_TYPES):
+            if r.address not in self.accounted:  # fail closed: a link nothing explains is still reported
+                self.out.note(r.file, r.line, f"{r.address}: {UNLINKED}")
 
     def principal(self, r: TfResource) -> None:
         kind = PRINCIPAL_TYPES[r.type]
@@ -208,27 +219,43 @@ class IamBuilder:
 
     # linking ---------------------------------------------------------------
     def target(self, value, kind: str, r: TfResource, what: str) -> str | None:
-        """The principal an attachment names: by the resource it references, else by name."""
+        """The principal an attachment names: by the resource it references (even when that resource's
+        name is null or known only at apply time), else by name. Never None without a note or an error."""
+        self.accounted.add(r.address)
         origin = origin_of(value)
         if origin:
             pid = self.by_origin(origin, {_KIND_TYPE[kind]}, r)
             if pid:
+                self.linked.setdefault(r.address, set()).add(pid)
                 return pid
-        if isinstance(value, Unknown):
-            self.out.note(r.file, value.line or r.line, f"{r.address}: {what} cannot be resolved: {value.reason}")
+        if isinstance(value, Unknown) or value is None:
+            why = f"cannot be resolved: {value.reason}" if value is not None else "is null"
+            self.out.note(r.file, self.line_of(r, what), f"{r.address}: {self.expression(r, what)} {why}; "
+                                                         "its policies are not linked to any principal")
             return None
         if not isinstance(value, str) or not value:
-            if value is not None:
-                self.out.error(r.file, r.line, f"{r.address}: {what} " + ("is an empty name" if value == ""
-                                                                           else "must be a string"))
+            self.out.error(r.file, self.line_of(r, what), f"{r.address}: {what} " + (
+                "is an empty name" if value == "" else "must be a string"))
             return None
         name = value.rsplit("/", 1)[-1] if value.startswith("arn:") else str(value)
-        for pid, d in self.out.drafts.items():
-            if d.kind == kind and d.name == name and not d.name_is_prefix:
-                return pid
-        pid = f"{kind}/{name}"
-        self.out.principal(pid, kind, name=name, location=Location(r.file, r.line))
+        pid = next((p for p, d in self.out.drafts.items()
+                    if d.kind == kind and d.name == name and not d.name_is_prefix), None)
+        if pid is None:
+            pid = f"{kind}/{name}"
+            self.out.principal(pid, kind, name=name, location=Location(r.file, r.line))
+        self.linked.setdefault(r.address, set()).add(pid)
         return pid
+
+    @staticmethod
+    def expression(r: TfResource, what: str) -> str:
+        """`role = aws_iam_role.this[0].name`: the argument as written, where the source has it."""
+        expr = r.exprs.get(what)
+        return f"{what} = {expr}" if expr else what
+
+    @staticmethod
+    def line_of(r: TfResource, what: str) -> int | None:
+        lines = getattr(r.values, "key_lines", None) or {}
+        return lines.get(what) or r.line
 
     def by_origin(self, origin: str, types: set, r: TfResource, table: dict | None = None) -> str | None:
         table = self.principal_res if table is None else table
@@ -255,7 +282,7 @@ class IamBuilder:
                         found.append(_Attach(pid, r.values.get("policy_arn"), r))
         for r in self.of_type("aws_iam_role"):
             for ref in self.items(r, "managed_policy_arns"):
-                found.append(_Attach(r.address, ref, r))
+                found.append(_Attach(r.address, ref, r, "managed_policy_arns"))
         for r in self.of_type(*EXCLUSIVE_ATTACHMENT_TYPES):
             kind, key = EXCLUSIVE_ATTACHMENT_TYPES[r.type]
             pid = self.target(r.values.get(key), kind, r, key)
@@ -269,13 +296,15 @@ class IamBuilder:
                                               "(exclusive attachments)", pid)
             found = [a for a in found if a not in dropped]
             have = {self.policy_key(a.ref, a.res) for a in found if a.pid == pid}
-            found.extend(_Attach(pid, ref, r) for ref in listed if self.policy_key(ref, r) not in have)
+            found.extend(_Attach(pid, ref, r, "policy_arns") for ref in listed if self.policy_key(ref, r) not in have)
         return found
 
     def items(self, r: TfResource, key: str) -> list:
         value = r.values.get(key)
         if isinstance(value, Unknown):
-            self.out.note(r.file, value.line or r.line, f"{r.address}: {key} cannot be resolved: {value.reason}")
+            self.accounted.add(r.address)
+            self.out.note(r.file, self.line_of(r, key), f"{r.address}: {self.expression(r, key)} cannot be "
+                                                        f"resolved: {value.reason}")
             return []
         return as_list(value)
 
@@ -295,13 +324,20 @@ class IamBuilder:
                 by_policy.setdefault(key, []).append(a)
                 continue
             ref = a.ref
-            if isinstance(ref, Unknown):
-                self.out.note(a.res.file, ref.line or a.res.line,
+            if isinstance(ref, Unknown):  # at the attachment's own line: the unknown may come from another file
+                self.out.note(a.res.file, self.line_of(a.res, a.what),
                               f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid)
+                # the principal still shows the policy it has, its grant unknown
+                self.out.drafts[a.pid].policies.append(Policy(name=ref.text or "unresolved policy ARN",
+                                                              location=Location(a.res.file, a.res.line)))
             elif isinstance(ref, str):
                 pol = self.out.managed_policy(str(ref), a.res.file, a.res.line, a.pid)
                 if pol is not None:
                     self.out.drafts[a.pid].policies.append(pol)
+            else:
+                self.out.note(a.res.file, self.line_of(a.res, a.what), f"{a.res.address}: "
+                              f"{self.expression(a.res, a.what)} is {'null' if ref is None else 'not a string'}"
+                              "; the policy it attaches cannot be resolved", a.pid)
         for address, r in self.policies.items():
             targets = list(dict.fromkeys(a.pid for a in by_policy.get(address, [])))
             name = r.values.get("name") or r.values.get("name_prefix") or address

@@ -3,6 +3,8 @@
 SAM resources are rewritten into the `AWS::IAM::Role` resources that `aws-sam-translator`
 would generate (same logical ids, same managed policies, policy templates expanded from the
 translator's own `policy_templates.json`), and the CloudFormation extractor reads the result.
+The translator's full transform, run offline (`_sam_transform`), then adds every role and policy it
+generates that this expansion lacks, at the line of the SAM entry its logical id comes from.
 Nothing is deployed and nothing calls the network.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..loaders import LDict, LList, line_of
 from ..policydoc import Unknown
 from . import SOURCES, Workspace
 from ._common import Collector
+from ._sam_transform import TransformRoles, transform_roles
 from .cloudformation import CloudFormationSource, is_template, transforms
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -88,6 +91,7 @@ class SamSource(CloudFormationSource):
         tpl = self.template(doc, workspace)
         expander = _SamExpander(self, doc, tpl, file, out)
         generated = expander.run()
+        expander.from_transform(transform_roles(doc, workspace.options.parameters))
         if generated:
             new_resources = LDict(resources, line=line_of(resources))
             new_resources.key_lines.update(getattr(resources, "key_lines", {}))
@@ -150,6 +154,28 @@ class _SamExpander:
         if deploy_preferences:
             self.codedeploy_role(deploy_preferences)
         return self.generated
+
+    def from_transform(self, transformed: TransformRoles) -> None:
+        """Roles and policies the translator's own transform generates that the expansion above lacks
+        (GraphQLApi data sources, ScheduleV2 events, connectors' policies)."""
+        if transformed.error:
+            self.source.stats["transform errors"] += 1
+            if any(e.file == self.file for e in self.out.errors):
+                return  # already reported as invalid; the translator says the same
+            self.out.note(self.file, self.doc.line_of("Transform") if isinstance(self.doc, LDict) else None,
+                          f"the SAM transform (aws-sam-translator) rejects this template: {transformed.error}; "
+                          "only the roles of its Functions and StateMachines are read")
+            return
+        for lid, resource in transformed.resources.items():
+            if lid in self.generated:
+                continue
+            owner = max((o for o in self.tpl.resources if lid.startswith(o)), key=len, default=None)
+            line = _line_for(self.tpl.resources[owner], lid[len(owner):]) if owner else \
+                (self.doc.line_of("Resources") if isinstance(self.doc, LDict) else None)  # an implicit API's
+            self.generated[lid] = _relined(resource, line)
+            if resource.get("Type") == "AWS::IAM::Role":
+                self.aliases.setdefault(lid, []).append(owner or lid)
+                self.source.stats["roles from the transform"] += 1
 
     # -- helpers -------------------------------------------------------------
     def present(self, props: dict, key: str):
@@ -388,6 +414,23 @@ class _SamExpander:
         conditions = {r.get("Condition") for _, r in functions}
         owner = {"Condition": conditions.pop()} if len(conditions) == 1 and None not in conditions else {}
         self.role_resource(CODE_DEPLOY_SERVICE_ROLE_LOGICAL_ID, owner, "CodeDeploy", [arn], [], {}, line_of(res))
+
+
+def _line_for(resource, rest: str) -> int | None:
+    """The line of the key of `resource` that a generated logical id continues with (`<Api><DataSource>Role`,
+    `<Function><Event>Role`): the longest such key, else the resource's own line."""
+    best, best_len = line_of(resource), 0
+    stack = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and len(k) > best_len and rest.startswith(k):
+                    best, best_len = getattr(node, "key_lines", {}).get(k) or line_of(v, best), len(k)
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return best
 
 
 def _has_unknown_parameter(tpl: Template, params: dict) -> bool:

@@ -2,8 +2,9 @@
 
 Every folder of `.tf` files is a module. Folders that another scanned folder calls as a local
 module (`source = "./modules/x"`) are read through that call, with its inputs; the others are
-root modules. Nothing is run: values known only at apply time, and remote modules, are reported
-as unresolved at their line.
+root modules. Remote modules are read where `terraform init` downloaded them (listed in
+`.terraform/modules/modules.json`). Nothing is run: values known only at apply time, and remote
+modules that were not downloaded, are reported as unresolved at their line.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..model import ScanError, SourceResult
 from ..policydoc import Unknown
 from . import SOURCES, Source, Workspace
 from ._common import Collector
+from ._tf_downloads import Downloads, read_downloads
 from ._tf_functions import evaluator
 from ._tf_hcl import Block, EvalError, Obj, Scope, fix_heredoc_markers, node_line, read_file, unknown_at
 from ._tf_iam import IAM_TYPES, PRINCIPAL_TYPES, IamBuilder, TfResource, format_key, policy_document
@@ -25,6 +27,7 @@ _META_ATTRS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 _SKIP_BLOCKS = {"lifecycle", "provisioner", "connection", "timeouts"}
 _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
 _IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
+_GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
 
 
@@ -107,20 +110,23 @@ class ResourceInstance(Obj):
             return Encoded(policy_document(self.values(), self.block.file, self.block.line), self.block.file)
         body = self.block.body
         if name in body.attrs and name not in _META_ATTRS:
-            return self.tag(self.attr(name))
+            return self.tag(self.attr(name), name)
         if any(b.type == name or (b.type == "dynamic" and b.labels[:1] == (name,)) for b in body.blocks):
             return self.values().get(name, LList())
         if self.type in PRINCIPAL_TYPES and name == "id" and "name" in body.attrs:
-            return self.tag(self.attr("name"))
+            return self.tag(self.attr("name"), "id")
         reason = f"{self.address}.{name} is known only at apply time"
         if self.type in _IAM_ORIGIN_TYPES and self.mode == "managed":
             return RefUnknown(reason, self.address, "${" + f"{self.address}.{name}" + "}", line)
         return Unknown(reason, "${" + f"{self.address}.{name}" + "}", line)
 
-    def tag(self, value):
+    def tag(self, value, name: str = ""):
         """Values read from IAM principals and policies remember where they came from."""
         if self.type not in _IAM_ORIGIN_TYPES or self.mode != "managed":
             return value
+        if value is None and name in _GENERATED_ATTRS:  # `name = var.use_name_prefix ? null : var.name`
+            return RefUnknown(f"{self.address}.{name} is null in the code and generated at apply time",
+                              self.address, "${" + f"{self.address}.{name}" + "}", self.block.line)
         if isinstance(value, Unknown) and not isinstance(value, RefUnknown):
             return RefUnknown(value.reason, self.address, value.text, value.line)
         if isinstance(value, str) and not isinstance(value, Ref):
@@ -128,8 +134,10 @@ class ResourceInstance(Obj):
         return value
 
     def resource(self) -> TfResource:
+        scope = self.scope()
+        exprs = {k: scope.text_of(node) for k, node in self.block.body.attrs.items()}
         return TfResource(self.address, self.mode, self.type, self.values(), self.block.file, self.block.line,
-                          self.base, self.key)
+                          self.base, self.key, exprs)
 
 
 class ModuleOutputs(Obj):
@@ -147,8 +155,9 @@ class ModuleOutputs(Obj):
 class ModuleInstance:
     """A module with its input values, at an address prefix (`module.a.`)."""
 
-    def __init__(self, env: "_Env", module: TfModule, prefix: str, inputs: dict, depth: int = 0):
+    def __init__(self, env: "_Env", module: TfModule, prefix: str, inputs: dict, depth: int = 0, key: str = ""):
         self.env, self.module, self.prefix, self.inputs, self.depth = env, module, prefix, inputs, depth
+        self.key = key  # the module call path, as `terraform init` keys it: "a.b"
         self.ev = evaluator()
         self._locals: dict = {}
         self._instances: dict = {}
@@ -307,7 +316,8 @@ class ModuleInstance:
             inputs = {arg: self._thunk(node, scope) for arg, node in block.body.attrs.items()
                       if arg not in _MODULE_META}
             prefix = f"{self.prefix}module.{name}{format_key(key) if key is not None else ''}."
-            out.append((key, ModuleInstance(self.env, source, prefix, inputs, self.depth + 1)))
+            out.append((key, ModuleInstance(self.env, source, prefix, inputs, self.depth + 1,
+                                            f"{self.key}.{name}" if self.key else name)))
         return out
 
     def _thunk(self, node, scope: Scope):
@@ -407,6 +417,14 @@ class _Env:
         self.boundary = source.boundary(workspace, root_dir)
         self._active: set = set()
         self._noted: set = set()
+        self._downloads: Downloads | None = None
+
+    def downloads(self) -> Downloads:
+        if self._downloads is None:
+            self._downloads = read_downloads(self.root_dir, self.workspace.rel)
+            if self._downloads.error:
+                self.out.error(self._downloads.file, self._downloads.line, self._downloads.error)
+        return self._downloads
 
     def guarded(self, key, compute, fallback):
         """Evaluate once at a time per key: a reference cycle becomes an error value, not a hang."""
@@ -441,9 +459,7 @@ class _Env:
             self.out.error(block.file, block.line, f"module {name} needs a literal source")
             return Unknown(f"module {name} has no usable source")
         if not (source.startswith("./") or source.startswith("../")):
-            self.out.note(block.file, block.line, f"module {name}: source {source!r} is a remote module; "
-                                                  "its principals and policies are not read")
-            return Unknown(f"module {name} comes from {source}, a remote module")
+            return self.downloaded_module(inst, block, source)
         target = (inst.module.dir / source).resolve()
         if not _within(target, self.boundary):
             self.out.note(block.file, block.line, f"module {name}: {source} is outside the scanned repository; "
@@ -453,6 +469,31 @@ class _Env:
         if module is None:
             self.out.error(block.file, block.line, f"module {name}: {source} has no .tf files")
             return Unknown(f"module {name} source {source} not found")
+        return module
+
+
+    def downloaded_module(self, inst: ModuleInstance, block: Block, source: str):
+        """A remote module, read where `terraform init` put it, or an unresolved note."""
+        name = block.labels[0]
+        key = f"{inst.key}.{name}" if inst.key else name
+        downloads = self.downloads()
+        listed = downloads.dir_of(key)
+        if listed is None:
+            self.out.note(block.file, block.line, f"module {name}: source {source!r} is a remote module that is not "
+                                                  "downloaded here (no .terraform/modules/modules.json entry "
+                                                  f"{key!r}); its principals and policies are not read")
+            return Unknown(f"module {name} comes from {source}, a remote module")
+        where = f"{listed!r} (from {downloads.file}, key {key!r})"
+        target = (self.root_dir / listed).resolve()
+        if not _within(target, self.boundary):
+            self.out.note(block.file, block.line, f"module {name}: the downloaded directory {where} is outside "
+                                                  "the scanned repository; not followed")
+            return Unknown(f"module {name} is outside the scanned repository")
+        module = self.source.module(self.workspace, target, self.out) if target.is_dir() else None
+        if module is None:
+            self.out.note(block.file, block.line, f"module {name}: the downloaded directory {where} is missing or "
+                                                  "has no .tf files; its principals and policies are not read")
+            return Unknown(f"module {name}: downloaded directory {listed} not found")
         return module
 
 
@@ -482,8 +523,20 @@ class TerraformSource(Source):
         if not dirs:
             return SourceResult()
         loader_out = Collector(self.name, workspace.options.managed_policy_dir)
+        roots = self.root_modules(workspace, dirs, loader_out)
+        results = [loader_out.result()]
+        principals_seen: dict[tuple, str] = {}
+        for root in roots:
+            results.append(self.collect_root(workspace, root, principals_seen))
         for d, files in dirs.items():
-            self.module(workspace, d, loader_out, files)
+            for f in files:
+                workspace.claim(f)
+        return _merged(results)
+
+    def root_modules(self, workspace: Workspace, dirs: dict[Path, list[Path]], out: Collector) -> list[Path]:
+        """The folders no other scanned folder calls as a local module, each parsed once."""
+        for d, files in dirs.items():
+            self.module(workspace, d, out, files)
         called = set()
         for d in dirs:
             module = self._modules.get(d)
@@ -494,15 +547,7 @@ class TerraformSource(Source):
                     target = (d / text).resolve()
                     if target != d:
                         called.add(target)
-        roots = [d for d in dirs if d not in called] or list(dirs)
-        results = [loader_out.result()]
-        principals_seen: dict[tuple, str] = {}
-        for root in sorted(roots):
-            results.append(self.collect_root(workspace, root, principals_seen))
-        for d, files in dirs.items():
-            for f in files:
-                workspace.claim(f)
-        return _merged(results)
+        return sorted([d for d in dirs if d not in called] or list(dirs))
 
     def collect_root(self, workspace: Workspace, root: Path, seen: dict) -> SourceResult:
         module = self._modules.get(root)
@@ -527,15 +572,18 @@ class TerraformSource(Source):
         result = out.result()
         # the same module read from two roots: qualify its addresses with the root folder
         rel_root = workspace.rel(root)
-        fixed = []
+        fixed, renamed = [], {}
         for p in result.principals:
             key = (p.id, p.location.file if p.location else "")
             if key in seen and seen[key] != rel_root:
-                p = replace(p, id=f"{rel_root}#{p.id}", aliases=p.aliases + (p.id,))
+                renamed[p.id] = f"{rel_root}#{p.id}"
+                p = replace(p, id=renamed[p.id], aliases=p.aliases + (p.id,))
             else:
                 seen[key] = rel_root
             fixed.append(p)
-        return SourceResult(tuple(fixed), result.unresolved, result.errors)
+        notes = tuple(replace(u, principal_id=renamed[u.principal_id]) if u.principal_id in renamed else u
+                      for u in result.unresolved)  # a note stays with its principal
+        return SourceResult(tuple(fixed), notes, result.errors)
 
     def module(self, workspace: Workspace, directory: Path, out: Collector,
                files: list[Path] | None = None) -> TfModule | None:
