@@ -143,6 +143,8 @@ class Delays:
     retry_max: float = 60.0
     last_accessed_first: float = 2.0  # GetServiceLastAccessedDetails while its job runs
     last_accessed_max: float = 30.0
+    recommendation_first: float = 2.0  # GetFindingRecommendation while AWS generates one (unused access)
+    recommendation_max: float = 30.0
 
     def scaled(self, factor: float) -> "Delays":
         return replace(self, **{f.name: getattr(self, f.name) * factor for f in fields(self)})

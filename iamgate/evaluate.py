@@ -15,11 +15,9 @@ from typing import Callable
 from . import grants as grants_mod
 from . import support as support_mod
 from .catalog import Catalog
-from .model import Baseline, Principal, PrincipalResult
+from .model import NO_DATA, UNKNOWN, UNOBSERVABLE, UNUSED, USED, VERDICTS, Baseline, Principal, PrincipalResult
 from .support import ActionSupport
-
-USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
-VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
+from .unused_access_verdicts import KIND, decide as decide_unused_access
 
 REASONS = {
     "data-event": "data event: {source} has no data events of this service for this principal",
@@ -288,8 +286,7 @@ class Decider:
         configured = rest & obs.configured
         put(UNOBSERVABLE, REASONS["config"], configured)
         rest -= configured
-        if b.unused_access is not None:  # an unused-access analyzer decides what it judged (usage/unused_access.py)
-            from .usage.unused_access import KIND, decide as decide_unused_access
+        if b.unused_access is not None:  # an unused-access analyzer decides what it judged (unused_access_verdicts.py)
             judged = decide_unused_access(rest, b, obs)
             for verdict, reasons in judged.groups.items():
                 for reason, acts in reasons.items():

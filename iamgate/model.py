@@ -114,6 +114,9 @@ class UsedAction:
     signals: tuple[str, ...] = ()
 
 
+UNUSED_ACCESS_KIND = "unused-access"  # the baseline source kind of `iamgate usage unused-access`
+
+
 @dataclass(frozen=True)
 class UnusedAccessEvidence:
     """What an IAM Access Analyzer unused-access analyzer reported for one principal (`usage unused-access`).
@@ -159,6 +162,11 @@ class Baseline:
     @property
     def role_name(self) -> str:
         return self.principal_arn.rsplit("/", 1)[-1]
+
+
+# The verdicts: `iamgate.evaluate` decides them, the stages after it read them.
+USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
+VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from iamgate.aws import Clients
 from iamgate.catalog import load_catalog
 from iamgate.evaluate import Decider, default_observability
 from iamgate.model import Baseline, UnusedAccessEvidence
+from iamgate import unused_access_verdicts as uv
 from iamgate.usage import unused_access as ua
 
 ACCOUNT = "111122223333"
@@ -241,25 +242,25 @@ DEPLOYED = frozenset({"s3:getobject", "s3:createbucket", "s3:deletebucket", "ec2
 TRACKED = frozenset({"s3:createbucket", "s3:deletebucket", "ec2:runinstances", "kms:decrypt", "kms:createkey"})
 
 
-def flat(j: ua.Judgement) -> dict:
+def flat(j: uv.Judgement) -> dict:
     return {v: frozenset().union(*r.values()) for v, r in j.groups.items()}
 
 
 def test_judge_rules():
     granted = DEPLOYED | {"kms:createkey"}
-    j = ua.judge(granted, evidence(unused_actions={"s3:deletebucket": None}, unused_services={"ec2": None}),
+    j = uv.judge(granted, evidence(unused_actions={"s3:deletebucket": None}, unused_services={"ec2": None}),
                  DEPLOYED, frozenset(), TRACKED, services)
     assert flat(j) == {"unused": {"s3:deletebucket", "ec2:runinstances"}, "used": {"s3:createbucket", "kms:decrypt"},
                        "unobservable": {"s3:getobject"}}
     assert j.remainder == {"not in the deployed grant the analyzer judged (a new grant)": {"kms:createkey"}}
-    role = ua.judge(granted, evidence(unused_role=True), DEPLOYED, frozenset(), TRACKED, services)
+    role = uv.judge(granted, evidence(unused_role=True), DEPLOYED, frozenset(), TRACKED, services)
     assert flat(role) == {"unused": DEPLOYED} and role.left == {"kms:createkey"}
-    newer = ua.judge(DEPLOYED, evidence(), DEPLOYED, frozenset({"kms:decrypt"}), TRACKED, services)
+    newer = uv.judge(DEPLOYED, evidence(), DEPLOYED, frozenset({"kms:decrypt"}), TRACKED, services)
     assert "kms:decrypt" not in flat(newer)["used"] and "newer than the tracking period" in next(iter(newer.remainder))
-    never = ua.judge(granted, evidence(analyzed_at=None, not_analysed="created 2026-11-01"), DEPLOYED,
+    never = uv.judge(granted, evidence(analyzed_at=None, not_analysed="created 2026-11-01"), DEPLOYED,
                      frozenset(), TRACKED, services)
     assert never.groups == {} and never.left == granted and "created 2026-11-01" in next(iter(never.remainder))
-    unread = ua.judge(granted, evidence(unused_actions={"kms:decrypt": None}), None, frozenset(), TRACKED, services)
+    unread = uv.judge(granted, evidence(unused_actions={"kms:decrypt": None}), None, frozenset(), TRACKED, services)
     assert flat(unread) == {"unused": {"kms:decrypt"}} and unread.left == granted - {"kms:decrypt"}
 
 
@@ -349,10 +350,13 @@ def test_the_usage_source_interface(env):
         "unused access: GetFindingV2: ValidationException: bad id"]
 
 
-def test_retry_judges_failures():
+def test_the_reader_judges_failures_with_aws_errors():
+    """One way to judge AWS failures: the reader's retry is iamgate.aws_errors'."""
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+    from iamgate.aws_errors import AccountError, OutOfTime, Retry
     clock = FakeClock()
-    retry = ua.Retry(clock, deadline=clock.monotonic() + 10)
+    reader = ua.UnusedAccessReader(None, None, clock, deadline=clock.monotonic() + 10)
+    assert type(reader.retry) is Retry
     calls = []
 
     def flaky():
@@ -360,11 +364,12 @@ def test_retry_judges_failures():
         if len(calls) < 3:
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
         return "ok"
-    assert retry.call("ListFindingsV2", flaky) == "ok" and clock.sleeps == [2.0, 3.0]
-    with pytest.raises(ua.Stopped, match="Unable to locate credentials"):
-        retry.call("GetAnalyzer", lambda: (_ for _ in ()).throw(NoCredentialsError()))
-    with pytest.raises(ua.Stopped, match="timed out"):  # the deadline bounds the waits
-        retry.call("ListFindingsV2", lambda: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="x")))
+    assert reader.retry.call("ListFindingsV2", flaky) == "ok" and clock.sleeps == [2.0, 3.0]
+    with pytest.raises(AccountError, match="Unable to locate credentials"):
+        reader.retry.call("GetAnalyzer", lambda: (_ for _ in ()).throw(NoCredentialsError()))
+    with pytest.raises(OutOfTime, match="timed out"):  # the deadline bounds the waits
+        reader.retry.call("ListFindingsV2", lambda: (_ for _ in ()).throw(EndpointConnectionError(endpoint_url="x")))
+    assert issubclass(OutOfTime, ua.Stopped) and issubclass(AccountError, ua.Stopped)
 
 
 def test_a_users_grant_includes_its_groups_and_url_encoded_documents_are_read():
@@ -382,7 +387,7 @@ def test_a_users_grant_includes_its_groups_and_url_encoded_documents_are_read():
     assert [p["name"] for p in user.policies] == ["user/inline/own", "group/deployers/inline/g"]
     assert user.missing == ("group gone",) and user.created == "2025-01-01T00:00:00Z"
     ev = evidence(deployed_policies=user.policies + (dict(policy("s3:CreateBucket"), created="2026-11-01T00:00:00Z"),))
-    everything, too_new = ua.deployed_grant(ev, load_catalog(), "2026-08-23T06:00:00Z")
+    everything, too_new = uv.deployed_grant(ev, load_catalog(), "2026-08-23T06:00:00Z")
     assert everything == {"sqs:createqueue", "kms:decrypt", "s3:createbucket"} and too_new == {"s3:createbucket"}
 
 
@@ -447,7 +452,7 @@ def test_fix_compares_awss_recommendation_with_its_own():
                       recommendation={"finding_id": "f1", "steps": steps})
         b = Baseline(ROLE, "2026-08-23T06:00:00Z", "2026-11-21T06:00:00Z", sources=({"kind": "unused-access"},),
                      unused_access=ev)
-        return ua.recommendation_lines(evaluate(principal, b, catalog), ("s3:deletebucket",), catalog)
+        return uv.recommendation_lines(evaluate(principal, b, catalog), ("s3:deletebucket",), catalog)
     same = lines([{"action": "CREATE_POLICY", "existing_policy": "p", "policy": policy("s3:CreateBucket")["document"]}])
     assert same[-1] == "Orders: AWS's recommendation and iamgate's fix keep the same actions"
     keeps = lines([{"action": "CREATE_POLICY", "existing_policy": "p",

@@ -16,7 +16,7 @@ from fixtures.aws.fake_unused_access import FakeUnusedAccess
 from fixtures.aws.helpers import ACCOUNT, aws_env, moto_server
 from iamgate.aws import Clients
 from iamgate.cli import main
-from iamgate.usage import _ua_read, unused_access as ua
+from iamgate.usage import unused_access as ua
 
 ANALYZER = f"arn:aws:access-analyzer:us-east-1:{ACCOUNT}:analyzer/unused"
 ANALYSED = "2026-11-21T06:00:00Z"
@@ -96,7 +96,7 @@ def moto():
 @pytest.fixture
 def fake(moto, monkeypatch):
     aws_env(monkeypatch, moto)
-    monkeypatch.setattr(_ua_read, "RECOMMENDATION_FIRST", 0.01)  # read when each wait starts
+    monkeypatch.setenv("IAMGATE_DELAY_SCALE", "0.005")  # every wait (a recommendation's 2 s) in milliseconds
     with FakeUnusedAccess(ANALYZERS, FINDINGS, {"f-orders": [{"unusedPermissionsRecommendedStep": {
             "recommendedAction": "CREATE_POLICY", "existingPolicyId": "orders-inline",
             "recommendedPolicy": json.dumps(RECOMMENDED)}}]}, throttle={"ListFindingsV2": 2}) as server:

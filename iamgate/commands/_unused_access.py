@@ -34,6 +34,7 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
         return 0
     check_args(args)
     from ..aws import Clients, SystemClock
+    from ..aws_errors import PrincipalError, Stopped
     from .baseline import Progress, parse_duration
     from .usage import baseline_filename, writable_dir, write_error
     timeout = parse_duration(args.timeout, "--timeout")
@@ -59,7 +60,7 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
                             progress, on_baseline=write)
     except ua.AnalyzerError as e:
         raise UsageError(str(e)) from None
-    except (ua.Stopped, ua.PrincipalError) as e:
+    except (Stopped, PrincipalError) as e:
         raise UsageError(f"AWS: {e}") from None
     except OSError as e:
         raise write_error(e) from None

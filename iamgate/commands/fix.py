@@ -34,7 +34,7 @@ def aws_recommendations(results, remediation, catalog) -> list[str]:
     lines: list[str] = []
     for r in results:
         if r.baseline is not None and r.baseline.unused_access is not None:
-            from ..usage.unused_access import recommendation_lines
+            from ..unused_access_verdicts import recommendation_lines
             lines += recommendation_lines(r, dropped.get(r.principal.id, ()), catalog)
     return lines
 

@@ -11,19 +11,14 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from botocore.exceptions import (BotoCoreError, ClientError, CredentialRetrievalError, HTTPClientError,
-                                 NoCredentialsError, NoRegionError, PartialCredentialsError)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.parsers import ResponseParserError
-
-from ..aws import Backoff, SystemClock, error_code, error_message, iso
+from ..aws import Backoff, SystemClock, iso
+from ..aws_errors import PrincipalError, Retry, Stopped, unexpected_reply
 
 UNUSED_ACCESS_TYPES = ("ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS")
 ACTION_FINDINGS = ("UnusedPermission", "UnusedIAMRole")
 CREDENTIAL_FINDINGS = ("UnusedIAMUserAccessKey", "UnusedIAMUserPassword")
 READ_STATUSES = ("ACTIVE", "ARCHIVED")  # archived still means unused (someone chose to hide it); RESOLVED does not
 DEFAULT_TRACKING_DAYS = 90
-RECOMMENDATION_FIRST, RECOMMENDATION_MAX = 2.0, 30.0
 
 # Every API call `iamgate usage unused-access` makes: its `--print-policy` is built from this list
 # and a test checks the calls the command really made against it.
@@ -54,67 +49,6 @@ def _document(raw) -> dict | None:
 
 class AnalyzerError(Exception):
     """The analyzer cannot be used (missing, wrong type, disabled): a usage error."""
-
-
-class Stopped(Exception):
-    """Nothing further can work (credentials, access denied, the deadline); finished baselines are kept."""
-
-
-class PrincipalError(Exception):
-    """One call for one principal failed after retries; that principal is skipped, the run goes on."""
-
-    def __init__(self, message: str, code: str = ""):
-        super().__init__(message)
-        self.code = code
-
-
-_THROTTLE = {"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"}
-_SERVER = {"InternalServerException", "ServiceUnavailableException", "InternalFailure"}
-_NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, NoRegionError)
-_CONNECTION = (BotoConnectionError, HTTPClientError, ResponseParserError)
-_ACCOUNT = {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "ExpiredTokenException",
-            "ExpiredToken", "InvalidClientTokenId"}
-
-
-class Retry:
-    """Bounded retries of throttling and 5xx with backoff, within the deadline.
-
-    The same small interface as `iamgate.aws_errors.Retry` (branch i13): `call(operation, fn)`
-    raises `Stopped` for account-wide failures and `PrincipalError` for the rest."""
-    ATTEMPTS = 6
-
-    def __init__(self, clock=None, deadline: float | None = None, first: float = 2.0, maximum: float = 60.0):
-        self.clock, self.deadline = clock or SystemClock(), deadline
-        self.first, self.maximum = first, maximum
-
-    def wait(self, seconds: float, why: str) -> None:
-        if self.deadline is not None and self.clock.monotonic() + seconds > self.deadline:
-            raise Stopped(f"timed out while {why}")
-        self.clock.sleep(seconds)
-
-    def call(self, operation: str, fn, denied_is_account: bool = False):
-        """`fn()`, retried; `denied_is_account`: access denied here means the whole run cannot work."""
-        backoff = Backoff(self.first, self.maximum)
-        for attempt in range(1, self.ATTEMPTS + 1):
-            try:
-                return fn()
-            except _NO_CREDENTIALS as e:
-                raise Stopped(f"{operation}: {e}") from None
-            except ClientError as e:
-                code = error_code(e)
-                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-                if code in _ACCOUNT and (denied_is_account or "Denied" not in code):
-                    raise Stopped(f"{operation}: {error_message(e)}") from None
-                if not (code in _THROTTLE or code in _SERVER or status == 429 or status >= 500) or \
-                        attempt == self.ATTEMPTS:
-                    raise PrincipalError(f"{operation}: {error_message(e)}", code) from None
-            except _CONNECTION as e:  # retried like throttling
-                if attempt == self.ATTEMPTS:
-                    raise PrincipalError(f"{operation}: {e}") from None
-            except BotoCoreError as e:  # e.g. parameter validation: this call, not the account
-                raise PrincipalError(f"{operation}: {e}") from None
-            self.wait(backoff(), f"retrying {operation}")
-        raise AssertionError("unreachable")
 
 
 def analyzer_name(arn: str) -> str:
@@ -181,25 +115,27 @@ def matches(arn: str, globs: list[str]) -> bool:
 
 
 class UnusedAccessReader:
-    """The API calls, each retried on throttling; a finding's details and recommendation paged through."""
+    """The API calls, each judged by `iamgate.aws_errors` (throttling and other transient failures
+    retried); a finding's details and recommendation paged through."""
 
     def __init__(self, client, iam=None, clock=None, deadline: float | None = None, retry: Retry | None = None):
         self.client, self.iam = client, iam
         self.clock = clock or SystemClock()
         self.retry = retry or Retry(self.clock, deadline)
 
-    def _pages(self, operation: str, method, result_key: str, **params) -> list:
+    def _pages(self, operation: str, method, result_key: str, key: str, **params) -> list:
+        """Every item of every page; an item without `key` is a reply of the wrong shape (retried)."""
         items, token = [], None
         while True:
             page = self.retry.call(operation, lambda: method(**params, **({"nextToken": token} if token else {})),
-                                   denied_is_account=True)
+                                   check=lambda r: [i[key] for i in r.get(result_key) or ()], denied_is_account=True)
             items.extend(page.get(result_key) or [])
             token = page.get("nextToken")
             if not token:
                 return items
 
     def analyzers(self) -> list[dict]:
-        return self._pages("ListAnalyzers", self.client.list_analyzers, "analyzers")
+        return self._pages("ListAnalyzers", self.client.list_analyzers, "analyzers", "arn")
 
     def analyzer(self, arn: str | None) -> Analyzer:
         """The analyzer by ARN (or the only unused-access one); AnalyzerError if it cannot serve."""
@@ -212,15 +148,19 @@ class UnusedAccessReader:
         else:
             try:
                 summary = self.retry.call("GetAnalyzer", lambda: self.client.get_analyzer(
-                    analyzerName=analyzer_name(arn)), denied_is_account=True)["analyzer"]
+                    analyzerName=analyzer_name(arn)), check=lambda r: r["analyzer"],
+                    denied_is_account=True)["analyzer"]
             except PrincipalError as e:
-                if e.code == "ResourceNotFoundException":
+                if e.failure.code == "ResourceNotFoundException":
                     raise AnalyzerError(f"--analyzer {arn}: no such analyzer in this account and region"
                                         f"{self._others()}") from None
                 raise AnalyzerError(str(e)) from None
             if summary.get("arn") != arn:
                 raise AnalyzerError(f"--analyzer {arn}: this region's analyzer of that name is {summary.get('arn')}")
-        return self._check(summary)
+        try:
+            return self._check(summary)
+        except (KeyError, TypeError, ValueError) as e:
+            raise AnalyzerError(str(unexpected_reply("ListAnalyzers" if arn is None else "GetAnalyzer", e))) from None
 
     def _others(self) -> str:
         try:
@@ -248,7 +188,7 @@ class UnusedAccessReader:
                     "status": {"eq": list(READ_STATUSES)}}
         if accounts:
             criteria["resourceOwnerAccount"] = {"eq": list(accounts)}
-        found = self._pages("ListFindingsV2", self.client.list_findings_v2, "findings",
+        found = self._pages("ListFindingsV2", self.client.list_findings_v2, "findings", "id",
                             analyzerArn=analyzer.arn, filter=criteria)
         return [f for f in found if f.get("status") in READ_STATUSES]  # a RESOLVED one is no longer true
 
@@ -274,7 +214,7 @@ class UnusedAccessReader:
         try:
             page = self._get_recommendation(analyzer, finding_id)
         except PrincipalError as e:
-            if e.code != "ResourceNotFoundException":
+            if e.failure.code != "ResourceNotFoundException":
                 raise
             page = None
         if page is not None and page.get("status") == "IN_PROGRESS":
@@ -287,7 +227,7 @@ class UnusedAccessReader:
 
     def finish_recommendation(self, analyzer: Analyzer, finding_id: str) -> dict:
         """Wait for a recommendation being generated, with backoff, and read all of it."""
-        delay = Backoff(RECOMMENDATION_FIRST, RECOMMENDATION_MAX)
+        delay = Backoff(self.retry.delays.recommendation_first, self.retry.delays.recommendation_max)
         page = self._get_recommendation(analyzer, finding_id)
         while page.get("status") == "IN_PROGRESS":
             self.retry.wait(delay(), "waiting for an Access Analyzer recommendation")
@@ -320,7 +260,8 @@ class UnusedAccessReader:
         while True:
             page = self.retry.call("GetAccountAuthorizationDetails", lambda: self.iam.get_account_authorization_details(
                 Filter=["Role", "User", "Group", "LocalManagedPolicy", "AWSManagedPolicy"],
-                **({"Marker": marker} if marker else {})), denied_is_account=True)
+                **({"Marker": marker} if marker else {})), denied_is_account=True,
+                check=lambda r: [e["Arn"] for k in ("RoleDetailList", "UserDetailList") for e in r.get(k) or ()])
             for key in details:
                 details[key].extend(page.get(key) or [])
             marker = page.get("Marker") if page.get("IsTruncated") else None
