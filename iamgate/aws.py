@@ -25,7 +25,6 @@ def client_config(**extra) -> Config:
     return Config(retries={"mode": "standard"}, user_agent_extra=f"iamgate/{__version__}", **extra)
 
 
-CLIENT_CONFIG = client_config()  # shared (see client_config); kept for the callers that use it
 GLOBAL_SERVICES = {"iam": "us-east-1", "sts": "us-east-1"}
 IAM_PREFIX = {"accessanalyzer": "access-analyzer"}  # boto3 service name -> IAM action prefix
 

@@ -118,3 +118,17 @@ def test_failed_query_is_reported_not_raised(catalog):
         summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
     assert summary.baselines == () and "TABLE_NOT_FOUND" in errors[0].message
     stub.assert_no_pending_responses()
+
+
+def test_each_athena_client_gets_its_own_config(monkeypatch):
+    """botocore writes the resolved attempt count into the Config's `retries`: with one shared
+    Config the first client's AWS_MAX_ATTEMPTS stuck on every later client."""
+    from fixtures.aws.helpers import aws_env
+    aws_env(monkeypatch)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
+    first = athena.athena_client()
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    second = athena.athena_client()
+    assert first.meta.config.retries["total_max_attempts"] == 4
+    assert second.meta.config.retries["total_max_attempts"] == 1
+    assert second.meta.config.retries["mode"] == "standard" and "iamgate/" in second.meta.config.user_agent_extra

@@ -87,8 +87,8 @@ def rows_to_counts(rows) -> dict:
 def athena_client():
     import boto3
 
-    from ..aws import CLIENT_CONFIG
-    return boto3.client("athena", config=CLIENT_CONFIG)
+    from ..aws import client_config
+    return boto3.client("athena", config=client_config())
 
 
 def run_query(sql: str, workgroup: str, output: str, client=None, poll: float = 0.2, timeout: float = 1800):
