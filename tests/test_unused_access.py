@@ -461,3 +461,44 @@ def test_fix_compares_awss_recommendation_with_its_own():
     detach = lines([{"action": "DETACH_POLICY", "existing_policy": "p", "policy": None}])
     assert detach[1] == "  detach p" and "iamgate keeps 1 action(s) AWS drops" in detach[-1]
     assert lines([]) == []  # no recommendation: nothing to show
+
+
+def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp_path, capsys):
+    """Through `run_unused_access`, every failure judged by iamgate.aws_errors: throttling retried,
+    a principal whose call keeps failing recorded while the run goes on, expired credentials
+    stopping the run with the summary written and the finished baseline kept."""
+    from iamgate.cli import build_parser
+    from iamgate.commands._unused_access import SUMMARY_FILE, run_unused_access
+    aws_env(monkeypatch)
+    clients = Clients("us-east-1")
+    aa, iam = stub_client(clients, "accessanalyzer"), stub_client(clients, "iam")
+    roles = [f"arn:aws:iam::{ACCOUNT}:role/r{i}" for i in (1, 2, 3, 4)]
+    aa.add_response("get_analyzer", {"analyzer": summary()}, {"analyzerName": "unused"})
+    iam.add_response("get_account_authorization_details", {"RoleDetailList": [], "UserDetailList": [],
+                                                           "GroupDetailList": [], "Policies": []}, {"Filter": ANY})
+    throttled(aa, "list_findings_v2")
+    aa.add_response("list_findings_v2", {"findings": [listed(f"f{i}", "UnusedIAMRole", resource=r)
+                                                      for i, r in enumerate(roles, 1)]}, None)
+    role_finding = [{"unusedIamRoleDetails": {"lastAccessed": T - dt.timedelta(days=120)}}]
+    aa.add_response("get_finding_v2", {**listed("f1", "UnusedIAMRole", resource=roles[0]),
+                                       "findingDetails": role_finding}, {"analyzerArn": ANALYZER, "id": "f1"})
+    for _ in range(5):  # Retry.ATTEMPTS: then only this principal fails
+        aa.add_client_error("get_finding_v2", "ServiceUnavailableException", "try later", 503,
+                            expected_params={"analyzerArn": ANALYZER, "id": "f2"})
+    aa.add_client_error("get_finding_v2", "ExpiredTokenException", "The security token included in the request is "
+                        "expired", 400, expected_params={"analyzerArn": ANALYZER, "id": "f3"})
+    args = build_parser(["usage"]).parse_args(["usage", "unused-access", "--analyzer", ANALYZER,
+                                               "--out", str(tmp_path)])
+    clock = FakeClock()
+    assert run_unused_access(args, clients=clients, clock=clock) == 2
+    aa.assert_no_pending_responses()
+    err = capsys.readouterr().err
+    assert clock.sleeps == [2.0, 2.0, 3.0, 4.5, 6.75]  # one throttle, then four waits between five 503s
+    saved = json.loads((tmp_path / SUMMARY_FILE).read_text())
+    assert saved["written"] == [f"{ACCOUNT}_role_r1.json"]
+    assert saved["failed"] == {roles[1]: "GetFindingV2: ServiceUnavailableException: try later",
+                               roles[2]: "not read: the run stopped", roles[3]: "not read: the run stopped"}
+    assert saved["stopped"] == "GetFindingV2: ExpiredTokenException: The security token included in the request " \
+                               "is expired"
+    assert "1 baseline(s) written" in err and "3 failed" in err and "stopped: GetFindingV2: ExpiredToken" in err
+    assert "Traceback" not in err and "internal error" not in err
