@@ -232,3 +232,23 @@ def test_a_real_process_reaches_the_stand_in_through_the_environment(fake, tmp_p
     assert run.returncode == 0, run.stderr
     assert "[1/1] arn:aws:iam::123456789012:role/batch: done: unused role" in run.stderr
     assert json.loads((out / f"{ACCOUNT}_role_batch.json").read_text())["unused_access"]["unused_role"] is True
+
+
+def test_replies_of_the_wrong_shape_are_judged_not_a_crash(moto, monkeypatch, tmp_path, capsys):
+    """A finding without its id is retried as an unexpected reply and then ends the run as an AWS error;
+    an analyzer description without its status is a usage error. Neither is an internal error."""
+    aws_env(monkeypatch, moto)
+    monkeypatch.setenv("IAMGATE_DELAY_SCALE", "0.001")
+    no_id = {k: v for k, v in FINDINGS[1].items() if k != "id"}
+    no_status = [{k: v for k, v in a.items() if k != "status"} for a in ANALYZERS]
+    for analyzers, findings, message in ((ANALYZERS, [no_id], "AWS: ListFindingsV2: UnexpectedResponse: the reply "
+                                          "has an unexpected shape (missing 'id')"),
+                                         (no_status, FINDINGS, "GetAnalyzer: UnexpectedResponse: the reply has an "
+                                          "unexpected shape (missing 'status')")):
+        with FakeUnusedAccess(analyzers, findings) as server:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_ACCESSANALYZER", server.url)
+            assert main(["usage", "unused-access", "--analyzer", ANALYZER, "--out", str(tmp_path)]) == 2
+            lists = [r for r in server.requests if r.path == "/findingv2"]
+        err = capsys.readouterr().err
+        assert message in err and "internal error" not in err and "Traceback" not in err
+        assert len(lists) == (5 if findings == [no_id] else 0)  # Retry.ATTEMPTS tries of the bad reply
