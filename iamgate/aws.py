@@ -16,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from . import __version__
+from .errors import UsageError
 
 
 def client_config(**extra) -> Config:
@@ -129,7 +130,6 @@ class Clients:
         if key not in self._clients:
             region = self.region or GLOBAL_SERVICES.get(service)
             if region is None:
-                from .commands import UsageError
                 raise UsageError("no AWS region: pass --region, or set AWS_DEFAULT_REGION or `region` in the AWS "
                                  "config profile (boto3 does not read AWS_REGION)")
             c = self.session.client(service, region_name=region, config=client_config())

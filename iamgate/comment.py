@@ -10,9 +10,9 @@ import json
 
 from .escape import md
 from .formats.markdown import MarkdownReport
-from .github import MAX_BODY_BYTES as MAX_BYTES  # GitHub's limits for a comment body
-from .github import MAX_BODY_CHARS as MAX_CHARS
 
+MAX_BODY_CHARS = 65536  # GitHub's limit for an issue or review comment body, in characters
+MAX_BODY_BYTES = 262144  # and in bytes
 SUMMARY_MAX_BYTES = 1024 * 1024  # a step's job summary
 SAFETY_MARGIN = 256
 MARKER_PREFIX = "<!-- iamgate:comment"
@@ -46,11 +46,11 @@ def comment_body(report, marker_line: str, heading: str, summary_link: str | Non
     changes), the report fitted to the limits, then `fix_details` (the least-privilege diff not posted
     as suggestions; left out if it cannot fit)."""
     prefix = marker_line + "\n" + _notes(notes or []) + sections
-    if fix_details and len(fix_details) > MAX_CHARS // 2:
+    if fix_details and len(fix_details) > MAX_BODY_CHARS // 2:
         fix_details = ""
     body = MarkdownReport(report, heading, summary_link, full_report).render(
-        max_chars=MAX_CHARS - len(prefix) - len(fix_details) - SAFETY_MARGIN,
-        max_bytes=MAX_BYTES - len(prefix.encode()) - len(fix_details.encode()) - SAFETY_MARGIN)
+        max_chars=MAX_BODY_CHARS - len(prefix) - len(fix_details) - SAFETY_MARGIN,
+        max_bytes=MAX_BODY_BYTES - len(prefix.encode()) - len(fix_details.encode()) - SAFETY_MARGIN)
     return prefix + body + ("\n" + fix_details if fix_details else "")
 
 
@@ -64,4 +64,4 @@ def summary_body(report, heading: str, notes: list[str] | None = None, sections:
 
 
 def fits(body: str) -> bool:
-    return len(body) <= MAX_CHARS and len(body.encode()) <= MAX_BYTES
+    return len(body) <= MAX_BODY_CHARS and len(body.encode()) <= MAX_BODY_BYTES

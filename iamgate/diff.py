@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .commands import UsageError
+from .errors import UsageError
+from .repo import repo_relative, repo_root
 from .model import Location, PrincipalResult
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_NO_LAZY_FETCH": "1", "GIT_OPTIONAL_LOCKS": "0"}
@@ -70,28 +71,6 @@ def git(args: list[str], cwd: str | Path, check: bool = True, text: bool = True)
     except subprocess.CalledProcessError as e:
         err = e.stderr if isinstance(e.stderr, str) else (e.stderr or b"").decode("utf-8", "replace")
         raise UsageError(f"git {' '.join(args[:2])}: {err.strip() or 'failed'}") from None
-
-
-def repo_root(start: str | Path | None = None) -> Path | None:
-    """The enclosing git work tree, found without running git."""
-    p = Path(start or os.getcwd()).resolve()
-    for d in (p, *p.parents):
-        if (d / ".git").exists():
-            return d
-    return None
-
-
-def repo_relative(file: str, root: Path | None = None) -> str:
-    """A report path (relative to the working directory, or absolute) relative to the repository root."""
-    root = root or repo_root()
-    path = Path(file)
-    absolute = path if path.is_absolute() else Path(os.getcwd(), path)
-    if root is not None:
-        try:
-            return Path(os.path.normpath(absolute)).relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
 
 
 def resolve_commit(rev: str, root: Path) -> str:

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import fix_json, fix_terraform, fix_yaml
-from .commands import UsageError
+from .errors import UsageError
 from .files import write_text_atomic
 from .fix_edits import Edit, Hunk, apply_edits, hunks, unified_diff
 from .remediate import Problem, Remediation, StatementFix
-from .sources import repository_of, within
+from .repo import repo_root
+from .sources import within
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
     out: list[FileFix] = []
     problems: list[Problem] = []
     if roots is None:
-        roots = [repository_of(Path.cwd().resolve()) or Path.cwd()]
+        roots = [repo_root(Path.cwd()) or Path.cwd()]
     for file in remediation.files:
         fixes: list[StatementFix] = remediation.for_file(file)
         path = Path(base, file)

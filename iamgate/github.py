@@ -18,11 +18,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from .comment import MAX_BODY_BYTES, MAX_BODY_CHARS
+
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 RETRY_STATUSES = {500, 502, 503, 504}
-MAX_BODY_CHARS = 65536  # GitHub's limit for an issue or review comment body, in characters
-MAX_BODY_BYTES = 262144  # and in bytes
 ACTIONS_BOT = "github-actions[bot]"  # the author of what the default GITHUB_TOKEN posts
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: "wait for at least one minute" when no header says otherwise
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from .catalog import Catalog, glob_match, load_catalog
+from .catalog import Catalog, load_catalog
 from .config import Config
 from . import support as support_mod
 from .evaluate import Observability, evaluate
@@ -15,6 +15,7 @@ from .model import Finding, Principal, PrincipalResult, ScanError, Skipped, Unre
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
+from .checks._allowlist import apply_allowlist
 
 
 @dataclass(frozen=True)
@@ -133,45 +134,6 @@ def _unique_ids(principals: tuple[Principal, ...], unresolved: tuple[Unresolved,
     new_u = tuple(replace(u, principal_id=qualify(u.principal_id, u.location.file)) if u.principal_id else u
                   for u in unresolved)
     return new_p, new_u
-
-
-def allowlisted(actions, entries) -> tuple[str, ...]:
-    """The actions some entry's action glob covers: catalog sets, not a glob match per action
-    (a NotAction principal has ~22,000)."""
-    if not entries:
-        return ()
-    catalog = load_catalog()
-    covered: set[str] = set()
-    for e in entries:
-        covered |= catalog.expand(e.action).actions
-    return tuple(a for a in actions if a in covered or (a not in catalog and any(
-        glob_match(e.action, a) for e in entries)))
-
-
-def apply_allowlist(findings: list[Finding], results, config: Config, today: dt.date):
-    if not config.allowlist:
-        return findings, []
-    from .risk import principal_names
-    names = {r.principal.id: principal_names(r) for r in results}
-    active = [e for e in config.allowlist if not e.expired(today)]
-    kept, suppressed = [], []
-    for f in findings:
-        if f.check == "allowlist-expired" or not f.actions:
-            kept.append(f)
-            continue
-        ids = names.get(f.principal, (f.principal,))
-        allowed = allowlisted(f.actions, [e for e in active if e.covers_principal(ids)])
-        if f.combination:  # one subject: suppressed whole or kept whole, so its key stays stable
-            (suppressed if len(allowed) == len(f.actions) else kept).append(f)
-            continue
-        if not allowed:
-            kept.append(f)
-            continue
-        suppressed.append(replace(f, actions=allowed))
-        rest = tuple(a for a in f.actions if a not in allowed)
-        if rest:
-            kept.append(replace(f, actions=rest))
-    return kept, suppressed
 
 
 def run_checks(results, unresolved, catalog: Catalog, config: Config, today: dt.date | None = None):

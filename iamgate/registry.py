@@ -1,4 +1,4 @@
-"""Plug-in registries: a module in a stage's package registers itself on import."""
+"""Plug-in registries: a module in a stage's package (or in a folder of it) registers itself on import."""
 from __future__ import annotations
 
 import importlib
@@ -22,10 +22,16 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        pkg = importlib.import_module(self.package)
+        self._import_all(self.package)
+
+    def _import_all(self, package: str) -> None:
+        """Every public module of the package and of its public subpackages (a folder of kinds)."""
+        pkg = importlib.import_module(package)
         for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
             if not mod.name.startswith("_"):
-                importlib.import_module(f"{self.package}.{mod.name}")
+                importlib.import_module(f"{package}.{mod.name}")
+                if mod.ispkg:
+                    self._import_all(f"{package}.{mod.name}")
 
     def loaded_with(self, module: str) -> dict[str, type[T]]:
         """What is registered after importing just `module` of the package (if it exists): a CLI

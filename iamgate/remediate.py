@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from .catalog import Catalog, action_names, glob_match
+from .checks._allowlist import apply_allowlist
 from .config import Config
 from .model import Finding, Location, Policy, PrincipalResult, Statement
 
@@ -88,7 +89,6 @@ class Remediation:
 
 def allowlisted(results, config: Config, today: dt.date | None = None) -> dict[str, frozenset]:
     """principal id -> unused actions the allowlist keeps, decided by the pipeline's own allowlist."""
-    from .pipeline import apply_allowlist
     findings = [Finding("unused-actions", "low", r.principal.id, tuple(r.actions("unused")), None, "")
                 for r in results if r.actions("unused")]
     _, suppressed = apply_allowlist(findings, results, config, today or dt.date.today())

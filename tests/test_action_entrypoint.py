@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from iamgate.comment import MAX_BYTES, MAX_CHARS, marker
+from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, marker
 
 from conftest import FIXTURES, ROOT
 from fixtures.github.fake_api import FakeGitHub
@@ -194,7 +194,7 @@ def test_500_principals_fit_the_comment_limits_and_annotations_are_capped(tmp_pa
         run = run_action(tmp_path, ws, api, baselines=str(baselines), config="iamgate.yml")
     assert run.code == 1, run.stderr
     body = api.comments[0]["body"]
-    assert len(body) <= MAX_CHARS and len(body.encode()) <= MAX_BYTES
+    assert len(body) <= MAX_BODY_CHARS and len(body.encode()) <= MAX_BODY_BYTES
     assert body.startswith(marker("iamgate.yml", ["infra"]) + "\n")
     assert "https://github.example/acme/infra/actions/runs/4242" in body  # the link to the job summary
     table = [line for line in body.splitlines() if line.startswith("|")]

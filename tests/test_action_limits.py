@@ -7,7 +7,7 @@ import re
 import shutil
 
 from iamgate import comment
-from iamgate.comment import MAX_BYTES, MAX_CHARS, summary_body
+from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, summary_body
 from iamgate.config import load as load_config
 from iamgate.pipeline import analyse
 
@@ -52,10 +52,10 @@ def test_250_roles_and_one_oversized_suggestion(tmp_path):
     assert "Traceback" not in run.stderr and "could not be posted" not in run.stdout + run.summary
     posted = api.review_comments
     assert len(posted) == 500 and len(refused) == 500  # 2 statements x 250 roles; the huge one never sent
-    assert all(len(c["body"]) <= MAX_CHARS for c in posted)
+    assert all(len(c["body"]) <= MAX_BODY_CHARS for c in posted)
     assert {c["path"] for c in posted} == {"infra/many.json"}
     body = api.comments[0]["body"]
-    assert len(body) <= MAX_CHARS and len(body.encode()) <= MAX_BYTES
+    assert len(body) <= MAX_BODY_CHARS and len(body.encode()) <= MAX_BODY_BYTES
     note = next(line for line in body.splitlines() if "moved into the comment's fix details" in line)
     size = int(re.search(r"infra/huge\.json:1 \\?\(([\d,]+) characters", note).group(1).replace(",", ""))
     assert size > 600_000, note  # the issue's 610,140-character suggestion
@@ -71,13 +71,13 @@ def test_the_fake_api_refuses_bodies_over_the_limit_as_github_does(tmp_path):
         client = GitHubClient(api.url, "test-token", sleep=lambda s: None)
         try:
             client.request("POST", "repos/acme/infra/pulls/7/comments",
-                           {"body": "x" * (MAX_CHARS + 1), "commit_id": "c", "path": "p", "line": 1})
+                           {"body": "x" * (MAX_BODY_CHARS + 1), "commit_id": "c", "path": "p", "line": 1})
         except GitHubError as e:
             assert e.status == 422 and "too long" in e.message
         else:
             raise AssertionError("accepted")
         try:
-            client.upsert_comment("acme/infra", 7, "<!-- m -->", "<!-- m -->\n" + "x" * MAX_CHARS)
+            client.upsert_comment("acme/infra", 7, "<!-- m -->", "<!-- m -->\n" + "x" * MAX_BODY_CHARS)
         except GitHubError as e:
             assert "over GitHub's 65536" in str(e)
         assert not [p for m, p in api.requests if "/issues/" in p]  # checked before it is sent

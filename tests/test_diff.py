@@ -10,7 +10,8 @@ from pathlib import Path
 
 from iamgate import cli
 from iamgate.config import Config
-from iamgate.diff import changed_ranges, compare_with_base, materialise, repo_relative
+from iamgate.diff import changed_ranges, compare_with_base, materialise
+from iamgate.repo import repo_relative
 from iamgate.pipeline import analyse
 
 from conftest import FIXTURES

@@ -10,7 +10,8 @@ from iamgate.fix_files import fix_files
 from iamgate.github import GitHubClient
 from iamgate.pipeline import analyse
 from iamgate.remediate import plan
-from iamgate.suggest import MARKER_PREFIX, details_section, plan_suggestions, post_suggestions
+from iamgate.action.suggestion_comments import post_suggestions
+from iamgate.suggest import MARKER_PREFIX, details_section, plan_suggestions
 
 from conftest import FIXTURES
 from fixtures.github.fake_api import FakeGitHub

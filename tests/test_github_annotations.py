@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from iamgate.comment import MAX_BYTES, MAX_CHARS, comment_body, marker, title
+from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, comment_body, marker, title
 from iamgate.config import Config
 from iamgate.formats.github import Annotation, render_annotations
 from iamgate.pipeline import analyse
@@ -61,7 +61,7 @@ def test_comment_budget_counts_the_marker_and_notes(monkeypatch):
     monkeypatch.chdir(GH)
     report = analyse(["infra"], ["baselines"], Config())
     full = comment_body(report, "<!-- m -->", "t")
-    note = "é" * (MAX_CHARS - len(full) + 100)  # with this note the full report no longer fits
+    note = "é" * (MAX_BODY_CHARS - len(full) + 100)  # with this note the full report no longer fits
     body = comment_body(report, "<!-- m -->", "t", "https://example/run", notes=[note])
-    assert len(body) <= MAX_CHARS and len(body.encode()) <= MAX_BYTES
+    assert len(body) <= MAX_BODY_CHARS and len(body.encode()) <= MAX_BODY_BYTES
     assert note in body and "[job summary](https://example/run)" in body

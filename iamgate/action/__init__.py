@@ -72,7 +72,7 @@ class Action:
         if i.require_usage_data:
             args.append("--require-usage-data")
         if i.diff_only and self.pr and self.pr.base_sha:
-            from ..diff import repo_root
+            from ..repo import repo_root
             if base_available(repo_root(), self.pr.base_sha):
                 args += ["--diff-base", self.pr.base_sha]
             else:
@@ -114,7 +114,7 @@ class Action:
             return None
         from ..catalog import load_catalog
         from ..config import load as load_config
-        from ..diff import repo_relative
+        from ..repo import repo_relative
         from ..fix_files import fix_files
         from ..remediate import plan
         remediation = plan(report.results, load_catalog(), load_config(self.trusted.config_path))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from ..escape import md
 from ..github import GitHubClient, GitHubError, PermissionDenied
-from ..suggest import SuggestionPlan, post_suggestions
+from ..suggest import SuggestionPlan
+from .suggestion_comments import post_suggestions
 from .inputs import PullRequest
 
 READ_ONLY_NOTE = ("The token cannot write to this pull request ({what}){origin}: a fork's pull request gets a "

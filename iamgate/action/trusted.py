@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
-from ..commands import UsageError
+from ..errors import UsageError
 from ..diff import git, materialise, repo_root
 from .inputs import InputError, Inputs, PullRequest
 

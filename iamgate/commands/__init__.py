@@ -5,11 +5,8 @@ import argparse
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from ..errors import UsageError  # noqa: F401 - commands raise it from here
 from ..registry import Registry
-
-
-class UsageError(Exception):
-    """A user mistake: reported in one line, exit code 2, never a traceback."""
 
 
 class Command(ABC):

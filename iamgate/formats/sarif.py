@@ -8,7 +8,7 @@ import urllib.parse
 
 from .. import __version__
 from ..catalog import action_names
-from ..diff import repo_relative, repo_root
+from ..repo import repo_relative, repo_root
 from ..model import Finding, Location, severity_rank
 from ..escape import plain
 from . import FORMATS, Format, unreadable, usage_warning, verdict

@@ -15,6 +15,7 @@ from typing import ClassVar
 from ..loaders import LoadError, load_document
 from ..model import Principal, ScanError, Skipped, SourceResult, Unresolved
 from ..registry import Registry
+from ..repo import repo_root
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".terraform", ".venv", "venv", "__pycache__",
              ".tox", ".mypy_cache", ".pytest_cache", ".serverless", ".aws-sam"}
@@ -35,14 +36,6 @@ OUTSIDE_ROOTS = "its real path leaves the scanned paths (a symbolic link); not r
 
 def within(path: Path, folders) -> bool:
     return any(path == f or f in path.parents for f in folders)
-
-
-def repository_of(path: Path) -> Path | None:
-    """The enclosing git work tree (Terraform follows local modules inside it), found without git."""
-    for d in (path, *path.parents):
-        if (d / ".git").exists():
-            return d
-    return None
 
 
 class Workspace:
@@ -86,7 +79,7 @@ class Workspace:
         self.files = list(dict.fromkeys(self.files))
         # What may be read at all: the scanned paths and the repositories around them (Terraform's
         # local modules), never a link's target elsewhere; in the Action only inside the workspace.
-        readable = set(self.roots) | {r for r in map(repository_of, self.roots) if r is not None}
+        readable = set(self.roots) | {r for r in map(repo_root, self.roots) if r is not None}
         self.readable = [r for r in readable if fence is None or within(r, [fence])]
 
     def _shown(self, path: Path) -> str:
