@@ -44,7 +44,7 @@ def _cpu() -> float:
 
 def run_iamgate(path: Path, jobs: int | None = None) -> tuple[float, int, float]:
     """(wall seconds, events, CPU seconds over all processes): CPU time is robust to a busy machine."""
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     from iamgate.usage.cloudtrail import CloudTrailUsage
     catalog = load_catalog()
     c, t = _cpu(), time.perf_counter()

@@ -23,7 +23,7 @@ def statements(n: int) -> list[dict]:
 def varied_statements(n: int) -> list[dict]:
     """Statements as real policies write them: many services, verbs and NotActions, few exact repeats."""
     import random
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     rng = random.Random(11)
     services = sorted(load_catalog().services)
     verbs = ["Get*", "List*", "Describe*", "*", "Put*", "Create*", "Delete*", "Update*", "?et*"]
@@ -39,7 +39,7 @@ def varied_statements(n: int) -> list[dict]:
 
 
 def run_iamgate(stmts, cold: bool):
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     catalog = load_catalog()
     sizes = []
     t = time.perf_counter()
@@ -71,7 +71,7 @@ def main() -> None:
     from iamgate.cli import tune_gc
     tune_gc()  # the collector thresholds the CLI runs with; both tools are measured under them
     stmts = statements(args.statements)
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     load_catalog()  # load once, outside the timing (policyuniverse loads its data on import)
     import policyuniverse.expander_minimizer  # noqa: F401
     pu_t, pu_sizes = run_policyuniverse(stmts)
@@ -87,7 +87,7 @@ def main() -> None:
     varied = varied_statements(args.statements)
     distinct = len({str(sorted(st.get("Action") or st.get("NotAction"))) for st in varied})
     pu_v, _ = run_policyuniverse(varied)
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     load_catalog()._cache.clear()
     ig_v, _ = run_iamgate(varied, cold=False)  # the pattern cache starts empty and fills as it goes
     print(f"varied statements ({n}, {distinct} distinct, 10% NotAction), pattern cache starting empty:")

@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from iamgate import managed, support
+    from iamgate.reference import managed_policies as managed, support
 
     raw = (ROOT / "iamgate" / "data" / support.FILE_NAME).read_bytes()
     parses = []

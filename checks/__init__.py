@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable
 
-from iamgate.catalog import Catalog
+from iamgate.reference.catalog import Catalog
 from iamgate.config import Config
 from iamgate.model import Finding, PrincipalResult, Unresolved
 from iamgate.registry import Registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from iamgate.model import Finding
-from iamgate.risk import assessment
+from iamgate.judge.risk import assessment
 
 from . import Analysis, Check
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from iamgate.grants import on_every_resource
+from iamgate.judge.grants import on_every_resource
 from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check

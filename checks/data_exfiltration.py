@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from iamgate.risk import DATA_EXFILTRATION
+from iamgate.judge.risk import DATA_EXFILTRATION
 
 from . import CHECKS
 from ._ranked import RankedActions

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from iamgate.risk import RESOURCE_EXPOSURE
+from iamgate.judge.risk import RESOURCE_EXPOSURE
 
 from . import CHECKS
 from ._ranked import RankedActions

@@ -7,10 +7,10 @@ import os
 import sys
 
 from . import __version__
-from .baseline import BaselineError
+from .usage.baseline_format import BaselineError
 from .commands import COMMANDS, UsageError
 from .config import ConfigError
-from .support import SupportDataError
+from .reference.support import SupportDataError
 from .escape import terminal
 
 

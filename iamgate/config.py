@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .catalog import glob_match
+from .reference.catalog import glob_match
 
 DEFAULT_FILES = (".iamgate.yml", ".iamgate.yaml")
 

@@ -178,8 +178,8 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> o
 
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
-    from .catalog import load_catalog
-    from .severity import split_by_access_level
+    from .reference.catalog import load_catalog
+    from .judge.severity import split_by_access_level
     catalog = load_catalog()
     base_canon, head_canon = base.stable_ids, head.stable_ids
     base_keys = {k for f in base.findings + base.suppressed for k in base.stable_keys(f)}

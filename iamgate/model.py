@@ -193,7 +193,7 @@ class PrincipalResult:
 
     @cached_property
     def by_verdict(self) -> dict[str, list[str]]:
-        from .catalog import sort_actions
+        from .reference.catalog import sort_actions
         return {v: sort_actions(frozenset().union(*reasons.values())) for v, reasons in self.groups.items()}
 
     def actions(self, verdict: str) -> list[str]:
@@ -202,7 +202,7 @@ class PrincipalResult:
     @cached_property
     def judged(self):
         """How much of the grant could be judged, and why not the rest (`iamgate.evaluate.Judged`)."""
-        from .evaluate import judged
+        from .judge.verdicts import judged
         return judged(self)
 
     @cached_property

@@ -5,12 +5,12 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from .catalog import Catalog, load_catalog
+from .reference.catalog import Catalog, load_catalog
 from .config import Config
-from . import support as support_mod
-from .evaluate import Observability, evaluate
-from .managed import bundle_use
-from .match import Matcher
+from .reference import support as support_mod
+from .judge.verdicts import Observability, evaluate
+from .reference.managed_policies import bundle_use
+from .usage.matching import Matcher
 from .model import Finding, Principal, PrincipalResult, ScanError, Skipped, Unresolved, severity_rank
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from iamgate import support  # noqa: E402
+from iamgate.reference import support  # noqa: E402
 
 OUT = ROOT / "iamgate" / "data" / support.FILE_NAME
 

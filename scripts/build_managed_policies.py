@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from iamgate import managed  # noqa: E402
+from iamgate.reference import managed_policies as managed  # noqa: E402
 
 
 def main(argv=None) -> int:

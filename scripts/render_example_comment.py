@@ -35,7 +35,7 @@ def git(repo: Path, *args: str) -> None:
 
 def render() -> str:
     from iamgate import config as config_mod
-    from iamgate.comment import comment_body, marker, title
+    from iamgate.formats.comment import comment_body, marker, title
     from iamgate.diff import compare_with_base
     from iamgate.pipeline import analyse
 

@@ -56,7 +56,7 @@ def write_json(path: Path, data) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog():
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     return load_catalog()
 
 
@@ -67,7 +67,7 @@ def terraform_corpus():
     from types import SimpleNamespace
 
     from iamgate.sources import Workspace, scan
-    from iamgate.sources import terraform as tf
+    from iamgate.sources.terraform import configuration as tf
     root = corpus_path("terraform")
     builders, roots = [], []
 

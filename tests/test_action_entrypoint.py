@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, marker
+from iamgate.formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, marker
 
 from conftest import FIXTURES, ROOT
 from fixtures.github.fake_api import FakeGitHub

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from iamgate.comment import marker
-from iamgate.loaders import load_yaml
+from iamgate.formats.comment import marker
+from iamgate.sources.loaders import load_yaml
 
 from conftest import FIXTURES, ROOT
 from fixtures.github.fake_api import FakeGitHub

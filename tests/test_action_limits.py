@@ -6,8 +6,8 @@ import json
 import re
 import shutil
 
-from iamgate import comment
-from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, summary_body
+from iamgate.formats import comment
+from iamgate.formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, summary_body
 from iamgate.config import load as load_config
 from iamgate.pipeline import analyse
 
@@ -66,7 +66,7 @@ def test_250_roles_and_one_oversized_suggestion(tmp_path):
 
 
 def test_the_fake_api_refuses_bodies_over_the_limit_as_github_does(tmp_path):
-    from iamgate.github import GitHubClient, GitHubError
+    from iamgate.action.github_client import GitHubClient, GitHubError
     with FakeGitHub() as api:
         client = GitHubClient(api.url, "test-token", sleep=lambda s: None)
         try:

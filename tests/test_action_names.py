@@ -9,7 +9,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from iamgate.catalog import action_names
+from iamgate.reference.catalog import action_names
 from iamgate.config import Config
 from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse

@@ -9,7 +9,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from iamgate.loaders import load_yaml
+from iamgate.sources.loaders import load_yaml
 
 from conftest import ROOT
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import FIXTURES
 from fixtures.github.fake_api import FakeGitHub
-from iamgate.comment import marker
+from iamgate.formats.comment import marker
 from test_action_entrypoint import run_action, workspace
 from test_diff import git, make_repo
 

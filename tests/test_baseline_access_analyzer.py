@@ -11,8 +11,8 @@ from botocore.stub import ANY
 
 from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated, listed,
                                   policy_json, stub_client)
-from iamgate import baseline as fmt
-from iamgate.aws import Clients
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.aws_clients import Clients
 from iamgate.commands.baseline import STATE_FILE, BaselineRun, Progress, RunState
 from iamgate.usage.access_analyzer import PolicyGenerator, Stopped, to_baseline, window
 

@@ -9,9 +9,19 @@ from botocore.parsers import ResponseParserError
 
 from fixtures.aws.fake_access_analyzer import FakeAccessAnalyzer
 from fixtures.aws.helpers import FakeClock, aws_env, stub_client
-from iamgate.aws import Clients
-from iamgate.aws_errors import (ACCOUNT, PRINCIPAL, TRANSIENT, AccountError, Delays, OutOfTime, PrincipalError,
-                                Retry, Stopped, classify)
+from iamgate.usage.aws_clients import Clients
+from iamgate.usage.aws_errors import (
+    ACCOUNT,
+    PRINCIPAL,
+    TRANSIENT,
+    AccountError,
+    Delays,
+    OutOfTime,
+    PrincipalError,
+    Retry,
+    Stopped,
+    classify,
+)
 
 
 def client_error(code, status=400, message="m"):

@@ -13,7 +13,7 @@ from conftest import ROOT
 from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated,
                                   moto_server, policy_json, stub_client)
 from iamgate import config as config_mod
-from iamgate.aws import API_CALLS, Clients
+from iamgate.usage.aws_clients import API_CALLS, Clients
 from iamgate.cli import build_parser, main
 from iamgate.commands.baseline import STATE_FILE, Progress
 from iamgate.formats.json import report_dict

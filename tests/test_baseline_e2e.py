@@ -19,10 +19,10 @@ import pytest
 from fixtures.aws.fake_access_analyzer import FakeAccessAnalyzer
 from fixtures.aws.fake_last_accessed import FakeLastAccessed
 from fixtures.aws.helpers import ACCESS_ROLE, ACCOUNT, TRAIL, aws_env, moto_server
-from iamgate import baseline as fmt
+from iamgate.usage import baseline_format as fmt
 from iamgate.cli import main
 from iamgate.commands.baseline import STATE_FILE
-from iamgate.runlock import LOCK_FILE
+from iamgate.usage.run_lock import LOCK_FILE
 
 NAMES = ("ingest", "billing", "reports", "exporter")
 P1, P2, P3, P4 = (f"arn:aws:iam::{ACCOUNT}:role/{n}" for n in NAMES)

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from fixtures.aws.helpers import ACCOUNT, FakeClock, aws_env, stub_client
-from iamgate import baseline as fmt
-from iamgate.aws import Clients
-from iamgate.evaluate import decide, default_observability
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.aws_clients import Clients
+from iamgate.judge.verdicts import decide, default_observability
 from iamgate.model import Baseline, UsedAction
 from iamgate.usage.access_analyzer import Stopped
 from iamgate.usage.last_accessed import LastAccessed, LastAccessedError, for_merge

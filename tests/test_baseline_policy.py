@@ -14,14 +14,14 @@ from botocore import xform_name
 
 from conftest import ROOT
 from fixtures.aws.helpers import aws_env
-from iamgate.aws import API_CALLS, Clients, iam_action
-from iamgate.catalog import glob_match
+from iamgate.usage.aws_clients import API_CALLS, Clients, iam_action
+from iamgate.reference.catalog import glob_match
 from iamgate.commands.baseline import job_policy
-from iamgate.evaluate import Observability
+from iamgate.judge.verdicts import Observability
 
 DOC = ROOT / "docs" / "aws-baselines.md"
 WORKFLOW = ROOT / "examples" / "workflows" / "baseline-refresh.yml"
-AWS_MODULES = ["iamgate/aws.py", "iamgate/resolve.py", "iamgate/usage/access_analyzer.py",
+AWS_MODULES = ["iamgate/usage/aws_clients.py", "iamgate/usage/principal_arns.py", "iamgate/usage/access_analyzer.py",
                "iamgate/usage/last_accessed.py", "iamgate/commands/baseline.py",
                "iamgate/commands/managed_policies.py"]
 

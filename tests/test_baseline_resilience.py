@@ -18,12 +18,12 @@ import pytest
 from fixtures.aws.fake_access_analyzer import FakeAccessAnalyzer
 from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated, listed,
                                   policy_json, stub_client)
-from iamgate import baseline as fmt
-from iamgate.aws import Clients
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.aws_clients import Clients
 from iamgate.cli import build_parser, main
 from iamgate.commands import baseline as command
 from iamgate.commands.baseline import STATE_FILE, BaselineRun, Progress, RunState
-from iamgate.runlock import LOCK_FILE
+from iamgate.usage.run_lock import LOCK_FILE
 from iamgate.usage.access_analyzer import PolicyGenerator, window
 from iamgate.usage.last_accessed import LastAccessed
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from conftest import corpus_path, write_json
-from iamgate import baseline as fmt
-from iamgate.match import Matcher
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.matching import Matcher
 from iamgate.model import Baseline, Principal, UsedAction
 from iamgate.usage.baseline_files import BaselineFiles
 

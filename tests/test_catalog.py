@@ -1,7 +1,7 @@
 """The action catalog and IAM glob semantics."""
 import pytest
 
-from iamgate.catalog import glob_match
+from iamgate.reference.catalog import glob_match
 
 
 def test_catalog_is_current_and_versioned(catalog):

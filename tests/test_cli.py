@@ -298,7 +298,7 @@ def test_foreach_resources_keep_their_lines(tmp_path):
 
 
 def test_job_summary_is_trimmed_to_its_cap_by_whole_sections(monkeypatch):
-    from iamgate import comment
+    from iamgate.formats import comment
     from iamgate.config import load
     from iamgate.pipeline import analyse
     report = analyse(["examples/infra"], ["examples/baselines"], load("examples/iamgate.yml"), base=str(ROOT))

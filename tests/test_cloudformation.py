@@ -81,7 +81,7 @@ def test_intrinsics_short_form(tmp_path, expr, expected):
 
 def _to_long_form(doc_text: str) -> str:
     """YAML short form -> JSON long form, through our own loader."""
-    from iamgate.loaders import load_yaml
+    from iamgate.sources.loaders import load_yaml
     return json.dumps(load_yaml(doc_text), indent=1)
 
 
@@ -223,7 +223,7 @@ def test_policy_and_managed_policy_attachments(tmp_path):
 
 
 def test_aws_managed_policy_from_cache_or_bundle_or_unresolved(tmp_path):
-    from iamgate.managed import ManagedPolicyCache
+    from iamgate.reference.managed_policies import ManagedPolicyCache
     arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     text = role_template(f"ManagedPolicyArns: ['{arn}']\n")
     r = extract(tmp_path, text)  # no cache: iamgate's bundled copy
@@ -306,7 +306,7 @@ def test_foreach_language_extension(tmp_path):
 def test_twin_yaml_and_json_templates_extract_identically(tmp_path):
     yaml_text = (tmp_path / "src.yaml")
     yaml_text.write_text(textwrap.dedent(one_policy("!If [IsProd, 'ec2:RunInstances', 'x:y']", head=HEAD)))
-    from iamgate.loaders import load_yaml
+    from iamgate.sources.loaders import load_yaml
     (tmp_path / "src.json").write_text(json.dumps(load_yaml(yaml_text.read_text()), indent=2))
     r = scan(Workspace([str(tmp_path)], base=str(tmp_path)))
     a, b = sorted(r.principals, key=lambda p: p.location.file)
@@ -315,12 +315,12 @@ def test_twin_yaml_and_json_templates_extract_identically(tmp_path):
 
 
 def test_yaml_loader_keeps_dates_and_tags_safely(tmp_path):
-    from iamgate.loaders import load_yaml
+    from iamgate.sources.loaders import load_yaml
     d = load_yaml("Version: 2012-10-17\nX: !GetAtt A.B.C\nY: !Base64 {Fn::Sub: x}\n")
     assert d["Version"] == "2012-10-17"
     assert d["X"] == {"Fn::GetAtt": ["A", "B.C"]}
     with pytest.raises(Exception):
-        yaml.load("!!python/object/apply:os.system ['true']", Loader=__import__("iamgate.loaders").loaders.CfnYamlLoader)
+        yaml.load("!!python/object/apply:os.system ['true']", Loader=__import__("iamgate.sources.loaders").loaders.CfnYamlLoader)
 
 
 def test_numeric_logical_id_and_role_name(tmp_path):

@@ -25,7 +25,7 @@ def test_corpus_parses_completely(catalog):
     assert any(label.startswith("ec2.amazonaws.com PutBucketVersioning") for label, _ in summary.unmapped)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("iamgate.sources.terraform") is None,
+@pytest.mark.skipif(importlib.util.find_spec("iamgate.sources.terraform.configuration") is None,
                     reason="needs the Terraform source (iamgate/sources/terraform.py), written in another issue")
 def test_stratus_ec2_steal_instance_credentials(tmp_path):
     tf = corpus_path(*STRATUS, "v2", "internal", "attacktechniques", "aws", *TECHNIQUE.split("/"))

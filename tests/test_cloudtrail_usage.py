@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from iamgate import baseline as fmt
+from iamgate.usage import baseline_format as fmt
 from iamgate.usage import cloudtrail as ct
 from iamgate.usage.cloudtrail import CloudTrailUsage
 
@@ -65,7 +65,7 @@ def test_service_events_are_kept_apart(scanned):
 
 
 def test_data_events_make_data_actions_observable(scanned, catalog):
-    from iamgate.evaluate import Observability, decide
+    from iamgate.judge.verdicts import Observability, decide
     summary = scanned[0]
     assert summary.data_events_observed == frozenset({"s3", "dynamodb"})
     assert set(summary.categories["s3"]) == {"Data"}
@@ -143,7 +143,7 @@ def test_usage_command_user_errors_exit_2(tmp_path):
 
 
 def test_check_merges_cloudtrail_with_stored_baselines(tmp_path, catalog):
-    from iamgate.baseline import merge
+    from iamgate.usage.baseline_format import merge
     summary, _ = CloudTrailUsage([str(LOGS)], catalog=catalog).scan()
     ct_b = by_arn(summary)[APP]
     aa = fmt.parse({"schema": "iamgate.baseline/v1", "principal_arn": APP, "used": {"ec2:describevpcs": {}},

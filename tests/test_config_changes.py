@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from iamgate.catalog import load_catalog
+from iamgate.reference.catalog import load_catalog
 from iamgate.config import AllowEntry, Config, parse
-from iamgate.config_changes import compare, data_changes, markdown
+from iamgate.action.config_changes import compare, data_changes, markdown
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from conftest import corpus_path
 from iamgate.sources import Workspace, scan
-from iamgate.sources._common import INTERNAL_ERROR
-from iamgate.sources.cloudformation import is_template
+from iamgate.sources.collector import INTERNAL_ERROR
+from iamgate.sources.cloudformation.templates import is_template
 
 
 def _signature(result):

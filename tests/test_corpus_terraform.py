@@ -5,7 +5,7 @@ import pytest
 
 from conftest import corpus_path
 from iamgate.sources import Workspace, scan
-from iamgate.sources.terraform_plan import is_plan
+from iamgate.sources.terraform.plan import is_plan
 
 CORPORA = {
     "terraform": ("terraform",),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from iamgate import support
+from iamgate.reference import support
 from iamgate.cli import main
 from iamgate.commands.data import FetchError, Fetcher
 

@@ -12,7 +12,7 @@ import pytest
 from iamgate import cli
 from iamgate.config import Config
 from iamgate.model import Statement
-from iamgate.remediate import _disjoint, rewrite_items
+from iamgate.fix.plan import _disjoint, rewrite_items
 
 ROLE = "orders-a"
 
@@ -246,7 +246,7 @@ def test_disjoint_is_exact_for_prefixes_and_conservative_otherwise(svc, prefix, 
 
 def test_every_wildcard_in_the_fixture_plans_grants_nothing_dropped(catalog, monkeypatch):
     from iamgate.pipeline import analyse
-    from iamgate.remediate import plan
+    from iamgate.fix.plan import plan
 
     from conftest import FIXTURES
     for fixture in sorted((FIXTURES / "fix").iterdir()):
@@ -263,10 +263,10 @@ def test_every_wildcard_in_the_fixture_plans_grants_nothing_dropped(catalog, mon
 
 
 def test_a_suggestion_covers_only_the_lines_that_change(tmp_path, monkeypatch, catalog):
-    from iamgate.fix_files import fix_files
+    from iamgate.fix.files import fix_files
     from iamgate.pipeline import analyse
-    from iamgate.remediate import plan
-    from iamgate.suggest import plan_suggestions
+    from iamgate.fix.plan import plan
+    from iamgate.fix.suggestions import plan_suggestions
 
     setup(tmp_path, monkeypatch, catalog, "t.yaml", YAML, ["athena:Get*", "glue:Get*", "sqs:SendMessage"])
     remediation = plan(analyse(["infra"], ["b"], Config()).results, catalog)

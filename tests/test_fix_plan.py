@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from iamgate.config import Config
-from iamgate.fix_files import fix_files
+from iamgate.fix.files import fix_files
 from iamgate.pipeline import analyse
-from iamgate.remediate import compact, plan
+from iamgate.fix.plan import compact, plan
 
 BASELINE = {"schema": "iamgate.baseline/v1", "principal_arn": "arn:aws:iam::111122223333:role/{name}",
             "window": {"start": "2026-08-24T00:00:00Z", "end": "2026-11-22T00:00:00Z"},
@@ -42,7 +42,7 @@ def write(tmp_path, files: dict, names=("orders-a", "orders-b")):
 def run_plan(tmp_path, monkeypatch, paths=("infra",), baselines=True):
     monkeypatch.chdir(tmp_path)
     report = analyse(list(paths), ["b"] if baselines else [], Config())
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     remediation = plan(report.results, load_catalog(), Config())
     files, problems = fix_files(remediation)
     return remediation, files, list(remediation.problems) + problems

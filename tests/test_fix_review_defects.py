@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from iamgate import cli
-from iamgate.fix_files import FileFix, write
+from iamgate.fix.files import FileFix, write
 
 BASELINE = {"schema": "iamgate.baseline/v1", "principal_arn": "arn:aws:iam::111122223333:role/r1",
             "window": {"start": "2026-08-24T00:00:00Z", "end": "2026-11-22T00:00:00Z"},

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shutil
 
-from iamgate.catalog import load_catalog
+from iamgate.reference.catalog import load_catalog
 from iamgate.config import load as load_config
-from iamgate.fix_files import fix_files
-from iamgate.github import GitHubClient
+from iamgate.fix.files import fix_files
+from iamgate.action.github_client import GitHubClient
 from iamgate.pipeline import analyse
-from iamgate.remediate import plan
+from iamgate.fix.plan import plan
 from iamgate.action.suggestion_comments import post_suggestions
-from iamgate.suggest import MARKER_PREFIX, details_section, plan_suggestions
+from iamgate.fix.suggestions import MARKER_PREFIX, details_section, plan_suggestions
 
 from conftest import FIXTURES
 from fixtures.github.fake_api import FakeGitHub

@@ -6,7 +6,7 @@ import shutil
 
 from conftest import FIXTURES
 from iamgate import cli
-from iamgate.fix_files import confinement
+from iamgate.fix.files import confinement
 
 FORMS = FIXTURES / "fix" / "terraform_forms"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from iamgate.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, comment_body, marker, title
+from iamgate.formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, comment_body, marker, title
 from iamgate.config import Config
 from iamgate.formats.github import Annotation, render_annotations
 from iamgate.pipeline import analyse

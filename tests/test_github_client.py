@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from iamgate.github import GitHubClient, GitHubError, PermissionDenied, next_link
+from iamgate.action.github_client import GitHubClient, GitHubError, PermissionDenied, next_link
 
 from fixtures.github.fake_api import FakeGitHub
 

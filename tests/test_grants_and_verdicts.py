@@ -1,8 +1,8 @@
 """Grants (Allow minus covering, unconditional Deny) and the verdict order."""
 from __future__ import annotations
 
-from iamgate import grants
-from iamgate.evaluate import Observability, decide, evaluate
+from iamgate.judge import grants
+from iamgate.judge.verdicts import Observability, decide, evaluate
 from iamgate.model import Baseline, Location, Policy, Principal, Statement, UsedAction
 
 

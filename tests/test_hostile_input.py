@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from iamgate.comment import comment_body
+from iamgate.formats.comment import comment_body
 from iamgate.config import Config
 from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse
@@ -154,8 +154,8 @@ def test_fix_write_never_writes_outside_the_scanned_paths(leaky):
 
 
 def test_fix_files_refuses_a_symlink_and_a_path_outside_the_roots(tmp_path, monkeypatch, catalog):
-    from iamgate.fix_files import fix_files
-    from iamgate.remediate import plan
+    from iamgate.fix.files import fix_files
+    from iamgate.fix.plan import plan
     ws = tmp_path / "ws"
     shutil.copytree(FIXTURES / "fix" / "policy_json", ws)
     monkeypatch.chdir(ws)

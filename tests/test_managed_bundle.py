@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from iamgate import managed
-from iamgate.comment import comment_body, marker
+import iamgate
+from iamgate.reference import managed_policies as managed
+from iamgate.formats.comment import comment_body, marker
 from iamgate.config import Config
-from iamgate.managed import ManagedPolicyCache
+from iamgate.reference.managed_policies import ManagedPolicyCache
 from iamgate.pipeline import analyse
 
 from conftest import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "aws-managed-policies" / "policies.json"
-BUNDLE = Path(managed.__file__).parent / "data" / managed.BUNDLE_NAME
+BUNDLE = Path(iamgate.__file__).parent / "data" / managed.BUNDLE_NAME
 NO_CREDENTIALS = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
                   "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
 

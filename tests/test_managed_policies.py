@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, run_cli
 from fixtures.aws.helpers import ACCOUNT, SAFE_ENV, aws_env, moto_server
 from iamgate.cli import main
-from iamgate.managed import ManagedPolicyCache
+from iamgate.reference.managed_policies import ManagedPolicyCache
 
 TEMPLATE = "tests/fixtures/aws/app/template.yaml"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/team-boundary"

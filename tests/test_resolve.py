@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.aws.helpers import ACCOUNT, aws_env, moto_server
-from iamgate.aws import Clients
+from iamgate.usage.aws_clients import Clients
 from iamgate.model import Location, Principal
-from iamgate.resolve import Resolver, StateError, TerraformState
+from iamgate.usage.principal_arns import Resolver, StateError, TerraformState
 from iamgate.sources import Workspace, scan
 
 FIX = Path(__file__).parent / "fixtures" / "aws"

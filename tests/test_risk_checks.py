@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from iamgate import risk
+from iamgate.judge import risk
 from iamgate.config import AllowEntry, Config
-from iamgate.evaluate import evaluate
+from iamgate.judge.verdicts import evaluate
 from iamgate.model import Baseline, Location, Policy, Principal, Statement, UsedAction
 from iamgate.pipeline import run_checks
-from iamgate.severity import by_access_level, split_by_access_level
+from iamgate.judge.severity import by_access_level, split_by_access_level
 
 TODAY = dt.date(2026, 11, 27)
 ARN = "arn:aws:iam::111122223333:role/app"

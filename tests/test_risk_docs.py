@@ -5,7 +5,7 @@ import importlib.util
 from dataclasses import replace
 
 from conftest import ROOT
-from iamgate import risk
+from iamgate.judge import risk
 
 _spec = importlib.util.spec_from_file_location("render_risk_docs", ROOT / "scripts" / "render_risk_docs.py")
 render_risk_docs = importlib.util.module_from_spec(_spec)

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from fixtures.risk.cases import FORMATS, build_cases, write
-from iamgate import risk
+from iamgate.judge import risk
 from iamgate.config import Config
-from iamgate.evaluate import default_observability
+from iamgate.judge.verdicts import default_observability
 from iamgate.pipeline import analyse
 from iamgate.sources import SOURCES
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import FIXTURES, run_cli
 from iamgate.sources import ScanOptions, Workspace, scan
-from iamgate.sources.sam import SamSource
+from iamgate.sources.cloudformation.sam import SamSource
 
 SAM = FIXTURES / "sam"
 BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"

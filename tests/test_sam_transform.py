@@ -9,9 +9,9 @@ import pytest
 
 from conftest import FIXTURES, corpus_path
 from iamgate.sources import Workspace, scan
-from iamgate.sources._sam_transform import transform_roles
-from iamgate.sources.cloudformation import is_template, transforms
-from iamgate.sources.sam import SAM_TRANSFORM
+from iamgate.sources.cloudformation.sam_transform import transform_roles
+from iamgate.sources.cloudformation.templates import is_template, transforms
+from iamgate.sources.cloudformation.sam import SAM_TRANSFORM
 
 
 def _names(value) -> set | None:

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from iamgate.loaders import load_yaml
-from iamgate.policydoc import Unknown
+from iamgate.sources.loaders import load_yaml
+from iamgate.sources.policy_document import Unknown
 from iamgate.sources import ScanOptions, Workspace, scan
-from iamgate.sources._serverless_vars import Variables
+from iamgate.sources.serverless_variables import Variables
 
 SLS = FIXTURES / "serverless"
 

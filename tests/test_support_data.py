@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from iamgate import support
+import iamgate
+from iamgate.reference import support
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "service-reference"
 
@@ -28,7 +29,7 @@ def test_known_flags():
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/service-reference is absent")
 def test_shipped_table_is_the_one_the_script_builds():
     table = support.table_from_folder(SHARED, "2026-02-13", support.shipped().source)
-    assert support.encode(table) == (Path(support.__file__).parent / "data" / support.FILE_NAME).read_bytes()
+    assert support.encode(table) == (Path(iamgate.__file__).parent / "data" / support.FILE_NAME).read_bytes()
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/service-reference is absent")

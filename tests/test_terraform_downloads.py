@@ -6,7 +6,7 @@ import shutil
 
 from conftest import FIXTURES
 from iamgate.sources import Workspace
-from iamgate.sources.terraform import TerraformSource
+from iamgate.sources.terraform.configuration import TerraformSource
 
 TF = FIXTURES / "terraform"
 

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from conftest import FIXTURES, run_cli, write_json
-from iamgate.managed import ManagedPolicyCache
+from iamgate.reference.managed_policies import ManagedPolicyCache
 from iamgate.sources import ScanOptions, Workspace, scan
-from iamgate.sources.terraform import TerraformSource
+from iamgate.sources.terraform.configuration import TerraformSource
 
 TF = FIXTURES / "terraform"
 

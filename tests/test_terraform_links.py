@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from conftest import FIXTURES
-from iamgate.managed import ManagedPolicyCache
+from iamgate.reference.managed_policies import ManagedPolicyCache
 from iamgate.sources import ScanOptions, Workspace
-from iamgate.sources import terraform as tf_source
-from iamgate.sources._tf_iam import LINK_TYPES, UNLINKED, IamBuilder
-from iamgate.sources.terraform import TerraformSource
+from iamgate.sources.terraform import configuration as tf_source
+from iamgate.sources.terraform.iam import LINK_TYPES, UNLINKED, IamBuilder
+from iamgate.sources.terraform.configuration import TerraformSource
 
 TF = FIXTURES / "terraform"
 

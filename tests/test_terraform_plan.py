@@ -7,10 +7,10 @@ import shutil
 import pytest
 
 from conftest import FIXTURES, corpus_path
-from iamgate.grants import compute
+from iamgate.judge.grants import compute
 from iamgate.sources import Workspace, scan
-from iamgate.sources.terraform import TerraformSource
-from iamgate.sources.terraform_plan import TerraformPlanSource
+from iamgate.sources.terraform.configuration import TerraformSource
+from iamgate.sources.terraform.plan import TerraformPlanSource
 
 PLAN_FIXTURE = FIXTURES / "terraform" / "plan"
 VALIDATOR = ("terraform", "awslabs", "terraform-iam-policy-validator", "iam_check", "test")

@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from iamgate.sources._tf_iam import PRINCIPAL_TYPES
+from iamgate.sources.terraform.iam import PRINCIPAL_TYPES
 
 tfparse = pytest.importorskip("tfparse")
 

@@ -10,12 +10,12 @@ import pytest
 from botocore.stub import ANY
 
 from fixtures.aws.helpers import FakeClock, aws_env, stub_client
-from iamgate import baseline as fmt
-from iamgate.aws import Clients
-from iamgate.catalog import load_catalog
-from iamgate.evaluate import Decider, default_observability
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.aws_clients import Clients
+from iamgate.reference.catalog import load_catalog
+from iamgate.judge.verdicts import Decider, default_observability
 from iamgate.model import Baseline, UnusedAccessEvidence
-from iamgate import unused_access_verdicts as uv
+from iamgate.judge import unused_access as uv
 from iamgate.usage import unused_access as ua
 
 ACCOUNT = "111122223333"
@@ -127,7 +127,7 @@ def test_a_finding_is_read_across_pages_into_a_baseline(env):
     aa.add_response("get_finding_v2", detail_page([{"unusedPermissionDetails": {"serviceNamespace": "ec2"}}]),
                     {"analyzerArn": ANALYZER, "id": "f1", "nextToken": "n1"})
     f = reader.finding(a, "f1")
-    from iamgate.aws import jsonable
+    from iamgate.usage.aws_clients import jsonable
     b = ua.build_baseline(ROLE, a, [jsonable(f)], None)
     ev = b.unused_access
     assert ev.unused_actions == {"s3:deletebucket": None, "s3:putbucketpolicy": "2026-11-21T06:00:00Z"}
@@ -288,7 +288,7 @@ def test_decider_uses_it_alone_or_beside_other_sources():
                                 {"iam:listroles"}}
     assert groups["unobservable"] == {"service-level usage only": {"iam:passrole"}}
     # what the config calls unobservable stays so, whatever AWS reports
-    from iamgate.evaluate import Observability
+    from iamgate.judge.verdicts import Observability
     configured = Observability(catalog, ("s3:DeleteBucket",))
     groups = Decider(alone, configured).groups(frozenset({"s3:deletebucket"}))
     assert groups == {"unobservable": {"configured as unobservable": {"s3:deletebucket"}}}
@@ -353,7 +353,7 @@ def test_the_usage_source_interface(env):
 def test_the_reader_judges_failures_with_aws_errors():
     """One way to judge AWS failures: the reader's retry is iamgate.aws_errors'."""
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError
-    from iamgate.aws_errors import AccountError, OutOfTime, Retry
+    from iamgate.usage.aws_errors import AccountError, OutOfTime, Retry
     clock = FakeClock()
     reader = ua.UnusedAccessReader(None, None, clock, deadline=clock.monotonic() + 10)
     assert type(reader.retry) is Retry
@@ -440,7 +440,7 @@ def test_recommendations_are_all_started_before_any_is_waited_for(env):
 
 
 def test_fix_compares_awss_recommendation_with_its_own():
-    from iamgate.evaluate import evaluate
+    from iamgate.judge.verdicts import evaluate
     from iamgate.model import Policy, Principal, Statement
     catalog = load_catalog()
     principal = Principal("Orders", "role", name="orders", policies=(Policy("p", (Statement(

@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.aws.fake_unused_access import FakeUnusedAccess
 from fixtures.aws.helpers import ACCOUNT, aws_env, moto_server
-from iamgate.aws import Clients
+from iamgate.usage.aws_clients import Clients
 from iamgate.cli import main
 from iamgate.usage import unused_access as ua
 
@@ -218,7 +218,7 @@ def test_readme_shows_the_generated_policy():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("<!-- iamgate:unused-access-policy", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
-    from iamgate.catalog import load_catalog
+    from iamgate.reference.catalog import load_catalog
     assert json.loads(block) == ua.required_policy(load_catalog())
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from iamgate import evaluate as ev
-from iamgate import support
-from iamgate.baseline import merge
-from iamgate.evaluate import Observability, SourceView, coverage, decide, evaluate
+from iamgate.judge import verdicts as ev
+from iamgate.reference import support
+from iamgate.usage.baseline_format import merge
+from iamgate.judge.verdicts import Observability, SourceView, coverage, decide, evaluate
 from iamgate.model import Baseline, Location, Policy, Principal, Statement, UsedAction
 
 ROLE = "arn:aws:iam::111122223333:role/app"

@@ -16,14 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import cli, config_changes
-from ..comment import comment_body, comment_key, marker, summary_body, title
-from ..config_changes import clip
+from .. import cli
+from . import config_changes
+from ..formats.comment import comment_body, comment_key, marker, summary_body, title
+from .config_changes import clip
 from ..escape import md
 from ..formats import FORMATS, Format
 from ..formats.github import Annotation, annotations, render_annotations
-from ..github import GitHubClient
-from ..suggest import SuggestionPlan, details_section, plan_suggestions
+from .github_client import GitHubClient
+from ..fix.suggestions import SuggestionPlan, details_section, plan_suggestions
 from .inputs import InputError, Inputs, PullRequest
 from .log import WorkflowLog
 from .outputs import append_file, result, step_outputs, write_outputs
@@ -98,7 +99,7 @@ class Action:
             return ""
         changes = []
         if t.base_config is not None and t.head_config is not None:
-            from ..catalog import load_catalog
+            from ..reference.catalog import load_catalog
             changes = config_changes.compare(t.base_config, t.head_config, load_catalog())
         changes += config_changes.data_changes(list(t.changed_data))
         problem = (f"The pull request's configuration does not load: {md(clip(t.head_problem))}"
@@ -112,11 +113,11 @@ class Action:
         """The least-privilege fix: suggestions on lines the PR changed, a diff for the rest."""
         if not any(r.actions("unused") for r in report.results):
             return None
-        from ..catalog import load_catalog
+        from ..reference.catalog import load_catalog
         from ..config import load as load_config
         from ..repo import repo_relative
-        from ..fix_files import fix_files
-        from ..remediate import plan
+        from ..fix.files import fix_files
+        from ..fix.plan import plan
         remediation = plan(report.results, load_catalog(), load_config(self.trusted.config_path))
         files, _ = fix_files(remediation)
         changed: dict = {}

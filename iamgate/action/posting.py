@@ -9,8 +9,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from ..escape import md
-from ..github import GitHubClient, GitHubError, PermissionDenied
-from ..suggest import SuggestionPlan
+from .github_client import GitHubClient, GitHubError, PermissionDenied
+from ..fix.suggestions import SuggestionPlan
 from .suggestion_comments import post_suggestions
 from .inputs import PullRequest
 

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from .. import baseline as fmt
+from ..usage import baseline_format as fmt
 from ..files import write_json_atomic
 from . import UsageError
 
@@ -29,12 +29,12 @@ def check_args(args) -> None:
 def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
     from ..usage import unused_access as ua
     if args.print_policy:
-        from ..catalog import load_catalog
+        from ..reference.catalog import load_catalog
         print(json.dumps(ua.required_policy(load_catalog()), indent=2))
         return 0
     check_args(args)
-    from ..aws import Clients, SystemClock
-    from ..aws_errors import PrincipalError, Stopped
+    from ..usage.aws_clients import Clients, SystemClock
+    from ..usage.aws_errors import PrincipalError, Stopped
     from .baseline import Progress, parse_duration
     from .usage import baseline_filename, writable_dir, write_error
     timeout = parse_duration(args.timeout, "--timeout")

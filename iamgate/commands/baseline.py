@@ -15,14 +15,14 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import baseline as fmt
+from ..usage import baseline_format as fmt
 from .. import config as config_mod
-from ..aws import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
-from ..aws_errors import Delays, PrincipalError, Retry, Stopped, classify
+from ..usage.aws_clients import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
+from ..usage.aws_errors import Delays, PrincipalError, Retry, Stopped, classify
 from ..files import write_json_atomic
-from ..managed import ManagedPolicyCache
-from ..resolve import Resolution, Resolver, StateError, TerraformState, is_principal_arn
-from ..runlock import LockError, RunLock
+from ..reference.managed_policies import ManagedPolicyCache
+from ..usage.principal_arns import Resolution, Resolver, StateError, TerraformState, is_principal_arn
+from ..usage.run_lock import LockError, RunLock
 from ..usage.access_analyzer import DAILY_JOBS, MAX_DAYS, PolicyGenerator, QuotaExceeded, to_baseline, window
 from ..usage.last_accessed import SIGNAL, LastAccessed, LastAccessedError, failed_source, for_merge, is_failed
 from . import COMMANDS, Command, UsageError
@@ -55,7 +55,7 @@ def baseline_relpath(arn: str) -> Path:
 
 def job_policy(catalog, access_role: str | None = None) -> dict:
     """The least-privilege policy for this job, built from `iamgate.aws.API_CALLS` and the catalog."""
-    from ..evaluate import Observability
+    from ..judge.verdicts import Observability
     obs = Observability(catalog)
     actions = []
     for service, op in API_CALLS:
@@ -550,7 +550,7 @@ class BaselineCommand(Command):
 
     def run(self, args, clients: Clients | None = None, clock=None, progress: Progress | None = None) -> int:
         if args.print_policy:
-            from ..catalog import load_catalog
+            from ..reference.catalog import load_catalog
             print(json.dumps(job_policy(load_catalog(), args.access_role), indent=2))
             if not args.access_role:
                 print("iamgate: note: the iam:PassRole resource above is a placeholder role ARN; pass "

@@ -81,7 +81,7 @@ def with_support_data(cfg, data_dir: str | None):
     else the config's `data-dir`."""
     from dataclasses import replace
 
-    from .. import support
+    from ..reference import support
     env = os.environ.get(support.ENV_DATA_DIR) or None
     where = "--data-dir" if data_dir else f"${support.ENV_DATA_DIR}" if env else "data-dir"
     cfg = replace(cfg, data_dir=data_dir or env or cfg.data_dir)

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from .. import __version__, support
+from .. import __version__
+from ..reference import support
 from . import COMMANDS, Command, UsageError
 
 ENV_ENDPOINT = "IAMGATE_SERVICE_REFERENCE_URL"

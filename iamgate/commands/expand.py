@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ..catalog import load_catalog
+from ..reference.catalog import load_catalog
 from . import COMMANDS, Command
 
 

@@ -13,7 +13,7 @@ MAX_LISTED = 8
 
 
 def _short(actions, limit: int = MAX_LISTED) -> str:
-    from ..catalog import action_names
+    from ..reference.catalog import action_names
     shown = ", ".join(action_names(actions[:limit]))
     return shown + (f" and {len(actions) - limit} more" if len(actions) > limit else "")
 
@@ -34,7 +34,7 @@ def aws_recommendations(results, remediation, catalog) -> list[str]:
     lines: list[str] = []
     for r in results:
         if r.baseline is not None and r.baseline.unused_access is not None:
-            from ..unused_access_verdicts import recommendation_lines
+            from ..judge.unused_access import recommendation_lines
             lines += recommendation_lines(r, dropped.get(r.principal.id, ()), catalog)
     return lines
 
@@ -55,9 +55,9 @@ class Fix(Command):
         p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
 
     def run(self, args) -> int:
-        from ..catalog import load_catalog
-        from ..fix_files import fix_files, write
-        from ..remediate import WIDENING_WARNING, plan
+        from ..reference.catalog import load_catalog
+        from ..fix.files import fix_files, write
+        from ..fix.plan import WIDENING_WARNING, plan
         cfg = config_mod.load(args.config)
         baselines = existing_inputs(args, cfg)
         if not baselines:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config as config_mod
-from ..aws import Clients
-from ..aws_errors import PrincipalError, Retry, Stopped
-from ..managed import ManagedPolicyCache, normalise_arn
+from ..usage.aws_clients import Clients
+from ..usage.aws_errors import PrincipalError, Retry, Stopped
+from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
 from ..model import Location, ScanError
 from ..sources import Workspace, scan
 from . import COMMANDS, Command, UsageError

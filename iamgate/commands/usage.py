@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import baseline as fmt
+from ..usage import baseline_format as fmt
 from ..files import write_json_atomic
 from . import COMMANDS, Command, UsageError
 

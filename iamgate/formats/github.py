@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..catalog import action_names
+from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
 from ..escape import plain, workflow_data, workflow_property
 from ..model import severity_rank

@@ -1,8 +1,8 @@
 """The machine contract: `iamgate.report/v1` (schema in iamgate/data/schemas/report.schema.json)."""
 from __future__ import annotations
 
-from ..catalog import sort_actions
-from ..evaluate import VERDICTS
+from ..reference.catalog import sort_actions
+from ..judge.verdicts import VERDICTS
 from ..model import Finding, PrincipalResult
 from . import FORMATS, Format, usage_warning, verdict
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..catalog import action_names
+from ..reference.catalog import action_names
 from ..escape import code, html_text, md
 from ..model import severity_rank
 from . import FORMATS, Format, plural, skipped_heading, usage_warning

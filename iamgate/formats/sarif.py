@@ -7,7 +7,7 @@ import json
 import urllib.parse
 
 from .. import __version__
-from ..catalog import action_names
+from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
 from ..model import Finding, Location, severity_rank
 from ..escape import plain

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..catalog import action_names
+from ..reference.catalog import action_names
 from ..escape import terminal as t
 from ..model import severity_rank
 from . import RESULT_WORD, FORMATS, Format, plural, skipped_heading, usage_warning, verdict

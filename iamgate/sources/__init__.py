@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..loaders import LoadError, load_document
+from .loaders import LoadError, load_document
 from ..model import Principal, ScanError, Skipped, SourceResult, Unresolved
 from ..registry import Registry
 from ..repo import repo_root

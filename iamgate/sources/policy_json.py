@@ -1,11 +1,11 @@
 """Raw IAM policy documents (`{"Version": ..., "Statement": [...]}`) in JSON files."""
 from __future__ import annotations
 
-from ..loaders import line_of
+from .loaders import line_of
 from ..model import SourceResult
-from ..policydoc import looks_like_policy
+from .policy_document import looks_like_policy
 from . import SOURCES, Source, Workspace
-from ._common import Collector
+from .collector import Collector
 
 
 @SOURCES.register

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..loaders import LDict, LList, LoadError, line_of
+from .loaders import LDict, LList, LoadError, line_of
 from ..model import SourceResult
-from ..policydoc import Unknown
+from .policy_document import Unknown
 from . import SOURCES, Workspace
-from ._common import Collector
-from ._serverless_vars import Variables
-from .cloudformation import CloudFormationSource, join_results
+from .collector import Collector
+from .serverless_variables import Variables
+from .cloudformation.templates import CloudFormationSource, join_results
 
 DEFAULT_ROLE_ID = "IamRoleLambdaExecution"  # the logical id Serverless gives its shared role
 PER_FUNCTION_PLUGIN = "serverless-iam-roles-per-function"

@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..catalog import Catalog, glob_match, load_catalog
+from ..reference.catalog import Catalog, glob_match, load_catalog
 from ..model import Baseline, UsedAction
 from ._ct_map import AMBIGUOUS, NO_IAM, PERMISSIONLESS, UNMAPPED, EventMapper, is_access_denied, \
     unobservable_data_actions

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from ..catalog import Catalog, load_catalog
+from ..reference.catalog import Catalog, load_catalog
 
 ACTIONS, PERMISSIONLESS, NO_IAM, UNMAPPED, AMBIGUOUS = "actions", "permissionless", "no-iam", "unmapped", "ambiguous"
 

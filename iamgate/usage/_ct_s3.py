@@ -50,7 +50,7 @@ def bounded_map(fn: Callable[[T], R], items: Iterable[T], limit: int | None = No
 def client():
     import boto3
 
-    from ..aws import client_config
+    from .aws_clients import client_config
     return boto3.client("s3", config=client_config(max_pool_connections=in_flight()))  # a connection per download
 
 

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from ..aws import Backoff, SystemClock, iso
-from ..aws_errors import PrincipalError, Retry, Stopped, unexpected_reply
+from .aws_clients import Backoff, SystemClock, iso
+from .aws_errors import PrincipalError, Retry, Stopped, unexpected_reply
 
 UNUSED_ACCESS_TYPES = ("ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS")
 ACTION_FINDINGS = ("UnusedPermission", "UnusedIAMRole")

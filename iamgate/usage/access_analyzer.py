@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .. import __version__
-from .. import baseline as fmt
-from ..aws import Backoff, SystemClock, iso, jsonable
-from ..aws_errors import ACCOUNT, AccountError, Delays, PrincipalError, Retry, Stopped
+from . import baseline_format as fmt
+from .aws_clients import Backoff, SystemClock, iso, jsonable
+from .aws_errors import ACCOUNT, AccountError, Delays, PrincipalError, Retry, Stopped
 from ..model import Baseline, ScanError
 from . import USAGE, UsageResult, UsageSource
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from ..catalog import Catalog, load_catalog
+from ..reference.catalog import Catalog, load_catalog
 from ..model import ScanError
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, summarise
@@ -87,7 +87,7 @@ def rows_to_counts(rows) -> dict:
 def athena_client():
     import boto3
 
-    from ..aws import client_config
+    from .aws_clients import client_config
     return boto3.client("athena", config=client_config())
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import baseline as fmt
+from . import baseline_format as fmt
 from ..model import ScanError
 from . import USAGE, UsageResult, UsageSource
 

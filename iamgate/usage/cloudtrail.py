@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, load_catalog
+from ..reference.catalog import Catalog, load_catalog
 from ..model import ScanError
 from ..words import plural
 from . import USAGE, UsageResult, UsageSource

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import __version__
-from ..aws import iso, jsonable
-from ..aws_errors import PrincipalError, Stopped
+from .aws_clients import iso, jsonable
+from .aws_errors import PrincipalError, Stopped
 from ..model import UNUSED_ACCESS_KIND, Baseline, ScanError, UnusedAccessEvidence
 from . import USAGE, UsageResult, UsageSource
 from ._ua_read import (ACTION_FINDINGS, API_CALLS, CREDENTIAL_FINDINGS, Analyzer,  # noqa: F401 - re-exported
@@ -230,7 +230,7 @@ IAM_ACTIONS = {("accessanalyzer", "ListFindingsV2"): "access-analyzer:ListFindin
 
 def iam_actions() -> list[str]:
     """The IAM action each API call needs."""
-    from ..aws import iam_action
+    from .aws_clients import iam_action
     return [IAM_ACTIONS.get((s, op)) or iam_action(s, op) for s, op in API_CALLS]
 
 

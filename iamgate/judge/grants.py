@@ -1,0 +1,118 @@
+"""What a principal is granted: expanded Allow actions minus what an unconditional Deny removes."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..reference.catalog import Catalog, Expansion
+from ..model import Principal, Statement
+
+
+@dataclass
+class Grants:
+    allows: list[tuple[Statement, frozenset[str]]] = field(default_factory=list)  # in order, after Denies
+    unknown: dict[str, list[Statement]] = field(default_factory=dict)  # pattern matching nothing -> statements
+    deny_notes: list[tuple[frozenset[str], str]] = field(default_factory=list)  # why a Deny did not remove them
+    denied: frozenset[str] = frozenset()  # removed by an unconditional, covering Deny
+
+    actions: frozenset[str] = frozenset()  # everything granted
+
+
+# Synthetic ARNs of different shapes, in the pattern's own partition and account where it fixes them:
+# a resource pattern that matches all of them names everything (of that kind).
+_ANY_RESOURCE_PROBES = ("arn:{p}:s3:::bucket/key", "arn:{p}:iam::{a}:role/path/name",
+                        "arn:{p}:ec2:us-east-1:{a}:instance/i-0", "arn:{p}:sqs:us-east-1:{a}:queue")
+_ANY_ROLE_PROBES = ("arn:{p}:iam::{a}:role/name", "arn:{p}:iam::{a}:role/path/name")
+
+
+def _matches_all(pattern: str, probes) -> bool:
+    from ..reference.catalog import glob_match
+    parts = pattern.strip().split(":", 5)
+    literal = lambda i, default: parts[i] if len(parts) > i and parts[i] and not any(  # noqa: E731
+        c in parts[i] for c in "*?") else default
+    values = {"p": literal(1, "aws"), "a": literal(4, "123456789012")}
+    return all(glob_match(pattern.strip(), probe.format(**values)) for probe in probes)
+
+
+def on_every_resource(stmt: Statement) -> bool:
+    """`Resource: *`, `arn:*`, or a NotResource: the statement does not narrow what it applies to."""
+    return bool(stmt.not_resources) or any(_matches_all(r, _ANY_RESOURCE_PROBES) for r in stmt.resources)
+
+
+def on_every_role(stmt: Statement) -> bool:
+    """The resources take in every role of the account: `*`, `arn:aws:iam::*:*`, `arn:aws:iam::1…:role/*`."""
+    return bool(stmt.not_resources) or any(_matches_all(r, _ANY_ROLE_PROBES) for r in stmt.resources)
+
+
+def statement_actions(stmt: Statement, catalog: Catalog) -> Expansion:
+    if stmt.not_actions or stmt.not_action_unresolved:
+        return catalog.expand_not_actions(stmt.not_actions)
+    return catalog.expand_all(stmt.actions)
+
+
+@lru_cache(maxsize=4096)
+def _resource_rx(pattern: str) -> re.Pattern:
+    # A Deny pattern covers an Allow pattern if it matches the Allow's text, where the Allow's
+    # own `*` can only be matched by a `*` of the Deny (a `?` covers one literal character).
+    out = []
+    for ch in pattern:
+        out.append(".*" if ch == "*" else "[^*]" if ch == "?" else re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _covers(deny_pattern: str, allow_resource: str) -> bool:
+    return deny_pattern == "*" or _resource_rx(deny_pattern).fullmatch(allow_resource) is not None
+
+
+def deny_covers(deny: Statement, allow: Statement) -> bool:
+    """Does the Deny apply to every resource the Allow grants?"""
+    if deny.resources:
+        if "*" in deny.resources:
+            return True
+        if allow.not_resources or not allow.resources:
+            return False
+        return all(any(_covers(d, r) for d in deny.resources) for r in allow.resources)
+    if deny.not_resources:
+        # Deny everything except NotResource: covers literal allow resources outside it.
+        if allow.not_resources or not allow.resources:
+            return False
+        return all("*" not in r and "?" not in r and not any(_covers(n, r) for n in deny.not_resources)
+                   for r in allow.resources)
+    return False
+
+
+def compute(principal: Principal, catalog: Catalog) -> Grants:
+    g = Grants()
+    allows: list[tuple[Statement, frozenset[str]]] = []
+    denies: list[tuple[Statement, frozenset[str]]] = []
+    for policy in principal.policies:
+        for stmt in policy.statements:
+            exp = statement_actions(stmt, catalog)
+            if stmt.is_allow:
+                for pattern in exp.unknown:
+                    g.unknown.setdefault(pattern, []).append(stmt)
+                allows.append((stmt, exp.actions))
+            else:
+                denies.append((stmt, exp.actions))
+    removed_any: set[str] = set()
+    notes: dict[str, set] = {}
+    for stmt, actions in allows:
+        removed: frozenset[str] = frozenset()
+        for deny, denied in denies:
+            hit = actions & denied
+            if not hit:
+                continue
+            if not deny.condition and deny_covers(deny, stmt):
+                removed = removed | hit
+            else:
+                why = "a conditional Deny" if deny.condition else "a Deny on narrower resources"
+                where = f" ({deny.location})" if deny.location else ""
+                notes.setdefault(f"{why}{where} may restrict it", set()).update(hit)
+        kept = actions - removed if removed else actions
+        g.allows.append((stmt, kept))
+        removed_any |= removed
+    granted = g.actions = frozenset().union(*(acts for _, acts in g.allows))
+    g.denied = frozenset(removed_any - granted)
+    g.deny_notes = [(frozenset(acts & granted), note) for note, acts in notes.items() if acts & granted]
+    return g

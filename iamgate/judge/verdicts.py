@@ -1,0 +1,378 @@
+"""Stage 3: a principal's grants + its baseline -> a verdict for every granted action.
+
+The order is fixed (see the README): unknown, no-usage-data, used, configured as unobservable,
+service never accessed (unused), service-level only, then per action and per usage source: unused where
+any source of the baseline would have reported it, else unobservable with each source's reason.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from importlib import resources
+from typing import Callable
+
+from . import grants as grants_mod
+from ..reference import support as support_mod
+from ..reference.catalog import Catalog
+from ..model import (
+    NO_DATA,
+    UNKNOWN,
+    UNOBSERVABLE,
+    UNUSED,
+    USED,
+    VERDICTS,
+    Baseline,
+    Principal,
+    PrincipalResult,
+)
+from ..reference.support import ActionSupport
+from .unused_access import KIND, decide as decide_unused_access
+
+REASONS = {
+    "data-event": "data event: {source} has no data events of this service for this principal",
+    "data-event-unreported": "data event: {source} does not report data events",
+    "not-logged": "authorization-only permission: {source} never logs it as a call of its own",
+    "permissionless": "needs no permission: {source} never records it as usage",
+    "config": "configured as unobservable",
+}
+NOT_REPORTED_BY_ACCESS_ANALYZER = "Access Analyzer does not report this action"
+NOT_TRACKED_BY_LAST_ACCESSED = "IAM last accessed does not track this action"
+NO_SUPPORT_DATA = "no AWS support data for this action (data of {date}); run `iamgate data update`"
+SERVICE_LEVEL = "service-level usage only"
+NEVER_ACCESSED = "service never accessed in the tracking period (last accessed)"
+NOT_OBSERVED = "not observed in the window"
+# How the blind-spot summary counts each reason ("392 unobservable: 301 data events, ..."): (prefix, label)
+SHORT_REASONS = (("data event:", "data event"), ("authorization-only permission:", "authorization-only permission"),
+                 ("needs no permission:", "permissionless call"), (REASONS["config"], "configured as unobservable"),
+                 (NOT_REPORTED_BY_ACCESS_ANALYZER, "not reported by Access Analyzer"),
+                 (NOT_TRACKED_BY_LAST_ACCESSED, "not tracked by IAM last accessed"),
+                 ("no AWS support data", "without AWS support data"), (SERVICE_LEVEL, "service-level usage only"))
+COUNTED = {"data event", "authorization-only permission", "permissionless call"}  # nouns: plural after 2+
+
+
+def _data(name: str) -> dict:
+    try:
+        return json.loads(resources.files("iamgate").joinpath(f"data/{name}").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+@dataclass(frozen=True)
+class Unobservable:
+    reason: str  # key of REASONS
+    service: str
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What one usage source of a baseline would have reported, had the principal used it."""
+    covered: frozenset[str]
+    blind: tuple[tuple[str, frozenset], ...] = ()  # (reason, actions) for what it cannot see, first match wins
+    otherwise: str = "not covered by the usage source"  # the reason for any other action it cannot see
+
+
+# Baseline source kind -> its view. A new usage source kind registers its own with `@coverage(kind)`;
+# a kind without one is read as CloudTrail (every management event).
+COVERAGE: dict[str, Callable[["Observability", Baseline], SourceView]] = {}
+SOURCE_NAMES = {"access-analyzer": "Access Analyzer", "last-accessed": "IAM last accessed",
+                "cloudtrail": "CloudTrail"}
+
+
+def coverage(kind: str):
+    def register(fn):
+        COVERAGE[kind] = fn
+        return fn
+    return register
+
+
+class Observability:
+    """What each usage source can and cannot see: AWS's per-action support data (`iamgate.support`),
+    cited data files, and the config."""
+
+    def __init__(self, catalog: Catalog, extra: tuple[str, ...] = (), support: ActionSupport | None = None):
+        self.catalog = catalog
+        self.support = support if support is not None else support_mod.load()
+        self._services: dict[frozenset, frozenset] = {}
+        self._views: dict[tuple, SourceView] = {}
+        by_reason: dict[str, set[str]] = {}
+        for entry in _data("unobservable.json").get("entries", []):
+            by_reason.setdefault(entry["reason"], set()).update(catalog.expand(entry["pattern"]).actions)
+        configured: set[str] = set()
+        for pattern in extra:
+            configured |= catalog.expand(pattern).actions
+        self.configured = frozenset(configured)
+        self.data_events = frozenset(by_reason.pop("data-event", set())) - self.configured
+        self.by_reason = {r: frozenset(a) - self.configured for r, a in by_reason.items()}
+        # never attributed to a service's use, so "never accessed" does not decide them
+        self.always_unobservable = frozenset().union(*(self.by_reason.get(r, frozenset())
+                                                       for r in ("not-logged", "permissionless")))
+        # catalog actions AWS's data does not list (newer than the data): no source's flags cover them
+        self.unlisted = catalog.all_actions - self.support.listed
+        self.no_data_reason = NO_SUPPORT_DATA.format(date=self.support.date or "unknown date")
+
+    @cached_property
+    def by_action(self) -> dict[str, Unobservable]:
+        """The curated table per action: why a source cannot see it."""
+        out = {a: Unobservable("data-event", a.partition(":")[0]) for a in self.data_events}
+        for reason, actions in self.by_reason.items():
+            out.update({a: Unobservable(reason, a.partition(":")[0]) for a in actions})
+        out.update({a: Unobservable("config", a.partition(":")[0]) for a in self.configured})
+        return out
+
+    def services(self, services) -> frozenset:
+        key = frozenset(services)
+        hit = self._services.get(key)
+        if hit is None:
+            hit = self._services[key] = frozenset().union(*(self.catalog.service_actions(s) for s in key))
+        return hit
+
+    def view(self, kind: str, baseline: Baseline) -> SourceView:
+        fn = COVERAGE.get(kind)
+        return fn(self, baseline) if fn else _management_events(self, baseline, kind)
+
+    def cached_view(self, key: tuple, build: Callable[[], SourceView]) -> SourceView:
+        hit = self._views.get(key)
+        if hit is None:
+            hit = self._views[key] = build()
+        return hit
+
+    def never_accessed(self, baseline: Baseline) -> frozenset:
+        """Actions of services last accessed shows never accessed: unused, whatever the per-action flags
+        (service-level tracking covers every action AWS's data lists for the service)."""
+        return (self.services(baseline.not_accessed_services) & self.support.listed) - self.always_unobservable
+
+
+def _curated(obs: Observability, name: str, data_reason: str, data_events: frozenset) -> tuple:
+    """(reason, actions) from the cited table, naming the source: why it cannot see them."""
+    return ((REASONS[data_reason].format(source=name), data_events),
+            *((REASONS[r].format(source=name), obs.by_reason[r]) for r in ("not-logged", "permissionless")
+              if r in obs.by_reason))
+
+
+def _flagged(obs: Observability, kind: str, covered: frozenset, otherwise: str) -> SourceView:
+    """A source whose coverage is one of AWS's SupportedBy flags; the cited table only explains, in the
+    reason, why an action it does not cover is missing (a data event, `iam:PassRole`, ...)."""
+    name = SOURCE_NAMES[kind]
+    return obs.cached_view((kind,), lambda: SourceView(
+        covered, ((obs.no_data_reason, obs.unlisted), *_curated(obs, name, "data-event-unreported", obs.data_events)),
+        otherwise))
+
+
+@coverage("access-analyzer")
+def _access_analyzer(obs: Observability, baseline: Baseline) -> SourceView:
+    """Policy generation reports exactly the actions whose `IAM Access Analyzer Policy Generation` flag is true."""
+    return _flagged(obs, "access-analyzer", obs.support.generation, NOT_REPORTED_BY_ACCESS_ANALYZER)
+
+
+@coverage("last-accessed")
+def _last_accessed(obs: Observability, baseline: Baseline) -> SourceView:
+    """Action last accessed tracks exactly the actions whose `IAM Action Last Accessed` flag is true
+    (a never-accessed service is decided before, at service level)."""
+    return _flagged(obs, "last-accessed", obs.support.last_accessed, NOT_TRACKED_BY_LAST_ACCESSED)
+
+
+@coverage("unused-access")
+def _unused_access(obs: Observability, baseline: Baseline) -> SourceView:
+    """An unused-access analyzer decides the deployed grant it judged, before the other sources
+    (usage/unused_access.py); what it leaves (a new grant) it never saw."""
+    return SourceView(frozenset(), otherwise="not in the deployed grant the unused-access analyzer judged")
+
+
+@coverage("cloudtrail")
+def _management_events(obs: Observability, baseline: Baseline, kind: str = "cloudtrail") -> SourceView:
+    """CloudTrail read directly: every management event; data events only of services whose data events
+    were logged for this principal; never authorization-only or permissionless grants."""
+    name = SOURCE_NAMES.get(kind, kind or "the baseline")
+
+    def build() -> SourceView:
+        blind = _curated(obs, name, "data-event", obs.data_events - obs.services(baseline.data_events_observed))
+        return SourceView(obs.catalog.all_actions - frozenset().union(*(acts for _, acts in blind)), blind)
+    return obs.cached_view(("management-events", name, baseline.data_events_observed), build)
+
+
+_COMBINED: dict[str, tuple[str, ...]] = {}  # a reason joined from several sources' -> its parts
+
+
+def short_reason(reason: str) -> str:
+    """The blind-spot label of an unobservable reason; one per source for a reason naming several."""
+    labels = [next((short for prefix, short in SHORT_REASONS if part.startswith(prefix)), part)
+              for part in _COMBINED.get(reason, (reason,))]
+    return " / ".join(dict.fromkeys(labels))
+
+
+def _counted(label: str, n: int) -> str:
+    """`2 data events`, `1 data event`; phrases such as `not reported by Access Analyzer` as they are."""
+    return " / ".join(part + ("s" if n != 1 and part in COUNTED else "") for part in label.split(" / "))
+
+
+@dataclass(frozen=True)
+class Judged:
+    """How much of a principal's grant the gate could judge (used or unused), and why not the rest."""
+    granted: int
+    judged: int
+    unobservable: tuple[tuple[str, int], ...] = ()  # (short reason, actions), most first
+    no_usage_data: int = 0
+    unknown: int = 0  # patterns not in the catalog (not counted as granted actions)
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.judged // self.granted if self.granted else 100  # rounded down: 99.6% is not 100%
+
+    def text(self) -> str:
+        if not self.granted:
+            out = "no granted actions to judge"
+            return out + (f"; {self.unknown:,} unknown action pattern{'s' if self.unknown != 1 else ''}"
+                          if self.unknown else "")
+        out = f"judged {self.judged:,} of {self.granted:,} granted actions ({self.percent}%)"
+        hidden = sum(n for _, n in self.unobservable)
+        if hidden:
+            out += f"; {hidden:,} unobservable: " + ", ".join(f"{n:,} {_counted(label, n)}"
+                                                              for label, n in self.unobservable)
+        if self.no_usage_data:
+            out += f"; {self.no_usage_data:,} without usage data"
+        if self.unknown:
+            out += f"; {self.unknown:,} unknown action pattern{'s' if self.unknown != 1 else ''}"
+        return out
+
+    def as_dict(self) -> dict:
+        return {"granted": self.granted, "judged": self.judged, "percent": self.percent,
+                "unobservable": dict(self.unobservable), "no_usage_data": self.no_usage_data,
+                "unknown": self.unknown, "summary": self.text()}
+
+
+def judged(result: PrincipalResult) -> Judged:
+    groups = result.groups
+    count = {v: sum(len(a) for a in groups.get(v, {}).values()) for v in VERDICTS}
+    hidden: dict[str, int] = {}
+    for reason, acts in groups.get(UNOBSERVABLE, {}).items():
+        label = short_reason(reason)
+        hidden[label] = hidden.get(label, 0) + len(acts)
+    return Judged(granted=count[USED] + count[UNUSED] + count[UNOBSERVABLE] + count[NO_DATA],
+                  judged=count[USED] + count[UNUSED], no_usage_data=count[NO_DATA], unknown=count[UNKNOWN],
+                  unobservable=tuple(sorted(hidden.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+@lru_cache(maxsize=1)
+def default_observability(catalog: Catalog) -> Observability:
+    return Observability(catalog)
+
+
+class Decider:
+    """The verdict order for one principal, decided over sets of actions rather than one by one."""
+
+    def __init__(self, baseline: Baseline | None, obs: Observability):
+        self.baseline, self.obs = baseline, obs
+
+    def __call__(self, action: str) -> tuple[str, str]:
+        for verdict, reasons in self.groups(frozenset({action})).items():
+            for reason in reasons:
+                return verdict, reason
+        raise AssertionError("every action gets a verdict")
+
+    def views(self) -> list[SourceView]:
+        b = self.baseline
+        kinds = list(dict.fromkeys(s.get("kind", "") for s in b.sources)) or [""]
+        return [self.obs.view(kind, b) for kind in kinds]
+
+    def groups(self, granted: frozenset) -> dict[str, dict[str, frozenset]]:
+        out: dict[str, dict[str, frozenset]] = {}
+
+        def put(verdict: str, reason: str, actions) -> None:
+            if actions:
+                out.setdefault(verdict, {})[reason] = frozenset(actions)
+
+        b, obs = self.baseline, self.obs
+        if b is None:
+            put(NO_DATA, "no baseline for this principal", granted)
+            return out
+        used = granted & b.used.keys()
+        by_signals: dict[tuple, list[str]] = {}
+        for a in used:
+            by_signals.setdefault(b.used[a].signals, []).append(a)
+        for signals, acts in sorted(by_signals.items()):
+            put(USED, f"observed ({', '.join(signals) or 'baseline'})", acts)
+        rest = granted - used
+        configured = rest & obs.configured
+        put(UNOBSERVABLE, REASONS["config"], configured)
+        rest -= configured
+        if b.unused_access is not None:  # an unused-access analyzer decides what it judged (unused_access_verdicts.py)
+            judged = decide_unused_access(rest, b, obs)
+            for verdict, reasons in judged.groups.items():
+                for reason, acts in reasons.items():
+                    put(verdict, reason, acts)
+            if b.source_kinds <= {KIND}:  # no other source: what it leaves has no usage data
+                for reason, acts in judged.remainder.items():
+                    put(NO_DATA, reason, acts)
+                return out
+            rest = judged.left
+        if b.not_accessed_services:
+            never = rest & obs.never_accessed(b)
+            put(UNUSED, NEVER_ACCESSED, never)
+            rest -= never
+        if b.service_level_only:
+            service_level = rest & obs.services(b.service_level_only)
+            if b.source_kinds == {"last-accessed"}:  # no tracked action accessed: the tracked ones were not used
+                service_level -= obs.support.last_accessed
+            put(UNOBSERVABLE, SERVICE_LEVEL, service_level)
+            rest -= service_level
+        # observable where any source of the baseline covers the action; the reason names each source that does not
+        views = self.views()
+        unseen = rest
+        for view in views:
+            unseen = unseen - view.covered
+            if not unseen:
+                break
+        put(UNUSED, NOT_OBSERVED, rest - unseen)
+        for reason, acts in _reasons(unseen, views).items():
+            put(UNOBSERVABLE, reason, acts)
+        return out
+
+
+def _reasons(unseen: frozenset, views: list[SourceView]) -> dict[str, frozenset]:
+    """Unseen actions by reason: each source's own reason, joined with "; " where they differ."""
+    if not unseen:
+        return {}
+    parts: dict[tuple, frozenset] = {(): unseen}
+    for view in views:
+        split: dict[tuple, frozenset] = {}
+        for key, acts in parts.items():
+            for reason, blind in view.blind:
+                hit = acts & blind
+                if hit:
+                    split[key + (reason,)] = hit
+                    acts = acts - hit
+            if acts:
+                split[key + (view.otherwise,)] = acts
+        parts = split
+    out: dict[str, frozenset] = {}
+    for key, acts in parts.items():
+        key = tuple(dict.fromkeys(key))
+        reason = "; ".join(key)
+        if len(key) > 1:
+            _COMBINED[reason] = key
+        out[reason] = out.get(reason, frozenset()) | acts
+    return out
+
+
+def decide(action: str, baseline: Baseline | None, obs: Observability) -> tuple[str, str]:
+    return Decider(baseline, obs)(action)
+
+
+def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
+             obs: Observability | None = None) -> PrincipalResult:
+    obs = obs or default_observability(catalog)
+    g = grants_mod.compute(principal, catalog)
+    groups = Decider(baseline, obs).groups(g.actions)
+    if g.unknown:
+        groups[UNKNOWN] = {"not in the action catalog": frozenset(g.unknown)}
+    notes = []
+    if baseline is not None:
+        unknown_used = sorted(a for a in baseline.used if a not in catalog)
+        if unknown_used:
+            notes.append("baseline lists actions not in the catalog: " + ", ".join(unknown_used))
+        if not baseline.complete:
+            notes.append("the usage source reported its result as incomplete")
+    return PrincipalResult(principal, baseline, groups, tuple(g.allows),
+                           {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes),
+                           granted_actions=g.actions)
