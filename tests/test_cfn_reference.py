@@ -4,7 +4,10 @@ The reference is AWS's own parser of identity policies, cfn-policy-validator (`I
 template loader), run on each template (a SAM template after the SAM translator's own transform, offline,
 as iamgate runs it). For every role the reference finds, the Allow actions (expanded with iamgate's
 catalog) must equal iamgate's for the role of the same logical id. A difference is allowed only where
-iamgate reports an unresolved value (the reference guessed one), or in KNOWN with the reason.
+iamgate reports an unresolved value for that role (the reference guessed one), or in KNOWN with the
+reason. The reference parses every resource whatever its `Condition`; a role iamgate leaves out must have
+a Condition that is false with the parameters' defaults. Templates the reference cannot read at all are
+matched against UNREADABLE.
 
 The reference talks to AWS for managed policies, exports and SSM parameters. Here its clients are real
 botocore clients whose `before-call` hook answers locally, the way `botocore.stub.Stubber` does, but by
