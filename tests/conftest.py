@@ -61,6 +61,26 @@ def catalog():
 
 
 @pytest.fixture(scope="session")
+def corpus_scan():
+    """`corpus_scan("cdk")`: one scan of a folder of ../shared/corpus (relative to that folder), shared by
+    the tests that read it; skips when the corpus is absent."""
+    import time
+
+    from iamgate.sources import Workspace, scan
+    scans: dict = {}
+
+    def get(kind: str) -> SimpleNamespace:
+        if kind not in scans:
+            root = corpus_path(kind)
+            ws = Workspace([str(root)], base=str(root))
+            start = time.perf_counter()
+            result = scan(ws)
+            scans[kind] = SimpleNamespace(root=root, ws=ws, result=result, seconds=time.perf_counter() - start)
+        return scans[kind]
+    return get
+
+
+@pytest.fixture(scope="session")
 def terraform_corpus():
     """One scan of ../shared/corpus/terraform shared by the Terraform corpus tests, with what the Terraform
     source saw on the way: each root module's result and each IamBuilder (their links and notes)."""

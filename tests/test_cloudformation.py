@@ -327,3 +327,28 @@ def test_numeric_logical_id_and_role_name(tmp_path):
     r = extract(tmp_path, "Resources:\n  123:\n    Type: AWS::IAM::Role\n    Properties:\n      RoleName: 12345\n")
     assert not r.errors
     assert [(p.id, p.name, p.location.line) for p in r.principals] == [("123", "12345", 2)]
+
+
+def test_a_policy_naming_its_role_by_the_name_cut_from_the_roles_arn(tmp_path):
+    # CDK's Role.fromRoleArn(role.roleArn): Select 1 (Split "/" (Select 5 (Split ":" Role.Arn)))
+    name_from_arn = ('{"Fn::Select": [1, {"Fn::Split": ["/", {"Fn::Select": [5, {"Fn::Split": [":", '
+                     '{"Fn::GetAtt": ["%s", "Arn"]}]}]}]}]}')
+    text = textwrap.dedent("""\
+        Resources:
+          Generated:
+            Type: AWS::IAM::Role
+          Named:
+            Type: AWS::IAM::Role
+            Properties: {RoleName: jobs, Path: /team/}
+          Attached:
+            Type: AWS::IAM::Policy
+            Properties:
+              PolicyName: p
+              Roles: [%s, %s]
+              PolicyDocument: {Statement: [{Effect: Allow, Action: "glue:GetJob", Resource: "*"}]}
+        """) % (name_from_arn % "Generated", name_from_arn % "Named")
+    r = extract(tmp_path, text)
+    assert actions_of(r, "Generated") == ["glue:GetJob"]
+    assert not r.unresolved
+    # with a path, the second part is the path's first folder, as in CloudFormation: a role of that name
+    assert actions_of(r, "role/team") == ["glue:GetJob"] and actions_of(r, "Named") == []

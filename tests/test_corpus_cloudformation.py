@@ -17,18 +17,16 @@ def _signature(result):
     return out, sorted(u.message for u in result.unresolved), sorted(e.message for e in result.errors)
 
 
-def _scan_corpus(*parts):
-    root = corpus_path(*parts)
-    ws = Workspace([str(root)], base=str(root))
-    result = scan(ws)
+def _scan_corpus(corpus_scan, kind):
+    ws, result = corpus_scan(kind).ws, corpus_scan(kind).result
     crashes = [e for e in result.errors if INTERNAL_ERROR in e.message]
     assert not crashes, crashes[:5]
     assert all(e.file and not e.file.startswith("/") for e in result.errors)
     return ws, result
 
 
-def test_every_cloudformation_template_is_extracted_or_located():
-    ws, result = _scan_corpus("cloudformation")
+def test_every_cloudformation_template_is_extracted_or_located(corpus_scan):
+    ws, result = _scan_corpus(corpus_scan, "cloudformation")
     templates = [f for f in ws.files if f.suffix in (".yaml", ".yml", ".json", ".template")]
     unclaimed = [f for f in templates if not ws.is_claimed(f) and is_template(ws.document(f))]
     assert not unclaimed, unclaimed[:5]
@@ -36,8 +34,8 @@ def test_every_cloudformation_template_is_extracted_or_located():
     assert all(e.line is not None or "MiB" in e.message for e in result.errors)
 
 
-def test_every_cdk_stack_is_extracted_or_located():
-    ws, result = _scan_corpus("cdk")
+def test_every_cdk_stack_is_extracted_or_located(corpus_scan):
+    ws, result = _scan_corpus(corpus_scan, "cdk")
     stacks = [f for f in ws.files if f.name.endswith(".template.json")]
     assert len(stacks) >= 380
     assert all(ws.is_claimed(f) for f in stacks)

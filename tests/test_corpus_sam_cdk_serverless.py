@@ -1,20 +1,12 @@
 """The shared corpus: every SAM template, CDK stack and serverless.yml is read or reported, nothing crashes."""
 from __future__ import annotations
 
-import time
-
-from conftest import corpus_path
-from iamgate.sources import Workspace, scan
-
 INTERNAL = ("internal error", "nested too deeply")
 
 
-def run(kind: str):
-    root = corpus_path(kind)
-    ws = Workspace([str(root)])
-    start = time.perf_counter()
-    result = scan(ws)
-    elapsed = time.perf_counter() - start
+def run(corpus_scan, kind: str):
+    scanned = corpus_scan(kind)
+    ws, result, elapsed = scanned.ws, scanned.result, scanned.seconds
     statements = sum(len(pol.statements) for p in result.principals for pol in p.policies)
     print(f"\n{kind}: files={len(ws.files)} principals={len(result.principals)} statements={statements} "
           f"unresolved={len(result.unresolved)} errors={len(result.errors)} time={elapsed:.1f}s")
@@ -24,8 +16,8 @@ def run(kind: str):
     return ws, result
 
 
-def test_sam_corpus():
-    ws, result = run("sam")
+def test_sam_corpus(corpus_scan):
+    ws, result = run(corpus_scan, "sam")
     sam_files = [f for f in ws.files if f.suffix in (".yaml", ".yml", ".json", ".template")
                  and "AWS::Serverless-2016-10-31" in ws.head(f, 1 << 20)]
     assert len(sam_files) > 500
@@ -36,8 +28,8 @@ def test_sam_corpus():
     assert sum(p.source == "sam" for p in result.principals) > 700
 
 
-def test_cdk_corpus():
-    ws, result = run("cdk")
+def test_cdk_corpus(corpus_scan):
+    ws, result = run(corpus_scan, "cdk")
     stacks = [f for f in ws.files if f.name.endswith(".template.json")]
     assert len(stacks) > 380 and all(ws.is_claimed(f) for f in stacks)
     assert all(p.source == "cdk" for p in result.principals)
@@ -48,8 +40,8 @@ def test_cdk_corpus():
     assert not result.errors
 
 
-def test_serverless_corpus():
-    ws, result = run("serverless")
+def test_serverless_corpus(corpus_scan):
+    ws, result = run(corpus_scan, "serverless")
     services = [f for f in ws.files if f.name in ("serverless.yml", "serverless.yaml")]
     assert len(services) > 200 and all(ws.is_claimed(f) for f in services)
     assert sum(p.source == "serverless" for p in result.principals) > 100

@@ -20,6 +20,7 @@ INTRINSICS = {"Ref", "Condition", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Spli
               "Fn::GetAZs", "Fn::Base64", "Fn::Cidr", "Fn::Transform", "Fn::Length", "Fn::ToJsonString"}
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 MAX_DEPTH = 200
+_ARN_KINDS = {"AWS::IAM::Role": "role", "AWS::IAM::User": "user", "AWS::IAM::Group": "group"}
 
 
 class ResourceRef(str):
@@ -225,7 +226,7 @@ class Template:
             delim, text = r(args[0]), r(args[1])
             if isinstance(text, Unknown) or not isinstance(text, str) or not isinstance(delim, str) or not delim:
                 return Unknown("Fn::Split of an unknown value", line=line)
-            return LList(text.split(delim), line=line)
+            return LList(self._split(text, delim), line=line)
         if fn == "Fn::FindInMap":
             return self._find_in_map(args, depth, line)
         if fn == "Fn::GetAtt":
@@ -258,6 +259,28 @@ class Template:
             v = self._eval_condition(node, depth + 1)
             return Unknown(f"{fn} cannot be evaluated", line=line) if v is None else v
         return Unknown(f"unknown intrinsic function {fn}", line=line)
+
+    def _split(self, text: str, delim: str) -> list:
+        """Fn::Split. Over a reference to a principal whose name CloudFormation generates, the part that is
+        the name stays that reference: `Select 1 (Split "/" (Select 5 (Split ":" Role.Arn)))`, how CDK names
+        a role it imported by ARN, is the role's name."""
+        if not isinstance(text, ResourceRef):
+            return text.split(delim)
+        lid = text.logical_id
+        if text.attribute == "Arn" and text == "${" + f"{lid}.Arn" + "}":
+            text = ResourceRef(self._generated_arn(lid) or text, lid, "Arn")
+        name = "${" + lid + "}"
+        return [ResourceRef(part, lid, None if part == name else text.attribute) if name in part else part
+                for part in _split_outside_placeholders(text, delim)]
+
+    def _generated_arn(self, lid: str) -> str | None:
+        res = self.resources.get(lid)
+        kind = _ARN_KINDS.get(res.get("Type")) if isinstance(res, dict) else None
+        props = res.get("Properties") if kind and isinstance(res.get("Properties"), dict) else {}
+        path = props.get("Path", "/")
+        if kind is None or not isinstance(path, str):
+            return None
+        return f"arn:aws:iam::${{AWS::AccountId}}:{kind}{path}${{{lid}}}"
 
     def _sub(self, args, depth, line):
         if isinstance(args, str):
@@ -304,6 +327,20 @@ class Template:
             if default is not None:
                 return default
             return Unknown(f"Fn::FindInMap {'/'.join(map(str, keys))} is not in Mappings", line=line)
+
+
+def _split_outside_placeholders(text: str, delim: str) -> list[str]:
+    """`text.split(delim)`, where a `${...}` placeholder (`${AWS::AccountId}`) is never split."""
+    parts, start, i = [], 0, 0
+    while i < len(text):
+        if text.startswith("${", i) and text.find("}", i) != -1:
+            i = text.find("}", i) + 1
+        elif text.startswith(delim, i):
+            parts.append(text[start:i])
+            i = start = i + len(delim)
+        else:
+            i += 1
+    return [*parts, text[start:]]
 
 
 def _substitute_loop(node, ident: str, item: str):

@@ -100,6 +100,18 @@ def _offline():
 
 def transform_roles(doc, parameters: dict) -> TransformRoles:
     """The roles and policies the SAM transform generates for this template (not the template's own)."""
+    own = set(doc.get("Resources") or {}) if isinstance(doc, dict) else set()
+    try:
+        out = translate(doc, parameters)
+    except Exception as e:  # noqa: BLE001 - InvalidDocumentException and whatever the translator raises
+        return TransformRoles(error=_message(e))
+    resources = out.get("Resources") if isinstance(out, dict) else None
+    return TransformRoles({lid: r for lid, r in (resources or {}).items()
+                           if isinstance(r, dict) and r.get("Type") in IAM_TYPES and lid not in own})
+
+
+def translate(doc, parameters: dict) -> dict:
+    """The whole template after the SAM transform, offline; raises what the translator raises."""
     from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.parser.parser import Parser
     from samtranslator.plugins.application.serverless_app_plugin import ServerlessAppPlugin
@@ -107,21 +119,15 @@ def transform_roles(doc, parameters: dict) -> TransformRoles:
 
     from .sam import managed_policy_names
     template = packaged(doc)  # a fresh copy: the translator changes it in place
-    own = set(template.get("Resources") or {})
     metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
     try:
         with _offline():
             translator = Translator(None, Parser(), plugins=[ServerlessAppPlugin(sar_client_creator=_no_aws)],
                                     boto_session=SimpleNamespace(region_name=REGION), metrics=metrics)
-            out = translator.translate(template, parameter_values=dict(parameters),
-                                       get_managed_policy_map=managed_policy_names)
-    except Exception as e:  # noqa: BLE001 - InvalidDocumentException and whatever the translator raises
-        return TransformRoles(error=_message(e))
+            return translator.translate(template, parameter_values=dict(parameters),
+                                        get_managed_policy_map=managed_policy_names)
     finally:
         metrics.publish()
-    resources = out.get("Resources") if isinstance(out, dict) else None
-    return TransformRoles({lid: r for lid, r in (resources or {}).items()
-                           if isinstance(r, dict) and r.get("Type") in IAM_TYPES and lid not in own})
 
 
 def _no_aws():
