@@ -70,7 +70,7 @@ def _remember(params, context, **_):
 
 
 def _answer(model, context, **_):
-    from iamgate.managed import bundle
+    from iamgate.reference.managed_policies import bundle
     params = context.get("api_params", {})
     if model.name == "GetPolicy":
         arn = params["PolicyArn"]
@@ -196,7 +196,7 @@ def reference_actions(documents, catalog) -> set:
 
 
 def iamgate_actions(principal, catalog) -> set:
-    from iamgate.grants import statement_actions
+    from iamgate.judge.grants import statement_actions
     return {a for pol in principal.policies for st in pol.statements if st.is_allow
             for a in statement_actions(st, catalog).actions}
 
@@ -236,10 +236,10 @@ def _agreement(corpus: str, scanned, parse, catalog) -> Agreement:
 
 
 def _compare(corpus: str, scanned, parse, catalog) -> Agreement:
-    from iamgate.cfn import Template
-    from iamgate.sources._sam_transform import translate
-    from iamgate.sources.cloudformation import is_template, transforms
-    from iamgate.sources.sam import SAM_TRANSFORM
+    from iamgate.sources.cloudformation.evaluator import Template
+    from iamgate.sources.cloudformation.sam_transform import translate
+    from iamgate.sources.cloudformation.templates import is_template, transforms
+    from iamgate.sources.cloudformation.sam import SAM_TRANSFORM
     start = time.perf_counter()
     ws, result = scanned.ws, scanned.result
     ours = {(p.location.file, p.id): p for p in result.principals if p.location}
