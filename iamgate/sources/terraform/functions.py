@@ -10,7 +10,9 @@ import posixpath
 
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
-from .hcl import EvalError, Scope, decode_json, number, render_template, to_text, unknown_at
+from .hcl import EvalError
+from .expressions import Scope, number, render_template, unknown_at
+from .strings import decode_json, to_text
 from .values import Encoded, has_unknown
 
 FUNCTIONS: dict = {}
@@ -493,7 +495,7 @@ EVALUATOR = None
 def evaluator():
     global EVALUATOR
     if EVALUATOR is None:
-        from .hcl import Evaluator
+        from .expressions import Evaluator
         EVALUATOR = Evaluator(FUNCTIONS)
     return EVALUATOR
 

@@ -11,7 +11,7 @@ from ..loaders import LDict, LList, LoadError, line_of
 from ...model import Location, Policy
 from ..policy_document import Unknown
 from ..collector import Collector, name_pattern
-from .hcl import decode_json
+from .strings import decode_json
 from .values import Encoded, SDict, Text, origin_of
 
 PRINCIPAL_TYPES = {"aws_iam_role": "role", "aws_iam_user": "user", "aws_iam_group": "group"}
