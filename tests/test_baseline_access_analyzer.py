@@ -13,7 +13,7 @@ from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_en
                                   policy_json, stub_client)
 from iamgate.usage import baseline_format as fmt
 from iamgate.usage.aws_clients import Clients
-from iamgate.commands.baseline import STATE_FILE, BaselineRun, Progress, RunState
+from iamgate.usage.baseline_job import STATE_FILE, BaselineRun, Progress, RunState
 from iamgate.usage.access_analyzer import PolicyGenerator, Stopped, to_baseline, window
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-ingest"

@@ -15,7 +15,7 @@ from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_en
 from iamgate import config as config_mod
 from iamgate.usage.aws_clients import API_CALLS, Clients
 from iamgate.cli import build_parser, main
-from iamgate.commands.baseline import STATE_FILE, Progress
+from iamgate.usage.baseline_job import STATE_FILE, Progress
 from iamgate.formats.json import report_dict
 from iamgate.pipeline import analyse
 

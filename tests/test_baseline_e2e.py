@@ -21,7 +21,7 @@ from fixtures.aws.fake_last_accessed import FakeLastAccessed
 from fixtures.aws.helpers import ACCESS_ROLE, ACCOUNT, TRAIL, aws_env, moto_server
 from iamgate.usage import baseline_format as fmt
 from iamgate.cli import main
-from iamgate.commands.baseline import STATE_FILE
+from iamgate.usage.baseline_job import STATE_FILE
 from iamgate.usage.run_lock import LOCK_FILE
 
 NAMES = ("ingest", "billing", "reports", "exporter")

@@ -14,7 +14,7 @@ from conftest import run_cli
 from fixtures.aws.fake_access_analyzer import FakeAccessAnalyzer
 from fixtures.aws.helpers import ACCESS_ROLE, ACCOUNT, TRAIL, aws_env, moto_server
 from iamgate.cli import main
-from iamgate.commands.baseline import STATE_FILE
+from iamgate.usage.baseline_job import STATE_FILE
 
 TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"

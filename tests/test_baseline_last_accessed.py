@@ -147,7 +147,7 @@ def test_baseline_run_passes_the_job_window_to_last_accessed(clients, tmp_path):
     """Merged into a 2026-08-24 -> 2026-11-22 baseline, s3:DeleteBucket last accessed 2025-10-01 stays unused."""
     import io
     from fixtures.aws.helpers import ACCESS_ROLE, TRAIL, generated, policy_json
-    from iamgate.commands.baseline import BaselineRun, Progress
+    from iamgate.usage.baseline_job import BaselineRun, Progress
     from iamgate.usage.access_analyzer import PolicyGenerator, window
     clock = FakeClock()
     aa = stub_client(clients, "accessanalyzer")

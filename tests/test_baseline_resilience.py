@@ -21,8 +21,8 @@ from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_en
 from iamgate.usage import baseline_format as fmt
 from iamgate.usage.aws_clients import Clients
 from iamgate.cli import build_parser, main
-from iamgate.commands import baseline as command
-from iamgate.commands.baseline import STATE_FILE, BaselineRun, Progress, RunState
+from iamgate.usage import baseline_job as command
+from iamgate.usage.baseline_job import STATE_FILE, BaselineRun, Progress, RunState
 from iamgate.usage.run_lock import LOCK_FILE
 from iamgate.usage.access_analyzer import PolicyGenerator, window
 from iamgate.usage.last_accessed import LastAccessed
