@@ -20,7 +20,7 @@ from .. import cli, config_changes
 from ..comment import comment_body, comment_key, marker, summary_body, title
 from ..config_changes import clip
 from ..escape import md
-from ..formats import FORMATS, Format
+from ..formats import FORMATS, Format, unreadable
 from ..formats.github import Annotation, annotations, render_annotations
 from ..github import GitHubClient
 from ..suggest import SuggestionPlan, details_section, plan_suggestions
@@ -174,14 +174,15 @@ class Action:
         self.annotate(report)
         write_outputs(self.env.get("GITHUB_OUTPUT"), step_outputs(report, code, str(report_json),
                                                                   self.inputs.sarif_file, str(comment_file)))
-        if result(report, code) == "error":
-            unread = len({e.file for e in report.errors})
-            print(f"iamgate: could not decide: {unread} input{'s' if unread != 1 else ''} unreadable", file=sys.stderr)
+        outcome = result(report, code)
+        if outcome == "error":
+            print(f"iamgate: {unreadable(report) if report.result == 'error' else 'could not decide: the run ended in error'}",
+                  file=sys.stderr)
             return 2
-        if code == 1 and self.inputs.soft_fail:
+        if outcome == "fail" and self.inputs.soft_fail:
             print("iamgate: the gate failed, but soft-fail is set: the step passes")
             return 0
-        return code
+        return 1 if outcome == "fail" else 0
 
     def write_sarif(self, report, poster: Poster | None) -> None:
         from ..formats.sarif import sarif_log

@@ -63,14 +63,13 @@ class MarkdownReport:
     def verdict(self) -> str:
         r = self.report
         n = len(r.failing)
-        unread = len({e.file for e in r.errors})
-        if unread and not n:  # never "passed" for what could not be read
-            return (f"⚠️ **Could not decide: {unread} input{'s' if unread != 1 else ''} unreadable** "
+        if r.result == "error":  # never "passed" for what could not be read
+            return (f"⚠️ **Could not decide: {plural(r.unreadable, 'input')} unreadable** "
                     "(listed below). The gate does not pass what it could not read.")
-        if not n and not r.passed:
+        if r.result == "fail":
+            if n:
+                return f"❌ **Gate failed**: {plural(n, 'finding')} at or above **{r.fail_on}**."
             return "❌ **Gate failed**: no principal has usage data, and usage data is required."
-        if r.fail_on != "never" and n:
-            return f"❌ **Gate failed**: {plural(n, 'finding')} at or above **{r.fail_on}**."
         if r.nothing_judged:
             return "✅ **Gate passed**, but nothing was judged (see below)."
         if not r.findings:
