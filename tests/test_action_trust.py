@@ -197,3 +197,40 @@ def test_require_usage_data_fails_when_nothing_was_judged(tmp_path):
     run = run_action(tmp_path, ws, None, **args, **{"require-usage-data": "true"})
     assert run.code == 1 and run.outputs["result"] == "fail"
     assert "no principal has usage data" in run.summary
+
+
+SECRET_ROLE = """AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  TopSecretRole:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: topsecret-admin
+      Policies:
+        - PolicyName: all
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: "*", Resource: "*"}
+"""
+
+
+def test_a_path_in_the_inputs_that_leads_out_of_the_workspace_is_never_read(tmp_path):
+    ws = workspace(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.yaml").write_text(SECRET_ROLE)
+    (outside / "dir" / "other.yaml").write_text(SECRET_ROLE)
+    (ws / "infra" / "leak.yaml").symlink_to(outside / "secret.yaml")
+    (ws / "linked").symlink_to(outside / "dir", target_is_directory=True)
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, ws, api, paths="infra/app.yaml infra/leak.yaml linked ../outside/secret.yaml",
+                         **{"sarif-file": "out.sarif"})
+    assert run.code == 0, run.stderr
+    report_json = open(run.outputs["report-json"]).read()
+    for text in (run.stdout, run.summary, api.comments[0]["body"], report_json, (ws / "out.sarif").read_text()):
+        assert "TopSecret" not in text and "topsecret" not in text.lower()
+    report = json.loads(report_json)
+    assert [p["id"] for p in report["principals"]] == ["AppRole", "MentionRole"]
+    skipped = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert {"infra/leak.yaml", "linked"} <= set(skipped) and len(skipped) == 3
+    assert any(f.endswith("outside/secret.yaml") for f in skipped)  # named as given (absolute), not read
+    assert all(reason == "its real path leaves the workspace; not read" for reason in skipped.values())

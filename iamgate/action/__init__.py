@@ -71,6 +71,10 @@ class Action:
                 args += ["--baselines", b]
         if i.require_usage_data:
             args.append("--require-usage-data")
+        confine = self.env.get("GITHUB_WORKSPACE") or (os.getcwd() if self.env.get("GITHUB_ACTIONS") == "true"
+                                                        else None)
+        if confine:  # a path in the inputs that leads out of the workspace (a symlink, `..`) is never read
+            args += ["--confine-to", confine]
         if i.diff_only and self.pr and self.pr.base_sha:
             from ..diff import repo_root
             if base_available(repo_root(), self.pr.base_sha):
@@ -176,8 +180,8 @@ class Action:
                                                                   self.inputs.sarif_file, str(comment_file)))
         outcome = result(report, code)
         if outcome == "error":
-            print(f"iamgate: {unreadable(report) if report.result == 'error' else 'could not decide: the run ended in error'}",
-                  file=sys.stderr)
+            why = unreadable(report) if report.result == "error" else "could not decide: the run ended in error"
+            print(f"iamgate: {why}", file=sys.stderr)
             return 2
         if outcome == "fail" and self.inputs.soft_fail:
             print("iamgate: the gate failed, but soft-fail is set: the step passes")
