@@ -66,6 +66,8 @@ class Action:
         args = ["check", *i.paths, "--format", _Capture.name, "--fail-on", i.fail_on, *self.trusted.args]
         if i.config and "--config" not in self.trusted.args and self.trusted.source == "head":
             args += ["--config", i.config]
+        if i.data_dir and "--data-dir" not in self.trusted.args:  # no pull request, or config-from: head
+            args += ["--data-dir", i.data_dir]
         if "--baselines" not in self.trusted.args:
             for b in i.baselines:
                 args += ["--baselines", b]
