@@ -19,6 +19,7 @@ from .. import baseline as fmt
 from .. import config as config_mod
 from ..aws import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn, iso
 from ..aws_errors import Delays, PrincipalError, Retry, Stopped, classify
+from ..escape import terminal
 from ..files import write_json_atomic
 from ..managed import ManagedPolicyCache
 from ..resolve import Resolution, Resolver, StateError, TerraformState, is_principal_arn
@@ -195,6 +196,7 @@ class Progress:
         self.last: dict[str, tuple[str, float]] = {}
 
     def _line(self, text: str, final: bool = True) -> None:
+        text = terminal(text)  # principal names and reasons come from the scanned code
         if self.live:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
         else:

@@ -18,7 +18,8 @@ from ..aws_errors import PrincipalError, Retry, Stopped
 from ..managed import ManagedPolicyCache, normalise_arn
 from ..model import Location, ScanError
 from ..sources import Workspace, scan
-from . import COMMANDS, Command, UsageError
+from ..escape import terminal
+from . import COMMANDS, Command, UsageError, print_errors
 from .check import add_scan_arguments, scan_options
 
 
@@ -73,11 +74,6 @@ def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache, retr
     return FetchResult(tuple(fetched), tuple(errors))
 
 
-def print_errors(errors) -> None:
-    for e in errors:
-        print(f"iamgate: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}", file=sys.stderr)
-
-
 def scan_with_account(args, cfg, clients: Clients):
     """Scan the code, with AWS::AccountId from STS unless given, so `!Sub`-built ARNs resolve."""
     options = scan_options(args, cfg)
@@ -114,6 +110,6 @@ class ManagedPolicies(Command):
         except (BotoCoreError, ClientError, Stopped) as e:
             raise UsageError(f"AWS: {e}") from None
         print_errors(scanned.errors + result.errors)
-        print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into {cache.directory}",
-              file=sys.stderr)
+        print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into "
+              f"{terminal(cache.directory)}", file=sys.stderr)
         return 2 if result.errors or scanned.errors else 0
