@@ -154,7 +154,17 @@ class Baseline:
 
     @cached_property
     def source_kinds(self) -> frozenset[str]:
-        return frozenset(s.get("kind", "") for s in self.sources)
+        """The kinds of the sources that reported: a failed one (`error`) saw nothing."""
+        return frozenset(s.get("kind", "") for s in self.working_sources)
+
+    @property
+    def working_sources(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(s for s in self.sources if not s.get("error"))
+
+    @property
+    def failed_sources(self) -> tuple[Mapping[str, Any], ...]:
+        """Sources whose step failed (the baseline job records `{"kind": "last-accessed", "error": …}`)."""
+        return tuple(s for s in self.sources if s.get("error"))
 
     @property
     def role_name(self) -> str:

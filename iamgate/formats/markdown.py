@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..catalog import action_names
+from ..config_changes import clip
 from ..escape import code, html_text, md
+from ..evaluate import failed_source_notes
 from ..model import severity_rank
 from . import FORMATS, Format, plural, skipped_heading, usage_warning
 
@@ -24,6 +26,8 @@ def describe_source(src) -> tuple[str, str]:
     if kind == "unused-access" and src.get("tracking_period_days"):
         analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
         detail = f"{src['tracking_period_days']}-day tracking period{analysed}"
+    if src.get("error"):
+        detail = "failed"
     return SOURCE_NAMES.get(kind, kind), detail
 
 
@@ -128,6 +132,7 @@ class MarkdownReport:
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")
