@@ -4,29 +4,18 @@ nothing, so it never makes an action `unused`."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
 from conftest import cli_in_process
+from test_fail_closed import ROLE
 from iamgate.evaluate import decide, default_observability
 from iamgate.model import Baseline, UsedAction
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/app"
 ERROR = "AccessDenied: not authorized to perform iam:GenerateServiceLastAccessedDetails"
 TRACKED_ONLY = "applicationinsights:createapplication"  # last accessed tracks it, Access Analyzer does not report it
-TEMPLATE = textwrap.dedent("""\
-    Resources:
-      AppRole:
-        Type: AWS::IAM::Role
-        Properties:
-          RoleName: app
-          Policies:
-            - PolicyName: p
-              PolicyDocument:
-                Statement:
-                  - {Effect: Allow, Action: [sqs:SendMessage, sqs:DeleteQueue, applicationinsights:CreateApplication], Resource: "*"}
-    """)
+TEMPLATE = ROLE.replace('"s3:GetObject"', "[sqs:SendMessage, sqs:DeleteQueue, applicationinsights:CreateApplication]")
 FAILED = {"kind": "last-accessed", "error": ERROR, "failed_at": "2026-11-22T00:00:00Z"}
 NOTE = f"IAM last accessed failed: {ERROR}; its verdicts rest on the other sources"
 
