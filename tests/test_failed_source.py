@@ -58,7 +58,9 @@ def test_a_failed_last_accessed_source_covers_nothing_and_is_noted_in_every_form
 
 def test_a_baseline_whose_only_source_failed_judges_nothing(ws):
     r = check(ws, FAILED)
-    (p,) = json.loads(r.stdout)["principals"]
+    report = json.loads(r.stdout)
+    assert (report["gate"]["judged"], report["gate"]["nothing_judged"]) == (0, True)  # require-usage-data fails it
+    (p,) = report["principals"]
     assert p["actions"]["used"] == ["sqs:sendmessage"]  # what was recorded still counts
     assert p["actions"]["no_usage_data"] == [TRACKED_ONLY, "sqs:deletequeue"]
     assert p["actions"]["unused"] == []
