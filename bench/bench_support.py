@@ -3,7 +3,7 @@
 Usage: python bench/bench_support.py [--runs 7]
 
 1. The support table: parsing `action_support.json.gz` in-process, and the whole cost in a fresh
-   interpreter (`import iamgate.support; support.load()` against the import alone). Target: < 50 ms.
+   interpreter (`import iamgate.reference.support; support.load()` against the import alone). Target: < 50 ms.
 2. `check` on a template that attaches no managed policy, against the same template attaching
    AdministratorAccess (the peer in the same run: what opening the bundle and reading one policy
    costs), and whether the first run opened the bundle at all (it must not).
@@ -61,8 +61,8 @@ def main() -> None:
     parse_ms = statistics.median(parses) * 1000
     print(f"support table: {len(raw):,} bytes, {len(data.listed):,} actions; parse in-process {parse_ms:.1f} ms "
           f"(median of {args.runs})")
-    base = fresh("import iamgate.support", args.runs)
-    loaded = fresh("import iamgate.support as s; s.load()", args.runs)
+    base = fresh("import iamgate.reference.support", args.runs)
+    loaded = fresh("import iamgate.reference.support as s; s.load()", args.runs)
     added = (loaded - base) * 1000
     print(f"support table in a fresh interpreter: import alone {base * 1000:.0f} ms, import + load "
           f"{loaded * 1000:.0f} ms: load adds {added:.1f} ms to check (target < 50 ms): "
@@ -81,7 +81,7 @@ def main() -> None:
               f"{args.runs})")
         opened = subprocess.run([sys.executable, "-c", (
             "import os, sys; from iamgate.config import Config; from iamgate.pipeline import analyse; "
-            "from iamgate import managed; analyse(['plain'], [], Config()); "
+            "from iamgate.reference import managed_policies as managed; analyse(['plain'], [], Config()); "
             "print(managed.bundle.cache_info().misses)")], cwd=root, capture_output=True, text=True,
             check=True).stdout.strip()
         print(f"bundle opened by the run without managed policies: {opened} time(s) (must be 0)")

@@ -151,8 +151,10 @@ def changed_ranges(root: Path, commit: str, pathspecs: list[str]) -> dict[str, l
 
 # -- comparison ----------------------------------------------------------------
 
-def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> object:
-    """`report` with `new_keys` and `comparison` set from the same analysis of `rev`'s tree."""
+def compare_with_base(report, rev: str, paths: list[str], run_on: Callable, confined: bool = False) -> object:
+    """`report` with `new_keys` and `comparison` set from the same analysis of `rev`'s tree.
+    `confined`: the head run was confined to a workspace; the base's run is confined to its tree
+    (`run_on(..., confine=DIR)`)."""
     root = repo_root()
     if root is None or git(["rev-parse", "--show-toplevel"], os.getcwd(), check=False).returncode != 0:
         raise UsageError("--diff-base needs a git repository")
@@ -170,7 +172,7 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable) -> o
         base_cwd = base_root / cwd.relative_to(root)
         base_cwd.mkdir(parents=True, exist_ok=True)
         base_paths = [str(base_root / s) for s in pathspecs if (base_root / s).exists()] + outside
-        base_report = run_on(base_paths, base=str(base_cwd))
+        base_report = run_on(base_paths, base=str(base_cwd), **({"confine": str(base_root)} if confined else {}))
     comparison = compare_reports(report, base_report, rev, commit,
                                  changed_ranges(root, commit, pathspecs) if pathspecs else {}, root)
     return replace(report, new_keys=comparison.new_keys, comparison=comparison)

@@ -75,3 +75,8 @@ def workflow_command_escape(text) -> str:
     every line break is encoded, so nothing can start a new line with `::`."""
     s = workflow_data(text)
     return s.replace("::", ":\u200b:") if s.startswith("::") else s
+
+
+def clip(text: str, limit: int = 500) -> str:
+    """At most `limit` characters of repository text, with an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -157,14 +157,24 @@ class Baseline:
 
     @cached_property
     def source_kinds(self) -> frozenset[str]:
-        return frozenset(s.get("kind", "") for s in self.sources)
+        """The kinds of the sources that reported: a failed one (`error`) saw nothing."""
+        return frozenset(s.get("kind", "") for s in self.working_sources)
+
+    @property
+    def working_sources(self) -> tuple[Mapping[str, Any], ...]:
+        return tuple(s for s in self.sources if not s.get("error"))
+
+    @property
+    def failed_sources(self) -> tuple[Mapping[str, Any], ...]:
+        """Sources whose step failed (the baseline job records `{"kind": "last-accessed", "error": …}`)."""
+        return tuple(s for s in self.sources if s.get("error"))
 
     @property
     def role_name(self) -> str:
         return self.principal_arn.rsplit("/", 1)[-1]
 
 
-# The verdicts: `iamgate.evaluate` decides them, the stages after it read them.
+# The verdicts: `iamgate.judge.verdicts` decides them, the stages after it read them.
 USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
 VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
 
@@ -201,7 +211,7 @@ class PrincipalResult:
 
     @cached_property
     def judged(self):
-        """How much of the grant could be judged, and why not the rest (`iamgate.evaluate.Judged`)."""
+        """How much of the grant could be judged, and why not the rest (`iamgate.judge.verdicts.Judged`)."""
         from .judge.verdicts import judged
         return judged(self)
 

@@ -86,8 +86,10 @@ class Report:
 
     @property
     def judged(self) -> int:
-        """How many principals had a usage baseline to judge their grants against."""
-        return sum(1 for r in self.results if r.baseline is not None)
+        """How many principals had a usage baseline to judge their grants against (one whose every
+        source failed judges nothing)."""
+        return sum(1 for r in self.results if r.baseline is not None
+                   and (r.baseline.working_sources or not r.baseline.sources))
 
     @property
     def nothing_judged(self) -> bool:

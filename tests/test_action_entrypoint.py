@@ -60,7 +60,7 @@ def run_action(tmp_path: Path, workspace: Path, api: FakeGitHub | None = None, b
         event.write_text(text.replace("1" * 40, head_sha) if head_sha else text)
         env.update({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_PATH": str(event), "GITHUB_EVENT_NAME": "pull_request",
                     "GITHUB_REPOSITORY": "acme/infra", "GITHUB_SERVER_URL": "https://github.example",
-                    "GITHUB_RUN_ID": "4242", "GITHUB_STEP_SUMMARY": str(run_dir / "summary.md"),
+                    "GITHUB_RUN_ID": "4242", "GITHUB_WORKSPACE": str(workspace), "GITHUB_STEP_SUMMARY": str(run_dir / "summary.md"),
                     "GITHUB_OUTPUT": str(run_dir / "output.txt"), "RUNNER_TEMP": str(run_dir),
                     "GITHUB_API_URL": api.url if api else "http://127.0.0.1:9", "INPUT_GITHUB_TOKEN": "test-token"})
         defaults = {"paths": "infra", "baselines": str(GH / "baselines"), "fail-on": "high", "soft-fail": "false",

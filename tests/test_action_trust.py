@@ -197,3 +197,106 @@ def test_require_usage_data_fails_when_nothing_was_judged(tmp_path):
     run = run_action(tmp_path, ws, None, **args, **{"require-usage-data": "true"})
     assert run.code == 1 and run.outputs["result"] == "fail"
     assert "no principal has usage data" in run.summary
+
+
+SECRET_ROLE = """AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  TopSecretRole:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: topsecret-admin
+      Policies:
+        - PolicyName: all
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: "*", Resource: "*"}
+"""
+
+
+def test_a_path_in_the_inputs_that_leads_out_of_the_workspace_is_never_read(tmp_path):
+    ws = workspace(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "secret.yaml").write_text(SECRET_ROLE)
+    (outside / "dir" / "other.yaml").write_text(SECRET_ROLE)
+    (ws / "infra" / "leak.yaml").symlink_to(outside / "secret.yaml")
+    (ws / "linked").symlink_to(outside / "dir", target_is_directory=True)
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, ws, api, paths="infra/app.yaml infra/leak.yaml linked ../outside/secret.yaml",
+                         **{"sarif-file": "out.sarif"})
+    assert run.code == 0, run.stderr
+    report_json = open(run.outputs["report-json"]).read()
+    for text in (run.stdout, run.summary, api.comments[0]["body"], report_json, (ws / "out.sarif").read_text()):
+        assert "TopSecret" not in text and "topsecret" not in text.lower()
+    report = json.loads(report_json)
+    assert [p["id"] for p in report["principals"]] == ["AppRole", "MentionRole"]
+    skipped = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert {"infra/leak.yaml", "linked"} <= set(skipped) and len(skipped) == 3
+    assert any(f.endswith("outside/secret.yaml") for f in skipped)  # named as given (absolute), not read
+    assert all(reason == "its real path leaves the workspace; not read" for reason in skipped.values())
+
+
+def support_table(folder, date: str) -> None:
+    from iamgate.reference import support
+    flags = {support.GENERATION_FLAG: True, support.LAST_ACCESSED_FLAG: True}
+    support.write_table(folder / support.FILE_NAME, support.table_from_services(
+        {"sqs": {"Name": "sqs", "Actions": [{"Name": "SendMessage", "SupportedBy": flags}]}}, date, "test"))
+
+
+def data_repo(tmp_path, base_config: str | None = None):
+    """A base commit that tracks `iamgate-data/` (dated 2026-01-01); the PR forges it (2099-12-31)."""
+    repo, _ = pr_repo(tmp_path, base_config)
+    (repo / "iamgate-data").mkdir()
+    support_table(repo / "iamgate-data", "2026-01-01")
+    base = commit(repo, "support data")
+    support_table(repo / "iamgate-data", "2099-12-31")
+    return repo, base, commit(repo, "pr: newer-looking support data")
+
+
+def data_date(run) -> str:
+    return json.loads(open(run.outputs["report-json"]).read())["support_data"]["date"]
+
+
+@pytest.mark.parametrize("how", ["input", "config", "env"])
+def test_a_tracked_data_dir_comes_from_the_base_commit(tmp_path, monkeypatch, how):
+    repo, base, head = data_repo(tmp_path, "data-dir: iamgate-data\n" if how == "config" else None)
+    inputs = {"data-dir": "iamgate-data"} if how == "input" else {}
+    if how == "env":  # $IAMGATE_DATA_DIR on the step, as the example workflow used to set it
+        monkeypatch.setenv("IAMGATE_DATA_DIR", "iamgate-data")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"diff-only": "true"}, **inputs)
+        trusting = run_action(tmp_path, repo, api, base_sha=base, head_sha=head,
+                              **{"diff-only": "true", "config-from": "head"}, **inputs)
+    assert run.code == 0, run.stdout + run.stderr
+    assert data_date(run) == "2026-01-01"  # the base's table, not the PR's
+    assert "trusted data file changed: `iamgate-data/action_support.json.gz`" in run.summary
+    assert trusting.code == 0, trusting.stderr
+    assert data_date(trusting) == "2099-12-31"
+
+
+def test_an_untracked_data_dir_is_used_as_it_is_and_one_only_the_pr_adds_is_an_error(tmp_path):
+    repo, base = pr_repo(tmp_path)
+    (repo / "pr-data").mkdir()
+    support_table(repo / "pr-data", "2099-12-31")
+    head = commit(repo, "pr: its own support data")
+    checkout = repo / ".iamgate-baselines" / "iamgate-data"  # the baselines branch's checkout: no commit of the PR
+    checkout.mkdir(parents=True)
+    support_table(checkout, "2026-02-02")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head,
+                         **{"diff-only": "true", "data-dir": ".iamgate-baselines/iamgate-data"})
+        added = run_action(tmp_path, repo, api, base_sha=base, head_sha=head,
+                           **{"diff-only": "true", "data-dir": "pr-data"})
+    assert run.code == 0, run.stdout + run.stderr
+    assert data_date(run) == "2026-02-02"
+    assert added.code == 2 and added.outputs["result"] == "error"
+    assert "input data-dir: pr-data is not in the base commit" in added.stderr and "Traceback" not in added.stderr
+
+
+def test_the_data_dir_input_applies_without_a_pull_request_too(tmp_path):
+    ws = workspace(tmp_path)
+    (ws / "data").mkdir()
+    support_table(ws / "data", "2026-03-03")
+    run = run_action(tmp_path, ws, None, comment="off", **{"data-dir": "data"})
+    assert run.code == 0, run.stderr
+    assert data_date(run) == "2026-03-03"

@@ -1,4 +1,4 @@
-"""iamgate.aws_errors: each failure judged per call (transient, principal, account-wide), bounded retries
+"""iamgate.usage.aws_errors: each failure judged per call (transient, principal, account-wide), bounded retries
 that use the time left. Errors come from real botocore: a Stubber, and a local HTTP server on 127.0.0.1
 answering with HTML 500s, 503s, a dropped connection and nothing at all."""
 from __future__ import annotations

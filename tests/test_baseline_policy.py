@@ -87,7 +87,7 @@ def test_every_call_in_the_code_is_listed():
     calls = code_calls()
     for call in calls:
         same_name = {c for c in calls if xform_name(c[1]) == xform_name(call[1])}
-        assert same_name & listed, f"{call} is called in the code but missing from iamgate.aws.API_CALLS"
+        assert same_name & listed, f"{call} is called in the code but missing from iamgate.usage.aws_clients.API_CALLS"
     assert {xform_name(op) for _, op in API_CALLS} == {xform_name(op) for _, op in calls}
 
 

@@ -1,4 +1,4 @@
-"""iamgate.config_changes: which changes to the gate's configuration weaken it."""
+"""iamgate.action.config_changes: which changes to the gate's configuration weaken it."""
 from __future__ import annotations
 
 import datetime as dt

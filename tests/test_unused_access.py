@@ -351,7 +351,7 @@ def test_the_usage_source_interface(env):
 
 
 def test_the_reader_judges_failures_with_aws_errors():
-    """One way to judge AWS failures: the reader's retry is iamgate.aws_errors'."""
+    """One way to judge AWS failures: the reader's retry is iamgate.usage.aws_errors'."""
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError
     from iamgate.usage.aws_errors import AccountError, OutOfTime, Retry
     clock = FakeClock()
@@ -464,7 +464,7 @@ def test_fix_compares_awss_recommendation_with_its_own():
 
 
 def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp_path, capsys):
-    """Through `run_unused_access`, every failure judged by iamgate.aws_errors: throttling retried,
+    """Through `run_unused_access`, every failure judged by iamgate.usage.aws_errors: throttling retried,
     a principal whose call keeps failing recorded while the run goes on, expired credentials
     stopping the run with the summary written and the finished baseline kept."""
     from iamgate.cli import build_parser

@@ -1,4 +1,4 @@
-"""Verdicts per action and per usage source, from AWS's own `SupportedBy` flags (iamgate.support)."""
+"""Verdicts per action and per usage source, from AWS's own `SupportedBy` flags (iamgate.reference.support)."""
 from __future__ import annotations
 
 import pytest

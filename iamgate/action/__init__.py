@@ -19,9 +19,9 @@ from pathlib import Path
 from .. import cli
 from . import config_changes
 from ..formats.comment import comment_body, comment_key, marker, summary_body, title
-from .config_changes import clip
+from ..escape import clip
 from ..escape import md
-from ..formats import FORMATS, Format
+from ..formats import FORMATS, Format, unreadable
 from ..formats.github import Annotation, annotations, render_annotations
 from .github_client import GitHubClient
 from ..fix.suggestions import SuggestionPlan, details_section, plan_suggestions
@@ -67,11 +67,17 @@ class Action:
         args = ["check", *i.paths, "--format", _Capture.name, "--fail-on", i.fail_on, *self.trusted.args]
         if i.config and "--config" not in self.trusted.args and self.trusted.source == "head":
             args += ["--config", i.config]
+        if i.data_dir and "--data-dir" not in self.trusted.args:  # no pull request, or config-from: head
+            args += ["--data-dir", i.data_dir]
         if "--baselines" not in self.trusted.args:
             for b in i.baselines:
                 args += ["--baselines", b]
         if i.require_usage_data:
             args.append("--require-usage-data")
+        confine = self.env.get("GITHUB_WORKSPACE") or (os.getcwd() if self.env.get("GITHUB_ACTIONS") == "true"
+                                                        else None)
+        if confine:  # a path in the inputs that leads out of the workspace (a symlink, `..`) is never read
+            args += ["--confine-to", confine]
         if i.diff_only and self.pr and self.pr.base_sha:
             from ..repo import repo_root
             if base_available(repo_root(), self.pr.base_sha):
@@ -175,14 +181,15 @@ class Action:
         self.annotate(report)
         write_outputs(self.env.get("GITHUB_OUTPUT"), step_outputs(report, code, str(report_json),
                                                                   self.inputs.sarif_file, str(comment_file)))
-        if result(report, code) == "error":
-            unread = len({e.file for e in report.errors})
-            print(f"iamgate: could not decide: {unread} input{'s' if unread != 1 else ''} unreadable", file=sys.stderr)
+        outcome = result(report, code)
+        if outcome == "error":
+            why = unreadable(report) if report.result == "error" else "could not decide: the run ended in error"
+            print(f"iamgate: {why}", file=sys.stderr)
             return 2
-        if code == 1 and self.inputs.soft_fail:
+        if outcome == "fail" and self.inputs.soft_fail:
             print("iamgate: the gate failed, but soft-fail is set: the step passes")
             return 0
-        return code
+        return 1 if outcome == "fail" else 0
 
     def write_sarif(self, report, poster: Poster | None) -> None:
         from ..formats.sarif import sarif_log

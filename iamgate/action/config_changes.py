@@ -11,15 +11,11 @@ from dataclasses import dataclass
 
 from ..reference.catalog import Catalog, glob_match
 from ..config import AllowEntry, Config
-from ..escape import code, md
+from ..escape import clip, code, md
 from ..model import SEVERITIES
 
 MAX_LISTED = 50
 MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the comment has a limit
-
-
-def clip(text: str, limit: int = 500) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)

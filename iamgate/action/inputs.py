@@ -50,6 +50,7 @@ class Inputs:
     baselines: tuple[str, ...]
     config: str | None
     config_from: str  # base | head: which commit the gate's own configuration is read from on a PR
+    data_dir: str | None  # AWS's per-action support data (`iamgate data update --out DIR`)
     fail_on: str
     soft_fail: bool
     diff_only: bool
@@ -65,6 +66,8 @@ class Inputs:
                    baselines=tuple(parse_list(env.get("INPUT_BASELINES"))),
                    config=(env.get("INPUT_CONFIG") or "").strip() or None,
                    config_from=_choice(env, "INPUT_CONFIG_FROM", "config-from", "base", CONFIG_FROM),
+                   # $IAMGATE_DATA_DIR on the step (the older way) is trusted only as far as the input
+                   data_dir=(env.get("INPUT_DATA_DIR") or env.get("IAMGATE_DATA_DIR") or "").strip() or None,
                    fail_on=_choice(env, "INPUT_FAIL_ON", "fail-on", "high", FAIL_ON),
                    soft_fail=parse_bool("soft-fail", env.get("INPUT_SOFT_FAIL"), False),
                    diff_only=parse_bool("diff-only", env.get("INPUT_DIFF_ONLY"), True),

@@ -5,13 +5,12 @@ import uuid
 
 
 def result(report, code: int) -> str:
-    """pass | fail | error. An exit 2 (an input could not be read, the run could not finish) is
-    `error`: the gate could not decide, and that is never `pass`."""
-    if report is None or code not in (0, 1):
+    """pass | fail | error: the core's own decision (`Report.result`), which the exit code, the
+    headline and every format follow. No report, or an exit code other than the report's own (the
+    run ended in error after the report), is `error`: the gate could not decide."""
+    if report is None or code != report.exit_code:
         return "error"
-    if not report.passed:
-        return "fail"
-    return "error" if report.errors else "pass"
+    return report.result
 
 
 def write_outputs(path: str | None, values: dict) -> None:

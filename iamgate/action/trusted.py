@@ -4,8 +4,9 @@ The PR's author controls every file in the checkout, including `.iamgate.yml`, t
 cache and the rest of `.iamgate/`. With `config-from: base` (the default) these come from the
 base commit instead: read with `git ls-tree`/`git cat-file` (no checkout, so no PR symlink is
 followed and no filter or hook runs) into a folder outside the workspace, and handed to
-`iamgate check` as explicit paths. A path that no commit tracks (a separate checkout of the
-baselines branch, a file a workflow step wrote) is not the PR's and is used as it is.
+`iamgate check` as explicit paths (`--config`, `--managed-policies`, `--data-dir`, `--baselines`).
+A path that no commit tracks (a separate checkout of the baselines branch, a file a workflow step
+wrote) is not the PR's and is used as it is.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from .. import config as config_mod
 from ..errors import UsageError
-from ..diff import git, materialise, repo_root
+from ..diff import git, materialise
+from ..repo import repo_root
 from .inputs import InputError, Inputs, PullRequest
 
 DATA_DIR = ".iamgate"  # the managed-policy cache and any other data iamgate keeps in the repository
@@ -169,6 +171,14 @@ def _from_base(root: Path, commit: str, inputs: Inputs, dest: Path, head_cfg, he
     managed = from_base(base_cfg.managed_policies or DEFAULT_MANAGED)
     if managed:
         args += ["--managed-policies", managed]
+    data_dir = inputs.data_dir or base_cfg.data_dir
+    if data_dir:
+        spec = _repo_spec(root, data_dir)
+        if spec is not None and _tracked(root, head or commit, spec) and not _tracked(root, commit, spec):
+            raise InputError(f"{'input' if inputs.data_dir else 'config'} data-dir: {data_dir} is not in the base "
+                             f"commit {commit[:12]}; the gate's data is read from there (set `config-from: head` "
+                             "to use the pull request's)")
+        args += ["--data-dir", from_base(data_dir) or data_dir]
     for b in inputs.baselines or ([base_cfg.baselines] if base_cfg.baselines else []):
         args += ["--baselines", from_base(b) or b]
     fork = fork_point(root, commit)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from ..errors import UsageError  # noqa: F401 - commands raise it from here
+from ..escape import terminal
 from ..registry import Registry
 
 
@@ -24,3 +26,10 @@ class Command(ABC):
 
 
 COMMANDS: Registry[Command] = Registry(__name__)
+
+
+def print_errors(errors) -> None:
+    """Located errors (`ScanError`s) on stderr, one line each; file names and messages quote the
+    scanned code or logs, so control characters are made visible."""
+    for e in errors:
+        print(terminal(f"iamgate: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}"), file=sys.stderr)

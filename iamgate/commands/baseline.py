@@ -41,7 +41,7 @@ def parse_duration(text: str, flag: str) -> int:
 
 
 def job_policy(catalog, access_role: str | None = None) -> dict:
-    """The least-privilege policy for this job, built from `iamgate.aws.API_CALLS` and the catalog."""
+    """The least-privilege policy for this job, built from `iamgate.usage.aws_clients.API_CALLS` and the catalog."""
     from ..judge.verdicts import Observability
     obs = Observability(catalog)
     actions = []

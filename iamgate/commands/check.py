@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 from .. import config as config_mod
 from ..formats import FORMATS
@@ -79,8 +80,6 @@ def with_support_data(cfg, data_dir: str | None):
     """The config with the support data folder applied, after checking the table there can be read:
     `--data-dir`, else $IAMGATE_DATA_DIR (set by the workflow, so it wins over the repository's config),
     else the config's `data-dir`."""
-    from dataclasses import replace
-
     from ..reference import support
     env = os.environ.get(support.ENV_DATA_DIR) or None
     where = "--data-dir" if data_dir else f"${support.ENV_DATA_DIR}" if env else "data-dir"
@@ -120,21 +119,22 @@ class Check(Command):
     def run(self, args) -> int:
         cfg = config_mod.load(args.config)
         if args.require_usage_data:
-            from dataclasses import replace
             cfg = replace(cfg, require_usage_data=True)
         cfg = with_support_data(cfg, args.data_dir)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
 
-        def run_on(paths, base=None):
-            return analyse(paths, baselines, cfg, options=options, fail_on=args.fail_on, base=base,
+        def run_on(paths, base=None, confine=None):
+            """`confine`: the base commit's tree, which stands in for the workspace in diff mode."""
+            opts = replace(options, workspace=confine) if confine else options
+            return analyse(paths, baselines, cfg, options=opts, fail_on=args.fail_on, base=base,
                            collected=collected)
 
         report = run_on(args.paths)
         if args.diff_base:
             from ..diff import compare_with_base
-            report = compare_with_base(report, args.diff_base, args.paths, run_on)
+            report = compare_with_base(report, args.diff_base, args.paths, run_on, confined=bool(options.workspace))
         write_output(FORMATS.get(args.format)(color=use_color(args)).render(report), args.output)
         return report.exit_code
 

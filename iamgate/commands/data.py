@@ -1,7 +1,7 @@
 """`iamgate data update`: AWS's per-action support data, fetched live from the service reference.
 
 Reads the index, then one file per service (a few at a time, each retried with backoff), and writes
-the derived table (`action_support.json.gz`, see iamgate.support) atomically into the user cache or
+the derived table (`action_support.json.gz`, see iamgate.reference.support) atomically into the user cache or
 `--out DIR`. A failed or partial download writes nothing: the previous table stays as it was, and
 the command exits 2. `iamgate data show` says which table `check` would use.
 """

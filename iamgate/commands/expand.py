@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+
+from ..escape import terminal
 from ..reference.catalog import load_catalog
 from . import COMMANDS, Command
 
@@ -19,5 +22,5 @@ class Expand(Command):
         for a in sorted(exp.actions):
             print(f"{catalog.canonical(a)}\t{catalog.access_level(a)}")
         for u in exp.unknown:
-            print(f"iamgate: unknown: {u} matches no action in catalog {catalog.version}", file=__import__('sys').stderr)
+            print(f"iamgate: unknown: {terminal(u)} matches no action in catalog {catalog.version}", file=sys.stderr)
         return 2 if exp.unknown and not exp.actions else 0

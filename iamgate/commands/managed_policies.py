@@ -18,7 +18,8 @@ from ..usage.aws_errors import PrincipalError, Retry, Stopped
 from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
 from ..model import Location, ScanError
 from ..sources import Workspace, scan
-from . import COMMANDS, Command, UsageError
+from ..escape import terminal
+from . import COMMANDS, Command, UsageError, print_errors
 from .check import add_scan_arguments, scan_options
 
 
@@ -46,7 +47,7 @@ def _document(value):
 
 def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache, retry: Retry | None = None
           ) -> FetchResult:
-    """Each call judged by iamgate.aws_errors: a policy that cannot be read is an error entry and the
+    """Each call judged by iamgate.usage.aws_errors: a policy that cannot be read is an error entry and the
     rest go on; account-wide failures (credentials) raise AccountError, a `Stopped`."""
     retry = retry or Retry()
     fetched, errors = [], []
@@ -71,11 +72,6 @@ def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache, retr
             errors.append(ScanError(where.file if where else arn, where.line if where else None,
                                     f"managed policy {arn}: unreadable document: {e}"))
     return FetchResult(tuple(fetched), tuple(errors))
-
-
-def print_errors(errors) -> None:
-    for e in errors:
-        print(f"iamgate: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}", file=sys.stderr)
 
 
 def scan_with_account(args, cfg, clients: Clients):
@@ -114,6 +110,6 @@ class ManagedPolicies(Command):
         except (BotoCoreError, ClientError, Stopped) as e:
             raise UsageError(f"AWS: {e}") from None
         print_errors(scanned.errors + result.errors)
-        print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into {cache.directory}",
-              file=sys.stderr)
+        print(f"iamgate: fetched {len(result.fetched)} of {len(arns)} managed policies into "
+              f"{terminal(cache.directory)}", file=sys.stderr)
         return 2 if result.errors or scanned.errors else 0

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..usage import baseline_format as fmt
 from ..files import write_json_atomic
-from . import COMMANDS, Command, UsageError
+from ..escape import terminal
+from . import COMMANDS, Command, UsageError, print_errors
 
 ENGINES = ("auto", "local", "athena")
 
@@ -133,13 +134,11 @@ class Usage(Command):
             written = write_summary(summary, out)
         except OSError as e:
             raise write_error(e) from None
-        for e in errors:
-            where = f"{e.file}:{e.line}" if e.line else e.file
-            print(f"iamgate: {where}: {e.message}", file=sys.stderr)
+        print_errors(errors)
         from ..usage.cloudtrail import summary_notes
         for note in summary_notes(summary):
-            print(note)
-        print(f"wrote {len(written)} baseline(s) to {args.out}")
+            print(terminal(note))  # principal ARNs and event names from the logs
+        print(f"wrote {len(written)} baseline(s) to {terminal(args.out)}")
         return 2 if errors else 0
 
     def _local(self, args):

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..reference.catalog import action_names
-from ..escape import code, html_text, md
+from ..escape import clip, code, html_text, md
+from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
 from . import FORMATS, Format, plural, skipped_heading, usage_warning
 
@@ -24,6 +25,8 @@ def describe_source(src) -> tuple[str, str]:
     if kind == "unused-access" and src.get("tracking_period_days"):
         analysed = f", analysed {str(src['analyzed_at'])[:10]}" if src.get("analyzed_at") else ""
         detail = f"{src['tracking_period_days']}-day tracking period{analysed}"
+    if src.get("error"):
+        detail = "failed"
     return SOURCE_NAMES.get(kind, kind), detail
 
 
@@ -63,14 +66,13 @@ class MarkdownReport:
     def verdict(self) -> str:
         r = self.report
         n = len(r.failing)
-        unread = len({e.file for e in r.errors})
-        if unread and not n:  # never "passed" for what could not be read
-            return (f"⚠️ **Could not decide: {unread} input{'s' if unread != 1 else ''} unreadable** "
+        if r.result == "error":  # never "passed" for what could not be read
+            return (f"⚠️ **Could not decide: {plural(r.unreadable, 'input')} unreadable** "
                     "(listed below). The gate does not pass what it could not read.")
-        if not n and not r.passed:
+        if r.result == "fail":
+            if n:
+                return f"❌ **Gate failed**: {plural(n, 'finding')} at or above **{r.fail_on}**."
             return "❌ **Gate failed**: no principal has usage data, and usage data is required."
-        if r.fail_on != "never" and n:
-            return f"❌ **Gate failed**: {plural(n, 'finding')} at or above **{r.fail_on}**."
         if r.nothing_judged:
             return "✅ **Gate passed**, but nothing was judged (see below)."
         if not r.findings:
@@ -129,6 +131,7 @@ class MarkdownReport:
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")

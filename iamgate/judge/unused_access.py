@@ -2,7 +2,7 @@
 
 A finding lists what is unused; what was used is the rest of the deployed grant the analyzer
 judged. So the deployed policies recorded in the baseline are expanded with iamgate's catalog and
-`judge` decides over them (see `judge` for the rules); `iamgate.evaluate` calls `decide` before
+`judge` decides over them (see `judge` for the rules); `iamgate.judge.verdicts` calls `decide` before
 the other sources of the baseline. `recommendation_lines` shows AWS's recommended policy beside
 iamgate's fix (`iamgate fix`).
 """
@@ -118,7 +118,7 @@ def _deployed_grant(policies: str, catalog, window_start: str | None) -> tuple[f
 
 def decide(granted: frozenset, baseline: Baseline, obs) -> Judgement:
     """`judge` for a baseline with an unused-access section, with iamgate's catalog and support data
-    (`obs`: an `iamgate.evaluate.Observability`). Actions the config lists as unobservable stay
+    (`obs`: an `iamgate.judge.verdicts.Observability`). Actions the config lists as unobservable stay
     unobservable whatever AWS reports: `Decider.groups` takes them out before it calls this."""
     ev = baseline.unused_access
     deployed, too_new = (None, frozenset()) if ev.deployed_policies is None else deployed_grant(

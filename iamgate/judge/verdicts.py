@@ -42,6 +42,7 @@ NO_SUPPORT_DATA = "no AWS support data for this action (data of {date}); run `ia
 SERVICE_LEVEL = "service-level usage only"
 NEVER_ACCESSED = "service never accessed in the tracking period (last accessed)"
 NOT_OBSERVED = "not observed in the window"
+ALL_SOURCES_FAILED = "every usage source of the baseline failed"
 # How the blind-spot summary counts each reason ("392 unobservable: 301 data events, ..."): (prefix, label)
 SHORT_REASONS = (("data event:", "data event"), ("authorization-only permission:", "authorization-only permission"),
                  ("needs no permission:", "permissionless call"), (REASONS["config"], "configured as unobservable"),
@@ -87,7 +88,7 @@ def coverage(kind: str):
 
 
 class Observability:
-    """What each usage source can and cannot see: AWS's per-action support data (`iamgate.support`),
+    """What each usage source can and cannot see: AWS's per-action support data (`iamgate.reference.support`),
     cited data files, and the config."""
 
     def __init__(self, catalog: Catalog, extra: tuple[str, ...] = (), support: ActionSupport | None = None):
@@ -271,8 +272,12 @@ class Decider:
         raise AssertionError("every action gets a verdict")
 
     def views(self) -> list[SourceView]:
+        """One view per source that reported; a failed source covers nothing. None at all when every
+        source failed; a baseline that names no source is read as CloudTrail."""
         b = self.baseline
-        kinds = list(dict.fromkeys(s.get("kind", "") for s in b.sources)) or [""]
+        kinds = list(dict.fromkeys(s.get("kind", "") for s in b.working_sources))
+        if not kinds and not b.sources:
+            kinds = [""]
         return [self.obs.view(kind, b) for kind in kinds]
 
     def groups(self, granted: frozenset) -> dict[str, dict[str, frozenset]]:
@@ -318,6 +323,9 @@ class Decider:
             rest -= service_level
         # observable where any source of the baseline covers the action; the reason names each source that does not
         views = self.views()
+        if not views:  # every source failed: nothing could have seen what was not observed
+            put(NO_DATA, ALL_SOURCES_FAILED, rest)
+            return out
         unseen = rest
         for view in views:
             unseen = unseen - view.covered
@@ -355,6 +363,16 @@ def _reasons(unseen: frozenset, views: list[SourceView]) -> dict[str, frozenset]
     return out
 
 
+def failed_source_notes(baseline: Baseline | None) -> list[str]:
+    """A note per failed usage source of the baseline: what the principal's verdicts rest on instead."""
+    if baseline is None:
+        return []
+    rest = ("its verdicts rest on the other sources" if baseline.working_sources else
+            "no other source: its grants have no usage data")
+    return [f"{SOURCE_NAMES.get(s.get('kind', ''), s.get('kind') or 'a usage source')} failed: {s['error']}; {rest}"
+            for s in baseline.failed_sources]
+
+
 def decide(action: str, baseline: Baseline | None, obs: Observability) -> tuple[str, str]:
     return Decider(baseline, obs)(action)
 
@@ -373,6 +391,7 @@ def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
             notes.append("baseline lists actions not in the catalog: " + ", ".join(unknown_used))
         if not baseline.complete:
             notes.append("the usage source reported its result as incomplete")
+        notes += failed_source_notes(baseline)
     return PrincipalResult(principal, baseline, groups, tuple(g.allows),
                            {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes),
                            granted_actions=g.actions)

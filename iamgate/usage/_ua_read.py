@@ -115,7 +115,7 @@ def matches(arn: str, globs: list[str]) -> bool:
 
 
 class UnusedAccessReader:
-    """The API calls, each judged by `iamgate.aws_errors` (throttling and other transient failures
+    """The API calls, each judged by `iamgate.usage.aws_errors` (throttling and other transient failures
     retried); a finding's details and recommendation paged through."""
 
     def __init__(self, client, iam=None, clock=None, deadline: float | None = None, retry: Retry | None = None):

@@ -9,7 +9,7 @@ SUCCEEDED, FAILED or CANCELED. Poll errors of any kind are retried with backoff 
 when the run must stop (expired credentials, the deadline, Ctrl-C) the job is left running, and
 the caller (which recorded it through `on_started`) collects it next time. `find_jobs` lists the
 account's jobs (`ListPolicyGenerations`), so a job the caller never managed to record is found again.
-The result is normalised by `iamgate.baseline.from_generated_policy`.
+The result is normalised by `iamgate.usage.baseline_format.from_generated_policy`.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from . import baseline_format as fmt
 
 from .aws_clients import SystemClock, iso
 from .aws_errors import PrincipalError, Stopped
+from ..escape import terminal
 from ..files import write_json_atomic
 from .access_analyzer import DAILY_JOBS, PolicyGenerator, QuotaExceeded, to_baseline
 from .last_accessed import SIGNAL, LastAccessed, LastAccessedError, failed_source, for_merge, is_failed
@@ -148,6 +149,7 @@ class Progress:
         self.last: dict[str, tuple[str, float]] = {}
 
     def _line(self, text: str, final: bool = True) -> None:
+        text = terminal(text)  # principal names and reasons come from the scanned code
         if self.live:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
         else:

@@ -23,7 +23,7 @@ SIGNAL = "last-accessed"
 
 
 class LastAccessedError(Exception):
-    """This principal's last-accessed step failed (judged per call by iamgate.aws_errors); the run goes on."""
+    """This principal's last-accessed step failed (judged per call by iamgate.usage.aws_errors); the run goes on."""
 
 
 def failed_source(error: str, at: str) -> dict:
@@ -94,7 +94,7 @@ def for_merge(b: Baseline) -> Baseline:
 
 
 class LastAccessed:
-    """Each call judged by iamgate.aws_errors: transient failures retried (bounded), then
+    """Each call judged by iamgate.usage.aws_errors: transient failures retried (bounded), then
     LastAccessedError for this principal; account-wide failures and the deadline raise Stopped."""
 
     def __init__(self, client, clock=None, deadline: float | None = None, delays: Delays | None = None):

@@ -10,7 +10,7 @@ An unused-access analyzer (`ACCOUNT_UNUSED_ACCESS` or `ORGANIZATION_UNUSED_ACCES
 
 A finding lists what is unused; what was used is the rest of the grant the analyzer judged. So
 each baseline records that grant (the principal's deployed policies, read with
-`iam:GetAccountAuthorizationDetails`); the judge stage decides over it (`iamgate.unused_access_verdicts`).
+`iam:GetAccountAuthorizationDetails`); the judge stage decides over it (`iamgate.judge.unused_access`).
 This module only reads AWS (`_ua_read`) and builds baselines.
 AWS analyses only principals and permissions that existed for the whole tracking period
 (IAM User Guide, "Create an unused access analyzer"): anything newer is not judged.

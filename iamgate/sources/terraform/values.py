@@ -1,7 +1,7 @@
 """Values shared by the Terraform sources (HCL and plan JSON).
 
 Plain Python values (str, int, float, bool, None, list, dict) plus:
-- `Unknown` (from iamgate.policydoc) for what is known only at apply time;
+- `Unknown` (from iamgate.sources.policy_document) for what is known only at apply time;
 - `Ref` / `RefUnknown`: a value read from another resource's attribute, remembering its address,
   so that attachments can be linked to the resource they name;
 - `Encoded`: the result of `jsonencode()` or a policy document's `.json`, kept structured;
