@@ -1,4 +1,5 @@
-"""CLI subcommands: one module each, registered with `@COMMANDS.register`."""
+"""CLI subcommands: one module each, registered with `@COMMANDS.register`. Like the GitHub Action,
+they run the stages; no stage imports them."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
-"""Stage 5: a Report -> text, json, markdown, sarif, github. One module per format."""
+"""Stage 5: a Report -> text, json, markdown, sarif, github. One module per format; `comment` fits
+the Markdown report into GitHub's limits for the sticky pull-request comment and the job summary."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,8 +1,11 @@
 """Stage 1: infrastructure code -> principals and their statements, each with file:line.
 
-A source is one module in this package with a class registered by `@SOURCES.register`.
-Sources run in `priority` order over one shared `Workspace`; a source claims the files it
-reads so that no file is read twice (a SAM template is claimed before plain CloudFormation).
+A source is one module with a class registered by `@SOURCES.register`: `policy_json` and
+`serverless` here, `cloudformation/` (templates, SAM, CDK, on one template evaluator) and
+`terraform/` (`.tf` folders and plans, on one HCL evaluator). Sources run in `priority` order over
+one shared `Workspace`; a source claims the files it reads so that no file is read twice (a SAM
+template is claimed before plain CloudFormation). What they share: `loaders` (JSON and YAML with
+lines), `policy_document` (statements with unknown parts), `collector` (assembling principals).
 """
 from __future__ import annotations
 

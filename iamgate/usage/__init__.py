@@ -1,8 +1,11 @@
 """Stage 2: usage -> one Baseline per principal ARN.
 
 A usage source is a module here with a class registered by `@USAGE.register`. `check` reads
-stored baselines (`baseline-files`); other sources (Access Analyzer, CloudTrail, Athena) write
-the same format or feed `check` directly.
+stored baselines (`baseline_files`); the others (Access Analyzer policy generation and unused
+access, IAM last accessed, CloudTrail, Athena) write the same format (`baseline_format`) or feed
+`check` directly. Beside them: `matching` (principals to baselines), `principal_arns` (deployed
+ARNs), `baseline_job` (the scheduled job's run), and the AWS plumbing (`aws_clients`, `aws_errors`,
+`run_lock`).
 """
 from __future__ import annotations
 
