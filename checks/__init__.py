@@ -9,9 +9,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable
 
-from iamgate.reference.catalog import Catalog
 from iamgate.config import Config
 from iamgate.model import Finding, PrincipalResult, Unresolved
+from iamgate.reference.catalog import Catalog
 from iamgate.registry import Registry
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from iamgate.reference.catalog import glob_match, load_catalog
 from iamgate.config import Config
-from iamgate.model import Finding
 from iamgate.judge.risk import principal_names
+from iamgate.model import Finding
+from iamgate.reference.catalog import glob_match, load_catalog
 
 
 def allowlisted(actions, entries) -> tuple[str, ...]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from iamgate.model import Finding
 from iamgate.judge.risk import assessment
+from iamgate.model import Finding
 
 from . import Analysis, Check
 

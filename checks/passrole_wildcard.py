@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from iamgate.model import Finding
 from iamgate.judge.risk import PASSROLE, unrestricted_passrole
+from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
 

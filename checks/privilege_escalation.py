@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from iamgate.reference.catalog import action_names
-from iamgate.model import Finding
 from iamgate.judge.risk import COMPLETED_BY_UNUSED, IN_USE, NOT_JUDGED, PRIVILEGE_ESCALATION, assessment
+from iamgate.model import Finding
+from iamgate.reference.catalog import action_names
 
 from . import CHECKS, Analysis, Check
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from iamgate.model import Finding
 from iamgate.judge.risk import assessment
 from iamgate.judge.severity import split_by_access_level
+from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
 

@@ -7,11 +7,11 @@ import os
 import sys
 
 from . import __version__
-from .usage.baseline_format import BaselineError
 from .commands import COMMANDS, UsageError
 from .config import ConfigError
-from .reference.support import SupportDataError
 from .escape import terminal
+from .reference.support import SupportDataError
+from .usage.baseline_format import BaselineError
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import UsageError
-from .repo import repo_relative, repo_root
 from .model import Location, PrincipalResult
+from .repo import repo_relative, repo_root
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_NO_LAZY_FETCH": "1", "GIT_OPTIONAL_LOCKS": "0"}
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
@@ -180,8 +180,8 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable, conf
 
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
-    from .reference.catalog import load_catalog
     from .judge.severity import split_by_access_level
+    from .reference.catalog import load_catalog
     catalog = load_catalog()
     base_canon, head_canon = base.stable_ids, head.stable_ids
     base_keys = {k for f in base.findings + base.suppressed for k in base.stable_keys(f)}

@@ -5,17 +5,17 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from .reference.catalog import Catalog, load_catalog
+from .checks._allowlist import apply_allowlist
 from .config import Config
-from .reference import support as support_mod
 from .judge.verdicts import Observability, evaluate
-from .reference.managed_policies import bundle_use
-from .usage.matching import Matcher
 from .model import Finding, Principal, PrincipalResult, ScanError, Skipped, Unresolved, severity_rank
+from .reference import support as support_mod
+from .reference.catalog import Catalog, load_catalog
+from .reference.managed_policies import bundle_use
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
-from .checks._allowlist import apply_allowlist
+from .usage.matching import Matcher
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,13 @@ import tempfile
 from pathlib import Path
 
 from .. import cli
-from . import config_changes
-from ..formats.comment import comment_body, comment_key, marker, summary_body, title
-from ..escape import clip
-from ..escape import md
-from ..formats import FORMATS, Format, unreadable
-from ..formats.github import Annotation, annotations, render_annotations
-from .github_client import GitHubClient
+from ..escape import clip, md
 from ..fix.suggestions import SuggestionPlan, details_section, plan_suggestions
+from ..formats import FORMATS, Format, unreadable
+from ..formats.comment import comment_body, comment_key, marker, summary_body, title
+from ..formats.github import Annotation, annotations, render_annotations
+from . import config_changes
+from .github_client import GitHubClient
 from .inputs import InputError, Inputs, PullRequest
 from .log import WorkflowLog
 from .outputs import append_file, result, step_outputs, write_outputs
@@ -119,11 +118,11 @@ class Action:
         """The least-privilege fix: suggestions on lines the PR changed, a diff for the rest."""
         if not any(r.actions("unused") for r in report.results):
             return None
-        from ..reference.catalog import load_catalog
         from ..config import load as load_config
-        from ..repo import repo_relative
         from ..fix.files import fix_files
         from ..fix.plan import plan
+        from ..reference.catalog import load_catalog
+        from ..repo import repo_relative
         remediation = plan(report.results, load_catalog(), load_config(self.trusted.config_path))
         files, _ = fix_files(remediation)
         changed: dict = {}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..reference.catalog import Catalog, glob_match
 from ..config import AllowEntry, Config
 from ..escape import clip, code, md
 from ..model import SEVERITIES
+from ..reference.catalog import Catalog, glob_match
 
 MAX_LISTED = 50
 MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the comment has a limit

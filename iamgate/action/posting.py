@@ -9,10 +9,10 @@ import subprocess
 from dataclasses import dataclass, field
 
 from ..escape import md
-from .github_client import GitHubClient, GitHubError, PermissionDenied
 from ..fix.suggestions import SuggestionPlan
-from .suggestion_comments import post_suggestions
+from .github_client import GitHubClient, GitHubError, PermissionDenied
 from .inputs import PullRequest
+from .suggestion_comments import post_suggestions
 
 READ_ONLY_NOTE = ("The token cannot write to this pull request ({what}){origin}: a fork's pull request gets a "
                   "read-only token. The report is in the job summary and the annotations only.")

@@ -2,8 +2,8 @@
 moved or deleted so that exactly the planned ones remain."""
 from __future__ import annotations
 
-from .github_client import GitHubError, PermissionDenied, is_author
 from ..fix.suggestions import MARKER, Suggestion
+from .github_client import GitHubError, PermissionDenied, is_author
 
 
 def _ours(comment: dict, group: str, author: str) -> str | None:

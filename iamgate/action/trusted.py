@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
-from ..errors import UsageError
 from ..diff import git, materialise
+from ..errors import UsageError
 from ..repo import repo_root
 from .inputs import InputError, Inputs, PullRequest
 

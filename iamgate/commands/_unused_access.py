@@ -6,8 +6,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..usage import baseline_format as fmt
 from ..files import write_json_atomic
+from ..usage import baseline_format as fmt
 from . import UsageError
 
 _ANALYZER_ARN = re.compile(r"^arn:aws[a-z-]*:access-analyzer:([a-z0-9-]+):\d{12}:analyzer/[\w.-]+$")

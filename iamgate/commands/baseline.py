@@ -14,18 +14,18 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config as config_mod
+from ..reference.managed_policies import ManagedPolicyCache
+from ..usage.access_analyzer import MAX_DAYS, PolicyGenerator, window
 from ..usage.aws_clients import API_CALLS, Clients, SystemClock, iam_action, is_role_arn, is_trail_arn
 from ..usage.aws_errors import Delays, Retry, Stopped, classify
-from ..reference.managed_policies import ManagedPolicyCache
+from ..usage.baseline_job import BaselineRun, Progress, Summary
+from ..usage.last_accessed import LastAccessed
 from ..usage.principal_arns import Resolution, Resolver, StateError, TerraformState, is_principal_arn
 from ..usage.run_lock import LockError, RunLock
-from ..usage.access_analyzer import MAX_DAYS, PolicyGenerator, window
-from ..usage.last_accessed import LastAccessed
-from ..usage.baseline_job import BaselineRun, Progress, Summary
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments
 from .managed_policies import attached_arns, fetch, print_errors, scan_with_account
-from .usage import write_error, writable_dir
+from .usage import writable_dir, write_error
 
 _DURATION = re.compile(r"^(?:\d+\s*[smhdw]\s*)+$|^\d+$")
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw]?)")

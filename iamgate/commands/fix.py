@@ -55,9 +55,9 @@ class Fix(Command):
         p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
 
     def run(self, args) -> int:
-        from ..reference.catalog import load_catalog
         from ..fix.files import fix_files, write
         from ..fix.plan import WIDENING_WARNING, plan
+        from ..reference.catalog import load_catalog
         cfg = config_mod.load(args.config)
         baselines = existing_inputs(args, cfg)
         if not baselines:

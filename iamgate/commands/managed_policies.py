@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import config as config_mod
+from ..escape import terminal
+from ..model import Location, ScanError
+from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
+from ..sources import Workspace, scan
 from ..usage.aws_clients import Clients
 from ..usage.aws_errors import PrincipalError, Retry, Stopped
-from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
-from ..model import Location, ScanError
-from ..sources import Workspace, scan
-from ..escape import terminal
 from . import COMMANDS, Command, UsageError, print_errors
 from .check import add_scan_arguments, scan_options
 

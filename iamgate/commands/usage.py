@@ -7,9 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..usage import baseline_format as fmt
-from ..files import write_json_atomic
 from ..escape import terminal
+from ..files import write_json_atomic
+from ..usage import baseline_format as fmt
 from . import COMMANDS, Command, UsageError, print_errors
 
 ENGINES = ("auto", "local", "athena")

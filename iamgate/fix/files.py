@@ -4,13 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import json as fix_json, terraform as fix_terraform, yaml as fix_yaml
 from ..errors import UsageError
 from ..files import write_text_atomic
-from .edits import Edit, Hunk, apply_edits, hunks, unified_diff
-from .plan import Problem, Remediation, StatementFix
 from ..repo import repo_root
 from ..sources import within
+from . import json as fix_json
+from . import terraform as fix_terraform
+from . import yaml as fix_yaml
+from .edits import Edit, Hunk, apply_edits, hunks, unified_diff
+from .plan import Problem, Remediation, StatementFix
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 from bisect import bisect_left
-from os.path import commonprefix
 from dataclasses import dataclass, field
+from os.path import commonprefix
 from typing import Callable, Mapping
 
-from ..reference.catalog import Catalog, action_names, glob_match
 from ..checks._allowlist import apply_allowlist
 from ..config import Config
 from ..model import Finding, Location, Policy, PrincipalResult, Statement
+from ..reference.catalog import Catalog, action_names, glob_match
 
 WIDENING_WARNING = ("--compact wrote wildcards beyond the patterns they replace: each grants nothing beyond the kept "
                     "actions in today's catalog ({version}), but such a wildcard widens as AWS adds actions")

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from ..escape import code, md
-from .edits import Hunk, apply_edits, unified_diff
 from ..formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS
+from .edits import Hunk, apply_edits, unified_diff
 from .plan import Remediation, StatementFix
 
 MARKER_PREFIX = "<!-- iamgate:suggestion"

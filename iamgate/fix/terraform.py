@@ -13,6 +13,8 @@ import json
 
 from lark import Token, Tree
 
+from ..sources.loaders import LoadError
+from ..sources.terraform.hcl import parse_hcl
 from .edits import (
     Edit,
     Item,
@@ -27,9 +29,7 @@ from .edits import (
     whole_lines,
 )
 from .json import JsonFile
-from ..sources.loaders import LoadError
 from .plan import Problem, StatementFix
-from ..sources.terraform.hcl import parse_hcl
 
 MAX_FLOW_WIDTH = 120  # a longer one-line list is written one item per line
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..reference.catalog import action_names
-from ..repo import repo_relative, repo_root
 from ..escape import plain, workflow_data, workflow_property
 from ..model import severity_rank
+from ..reference.catalog import action_names
+from ..repo import repo_relative, repo_root
 from . import FORMATS, Format, unreadable, usage_warning
 
 LEVELS = ("error", "warning", "notice")

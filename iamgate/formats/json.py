@@ -1,9 +1,9 @@
 """The machine contract: `iamgate.report/v1` (schema in iamgate/data/schemas/report.schema.json)."""
 from __future__ import annotations
 
-from ..reference.catalog import sort_actions
 from ..judge.verdicts import VERDICTS
 from ..model import Finding, PrincipalResult
+from ..reference.catalog import sort_actions
 from . import FORMATS, Format, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"

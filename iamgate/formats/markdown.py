@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..reference.catalog import action_names
 from ..escape import clip, code, html_text, md
 from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
+from ..reference.catalog import action_names
 from . import FORMATS, Format, plural, skipped_heading, usage_warning
 
 BAR_WIDTH = 20

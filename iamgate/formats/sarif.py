@@ -7,10 +7,10 @@ import json
 import urllib.parse
 
 from .. import __version__
+from ..escape import plain
+from ..model import Finding, Location, severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from ..model import Finding, Location, severity_rank
-from ..escape import plain
 from . import FORMATS, Format, unreadable, usage_warning, verdict
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

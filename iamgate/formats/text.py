@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..reference.catalog import action_names
 from ..escape import terminal as t
 from ..model import severity_rank
-from . import RESULT_WORD, FORMATS, Format, plural, skipped_heading, usage_warning, verdict
+from ..reference.catalog import action_names
+from . import FORMATS, RESULT_WORD, Format, plural, skipped_heading, usage_warning, verdict
 from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",

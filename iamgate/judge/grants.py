@@ -5,8 +5,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..reference.catalog import Catalog, Expansion
 from ..model import Principal, Statement
+from ..reference.catalog import Catalog, Expansion
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 
+from ..model import PrincipalResult, Statement
 from ..reference.catalog import Catalog, glob_match
 from .grants import on_every_resource, on_every_role
-from ..model import PrincipalResult, Statement
 
 PRIVILEGE_ESCALATION = "privilege-escalation"
 CREDENTIAL_EXPOSURE = "credential-exposure"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from . import grants
 from ..model import (
     UNOBSERVABLE,
     UNUSED,
@@ -25,6 +24,7 @@ from ..model import (
     UnusedAccessEvidence,
 )
 from ..sources.policy_document import parse_policy
+from . import grants
 
 KIND = UNUSED_ACCESS_KIND  # the baseline source kind these verdicts are for
 

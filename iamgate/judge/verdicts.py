@@ -12,9 +12,6 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Callable
 
-from . import grants as grants_mod
-from ..reference import support as support_mod
-from ..reference.catalog import Catalog
 from ..model import (
     NO_DATA,
     UNKNOWN,
@@ -26,8 +23,12 @@ from ..model import (
     Principal,
     PrincipalResult,
 )
+from ..reference import support as support_mod
+from ..reference.catalog import Catalog
 from ..reference.support import ActionSupport
-from .unused_access import KIND, decide as decide_unused_access
+from . import grants as grants_mod
+from .unused_access import KIND
+from .unused_access import decide as decide_unused_access
 
 REASONS = {
     "data-event": "data event: {source} has no data events of this service for this principal",

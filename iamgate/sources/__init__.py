@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from .loaders import LoadError, load_document
 from ..model import Principal, ScanError, Skipped, SourceResult, Unresolved
 from ..registry import Registry
 from ..repo import repo_root
+from .loaders import LoadError, load_document
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".terraform", ".venv", "venv", "__pycache__",
              ".tox", ".mypy_cache", ".pytest_cache", ".serverless", ".aws-sam"}

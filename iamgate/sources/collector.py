@@ -6,8 +6,8 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
+from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
 from .policy_document import Unknown, parse_policy
 
 INTERNAL_ERROR = "internal error in iamgate (please report)"

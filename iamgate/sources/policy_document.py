@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .loaders import line_of
 from ..model import Location, Statement
+from .loaders import line_of
 
 
 class Unknown:

@@ -1,11 +1,11 @@
 """Raw IAM policy documents (`{"Version": ..., "Statement": [...]}`) in JSON files."""
 from __future__ import annotations
 
-from .loaders import line_of
 from ..model import SourceResult
-from .policy_document import looks_like_policy
 from . import SOURCES, Source, Workspace
 from .collector import Collector
+from .loaders import line_of
+from .policy_document import looks_like_policy
 
 
 @SOURCES.register

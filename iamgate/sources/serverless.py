@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .loaders import LDict, LList, LoadError, line_of
 from ..model import SourceResult
-from .policy_document import Unknown
 from . import SOURCES, Workspace
-from .collector import Collector
-from .serverless_variables import Variables
 from .cloudformation.templates import CloudFormationSource, join_results
+from .collector import Collector
+from .loaders import LDict, LList, LoadError, line_of
+from .policy_document import Unknown
+from .serverless_variables import Variables
 
 DEFAULT_ROLE_ID = "IamRoleLambdaExecution"  # the logical id Serverless gives its shared role
 PER_FUNCTION_PLUGIN = "serverless-iam-roles-per-function"

@@ -9,10 +9,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..reference.catalog import Catalog, glob_match, load_catalog
 from ..model import Baseline, UsedAction
-from ._ct_map import AMBIGUOUS, NO_IAM, PERMISSIONLESS, UNMAPPED, EventMapper, is_access_denied, \
-    unobservable_data_actions
+from ..reference.catalog import Catalog, glob_match, load_catalog
+from ._ct_map import (
+    AMBIGUOUS,
+    NO_IAM,
+    PERMISSIONLESS,
+    UNMAPPED,
+    EventMapper,
+    is_access_denied,
+    unobservable_data_actions,
+)
 
 SIGNAL = "cloudtrail"
 _ASSUMED = re.compile(r"^arn:([^:]+):sts::(\d*):assumed-role/([^/]+)")

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .. import __version__
+from ..model import Baseline, ScanError
+from . import USAGE, UsageResult, UsageSource
 from . import baseline_format as fmt
 from .aws_clients import Backoff, SystemClock, iso, jsonable
 from .aws_errors import ACCOUNT, AccountError, Delays, PrincipalError, Retry, Stopped
-from ..model import Baseline, ScanError
-from . import USAGE, UsageResult, UsageSource
 
 MAX_DAYS = 90
 DAILY_JOBS = 50

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import time
 
-from ..reference.catalog import Catalog, load_catalog
 from ..model import ScanError
+from ..reference.catalog import Catalog, load_catalog
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, summarise
 from .cloudtrail import _aws_error, parse_time, summary_notes

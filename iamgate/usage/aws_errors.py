@@ -28,9 +28,19 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Callable, TypeVar
 
-from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError, ConnectionError,
-                                 CredentialRetrievalError, HTTPClientError, IncompleteReadError,
-                                 NoCredentialsError, NoRegionError, PartialCredentialsError, TokenRetrievalError)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    TokenRetrievalError,
+)
 from botocore.parsers import ResponseParserError
 
 from .aws_clients import Backoff, SystemClock

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import baseline_format as fmt
 from ..model import ScanError
 from . import USAGE, UsageResult, UsageSource
+from . import baseline_format as fmt
 
 
 @USAGE.register

@@ -14,7 +14,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-
 from ..files import write_json_atomic
 from ..model import Baseline, UnusedAccessEvidence, UsedAction
 

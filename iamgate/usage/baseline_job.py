@@ -10,18 +10,13 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
-from . import baseline_format as fmt
-
-from .aws_clients import SystemClock, iso
-from .aws_errors import PrincipalError, Stopped
 from ..escape import terminal
 from ..files import write_json_atomic
+from . import baseline_format as fmt
 from .access_analyzer import DAILY_JOBS, PolicyGenerator, QuotaExceeded, to_baseline
+from .aws_clients import SystemClock, iso
+from .aws_errors import PrincipalError, Stopped
 from .last_accessed import SIGNAL, LastAccessed, LastAccessedError, failed_source, for_merge, is_failed
-
-
-
 
 STATE_FILE = ".iamgate-state.json"
 RAW_DIR = ".raw"

@@ -11,14 +11,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..reference.catalog import Catalog, load_catalog
 from ..model import ScanError
+from ..reference.catalog import Catalog, load_catalog
 from ..words import plural
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, merge_counts, summarise
 from ._ct_map import EventMapper
-from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, \
-    scan_path, widen
+from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, scan_path, widen
 
 IN_PROCESS_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
 

@@ -14,10 +14,10 @@ import datetime as dt
 from dataclasses import replace
 
 from .. import __version__
-from .aws_clients import Backoff, SystemClock, iso, jsonable
-from .aws_errors import Delays, PrincipalError, Retry
 from ..model import Baseline, ScanError, UsedAction
 from . import USAGE, UsageResult, UsageSource
+from .aws_clients import Backoff, SystemClock, iso, jsonable
+from .aws_errors import Delays, PrincipalError, Retry
 
 SIGNAL = "last-accessed"
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from .baseline_format import merge
-from ..reference.catalog import glob_match
 from ..model import Baseline, Principal
+from ..reference.catalog import glob_match
+from .baseline_format import merge
 
 _KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/"}
 

@@ -14,8 +14,8 @@ from typing import Callable
 
 from botocore.exceptions import ClientError
 
-from .aws_clients import Identity, error_message
 from ..model import Location, Principal
+from .aws_clients import Identity, error_message
 
 _IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)(/[\w+=,.@/-]*)?/[\w+=,.@-]+$")
 _TF_PRINCIPAL_TYPES = {"aws_iam_role", "aws_iam_user"}

@@ -22,13 +22,23 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import __version__
-from .aws_clients import iso, jsonable
-from .aws_errors import PrincipalError, Stopped
 from ..model import UNUSED_ACCESS_KIND, Baseline, ScanError, UnusedAccessEvidence
 from . import USAGE, UsageResult, UsageSource
-from ._ua_read import (ACTION_FINDINGS, API_CALLS, CREDENTIAL_FINDINGS, Analyzer,  # noqa: F401 - re-exported
-                       AnalyzerError, DeployedPrincipal, UnusedAccessReader, _stamp, _when, deployed_from_details,
-                       matches)
+from ._ua_read import (  # noqa: F401 - re-exported
+    ACTION_FINDINGS,
+    API_CALLS,
+    CREDENTIAL_FINDINGS,
+    Analyzer,
+    AnalyzerError,
+    DeployedPrincipal,
+    UnusedAccessReader,
+    _stamp,
+    _when,
+    deployed_from_details,
+    matches,
+)
+from .aws_clients import iso, jsonable
+from .aws_errors import PrincipalError, Stopped
 
 KIND = UNUSED_ACCESS_KIND
 

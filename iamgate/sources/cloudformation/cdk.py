@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .evaluator import ResourceRef, Template
-from ..loaders import LoadError, line_of
 from ...model import SourceResult
-from ..policy_document import Unknown
 from .. import SOURCES, Workspace
 from ..collector import Collector
+from ..loaders import LoadError, line_of
+from ..policy_document import Unknown
+from .evaluator import ResourceRef, Template
 from .templates import CloudFormationSource, is_template, join_results
 
 STACK_ARTIFACT = "aws:cloudformation:stack"

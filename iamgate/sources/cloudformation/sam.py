@@ -13,11 +13,11 @@ from collections import Counter
 from contextlib import contextmanager
 from functools import lru_cache
 
-from .evaluator import Template, is_intrinsic
-from ..loaders import LDict, LList, line_of
-from ..policy_document import Unknown
 from .. import SOURCES, Workspace
 from ..collector import Collector
+from ..loaders import LDict, LList, line_of
+from ..policy_document import Unknown
+from .evaluator import Template, is_intrinsic
 from .sam_transform import TransformRoles, transform_roles
 from .templates import CloudFormationSource, is_template, transforms
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from .evaluator import ResourceRef, Template
-from ..loaders import line_of
 from ...model import Location, SourceResult
-from ..policy_document import Unknown
 from .. import DOC_SUFFIXES, SOURCES, Source, Workspace
 from ..collector import Collector, name_pattern
+from ..loaders import line_of
+from ..policy_document import Unknown
+from .evaluator import ResourceRef, Template
 
 PRINCIPAL_TYPES = {"AWS::IAM::Role": ("role", "RoleName"), "AWS::IAM::User": ("user", "UserName"),
                    "AWS::IAM::Group": ("group", "GroupName")}

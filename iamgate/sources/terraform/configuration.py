@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..loaders import LoadError
 from ...model import ScanError, SourceResult
 from .. import SOURCES, Source, Workspace, within
 from ..collector import Collector
+from ..loaders import LoadError
+from .expressions import Scope
 from .functions import evaluator
 from .hcl import Block, EvalError, fix_heredoc_markers, read_file
-from .expressions import Scope
 from .iam import IamBuilder, TfResource
 from .modules import ModuleInstance, RootEnvironment, TfModule
 

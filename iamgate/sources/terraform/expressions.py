@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lark import Token, Tree
-
 from hcl2.utils import process_escape_sequences
+from lark import Token, Tree
 
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
-from .values import Encoded, Partial, Text, plain
 from .hcl import EvalError, _name, _trees, node_line, parse_expression
 from .strings import join_parts, split_template
-
+from .values import Encoded, Partial, Text, plain
 
 # -- evaluation --------------------------------------------------------------
 

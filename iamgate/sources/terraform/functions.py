@@ -10,8 +10,8 @@ import posixpath
 
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
-from .hcl import EvalError
 from .expressions import Scope, number, render_template, unknown_at
+from .hcl import EvalError
 from .strings import decode_json, to_text
 from .values import Encoded, has_unknown
 

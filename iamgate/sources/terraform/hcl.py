@@ -8,11 +8,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from lark import Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
-
 from hcl2.api import parses_to_tree
 from hcl2.utils import process_escape_sequences
+from lark import Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
 
 from ..loaders import LoadError
 

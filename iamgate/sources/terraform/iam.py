@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..loaders import LDict, LList, LoadError, line_of
 from ...model import Location, Policy
-from ..policy_document import Unknown
 from ..collector import Collector, name_pattern
+from ..loaders import LDict, LList, LoadError, line_of
+from ..policy_document import Unknown
 from .strings import decode_json
 from .values import Encoded, SDict, Text, origin_of
 

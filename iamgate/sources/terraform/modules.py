@@ -7,15 +7,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..loaders import LDict, LList, LoadError
 from ...model import ScanError
-from ..policy_document import Unknown
 from .. import Workspace, within
 from ..collector import Collector
+from ..loaders import LDict, LList, LoadError
+from ..policy_document import Unknown
 from .downloads import Downloads, read_downloads
+from .expressions import Obj, Scope, unknown_at
 from .functions import evaluator
 from .hcl import Block, EvalError, node_line
-from .expressions import Obj, Scope, unknown_at
 from .iam import IAM_TYPES, PRINCIPAL_TYPES, TfResource, format_key, policy_document
 from .values import Encoded, Ref, RefUnknown, Text
 from .variable_types import convert, type_of

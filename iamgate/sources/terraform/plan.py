@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 
-from ..loaders import LDict, LList, line_of
 from ...model import SourceResult
-from ..policy_document import Unknown
 from .. import SOURCES, Source, Workspace
 from ..collector import Collector
+from ..loaders import LDict, LList, line_of
+from ..policy_document import Unknown
 from .iam import IAM_TYPES, PRINCIPAL_TYPES, IamBuilder, TfResource, as_list, policy_document
 from .values import Encoded, Ref, RefUnknown, with_lines
 

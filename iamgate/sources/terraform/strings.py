@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-
-
 from ..loaders import LDict, LList, LoadError, load_json
 from ..policy_document import Unknown
-from .values import Encoded, Partial, has_unknown, plain
 from .hcl import EvalError
+from .values import Encoded, Partial, has_unknown, plain
 
 
 def to_text(value) -> str:

@@ -2,7 +2,6 @@
 """
 from __future__ import annotations
 
-
 from ..loaders import LDict, LList
 from ..policy_document import Unknown
 
