@@ -48,6 +48,35 @@ def cli_in_process(*args: str, cwd: Path | str) -> SimpleNamespace:
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
+def role_template(*statements: str) -> str:
+    """A CloudFormation template with one role, `app`, whose inline policy has these statements
+    (YAML flow mappings such as `{Effect: Allow, Action: "s3:GetObject", Resource: "*"}`)."""
+    return ("Resources:\n  AppRole:\n    Type: AWS::IAM::Role\n    Properties:\n      RoleName: app\n"
+            "      Policies:\n        - PolicyName: p\n          PolicyDocument:\n            Statement:\n"
+            + "".join(f"              - {s}\n" for s in statements))
+
+
+def in_a_terminal(args: list[str], env: dict, cwd) -> tuple[int, str]:
+    """Run the CLI with its stdout on a pseudo-terminal: (exit code, what it wrote there)."""
+    import pty
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "iamgate", *args], cwd=cwd, stdout=follower,
+                            stderr=subprocess.PIPE, env={**os.environ, **env})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode()
+
+
 def write_json(path: Path, data) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))

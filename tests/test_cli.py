@@ -8,8 +8,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
-
-from conftest import ROOT, run_cli, write_json
+from conftest import ROOT, in_a_terminal, run_cli, write_json
 
 EXAMPLE = ["examples/infra", "--baselines", "examples/baselines", "--config", "examples/iamgate.yml"]
 REPORT_SCHEMA = json.loads(resources.files("iamgate").joinpath("data/schemas/report.schema.json").read_text())
@@ -298,8 +297,8 @@ def test_foreach_resources_keep_their_lines(tmp_path):
 
 
 def test_job_summary_is_trimmed_to_its_cap_by_whole_sections(monkeypatch):
-    from iamgate.formats import comment
     from iamgate.config import load
+    from iamgate.formats import comment
     from iamgate.pipeline import analyse
     report = analyse(["examples/infra"], ["examples/baselines"], load("examples/iamgate.yml"), base=str(ROOT))
     full = comment.summary_body(report, "iamgate")
@@ -312,23 +311,5 @@ def test_job_summary_is_trimmed_to_its_cap_by_whole_sections(monkeypatch):
 
 
 def test_colour_only_on_a_terminal(tmp_path):
-    import os
-    import pty
-    import subprocess
-    import sys
-    leader, follower = pty.openpty()
-    proc = subprocess.run([sys.executable, "-m", "iamgate", "check", *EXAMPLE], cwd=ROOT, stdout=follower,
-                          stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "", "TERM": "xterm"}, timeout=120)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    out = b"".join(chunks).decode()
-    assert proc.returncode == 1 and "\033[" in out and "FAIL" in out
+    code, out = in_a_terminal(["check", *EXAMPLE], {"NO_COLOR": "", "TERM": "xterm"}, ROOT)
+    assert code == 1 and "\033[" in out and "FAIL" in out

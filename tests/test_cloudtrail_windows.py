@@ -3,26 +3,14 @@ is an error; per-record problems are counted by kind, and a kept record is a war
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
+
+from conftest import cli_in_process, role_template, write_json
 
 from iamgate.usage.cloudtrail import CloudTrailUsage
 
-from conftest import cli_in_process, write_json
-
 A, B = "111122223333", "444455556666"
-ROLE = textwrap.dedent("""\
-    Resources:
-      AppRole:
-        Type: AWS::IAM::Role
-        Properties:
-          RoleName: app
-          Policies:
-            - PolicyName: p
-              PolicyDocument:
-                Statement:
-                  - {Effect: Allow, Action: ["ec2:DescribeVpcs", "ec2:DescribeSubnets"], Resource: "*"}
-    """)
+ROLE = role_template('{Effect: Allow, Action: ["ec2:DescribeVpcs", "ec2:DescribeSubnets"], Resource: "*"}')
 
 
 def event(account: str, role: str, t: str, region: str = "us-east-1", name: str = "DescribeVpcs", **extra) -> dict:

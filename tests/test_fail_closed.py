@@ -9,23 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from conftest import FIXTURES, cli_in_process
+from conftest import FIXTURES, cli_in_process, role_template
 
 GH = FIXTURES / "github"
 ALL = ["text", "json", "markdown", "sarif", "github"]
-ROLE = textwrap.dedent("""\
-    Resources:
-      AppRole:
-        Type: AWS::IAM::Role
-        Properties:
-          RoleName: app
-          Policies:
-            - PolicyName: p
-              PolicyDocument:
-                Statement:
-                  - {Effect: Allow, Action: "s3:GetObject", Resource: "*"}
-    """)
+ROLE = role_template('{Effect: Allow, Action: "s3:GetObject", Resource: "*"}')
 
 
 def check(cwd: Path, *args: str, fmt: str = "text"):

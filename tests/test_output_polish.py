@@ -3,34 +3,17 @@ placeholders said to be placeholders, lists printed once, plurals."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from conftest import FIXTURES, in_a_terminal, role_template, run_cli
 
 from iamgate.config import Config
 from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse
 
-from conftest import FIXTURES, run_cli
-
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TEMPLATE = textwrap.dedent("""\
-    Resources:
-      AppRole:
-        Type: AWS::IAM::Role
-        Properties:
-          RoleName: app
-          Policies:
-            - PolicyName: p
-              PolicyDocument:
-                Statement:
-                  - {Effect: Allow, Action: ["s3:GetObject", "foo:Bar", "s3:GetObjectt"], Resource: "*"}
-                  - {Effect: Allow, Action: "iam:PassRole", Resource: "*"}
-    """)
+TEMPLATE = role_template('{Effect: Allow, Action: ["s3:GetObject", "foo:Bar", "s3:GetObjectt"], Resource: "*"}', '{Effect: Allow, Action: "iam:PassRole", Resource: "*"}')
 
 
 @pytest.fixture
@@ -47,33 +30,12 @@ def test_colour_keeps_the_columns_aligned(report):
     assert ANSI.sub("", coloured) == plain
 
 
-def in_a_terminal(args: list[str], env: dict, cwd) -> str:
-    """Run the CLI with its stdout on a pseudo-terminal; what it wrote there."""
-    import pty
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "iamgate", *args], cwd=cwd, stdout=follower,
-                            stderr=subprocess.PIPE, env={**os.environ, **env})
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(leader)
-    return b"".join(chunks).decode()
-
-
 def test_term_dumb_and_no_color_mean_no_colour_on_a_terminal(tmp_path):
     (tmp_path / "t.yaml").write_text(TEMPLATE)
     base = {k: "" for k in ("NO_COLOR",)}
-    assert "\x1b[" in in_a_terminal(["check", "t.yaml"], {**base, "TERM": "xterm-256color"}, tmp_path)
-    assert "\x1b[" not in in_a_terminal(["check", "t.yaml"], {**base, "TERM": "dumb"}, tmp_path)
-    assert "\x1b[" not in in_a_terminal(["check", "t.yaml"], {"NO_COLOR": "1", "TERM": "xterm"}, tmp_path)
+    assert "\x1b[" in in_a_terminal(["check", "t.yaml"], {**base, "TERM": "xterm-256color"}, tmp_path)[1]
+    assert "\x1b[" not in in_a_terminal(["check", "t.yaml"], {**base, "TERM": "dumb"}, tmp_path)[1]
+    assert "\x1b[" not in in_a_terminal(["check", "t.yaml"], {"NO_COLOR": "1", "TERM": "xterm"}, tmp_path)[1]
 
 
 def test_print_policy_without_an_access_role_says_the_arn_is_a_placeholder(tmp_path):
