@@ -85,3 +85,17 @@ def test_markdown_escapes_and_says_when_it_applies(cat):
     assert "- trusted data file changed: `.iamgate/managed-policies/aws/AdministratorAccess.json`" in text
     assert "applies to this PR" in markdown(changes, "head")
     assert markdown([]) == ""
+
+
+def test_remapped_principals_changed_parameters_and_moved_data_paths(cat):
+    """A PR that points a role at an admin's baseline, flips a CloudFormation Condition through a
+    parameter, or moves the managed-policy cache to a folder it writes, hides grants after the merge."""
+    base = parse({"principals": {"AppRole": "arn:aws:iam::111122223333:role/app"}, "parameters": {"Env": "prod"},
+                  "managed-policies": ".iamgate/managed-policies"})
+    head = parse({"principals": {"AppRole": "arn:aws:iam::111122223333:role/admin", "NewRole": "admin"},
+                  "parameters": {"Env": "dev"}, "managed-policies": "infra/cache", "baselines": "infra/usage"})
+    assert kinds(compare(base, head, cat)) == [
+        ("principal-mapped", "AppRole"), ("principal-mapped", "NewRole"), ("parameter-changed", "Env"),
+        ("data-path-changed", "baselines"), ("data-path-changed", "managed-policies")]
+    assert compare(head, head, cat) == []
+    assert compare(head, base, cat)[0].kind == "principal-mapped"  # a mapping changed back is a change too

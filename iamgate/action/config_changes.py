@@ -21,7 +21,8 @@ MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the c
 @dataclass(frozen=True)
 class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
-    #            | unobservable-added | require-usage-data-off | data-changed
+    #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
+    #            | parameter-changed | data-path-changed
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -96,6 +97,16 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
     if base.require_usage_data and not head.require_usage_data:
         out.append(Weakening("require-usage-data-off", "require-usage-data", "true → false"))
     out += _allowlist(base, head, catalog)
+    # Which baseline judges a principal, which CloudFormation branch is taken, which folders the
+    # managed policies, baselines and support data come from: each can make a grant look used.
+    out += [Weakening("principal-mapped", k, f"{base.principals.get(k, '(by name)')} → {v}")
+            for k, v in sorted(head.principals.items()) if base.principals.get(k) != v]
+    out += [Weakening("parameter-changed", k, f"{base.parameters.get(k, '(the template default)')} → {v}")
+            for k, v in sorted(head.parameters.items()) if base.parameters.get(k) != v]
+    for key, attr in (("baselines", "baselines"), ("managed-policies", "managed_policies"), ("data-dir", "data_dir")):
+        was, now = getattr(base, attr), getattr(head, attr)
+        if now != was and now is not None:
+            out.append(Weakening("data-path-changed", key, f"{was or '(the default)'} → {now}"))
     known = _pattern_actions(catalog, base.unobservable)
     for pattern in head.unobservable:
         if pattern in base.unobservable:
@@ -123,6 +134,9 @@ TITLES = {
     "allowlist-widened": "allowlist entry widened",
     "unobservable-added": "actions declared unobservable",
     "data-changed": "trusted data file changed",
+    "principal-mapped": "principal mapped to another baseline",
+    "parameter-changed": "CloudFormation parameter changed",
+    "data-path-changed": "trusted data read from another path",
 }
 
 
