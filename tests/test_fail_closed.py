@@ -49,7 +49,11 @@ def test_no_usage_baseline_for_any_principal_is_said_in_every_format(tmp_path):
         r = check(tmp_path, ".", fmt=fmt)
         assert r.returncode == 0, r.stderr
         assert "nothing was judged: no usage baseline matched any principal" in r.stdout.lower(), fmt
-    assert json.loads(check(tmp_path, ".", fmt="json").stdout)["gate"]["nothing_judged"] is True
+    gate = json.loads(check(tmp_path, ".", fmt="json").stdout)["gate"]
+    assert gate["nothing_judged"] is True and "nothing was judged" in gate["summary"]
+    # the verdict line a CI log ends with says it too, not a bare PASS
+    last = check(tmp_path, ".").stdout.strip().splitlines()[-1]
+    assert last.startswith("PASS: no finding at or above high, but nothing was judged"), last
 
 
 def test_require_usage_data_fails_the_gate_from_the_flag_and_the_config(tmp_path):

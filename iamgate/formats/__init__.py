@@ -40,9 +40,8 @@ def verdict(report) -> str:
         return f"{unreadable(report)}; not a pass"
     if report.usage_required_unmet:
         return "nothing was judged and require-usage-data is set"
-    if report.fail_on == "never":
-        return "fail-on never"
-    return f"no finding at or above {report.fail_on}"
+    passed = "fail-on never" if report.fail_on == "never" else f"no finding at or above {report.fail_on}"
+    return f"{passed}, but {NOTHING_JUDGED}" if report.nothing_judged else passed
 
 
 RESULT_WORD = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
