@@ -226,3 +226,15 @@ def test_write_replaces_atomically_with_a_unique_temporary_and_cleans_up_on_fail
     with pytest.raises(UsageError, match=r"^cannot write .*d: "):
         write([FileFix("d", target, "", "new\n", ())])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".a.yaml.iamgate-fix.tmp", "a.yaml", "d"])
+
+
+
+def test_an_unreadable_input_is_exit_2_and_the_readable_files_are_still_fixed(tmp_path, monkeypatch, capsys):
+    setup(tmp_path, "t.yaml", ROLE_YAML + '              - {Effect: Allow, Action: [s3:GetObject, s3:DeleteObject], '
+                              'Resource: "*"}\n', observed=["s3"])
+    (tmp_path / "infra" / "broken.yaml").write_text("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  R: [\n")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["fix", "infra", "--baselines", "b"])
+    out, err = capsys.readouterr()
+    assert code == 2, err  # was 0: an input left unread and unfixed is an error, as in `check`
+    assert "iamgate: error: infra/broken.yaml:" in err and "+++ b/infra/t.yaml" in out and "Action: [s3:GetObject]," in out

@@ -88,4 +88,4 @@ class Fix(Command):
             sys.stdout.write("".join(f.diff for f in files))
         if not remediation.principals and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
-        return 0
+        return 2 if report.errors else 0  # an input it could not read is left unfixed: an error
