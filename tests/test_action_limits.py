@@ -94,3 +94,18 @@ def test_the_summary_names_the_full_report_when_it_leaves_sections_out(tmp_path,
     cut = summary_body(report, "iamgate", full_report="/runner/temp/iamgate-report-x.json")
     assert "left out to fit" in cut
     assert "The full report is the `report-json` output: `/runner/temp/iamgate-report-x.json`" in cut
+
+
+def test_the_comment_fits_when_the_notes_and_sections_leave_no_room(tmp_path):
+    """The PR controls the length of the weakenings section (allowlist entries, file names): the
+    body must still fit, or GitHub refuses it and the previous run's comment stays up."""
+    (tmp_path / "t.json").write_text(huge_template(3))
+    report = analyse([str(tmp_path / "t.json")], [], load_config(None))
+    sections = "".join(f"- allowlist entry added: `{'x' * 180}{i}`\n" for i in range(400))  # ~75,000 characters
+    body = comment.comment_body(report, "<!-- iamgate:comment 0 -->", "iamgate", sections=sections,
+                                fix_details="<details>" + "y" * 30000 + "</details>", full_report="r.json")
+    assert comment.fits(body) and body.startswith("<!-- iamgate:comment 0 -->\n")
+    assert body.rstrip().endswith("the `report-json` output: r.json._")
+    body = comment.comment_body(report, "<!-- m -->", "iamgate", sections="- a\n" * 10,
+                                fix_details="<details>" + "y" * 30000 + "</details>")
+    assert comment.fits(body) and "y" * 30000 in body and "Cut to fit" not in body  # room: nothing cut

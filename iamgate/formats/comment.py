@@ -48,10 +48,35 @@ def comment_body(report, marker_line: str, heading: str, summary_link: str | Non
     prefix = marker_line + "\n" + _notes(notes or []) + sections
     if fix_details and len(fix_details) > MAX_BODY_CHARS // 2:
         fix_details = ""
-    body = MarkdownReport(report, heading, summary_link, full_report).render(
-        max_chars=MAX_BODY_CHARS - len(prefix) - len(fix_details) - SAFETY_MARGIN,
-        max_bytes=MAX_BODY_BYTES - len(prefix.encode()) - len(fix_details.encode()) - SAFETY_MARGIN)
-    return prefix + body + ("\n" + fix_details if fix_details else "")
+    report_md = MarkdownReport(report, heading, summary_link, full_report)
+
+    def build(details: str) -> str:
+        return prefix + report_md.render(
+            max_chars=MAX_BODY_CHARS - len(prefix) - len(details) - SAFETY_MARGIN,
+            max_bytes=MAX_BODY_BYTES - len(prefix.encode()) - len(details.encode()) - SAFETY_MARGIN
+        ) + ("\n" + details if details else "")
+
+    body = build(fix_details)
+    if not fits(body) and fix_details:  # the notes and sections leave no room for the fix as well
+        body = build("")
+    return body if fits(body) else _cut(body, full_report)
+
+
+def _cut(body: str, full_report: str | None) -> str:
+    """Last resort, when even the smallest report does not fit beside the notes and sections (text
+    the PR can make long): whole lines up to the limit, then a line saying so. A body GitHub refuses
+    would leave the previous run's comment standing."""
+    end = "\n\n_Cut to fit GitHub's comment limit; the full report is in the job summary" + (
+        f" and the `report-json` output: {md(full_report)}" if full_report else "") + "._\n"
+    budget_chars = MAX_BODY_CHARS - len(end) - SAFETY_MARGIN
+    budget_bytes = MAX_BODY_BYTES - len(end.encode()) - SAFETY_MARGIN
+    kept, chars, size = [], 0, 0
+    for line in body.splitlines(keepends=True):
+        chars, size = chars + len(line), size + len(line.encode())
+        if chars > budget_chars or size > budget_bytes:
+            break
+        kept.append(line)
+    return "".join(kept) + end
 
 
 def summary_body(report, heading: str, notes: list[str] | None = None, sections: str = "",
