@@ -70,13 +70,6 @@ def workflow_property(text) -> str:
     return workflow_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def workflow_command_escape(text) -> str:
-    """A line of free text for a step's log that the runner must not read as a workflow command:
-    every line break is encoded, so nothing can start a new line with `::`."""
-    s = workflow_data(text)
-    return s.replace("::", ":\u200b:") if s.startswith("::") else s
-
-
 def clip(text: str, limit: int = 500) -> str:
     """At most `limit` characters of repository text, with an ellipsis where it was cut."""
     return text if len(text) <= limit else text[:limit] + "…"

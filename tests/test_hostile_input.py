@@ -177,10 +177,11 @@ def test_fix_files_refuses_a_symlink_and_a_path_outside_the_roots(tmp_path, monk
 
 
 def test_each_medium_has_its_own_escaping():
-    from iamgate.escape import code, html_text, md, plain, terminal, workflow_command_escape
+    from iamgate.action.log import neutralise
+    from iamgate.escape import code, html_text, md, plain, terminal, workflow_data
     assert terminal("a\x1b[31mb\x9b\x07\r\nc\u202e") == "a\\x1b[31mb\\x9b\\x07\\x0d\\x0ac\\u202e"
     assert html_text("a\n\n# b\r\n![i](u)") == "a # b &#33;&#91;i&#93;(u)"
     assert "\n" not in md("a\n\nb") and "\x1b" not in md("a\x1bb") and "\x1b" not in code("a\x1bb")
     assert plain("a_b [c](d)\nnext\x1b") == "a_b [c](d)\nnext\\x1b"  # no Markdown backslashes
-    assert workflow_command_escape("x\n::set-output name=a::b") == "x%0A::set-output name=a::b"
-    assert not workflow_command_escape("::stop-commands::t").startswith("::")
+    assert neutralise(workflow_data("x\n::set-output name=a::b")) == "x%0A::set-output name=a::b"
+    assert not neutralise(workflow_data("::stop-commands::t")).startswith("::")
