@@ -18,7 +18,7 @@ OWN_WORKFLOWS = [ROOT / ".github/workflows/ci.yml", ROOT / "examples/workflows/p
                  ROOT / "examples/workflows/fork-commenter.yml"]
 ALL_WORKFLOWS = sorted({*OWN_WORKFLOWS, *(ROOT / ".github/workflows").glob("*.yml"),
                         *(ROOT / "examples/workflows").glob("*.yml")})
-ISSUE_INPUTS = {"paths": ".", "baselines": "", "config": "", "fail-on": "high", "soft-fail": "false",
+ISSUE_INPUTS = {"paths": ".", "baselines": "", "config": "", "fail-on": "", "soft-fail": "false",
                 "diff-only": "true", "comment": "update", "sarif-file": "", "annotations": "true",
                 "github-token": "${{ github.token }}", "config-from": "base", "require-usage-data": "false",
                 "data-dir": ""}

@@ -300,3 +300,17 @@ def test_the_data_dir_input_applies_without_a_pull_request_too(tmp_path):
     run = run_action(tmp_path, ws, None, comment="off", **{"data-dir": "data"})
     assert run.code == 0, run.stderr
     assert data_date(run) == "2026-03-03"
+
+
+def test_the_configurations_fail_on_holds_when_the_input_is_left_empty(tmp_path):
+    """The input used to default to `high`, overriding the base's stricter `fail-on: low` unseen."""
+    repo, base = pr_repo(tmp_path, "fail-on: low\n")
+    tpl = repo / "infra" / "app.yaml"
+    tpl.write_text(tpl.read_text().replace(QUEUE, "Action: [sqs:SendMessage, sqs:GetQueueAttributes, sqs:ListQueues]"))
+    head = commit(repo, "pr: an unused List action (low)")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"fail-on": ""})
+        assert run.code == 1 and run.outputs["result"] == "fail", run.stdout + run.stderr
+        assert "at or above low" in run.stdout
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"fail-on": "high"})  # the input wins
+    assert run.code == 0 and run.outputs["result"] == "pass", run.stdout + run.stderr

@@ -63,7 +63,9 @@ class Action:
     def argv(self) -> list[str]:
         i = self.inputs
         self.trusted = resolve(i, self.pr, str(self.out_dir))
-        args = ["check", *i.paths, "--format", _Capture.name, "--fail-on", i.fail_on, *self.trusted.args]
+        args = ["check", *i.paths, "--format", _Capture.name, *self.trusted.args]
+        if i.fail_on:  # else the configuration's, as on the command line
+            args += ["--fail-on", i.fail_on]
         if i.config and "--config" not in self.trusted.args and self.trusted.source == "head":
             args += ["--config", i.config]
         if i.data_dir and "--data-dir" not in self.trusted.args:  # no pull request, or config-from: head

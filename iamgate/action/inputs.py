@@ -40,7 +40,7 @@ def parse_list(value: str | None) -> list[str]:
 def _choice(env, var: str, name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(var) or default).strip().lower()
     if value not in choices:
-        raise InputError(f"input {name}: {value!r} is not one of {', '.join(choices)}")
+        raise InputError(f"input {name}: {value!r} is not one of {', '.join(c for c in choices if c)}")
     return value
 
 
@@ -51,7 +51,7 @@ class Inputs:
     config: str | None
     config_from: str  # base | head: which commit the gate's own configuration is read from on a PR
     data_dir: str | None  # AWS's per-action support data (`iamgate data update --out DIR`)
-    fail_on: str
+    fail_on: str | None  # None: the configuration's `fail-on` (trusted like the rest of it)
     soft_fail: bool
     diff_only: bool
     require_usage_data: bool
@@ -68,7 +68,7 @@ class Inputs:
                    config_from=_choice(env, "INPUT_CONFIG_FROM", "config-from", "base", CONFIG_FROM),
                    # $IAMGATE_DATA_DIR on the step (the older way) is trusted only as far as the input
                    data_dir=(env.get("INPUT_DATA_DIR") or env.get("IAMGATE_DATA_DIR") or "").strip() or None,
-                   fail_on=_choice(env, "INPUT_FAIL_ON", "fail-on", "high", FAIL_ON),
+                   fail_on=_choice(env, "INPUT_FAIL_ON", "fail-on", "", ("", *FAIL_ON)) or None,
                    soft_fail=parse_bool("soft-fail", env.get("INPUT_SOFT_FAIL"), False),
                    diff_only=parse_bool("diff-only", env.get("INPUT_DIFF_ONLY"), True),
                    require_usage_data=parse_bool("require-usage-data", env.get("INPUT_REQUIRE_USAGE_DATA"), False),
