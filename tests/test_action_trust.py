@@ -132,6 +132,23 @@ def test_a_pr_symlink_in_the_trusted_folder_is_not_followed(tmp_path):
     assert "secret" not in run.stdout + run.summary
 
 
+@pytest.mark.parametrize("config_from", ["base", "head"])
+def test_a_pr_config_symlinked_out_of_the_workspace_is_not_read_nor_quoted(tmp_path, config_from):
+    """A schema error quotes the file's value: `.iamgate.yml -> a runner's one-line secret file`
+    would have put the secret in the comment (base) or the error (head)."""
+    repo, base = pr_repo(tmp_path, "{}\n")
+    (tmp_path / "token.txt").write_text("ghs_s3cr3tT0ken\n")
+    (repo / ".iamgate.yml").unlink()
+    (repo / ".iamgate.yml").symlink_to(tmp_path / "token.txt")
+    head = commit(repo, "pr: config symlink")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"config-from": config_from})
+        posted = "".join(c["body"] for c in api.comments)
+    assert "s3cr3t" not in run.stdout + run.stderr + run.summary + posted
+    assert "its real path leaves the workspace" in (run.summary if config_from == "base" else run.stderr)
+    assert run.code == (2 if config_from == "head" else 0), run.stdout + run.stderr
+
+
 def test_a_planted_marker_comment_is_not_hijacked(tmp_path):
     ws = workspace(tmp_path)
     ours = marker(None, ["infra"])

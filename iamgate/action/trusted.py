@@ -59,6 +59,11 @@ def _repo_spec(root: Path, path: str) -> str | None:
         return None
 
 
+def _inside(path: str, root: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return real == root.resolve() or root.resolve() in real.parents
+
+
 def base_available(root: Path | None, sha: str) -> bool:
     return root is not None and git(["cat-file", "-e", f"{sha}^{{commit}}"], root, check=False).returncode == 0
 
@@ -84,11 +89,15 @@ def resolve(inputs: Inputs, pr: PullRequest | None, tmp_parent: str | None) -> T
     if pr is None or not pr.base_sha:
         return Trusted("head", config_path=head_name)
     head_problem, head_cfg = "", None
-    try:
-        head_cfg = config_mod.load(head_name) if head_name else config_mod.Config()
-    except config_mod.ConfigError as e:
-        head_problem = str(e)
     root = repo_root()
+    if head_name and not _inside(head_name, root or Path.cwd()):
+        # a symlink the PR added: its target (a runner's file) must not be read, nor quoted in an error
+        head_problem = f"{head_name}: its real path leaves the workspace, so it is not read"
+    else:
+        try:
+            head_cfg = config_mod.load(head_name) if head_name else config_mod.Config()
+        except config_mod.ConfigError as e:
+            head_problem = str(e)
     if inputs.config_from == "head":
         if head_problem:
             raise InputError(f"the configuration: {head_problem}")
