@@ -109,3 +109,20 @@ def test_the_comment_fits_when_the_notes_and_sections_leave_no_room(tmp_path):
     body = comment.comment_body(report, "<!-- m -->", "iamgate", sections="- a\n" * 10,
                                 fix_details="<details>" + "y" * 30000 + "</details>")
     assert comment.fits(body) and "y" * 30000 in body and "Cut to fit" not in body  # room: nothing cut
+
+
+def test_a_comment_cut_to_its_table_keeps_the_grant_changes(tmp_path):
+    """Cutting the table's rows used to drop the "Removing grants in use" section without a word."""
+    from iamgate.formats.markdown import MarkdownReport
+    (tmp_path / "t.json").write_text(json.dumps({"Resources": {f"Role{i}": {
+        "Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}, "Policies": [{
+            "PolicyName": "p", "PolicyDocument": {"Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}}]}} for i in range(200)}}))
+    report = analyse([str(tmp_path / "t.json")], [], load_config(None))
+    md = MarkdownReport(report, summary_link="https://x/run")
+    md.changes = lambda: ["⚠️ **Removing grants in use.** RoleX: `s3:GetObject`", ""]
+    text = md.render(max_chars=6000)
+    assert len(text) <= 6000 and "Removing grants in use" in text and "more principals in the [job summary]" in text
+    md.changes = lambda: ["⚠️ **Removing grants in use.** " + "RoleX: `s3:GetObject`, " * 200, ""]
+    text = md.render(max_chars=2000)  # no room for them: said so
+    assert len(text) <= 2000 and "Removing grants in use" not in text and "grant changes were left out" in text

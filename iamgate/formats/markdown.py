@@ -269,14 +269,20 @@ class MarkdownReport:
             dropped = len(blocks) - n
             link = (f" See the [job summary]({self.summary_link})." if self.summary_link else "") + full
             text = assemble(n, [f"_{plural(dropped, 'principal detail section')} left out to fit.{link}_", ""])
-        if not fits(text):  # even the table is too long: drop table rows whole
-            keep = len(table) - 1
+        if not fits(text):  # even the table is too long: drop table rows whole, keep the grant changes
             link = f" in the [job summary]({self.summary_link})" if self.summary_link else ""
-            while keep > 2 and not fits(text):
-                keep -= 1
-                cut = table[:keep] + [f"| … {len(table) - 1 - keep} more principals{link} | | | | | | | |", ""]
-                cut += [f"_{full.strip()}_", ""] if full else []
-                text = "\n".join(head + cut + foot) + "\n"
+            for kept_changes in ([changes, []] if changes else [[]]):
+                keep = len(table) - 1
+                while keep > 2 and not fits(text):
+                    keep -= 1
+                    more = plural(len(table) - 1 - keep, "more principal")
+                    cut = table[:keep] + [f"| … {more}{link} | | | | | | | |", ""]
+                    cut += [f"_{full.strip()}_", ""] if full else []
+                    if changes and not kept_changes:
+                        cut += [f"_The grant changes were left out to fit; they are{link or ' in the job summary'}._", ""]
+                    text = "\n".join(head + cut + kept_changes + foot) + "\n"
+                if fits(text):
+                    break
         return text
 
 
