@@ -99,3 +99,10 @@ def test_remapped_principals_changed_parameters_and_moved_data_paths(cat):
         ("data-path-changed", "baselines"), ("data-path-changed", "managed-policies")]
     assert compare(head, head, cat) == []
     assert compare(head, base, cat)[0].kind == "principal-mapped"  # a mapping changed back is a change too
+
+
+def test_log_lines_show_escape_sequences_instead_of_colouring_the_step_log(cat):
+    from iamgate.action.config_changes import log_lines
+    head = parse({"allowlist": [{"action": "s3:Get*\x1b[8m", "reason": "hidden\x1b[0m"}]})
+    (line,) = log_lines(compare(Config(), head, cat))
+    assert "\x1b" not in line and "\\x1b[8m" in line

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import AllowEntry, Config
-from ..escape import clip, code, md
+from ..escape import clip, code, md, terminal
 from ..model import SEVERITIES
 from ..reference.catalog import Catalog, glob_match
 
@@ -164,6 +164,6 @@ def markdown(changes: list[Weakening], applies: str = "base", problem: str = "")
 
 
 def log_lines(changes: list[Weakening]) -> list[str]:
-    """Plain text for the step log."""
-    return [f"{TITLES.get(w.kind, w.kind).replace('`', '')}: {clip(w.subject, MAX_TEXT)}"
-            + (f" ({clip(w.detail, MAX_TEXT)})" if w.detail else "") for w in changes]
+    """Plain text for the step log (which shows escape sequences as colours: made visible)."""
+    return [terminal(f"{TITLES.get(w.kind, w.kind).replace('`', '')}: {clip(w.subject, MAX_TEXT)}"
+                     + (f" ({clip(w.detail, MAX_TEXT)})" if w.detail else "")) for w in changes]
