@@ -331,3 +331,13 @@ def test_the_configurations_fail_on_holds_when_the_input_is_left_empty(tmp_path)
         assert "at or above low" in run.stdout
         run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"fail-on": "high"})  # the input wins
     assert run.code == 0 and run.outputs["result"] == "pass", run.stdout + run.stderr
+
+
+def test_an_input_error_quoting_the_prs_config_shows_control_characters(tmp_path):
+    repo, base = pr_repo(tmp_path, "{}\n")
+    (repo / ".iamgate.yml").write_text('principals:\n  "x\\e]8;;https://evil.example\\a": []\n')  # YAML escapes
+    head = commit(repo, "pr: config with an escape sequence")
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, **{"config-from": "head"})
+    assert run.code == 2 and "the configuration:" in run.stderr, run.stderr
+    assert "\x1b" not in run.stderr + run.stdout and "\\x1b]8" in run.stderr

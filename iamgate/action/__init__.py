@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .. import cli
-from ..escape import clip, md
+from ..escape import clip, md, terminal
 from ..fix.suggestions import SuggestionPlan, details_section, plan_suggestions
 from ..formats import FORMATS, Format, unreadable
 from ..formats.comment import comment_body, comment_key, marker, summary_body, title
@@ -249,14 +249,14 @@ def main(env=None) -> int:
         try:
             return Action(env, log).run()
         except InputError as e:
-            print(f"iamgate: error: {e}", file=sys.stderr)
+            print(f"iamgate: error: {terminal(e)}", file=sys.stderr)  # may quote the PR's config
             could_not_run(env, log, log.errors())
             return 2
         except Exception as e:  # noqa: BLE001 - a bug: exit 2 ("could not decide"), and no raw traceback
             if env.get("IAMGATE_DEBUG"):  # in the log, a traceback's text would escape the fence
                 import traceback
                 traceback.print_exc()  # through the escaped stderr, still one line
-            print(f"iamgate: internal error: {type(e).__name__}: {e} (please report it; IAMGATE_DEBUG=1 shows "
+            print(f"iamgate: internal error: {type(e).__name__}: {terminal(e)} (please report it; IAMGATE_DEBUG=1 shows "
                   "the traceback)", file=sys.stderr)
             could_not_run(env, log, log.errors())
             return 2
