@@ -34,8 +34,8 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
 def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
     p = r.principal
     actions = {"granted": sort_actions(r.granted)}
-    for verdict in VERDICTS:
-        actions[verdict.replace("-", "_")] = r.actions(verdict)
+    for v in VERDICTS:
+        actions[v.replace("-", "_")] = r.actions(v)
     return {
         "id": p.id, "name": p.display_name, "kind": p.kind, "source": p.source,
         "file": p.location.file if p.location else None, "line": p.location.line if p.location else None,
