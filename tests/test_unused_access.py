@@ -502,3 +502,25 @@ def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp
                                "is expired"
     assert "1 baseline(s) written" in err and "3 failed" in err and "stopped: GetFindingV2: ExpiredToken" in err
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_the_commands_failure_lines_escape_aws_text(monkeypatch, tmp_path, capsys):
+    """A principal's failure line on stderr carries AWS's error message: its control characters are made
+    visible, as on every other line the command prints."""
+    from iamgate.cli import build_parser
+    from iamgate.commands._unused_access import run_unused_access
+    aws_env(monkeypatch)
+    clients = Clients("us-east-1")
+    aa, iam = stub_client(clients, "accessanalyzer"), stub_client(clients, "iam")
+    aa.add_response("get_analyzer", {"analyzer": summary()}, {"analyzerName": "unused"})
+    iam.add_response("get_account_authorization_details", {"RoleDetailList": [], "UserDetailList": [],
+                                                           "GroupDetailList": [], "Policies": []}, {"Filter": ANY})
+    aa.add_response("list_findings_v2", {"findings": [listed("f1", "UnusedIAMRole")]}, None)
+    aa.add_client_error("get_finding_v2", "ValidationException", "bad \x1b]0;owned\x07 id", 400,
+                        expected_params={"analyzerArn": ANALYZER, "id": "f1"})
+    args = build_parser(["usage"]).parse_args(["usage", "unused-access", "--analyzer", ANALYZER,
+                                               "--out", str(tmp_path)])
+    assert run_unused_access(args, clients=clients, clock=FakeClock()) == 2
+    err = capsys.readouterr().err
+    assert f"iamgate: {ROLE}: GetFindingV2: ValidationException" in err
+    assert "\x1b" not in err and "\x07" not in err
