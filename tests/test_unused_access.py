@@ -524,3 +524,13 @@ def test_the_commands_failure_lines_escape_aws_text(monkeypatch, tmp_path, capsy
     err = capsys.readouterr().err
     assert f"iamgate: {ROLE}: GetFindingV2: ValidationException" in err
     assert "\x1b" not in err and "\x07" not in err
+
+
+def test_a_truncated_authorization_details_page_without_a_marker_is_not_taken_as_the_last(env):
+    """Stopping there would leave the rest of the account's principals without a deployed grant."""
+    reader, aa, iam, clock = env
+    for _ in range(5):  # Retry.ATTEMPTS
+        iam.add_response("get_account_authorization_details", dict(auth_details(), IsTruncated=True),
+                         {"Filter": ANY})
+    with pytest.raises(ua.PrincipalError, match="Marker"):
+        reader.deployed()
