@@ -534,3 +534,26 @@ def test_a_truncated_authorization_details_page_without_a_marker_is_not_taken_as
                          {"Filter": ANY})
     with pytest.raises(ua.PrincipalError, match="Marker"):
         reader.deployed()
+
+
+def test_a_finding_of_an_odd_shape_fails_that_principal_only(monkeypatch):
+    """As in the baseline job: what breaks while building one principal's baseline is that principal's
+    error; the run goes on and the others get their baselines."""
+    a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, "2026-11-21T06:00:00Z", None)
+    other = f"arn:aws:iam::{ACCOUNT}:role/other"
+
+    class Reader:
+        iam, clock = None, FakeClock()
+
+        def findings(self, analyzer, accounts):
+            return [listed("f1", "UnusedPermission"), listed("f2", "UnusedIAMRole", resource=other)]
+
+        def finding(self, analyzer, fid):
+            odd = [{"unusedPermissionDetails": {"serviceNamespace": "s3", "actions": ["GetObject"]}}]
+            ok = [{"unusedIamRoleDetails": {}}]
+            return {**listed(fid, "x"), "findingType": "UnusedPermission" if fid == "f1" else "UnusedIAMRole",
+                    "findingDetails": odd if fid == "f1" else ok}
+
+    got = ua.collect(Reader(), a, [], [], recommendations=False)
+    assert [b.principal_arn for b in got.baselines] == [other]
+    assert list(got.errors) == [ROLE] and "unexpected error: AttributeError" in got.errors[ROLE]
