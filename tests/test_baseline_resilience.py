@@ -520,3 +520,25 @@ def test_two_runs_breaking_one_stale_lock_do_not_both_hold_the_folder(tmp_path, 
     with pytest.raises(run_lock.LockError, match="another run holds this folder"):
         second.acquire()
     assert first.held and json.loads((tmp_path / LOCK_FILE).read_text()) == first.info
+
+
+def test_a_finished_job_whose_result_cannot_be_read_ends_and_is_not_collected_forever(clients, clock, tmp_path):
+    """AWS said SUCCEEDED, but the generated policy is not valid JSON: the principal fails with that
+    error and the job leaves the state (it has ended), so the next run starts a new one instead of
+    collecting the same unreadable result on every run."""
+    stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
+    start(stub, "job-1")
+    stub.add_response("get_generated_policy", generated(ROLE, "job-1", policies=["{not json"]),
+                      {"jobId": "job-1", "includeResourcePlaceholders": True, "includeServiceLevelTemplate": True})
+    summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
+    stub.assert_no_pending_responses()
+    assert "not valid JSON" in summary.failed[ROLE]
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["pending"] == {} and state["failed"][ROLE]["job_id"] == "job-1"
+    expect_list(stub)
+    start(stub, "job-2")
+    get(stub, ROLE, "job-2")
+    summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
+    stub.assert_no_pending_responses()
+    assert summary.written == [ROLE] and not summary.failed
