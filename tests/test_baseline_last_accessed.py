@@ -167,3 +167,16 @@ def test_baseline_run_passes_the_job_window_to_last_accessed(clients, tmp_path):
     assert (b.window_start, b.window_end) == ("2026-08-24T00:00:00Z", "2026-11-22T00:00:00Z")
     assert set(b.used) == {"dynamodb:getitem", "s3:getobject"}
     assert "s3:deletebucket" not in b.used and "sqs:sendmessage" not in b.used
+
+
+def test_a_truncated_page_without_a_marker_is_a_bad_reply_not_the_first_page_again(clients):
+    """`IsTruncated` without `Marker` would ask for the first page again, forever: it is a reply of the
+    wrong shape, retried (bounded), then this principal's step fails."""
+    stub = stub_client(clients, "iam", "last-accessed")
+    expect_job(stub)
+    for _ in range(5):  # Retry.ATTEMPTS
+        stub.add_response("get_service_last_accessed_details", page(SERVICES_1, truncated=True), {"JobId": JOB1})
+    la = LastAccessed(clients.client("iam", "last-accessed"), FakeClock())
+    with pytest.raises(LastAccessedError, match="Marker"):
+        la.collect_for(ROLE)
+    stub.assert_no_pending_responses()

@@ -461,3 +461,84 @@ def test_expired_credentials_before_any_job_stop_cleanly_with_the_summary(tmp_pa
     assert "0 baseline(s) written" in log and "Traceback" not in log
     assert json.loads((tmp_path / "out" / STATE_FILE).read_text())["stopped"]["reason"] == "stopped"
     assert not (tmp_path / "out" / LOCK_FILE).exists()
+
+
+def _racing_lock(tmp_path, now):
+    """A RunLock whose owner is a live process other than this one (the test's parent)."""
+    from iamgate.usage.run_lock import RunLock
+    lock = RunLock(tmp_path, 60, now)
+    lock.info["pid"] = os.getppid()
+    return lock
+
+
+def test_a_lock_being_written_is_not_taken_for_a_stale_one(tmp_path, monkeypatch):
+    """Two runs starting together: the second one reads the first one's lock between its creation and
+    its content. Exactly one of them may hold the folder."""
+    from iamgate.usage import run_lock
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    first, second = _racing_lock(tmp_path, now), _racing_lock(tmp_path, now)
+    real_dump, took = run_lock.json.dump, []
+
+    def dump(obj, f, *a, **kw):  # the first run is writing its lock: the second one tries now
+        if not took:
+            took.append(None)
+            try:
+                second.acquire()
+                took[0] = True
+            except run_lock.LockError:
+                took[0] = False
+        return real_dump(obj, f, *a, **kw)
+
+    monkeypatch.setattr(run_lock.json, "dump", dump)
+    try:
+        first.acquire()
+        held = True
+    except run_lock.LockError:
+        held = False
+    assert [held, took[0]].count(True) == 1
+    assert json.loads((tmp_path / LOCK_FILE).read_text()) == (first.info if held else second.info)
+
+
+def test_two_runs_breaking_one_stale_lock_do_not_both_hold_the_folder(tmp_path, monkeypatch):
+    """Both judged the same stale lock; the one that breaks it second must not remove the lock the
+    first one took meanwhile."""
+    from iamgate.usage import run_lock
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    stale = {"pid": 2 ** 22 + 7, "host": socket.gethostname(), "started_at": "2026-11-21T00:00:00Z"}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(stale))
+    first, second = _racing_lock(tmp_path, now), _racing_lock(tmp_path, now)
+    real_reason, order = run_lock.RunLock.stale_reason, []
+
+    def stale_reason(self, other):  # the second run judges the stale lock, then the first takes the folder
+        reason = real_reason(self, other)
+        if self is second and not order and reason:
+            order.append("first")
+            first.acquire()
+        return reason
+
+    monkeypatch.setattr(run_lock.RunLock, "stale_reason", stale_reason)
+    with pytest.raises(run_lock.LockError, match="another run holds this folder"):
+        second.acquire()
+    assert first.held and json.loads((tmp_path / LOCK_FILE).read_text()) == first.info
+
+
+def test_a_finished_job_whose_result_cannot_be_read_ends_and_is_not_collected_forever(clients, clock, tmp_path):
+    """AWS said SUCCEEDED, but the generated policy is not valid JSON: the principal fails with that
+    error and the job leaves the state (it has ended), so the next run starts a new one instead of
+    collecting the same unreadable result on every run."""
+    stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
+    start(stub, "job-1")
+    stub.add_response("get_generated_policy", generated(ROLE, "job-1", policies=["{not json"]),
+                      {"jobId": "job-1", "includeResourcePlaceholders": True, "includeServiceLevelTemplate": True})
+    summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
+    stub.assert_no_pending_responses()
+    assert "not valid JSON" in summary.failed[ROLE]
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    assert state["pending"] == {} and state["failed"][ROLE]["job_id"] == "job-1"
+    expect_list(stub)
+    start(stub, "job-2")
+    get(stub, ROLE, "job-2")
+    summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
+    stub.assert_no_pending_responses()
+    assert summary.written == [ROLE] and not summary.failed

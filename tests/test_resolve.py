@@ -123,3 +123,36 @@ def test_bad_state_files_are_located_errors(tmp_path):
         TerraformState.load(str(bad))
     with pytest.raises(StateError, match="cannot read"):
         TerraformState.load(str(tmp_path / "missing.json"))
+
+
+class _Flaky:
+    """The real CloudFormation client, whose first `drops` DescribeStackResource calls lose the connection."""
+
+    def __init__(self, client, drops: int):
+        self.client, self.drops = client, drops
+
+    def describe_stack_resource(self, **kw):
+        if self.drops:
+            self.drops -= 1
+            from botocore.exceptions import ConnectionClosedError
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
+        return self.client.describe_stack_resource(**kw)
+
+
+def test_a_dropped_connection_on_describe_stack_resource_is_retried_then_fails_that_principal_only(
+        clients, stack):
+    """Judged per call (iamgate.usage.aws_errors): a transient failure is retried; once the retries are
+    used up only that principal is not resolved: the run (the other principals) goes on."""
+    from fixtures.aws.helpers import FakeClock
+    from iamgate.usage.aws_errors import Retry
+    principals = scanned()
+    rel = "tests/fixtures/aws/app/template.yaml"
+    cfn = _Flaky(clients.client("cloudformation"), drops=2)
+    res = Resolver(clients.identity, lambda: cfn, stacks={rel: stack}, retry=Retry(FakeClock())).resolve(
+        [principals["WorkerRole"]])
+    assert [t.how for t in res.targets] == ["CloudFormation stack orders-prod"]
+    cfn.drops = 99
+    res = Resolver(clients.identity, lambda: cfn, stacks={rel: stack}, retry=Retry(FakeClock())).resolve(
+        [principals["WorkerRole"], principals["IngestRole"]])
+    assert [t.principal_id for t in res.targets] == ["IngestRole"]
+    assert "stack orders-prod: DescribeStackResource WorkerRole: ConnectionClosedError" in res.unresolved[0].reason

@@ -502,3 +502,58 @@ def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp
                                "is expired"
     assert "1 baseline(s) written" in err and "3 failed" in err and "stopped: GetFindingV2: ExpiredToken" in err
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_the_commands_failure_lines_escape_aws_text(monkeypatch, tmp_path, capsys):
+    """A principal's failure line on stderr carries AWS's error message: its control characters are made
+    visible, as on every other line the command prints."""
+    from iamgate.cli import build_parser
+    from iamgate.commands._unused_access import run_unused_access
+    aws_env(monkeypatch)
+    clients = Clients("us-east-1")
+    aa, iam = stub_client(clients, "accessanalyzer"), stub_client(clients, "iam")
+    aa.add_response("get_analyzer", {"analyzer": summary()}, {"analyzerName": "unused"})
+    iam.add_response("get_account_authorization_details", {"RoleDetailList": [], "UserDetailList": [],
+                                                           "GroupDetailList": [], "Policies": []}, {"Filter": ANY})
+    aa.add_response("list_findings_v2", {"findings": [listed("f1", "UnusedIAMRole")]}, None)
+    aa.add_client_error("get_finding_v2", "ValidationException", "bad \x1b]0;owned\x07 id", 400,
+                        expected_params={"analyzerArn": ANALYZER, "id": "f1"})
+    args = build_parser(["usage"]).parse_args(["usage", "unused-access", "--analyzer", ANALYZER,
+                                               "--out", str(tmp_path)])
+    assert run_unused_access(args, clients=clients, clock=FakeClock()) == 2
+    err = capsys.readouterr().err
+    assert f"iamgate: {ROLE}: GetFindingV2: ValidationException" in err
+    assert "\x1b" not in err and "\x07" not in err
+
+
+def test_a_truncated_authorization_details_page_without_a_marker_is_not_taken_as_the_last(env):
+    """Stopping there would leave the rest of the account's principals without a deployed grant."""
+    reader, aa, iam, clock = env
+    for _ in range(5):  # Retry.ATTEMPTS
+        iam.add_response("get_account_authorization_details", dict(auth_details(), IsTruncated=True),
+                         {"Filter": ANY})
+    with pytest.raises(ua.PrincipalError, match="Marker"):
+        reader.deployed()
+
+
+def test_a_finding_of_an_odd_shape_fails_that_principal_only(monkeypatch):
+    """As in the baseline job: what breaks while building one principal's baseline is that principal's
+    error; the run goes on and the others get their baselines."""
+    a = ua.Analyzer(ANALYZER, "unused", "ACCOUNT_UNUSED_ACCESS", "ACTIVE", 90, "2026-11-21T06:00:00Z", None)
+    other = f"arn:aws:iam::{ACCOUNT}:role/other"
+
+    class Reader:
+        iam, clock = None, FakeClock()
+
+        def findings(self, analyzer, accounts):
+            return [listed("f1", "UnusedPermission"), listed("f2", "UnusedIAMRole", resource=other)]
+
+        def finding(self, analyzer, fid):
+            odd = [{"unusedPermissionDetails": {"serviceNamespace": "s3", "actions": ["GetObject"]}}]
+            ok = [{"unusedIamRoleDetails": {}}]
+            return {**listed(fid, "x"), "findingType": "UnusedPermission" if fid == "f1" else "UnusedIAMRole",
+                    "findingDetails": odd if fid == "f1" else ok}
+
+    got = ua.collect(Reader(), a, [], [], recommendations=False)
+    assert [b.principal_arn for b in got.baselines] == [other]
+    assert list(got.errors) == [ROLE] and "unexpected error: AttributeError" in got.errors[ROLE]

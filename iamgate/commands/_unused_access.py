@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..escape import terminal
 from ..files import write_json_atomic
 from ..usage import baseline_format as fmt
 from . import UsageError
@@ -75,7 +76,7 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
     progress.note(f"{len(written)} baseline(s) written to {args.out} ({not_analysed} not analysed yet), "
                   f"{len(result.errors)} failed, {len(result.skipped)} service-linked role(s) skipped")
     for arn, why in sorted(result.errors.items()):
-        print(f"iamgate: {arn}: {why}", file=sys.stderr)
+        print(terminal(f"iamgate: {arn}: {why}"), file=sys.stderr)  # AWS's error text
     if result.stopped:
         progress.note(f"stopped: {result.stopped}. The baselines written are kept; run again to finish.")
     return 2 if result.errors or result.stopped else 0

@@ -166,7 +166,7 @@ class BaselineCommand(Command):
         try:
             scanned = scan_with_account(args, cfg, clients)
             resolver = Resolver(clients.identity, lambda: clients.client("cloudformation"), cfg.principals,
-                                cfg.stacks, tfstate)
+                                cfg.stacks, tfstate, Retry(clock, deadline, delays))
             resolution = resolver.resolve(scanned.principals, args.principal)
             print_errors(scanned.errors)
             report_unresolved(resolution, progress)

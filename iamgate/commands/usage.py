@@ -105,7 +105,7 @@ class Usage(Command):
                         help="only principals whose ARN or name matches; repeatable")
         ua.add_argument("--account", action="append", default=[], metavar="ID",
                         help="only principals of this account (organization analyzers); repeatable")
-        ua.add_argument("--region", help="the analyzer's region (default: from --analyzer, else AWS_REGION)")
+        ua.add_argument("--region", help="the analyzer's region (default: from --analyzer, else AWS_DEFAULT_REGION)")
         ua.add_argument("--no-recommendations", action="store_true",
                         help="do not fetch or generate AWS's recommended policies")
         ua.add_argument("--timeout", default="1h", metavar="DURATION", help="overall time limit (default 1h)")

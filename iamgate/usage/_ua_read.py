@@ -261,7 +261,8 @@ class UnusedAccessReader:
             page = self.retry.call("GetAccountAuthorizationDetails", lambda: self.iam.get_account_authorization_details(
                 Filter=["Role", "User", "Group", "LocalManagedPolicy", "AWSManagedPolicy"],
                 **({"Marker": marker} if marker else {})), denied_is_account=True,
-                check=lambda r: [e["Arn"] for k in ("RoleDetailList", "UserDetailList") for e in r.get(k) or ()])
+                check=lambda r: ([e["Arn"] for k in ("RoleDetailList", "UserDetailList") for e in r.get(k) or ()],
+                                 r["Marker"] + "" if r.get("IsTruncated") else ""))  # a page to follow has one
             for key in details:
                 details[key].extend(page.get(key) or [])
             marker = page.get("Marker") if page.get("IsTruncated") else None

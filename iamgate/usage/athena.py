@@ -13,6 +13,7 @@ from ..model import ScanError
 from ..reference.catalog import Catalog, load_catalog
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, summarise
+from ._ct_read import coverage
 from .cloudtrail import _aws_error, parse_time, summary_notes
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_-]*$")
@@ -151,8 +152,12 @@ class AthenaUsage(UsageSource):
                 counts = {}
             else:
                 raise
+        if not counts and not errors:  # nothing to judge by: never an empty "100% mapped"
+            errors.append(ScanError(f"athena:{self.table}", None, "no CloudTrail records in the query's window: "
+                                                                  "no usage read from this source"))
         summary = summarise(counts, files=0, catalog=self.catalog or load_catalog(), principal_glob=self.principal,
-                            notes=tuple(notes), engine="athena")
+                            notes=tuple(notes), engine="athena",
+                            coverage=coverage("", counts))  # each account's own span, as for logs read directly
         return summary, errors
 
     def collect(self) -> UsageResult:

@@ -398,14 +398,19 @@ class BaselineRun:
     def one(self, arn: str, result, summary: Summary) -> None:
         """Record one principal's job result: a baseline (merged with last accessed) or a failure."""
         now = self.clock.now()
+        rel = baseline_relpath(arn)
+        if result.ok:
+            write_json_atomic(self.out / RAW_DIR / rel, result.raw)
+            try:
+                merged = to_baseline(result)
+            except fmt.BaselineError as e:  # the job has ended all the same: it leaves the state
+                result = replace(result, status="UNREADABLE", error=f"the generated policy cannot be read: {e} "
+                                                                    f"(AWS's reply is kept in {self.out / RAW_DIR / rel})")
         if not result.ok:
             self.state.failed(arn, result.job_id, result.status, result.error, now)
             summary.failed[arn] = f"{result.status}: {result.error}"
             self.progress.done(arn, f"failed ({result.status}): {result.error}")
             return
-        rel = baseline_relpath(arn)
-        write_json_atomic(self.out / RAW_DIR / rel, result.raw)
-        merged = to_baseline(result)
         how = "Access Analyzer"
         stop = None
         if self.last_accessed is not None:

@@ -93,6 +93,14 @@ def for_merge(b: Baseline) -> Baseline:
     return replace(b, service_level_only=frozenset())
 
 
+def _page_shape(r: dict) -> None:
+    """A reply to read: a status, and a `Marker` when truncated (without one the next call would ask
+    for the first page again)."""
+    r["JobStatus"] + ""  # noqa: B018 - the shape is checked
+    if r.get("IsTruncated"):
+        r["Marker"] + ""  # noqa: B018
+
+
 class LastAccessed:
     """Each call judged by iamgate.usage.aws_errors: transient failures retried (bounded), then
     LastAccessedError for this principal; account-wide failures and the deadline raise Stopped."""
@@ -123,7 +131,7 @@ class LastAccessed:
         while True:
             params = {"JobId": job_id, **({"Marker": marker} if marker else {})}
             page = self._call("GetServiceLastAccessedDetails", self.client.get_service_last_accessed_details,
-                              lambda r: r["JobStatus"] + "", **params)
+                              _page_shape, **params)
             status = page["JobStatus"]
             if status == "IN_PROGRESS":
                 self._wait(delay())

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from botocore.exceptions import ClientError
-
 from ..model import Location, Principal
-from .aws_clients import Identity, error_message
+from .aws_clients import Identity
+from .aws_errors import PrincipalError, Retry
 
 _IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)(/[\w+=,.@/-]*)?/[\w+=,.@-]+$")
 _TF_PRINCIPAL_TYPES = {"aws_iam_role", "aws_iam_user"}
@@ -112,8 +111,10 @@ def _walk_tfstate(resources: list, arns: dict) -> None:
 
 class Resolver:
     def __init__(self, identity: Callable[[], Identity], cloudformation: Callable[[], object] | None = None,
-                 mapping: dict | None = None, stacks: dict | None = None, tfstate: TerraformState | None = None):
+                 mapping: dict | None = None, stacks: dict | None = None, tfstate: TerraformState | None = None,
+                 retry: Retry | None = None):
         self.identity = identity
+        self.retry = retry or Retry()  # DescribeStackResource judged per call; account-wide failures raise Stopped
         self.cloudformation = cloudformation
         self.mapping = mapping or {}
         self.stacks = {_norm(k): v for k, v in (stacks or {}).items()}
@@ -182,11 +183,14 @@ class Resolver:
         logical_id = p.id.rsplit("#", 1)[-1]
         if self.cloudformation is None:
             return None, f"stack {stack}: no CloudFormation client"
+        cfn = self.cloudformation()
         try:
-            detail = self.cloudformation().describe_stack_resource(
-                StackName=stack, LogicalResourceId=logical_id)["StackResourceDetail"]
-        except ClientError as e:
-            return None, f"stack {stack}: DescribeStackResource {logical_id}: {error_message(e)}"
+            detail = self.retry.call("DescribeStackResource", lambda: cfn.describe_stack_resource(
+                StackName=stack, LogicalResourceId=logical_id),
+                check=lambda r: r["StackResourceDetail"]["LogicalResourceId"])["StackResourceDetail"]
+        except PrincipalError as e:
+            failure = f"{e.failure.code}: {e.failure.message}".rstrip(": ")
+            return None, f"stack {stack}: DescribeStackResource {logical_id}: {failure}"
         physical = detail.get("PhysicalResourceId")
         if not physical:
             return None, f"stack {stack}: {logical_id} has no physical id ({detail.get('ResourceStatus')})"

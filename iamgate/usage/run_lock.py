@@ -1,6 +1,9 @@
 """One run per folder: a lock file holding the pid, host and start time of the run that owns it.
 
-Created with O_EXCL, so two runs cannot both take it. A lock is stale, and broken with a message,
+Written whole to a file of its own, then linked into place (the link fails if a lock exists), so
+two runs cannot both take it and nobody ever reads a half-written one. A stale lock is moved aside
+(atomically) before it is removed, and put back if what was moved is not the lock judged stale (a
+run that broke it first has taken the folder since). A lock is stale, and broken with a message,
 when its process is gone (same host), when it has outlived its run's time limit (any host: a
 runner that was killed never removes its lock), or when it is unreadable.
 """
@@ -10,6 +13,7 @@ import datetime as dt
 import json
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 from .aws_clients import iso
@@ -62,38 +66,55 @@ class RunLock:
             return "" if _alive(pid) and pid != os.getpid() else f"process {pid} is gone"
         return "" if expires is not None else "it has no valid expiry"
 
-    def _read(self):
+    def _take(self) -> bool:
+        """Link a whole lock file into place; False if a lock is there."""
+        fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
+        mine = Path(name)
+        os.fchmod(fd, 0o644)  # readable by a run of another user, which would otherwise take it for unreadable
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.info, f)
         try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+            os.link(mine, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            mine.unlink()
+        return True
+
+    def _break(self, stale) -> None:
+        """Remove the lock judged stale, and only that one."""
+        aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.stale")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:  # another run broke it first
+            return
+        try:
+            if _read(aside) != stale:  # a run took the folder since: its lock goes back
+                try:
+                    os.link(aside, self.path)
+                except FileExistsError:
+                    pass
+        finally:
+            aside.unlink()
 
     def acquire(self) -> None:
         for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                other = self._read()
-                reason = self.stale_reason(other)
-                if not reason:
-                    raise LockError(f"{self.path}: another run holds this folder (pid {other.get('pid')} on "
-                                    f"{other.get('host')}, since {other.get('started_at')}); wait for it, or delete "
-                                    "the file if that run is gone") from None
-                self.note(f"{self.path}: breaking a stale lock ({reason}; held by pid {_get(other, 'pid')} on "
-                          f"{_get(other, 'host')} since {_get(other, 'started_at')})")
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.info, f)
-            self.held = True
-            return
+            if self._take():
+                self.held = True
+                return
+            other = _read(self.path)
+            reason = self.stale_reason(other)
+            if not reason:
+                raise LockError(f"{self.path}: another run holds this folder (pid {other.get('pid')} on "
+                                f"{other.get('host')}, since {other.get('started_at')}); wait for it, or delete "
+                                "the file if that run is gone")
+            self.note(f"{self.path}: breaking a stale lock ({reason}; held by pid {_get(other, 'pid')} on "
+                      f"{_get(other, 'host')} since {_get(other, 'started_at')})")
+            self._break(other)
         raise LockError(f"{self.path}: could not take the lock")
 
     def release(self) -> None:
-        if self.held and self._read() == self.info:
+        if self.held and _read(self.path) == self.info:
             try:
                 self.path.unlink()
             except OSError:
@@ -106,6 +127,13 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _read(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _get(data, key: str):

@@ -171,6 +171,11 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
                 f"{len(ev.unused_actions)} unused action(s), {len(ev.unused_services)} unused service(s)")
             progress.done(arn, f"done: {what}")
 
+    def failed(arn: str, error: str) -> None:
+        result.errors[arn] = error
+        if progress is not None:
+            progress.done(arn, f"failed: {error}")
+
     def stop(e: Stopped, left: list[str]) -> None:
         result.stopped = str(e)
         result.errors.update({a: "not read: the run stopped" for a in left})
@@ -195,12 +200,14 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
             else:
                 finish(arn, details, rec, notes)
         except PrincipalError as e:
-            result.errors[arn] = str(e)
-            if progress is not None:
-                progress.done(arn, f"failed: {e}")
+            failed(arn, str(e))
         except Stopped as e:
             stop(e, todo[i:])
             break
+        except OSError:  # writing the baseline: the command reports it and stops
+            raise
+        except Exception as e:  # noqa: BLE001 - as in the baseline job: one principal's bug must not end the run
+            failed(arn, f"unexpected error: {type(e).__name__}: {e}")
     for arn, finding_id, details, notes in pending:
         rec = None
         if not result.stopped:
@@ -212,7 +219,12 @@ def collect(reader: UnusedAccessReader, analyzer: Analyzer, globs: list[str], ac
                 stop(e, [])
         if result.stopped and rec is None:
             notes.append(f"recommendation not collected: the run stopped ({result.stopped})")
-        finish(arn, details, rec, notes)  # written in any case: the findings were read
+        try:
+            finish(arn, details, rec, notes)  # written in any case: the findings were read
+        except OSError:
+            raise
+        except Exception as e:  # noqa: BLE001 - as above
+            failed(arn, f"unexpected error: {type(e).__name__}: {e}")
     return result
 
 
