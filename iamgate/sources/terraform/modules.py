@@ -421,7 +421,7 @@ class RootEnvironment:
 
     def downloads(self) -> Downloads:
         if self._downloads is None:
-            self._downloads = read_downloads(self.root_dir, self.workspace.rel)
+            self._downloads = read_downloads(self.root_dir, self.workspace)
             if self._downloads.error:
                 self.out.error(self._downloads.file, self._downloads.line, self._downloads.error)
         return self._downloads
