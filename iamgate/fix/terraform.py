@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from hcl2.utils import process_escape_sequences
 from lark import Token, Tree
 
 from ..sources.loaders import LoadError
@@ -54,7 +55,7 @@ def _string(node) -> str | None:
         tok = part.children[0] if part.children else None
         if part.data != "string_part" or not isinstance(tok, Token) or tok.type != "STRING_CHARS":
             return None
-        out.append(json.loads('"' + str(tok) + '"') if "\\" in str(tok) else str(tok))
+        out.append(process_escape_sequences(str(tok)))  # as the Terraform source reads it
     return "".join(out)
 
 
