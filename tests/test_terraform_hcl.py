@@ -459,3 +459,24 @@ def test_partly_unknown_name_keeps_its_known_text_as_a_pattern(tmp_path):
     (role,) = result.principals
     assert role.name is None and role.name_pattern == "*orders-worker"
     assert any("undeclared variable var.config" in u.message for u in result.unresolved)
+
+
+def test_a_regular_expression_that_backtracks_without_end_does_not_hang_the_scan(tmp_path):
+    # Terraform's regular expressions (RE2) run in linear time; a backtracking engine takes 2^n steps on these
+    (tmp_path / "main.tf").write_text('''
+resource "aws_iam_role" "nested" {
+  name = replace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "/(a+)+$/", "x")
+}
+resource "aws_iam_role" "alternatives" {
+  name = replace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "/(a|aa)+$/", "x")
+}
+resource "aws_iam_role" "ok" {
+  name = replace("app_data_role", "/_(\\\\w+)_/", "-$1-")
+}
+''')
+    r = collect(paths=[str(tmp_path)])
+    by_id = principals(r)
+    assert by_id["aws_iam_role.ok"].name == "app-data-role"
+    assert by_id["aws_iam_role.nested"].name == "a" * 40 + "!"  # no match: unchanged, as Terraform
+    (note,) = [u for u in r.unresolved if u.principal_id == "aws_iam_role.alternatives"]
+    assert "replace(): the regular expression /(a|aa)+$/ takes too long" in note.message

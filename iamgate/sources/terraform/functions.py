@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import posixpath
 
+import regex  # python-hcl2's own dependency: regular expressions with a time limit
+
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
 from .expressions import Scope, number, render_template, unknown_at
@@ -16,6 +18,7 @@ from .strings import decode_json, to_text
 from .values import Encoded, has_unknown
 
 FUNCTIONS: dict = {}
+REGEX_SECONDS = 0.2  # far beyond any name or policy a real configuration computes
 
 
 def fn(name: str, accepts_unknown: bool = False, lazy: bool = False):
@@ -252,11 +255,12 @@ def _tobool(value, scope, node):
 def _replace(s, old, new, scope, node):
     s, old, new = _str(s), _str(old), _str(new)
     if len(old) > 1 and old.startswith("/") and old.endswith("/"):
-        import re
-        try:
-            return re.sub(old[1:-1], new.replace("$", "\\"), s)
-        except re.error as e:
+        try:  # Terraform's RE2 runs in linear time; a backtracking engine needs a time limit
+            return regex.sub(old[1:-1], new.replace("$", "\\"), s, timeout=REGEX_SECONDS)
+        except regex.error as e:
             raise EvalError(f"replace(): {e}") from None
+        except TimeoutError:
+            raise EvalError(f"replace(): the regular expression {old} takes too long to evaluate") from None
     return s.replace(old, new)
 
 
