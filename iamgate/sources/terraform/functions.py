@@ -396,12 +396,11 @@ def _zipmap(ks, vs, scope, node):
 @fn("range")
 def _range(*args, scope, node):
     nums = [number(a) for a in args]
-    if len(nums) == 1:
-        return LList(range(int(nums[0])))
+    start, end = (0, nums[0]) if len(nums) == 1 else (nums[0], nums[1])
     step = nums[2] if len(nums) > 2 else 1
-    if step == 0 or abs((nums[1] - nums[0]) / step) > 1024:
+    if step == 0 or abs((end - start) / step) > 1024:  # Terraform's own limit
         raise EvalError("range() too long")
-    return LList(range(int(nums[0]), int(nums[1]), int(step)))
+    return LList(range(int(start), int(end), int(step)))
 
 
 @fn("one")

@@ -29,6 +29,7 @@ _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_
 _IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
 _GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
+MAX_COUNT = 10000  # instances of one block: beyond the IAM quotas (5,000 roles or users per account)
 
 
 class TfModule:
@@ -253,6 +254,10 @@ class ModuleInstance:
                 return [(None, {"count": {"index": Unknown(n.reason, "${count.index}", block.line)}})]
             if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
                 self.env.out.error(block.file, block.line, "count must be a whole number")
+                return []
+            if n > MAX_COUNT:
+                self.env.out.error(block.file, block.line, f"count of {int(n)} is more than iamgate reads "
+                                                           f"({MAX_COUNT}); its instances are not read")
                 return []
             return [(i, {"count": {"index": i}}) for i in range(int(n))]
         if "for_each" in attrs:
