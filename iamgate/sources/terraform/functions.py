@@ -491,7 +491,7 @@ def _timestamp(scope, node):
     return unknown_at(scope, node, "timestamp() is known only at apply time")
 
 
-# The evaluator templatefile() renders with; set by the source that builds one.
+# The one evaluator (its function table is this module's), built on first use.
 EVALUATOR = None
 
 
