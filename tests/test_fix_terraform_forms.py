@@ -82,3 +82,25 @@ def test_confinement(tmp_path):
     (tmp_path / ".terraform" / "modules" / "m").mkdir(parents=True)
     assert "downloaded (.terraform/)" in confinement(tmp_path / ".terraform" / "modules" / "m" / "main.tf",
                                                      [tmp_path])
+
+
+ESCAPED = r'''
+resource "aws_iam_role_policy" "escaped" {
+  name   = "escaped"
+  role   = aws_iam_role.jobs.id
+  policy = jsonencode({ Statement = [{ Effect = "Allow", Resource = "*",
+    Action = ["ec2:TerminateInstances", "s3:GetObj\U00000065ct", "s3:Put\u004fbject"] }] })
+}
+'''
+
+
+def test_action_names_with_hcl_escapes_are_read_as_terraform_reads_them(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "repo"
+    shutil.copytree(FORMS, root)
+    with open(root / "infra" / "main.tf", "a") as f:
+        f.write(ESCAPED)
+    monkeypatch.chdir(root)
+    code, _, err = run(capsys, "fix", "infra", "--baselines", "baselines", "--config", "iamgate.yml", "--write")
+    assert code == 0 and "internal error" not in err, err
+    text = (root / "infra" / "main.tf").read_text()
+    assert 'Action = ["s3:GetObj\\U00000065ct"]' in text  # the kept item exactly as written

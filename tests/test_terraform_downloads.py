@@ -76,3 +76,15 @@ def test_a_broken_manifest_is_an_error_and_the_scan_goes_on(tmp_path):
     r = collect(repo, repo)
     assert [(e.file, e.line) for e in r.errors] == [("infra/.terraform/modules/modules.json", 1)]
     assert any("module role" in u.message and "not downloaded here" in u.message for u in r.unresolved)
+
+
+def test_a_manifest_linked_from_outside_the_repository_is_not_read(tmp_path):
+    repo = _repo(tmp_path)
+    manifest = repo / "infra" / ".terraform" / "modules" / "modules.json"
+    outside = tmp_path / "outside.json"
+    shutil.move(manifest, outside)
+    manifest.symlink_to(outside)
+    r = collect(repo, repo)
+    assert not r.principals
+    assert [(e.file, "leaves the scanned paths" in e.message) for e in r.errors] == \
+        [("infra/.terraform/modules/modules.json", True)]

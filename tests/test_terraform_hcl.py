@@ -459,3 +459,43 @@ def test_partly_unknown_name_keeps_its_known_text_as_a_pattern(tmp_path):
     (role,) = result.principals
     assert role.name is None and role.name_pattern == "*orders-worker"
     assert any("undeclared variable var.config" in u.message for u in result.unresolved)
+
+
+def test_a_regular_expression_that_backtracks_without_end_does_not_hang_the_scan(tmp_path):
+    # Terraform's regular expressions (RE2) run in linear time; a backtracking engine takes 2^n steps on these
+    (tmp_path / "main.tf").write_text('''
+resource "aws_iam_role" "nested" {
+  name = replace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "/(a+)+$/", "x")
+}
+resource "aws_iam_role" "alternatives" {
+  name = replace("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "/(a|aa)+$/", "x")
+}
+resource "aws_iam_role" "ok" {
+  name = replace("app_data_role", "/_(\\\\w+)_/", "-$1-")
+}
+''')
+    r = collect(paths=[str(tmp_path)])
+    by_id = principals(r)
+    assert by_id["aws_iam_role.ok"].name == "app-data-role"
+    assert by_id["aws_iam_role.nested"].name == "a" * 40 + "!"  # no match: unchanged, as Terraform
+    (note,) = [u for u in r.unresolved if u.principal_id == "aws_iam_role.alternatives"]
+    assert "replace(): the regular expression /(a|aa)+$/ takes too long" in note.message
+
+
+def test_counts_and_ranges_beyond_any_real_configuration_are_errors_not_a_hang(tmp_path):
+    (tmp_path / "main.tf").write_text('''
+resource "aws_iam_role" "many" {
+  count = 100000000
+  name  = "r-${count.index}"
+}
+resource "aws_iam_role" "ranged" {
+  for_each = toset([for i in range(100000000) : tostring(i)])
+  name     = "q-${each.key}"
+}
+''')
+    r = collect(paths=[str(tmp_path)])
+    assert [e.message for e in r.errors] == [
+        "count of 100000000 is more than iamgate reads (10000); its instances are not read"]
+    # for_each over a range Terraform itself refuses: one instance, noted, as for any unknown for_each
+    assert [p.id for p in r.principals] == ["aws_iam_role.ranged"]
+    assert any("for_each cannot be resolved" in m and "range() too long" in m for m in notes(r)), notes(r)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 
+from hcl2.utils import process_escape_sequences
 from lark import Token, Tree
 
 from ..sources.loaders import LoadError
-from ..sources.terraform.hcl import parse_hcl
+from ..sources.terraform.hcl import parse_hcl, trees
 from .edits import (
     Edit,
     Item,
@@ -34,14 +35,10 @@ from .plan import Problem, StatementFix
 MAX_FLOW_WIDTH = 120  # a longer one-line list is written one item per line
 
 
-def _trees(node) -> list[Tree]:
-    return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
-
-
 def _name(node) -> str | None:
     """An identifier or a literal string key."""
-    while isinstance(node, Tree) and node.data in ("expr_term", "object_elem_key") and _trees(node):
-        node = _trees(node)[0]
+    while isinstance(node, Tree) and node.data in ("expr_term", "object_elem_key") and trees(node):
+        node = trees(node)[0]
     if isinstance(node, Tree) and node.data == "identifier":
         return str(node.children[0])
     return _string(node)
@@ -49,22 +46,22 @@ def _name(node) -> str | None:
 
 def _string(node) -> str | None:
     """A string literal without interpolation, else None."""
-    while isinstance(node, Tree) and node.data == "expr_term" and len(_trees(node)) == 1:
-        node = _trees(node)[0]
+    while isinstance(node, Tree) and node.data == "expr_term" and len(trees(node)) == 1:
+        node = trees(node)[0]
     if not (isinstance(node, Tree) and node.data == "string"):
         return None
     out = []
-    for part in _trees(node):
+    for part in trees(node):
         tok = part.children[0] if part.children else None
         if part.data != "string_part" or not isinstance(tok, Token) or tok.type != "STRING_CHARS":
             return None
-        out.append(json.loads('"' + str(tok) + '"') if "\\" in str(tok) else str(tok))
+        out.append(process_escape_sequences(str(tok)))  # as the Terraform source reads it
     return "".join(out)
 
 
 def _unwrap(node):
-    while isinstance(node, Tree) and node.data == "expr_term" and len(_trees(node)) == 1:
-        node = _trees(node)[0]
+    while isinstance(node, Tree) and node.data == "expr_term" and len(trees(node)) == 1:
+        node = trees(node)[0]
     return node
 
 
@@ -74,7 +71,7 @@ def _items(value) -> list[str] | None:
     if single is not None:
         return [single]
     if isinstance(node, Tree) and node.data == "tuple":
-        items = [_string(c) for c in _trees(node)]
+        items = [_string(c) for c in trees(node)]
         return None if any(i is None for i in items) else items
     return None
 
@@ -131,19 +128,19 @@ class HclFile:
             if node.meta.empty or node.meta.line != fix.location.line:
                 continue
             if node.data == "block" and _name(node.children[0]) == "statement":
-                attrs = {_name(_trees(a)[0]): a for a in _trees(_trees(node)[-1]) if a.data == "attribute"}
+                attrs = {_name(trees(a)[0]): a for a in trees(trees(node)[-1]) if a.data == "attribute"}
                 want = "not_actions" if fix.statement.not_actions else "actions"
                 if want in attrs:
                     attr = attrs[want]
-                    check_items(_items(_trees(attr)[-1]), fix)
-                    return "block", node, _trees(attr)[0], _trees(attr)[-1]
+                    check_items(_items(trees(attr)[-1]), fix)
+                    return "block", node, trees(attr)[0], trees(attr)[-1]
             if node.data == "object":
-                elems = {_name(_trees(e)[0]): e for e in _trees(node) if e.data == "object_elem"}
+                elems = {_name(trees(e)[0]): e for e in trees(node) if e.data == "object_elem"}
                 want = "NotAction" if fix.statement.not_actions else "Action"
                 if want in elems and "Effect" in elems:
                     elem = elems[want]
-                    check_items(_items(_trees(elem)[-1]), fix)
-                    return "object", node, _trees(elem)[0], _trees(elem)[-1]
+                    check_items(_items(trees(elem)[-1]), fix)
+                    return "object", node, trees(elem)[0], trees(elem)[-1]
         raise StatementNotFound("no statement block or object with a literal action list starts at this line")
 
     def edits(self, fix: StatementFix) -> list[Edit]:
@@ -174,7 +171,7 @@ class HclFile:
         flow = "[" + ", ".join(texts) + "]"
         if "\n" not in old and self.lines.column(start) + len(flow) <= MAX_FLOW_WIDTH:
             return flow
-        elems = _trees(value) if is_tuple else []
+        elems = trees(value) if is_tuple else []
         if "\n" in old and elems:
             pad, close = self.lines.indent(self.span(elems[0])[0]), self.lines.indent(end - 1)
         else:
@@ -185,7 +182,7 @@ class HclFile:
 
     def items(self, value) -> list[Item]:
         value = _unwrap(value)
-        elems = _trees(value) if isinstance(value, Tree) and value.data == "tuple" else [value]
+        elems = trees(value) if isinstance(value, Tree) and value.data == "tuple" else [value]
         return [Item(*self.span(e)) for e in elems]
 
     def kept_lines(self, fix: StatementFix, value) -> list[Edit] | None:
@@ -199,7 +196,7 @@ class HclFile:
         start, end = self.span(node)
         if kind == "object":
             parent = _unwrap(self.parents.get(id(self.parents.get(id(node)))))
-            if not (isinstance(parent, Tree) and parent.data == "tuple") or len(_trees(parent)) < 2:
+            if not (isinstance(parent, Tree) and parent.data == "tuple") or len(trees(parent)) < 2:
                 raise StatementNotFound("it is the policy's only statement; delete the policy by hand")
             rest = self.text[end:]
             stripped = rest.lstrip(" \t")

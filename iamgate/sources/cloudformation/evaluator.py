@@ -15,9 +15,6 @@ NO_VALUE = object()
 PSEUDO_DEFAULTS = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
 PSEUDO = {"AWS::AccountId", "AWS::NotificationARNs", "AWS::Region", "AWS::StackId", "AWS::StackName",
           "AWS::NoValue", "AWS::Partition", "AWS::URLSuffix"}
-INTRINSICS = {"Ref", "Condition", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::If", "Fn::Equals",
-              "Fn::And", "Fn::Or", "Fn::Not", "Fn::FindInMap", "Fn::GetAtt", "Fn::ImportValue",
-              "Fn::GetAZs", "Fn::Base64", "Fn::Cidr", "Fn::Transform", "Fn::Length", "Fn::ToJsonString"}
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 MAX_DEPTH = 200
 _ARN_KINDS = {"AWS::IAM::Role": "role", "AWS::IAM::User": "user", "AWS::IAM::Group": "group"}

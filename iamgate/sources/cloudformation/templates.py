@@ -16,7 +16,6 @@ PRINCIPAL_TYPES = {"AWS::IAM::Role": ("role", "RoleName"), "AWS::IAM::User": ("u
 ATTACH_KEYS = {"Roles": "role", "Users": "user", "Groups": "group"}
 INLINE_POLICY_TYPES = {"AWS::IAM::RolePolicy": ("role", "RoleName"), "AWS::IAM::UserPolicy": ("user", "UserName"),
                        "AWS::IAM::GroupPolicy": ("group", "GroupName")}
-_MARKERS = ("AWSTemplateFormatVersion", "AWS::", "Resources")
 
 
 def is_template(doc) -> bool:

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..loaders import LoadError
+
 MANIFEST = Path(".terraform") / "modules" / "modules.json"
 
 
@@ -24,15 +26,18 @@ class Downloads:
         return self.dirs.get(key)
 
 
-def read_downloads(root: Path, rel) -> Downloads:
-    """The manifest of a root module; a manifest that cannot be read is an error, not a guess."""
+def read_downloads(root: Path, workspace) -> Downloads:
+    """The manifest of a root module, read through the workspace (never through a link leaving it);
+    a manifest that cannot be read is an error, not a guess."""
     path = root / MANIFEST
     if not path.is_file():
         return Downloads(None, {})
-    file = rel(path)
+    file = (Path(workspace.rel(root)) / MANIFEST).as_posix()  # as linked, never a link's target
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        doc = json.loads(workspace.text(path))
+    except LoadError as e:
+        return Downloads(file, {}, f"cannot read the downloaded-module manifest: {e.message}", e.line)
+    except (OSError, ValueError) as e:
         return Downloads(file, {}, f"cannot read the downloaded-module manifest: {e}", getattr(e, "lineno", None))
     entries = doc.get("Modules") if isinstance(doc, dict) else None
     if not isinstance(entries, list):

@@ -10,7 +10,7 @@ from lark import Token, Tree
 
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
-from .hcl import EvalError, _name, _trees, node_line, parse_expression
+from .hcl import EvalError, name_of, node_line, parse_expression, trees
 from .strings import join_parts, split_template
 from .values import Encoded, Partial, Text, plain
 
@@ -69,7 +69,7 @@ class Evaluator:
 
     # literals
     def _expr_term(self, node, scope):
-        return self.evaluate(_trees(node)[0], scope)
+        return self.evaluate(trees(node)[0], scope)
 
     def _int_lit(self, node, scope):
         return int(str(node.children[0]))
@@ -82,7 +82,7 @@ class Evaluator:
 
     def _string(self, node, scope):
         parts: list = []
-        for part in _trees(node):
+        for part in trees(node):
             tok = part.children[0]
             if isinstance(tok, Token):
                 if tok.type == "ESCAPED_INTERPOLATION":
@@ -92,7 +92,7 @@ class Evaluator:
                 else:
                     parts.append(process_escape_sequences(str(tok)))
             elif tok.data == "interpolation":
-                parts.append(self.evaluate(_trees(tok)[0], scope))
+                parts.append(self.evaluate(trees(tok)[0], scope))
             else:
                 return unknown_at(scope, node, "template directives (%{...}) are not evaluated")
         return join_parts(parts, node_line(node))
@@ -120,12 +120,12 @@ class Evaluator:
         return self._heredoc_template(node, scope, trim=True)
 
     def _tuple(self, node, scope):
-        return LList([self.evaluate(c, scope) for c in _trees(node)], line=node_line(node))
+        return LList([self.evaluate(c, scope) for c in trees(node)], line=node_line(node))
 
     def _object(self, node, scope):
         out = LDict(line=node_line(node))
-        for elem in _trees(node):
-            key_node, value_node = _trees(elem)[0], _trees(elem)[-1]
+        for elem in trees(node):
+            key_node, value_node = trees(elem)[0], trees(elem)[-1]
             key = self._object_key(key_node, scope)
             if isinstance(key, Unknown):
                 return unknown_at(scope, node, key.reason)
@@ -134,13 +134,13 @@ class Evaluator:
         return out
 
     def _object_key(self, key_node, scope):
-        inner = _trees(key_node)
+        inner = trees(key_node)
         if not inner:  # a keyword used as a key
             return str(key_node.children[0])
         expr = inner[0]
         # a bare identifier is the key itself, not a variable
-        if expr.data == "expr_term" and _trees(expr) and _trees(expr)[0].data == "identifier":
-            return str(_trees(expr)[0].children[0])
+        if expr.data == "expr_term" and trees(expr) and trees(expr)[0].data == "identifier":
+            return str(trees(expr)[0].children[0])
         if expr.data == "keyword":
             return str(expr.children[0])
         key = self.evaluate(expr, scope)
@@ -208,15 +208,15 @@ class Evaluator:
 
     # operators
     def _conditional(self, node, scope):
-        cond, yes, no = _trees(node)
+        cond, yes, no = trees(node)
         c = self.evaluate(cond, scope)
         if isinstance(c, Unknown):
             return unknown_at(scope, node, c.reason)
         return self.evaluate(yes if truthy(c) else no, scope)
 
     def _binary_op(self, node, scope):
-        left_node, term = _trees(node)[:2]
-        op_node, right_node = _trees(term)
+        left_node, term = trees(node)[:2]
+        op_node, right_node = trees(term)
         op = str(op_node.children[0])
         left = self.evaluate(left_node, scope)
         if op == "&&" and left is False:
@@ -231,7 +231,7 @@ class Evaluator:
 
     def _unary_op(self, node, scope):
         op = str(node.children[0])
-        value = self.evaluate(_trees(node)[0], scope)
+        value = self.evaluate(trees(node)[0], scope)
         if isinstance(value, Unknown):
             return unknown_at(scope, node, value.reason)
         if op == "!":
@@ -239,7 +239,7 @@ class Evaluator:
         return -number(value)
 
     def _for_tuple_expr(self, node, scope):
-        intro, body, *_ = _trees(node)
+        intro, body, *_ = trees(node)
         out = LList(line=node_line(node))
         for s in self._for_iter(node, scope):
             if isinstance(s, Unknown):
@@ -248,7 +248,7 @@ class Evaluator:
         return out
 
     def _for_object_expr(self, node, scope):
-        intro, key_node, value_node, *_ = _trees(node)
+        intro, key_node, value_node, *_ = trees(node)
         grouping = any(isinstance(t, Token) and t.type == "ELLIPSIS" for t in node.children)
         out = LDict(line=node_line(node))
         for s in self._for_iter(node, scope):
@@ -266,16 +266,16 @@ class Evaluator:
 
     def _for_iter(self, node, scope):
         """The scope of each element a for expression keeps (its `if` holds); Unknown if that is apply-time."""
-        intro, *rest = _trees(node)
+        intro, *rest = trees(node)
         cond = rest[-1] if rest and rest[-1].data == "for_cond" else None
-        names = [str(c.children[0]) for c in _trees(intro) if c.data == "identifier"]
-        coll = self.evaluate(_trees(intro)[-1], scope)
+        names = [str(c.children[0]) for c in trees(intro) if c.data == "identifier"]
+        coll = self.evaluate(trees(intro)[-1], scope)
         if isinstance(coll, Unknown):
             yield unknown_at(scope, node, coll.reason)
             return
         for k, v in iterate(coll):
             s = scope.bind(**({names[0]: k, names[1]: v} if len(names) == 2 else {names[0]: v}))
-            c = self.evaluate(_trees(cond)[0], s) if cond is not None else True
+            c = self.evaluate(trees(cond)[0], s) if cond is not None else True
             if isinstance(c, Unknown):
                 yield unknown_at(scope, node, c.reason)
                 return
@@ -283,11 +283,11 @@ class Evaluator:
                 yield s
 
     def _function_call(self, node, scope):
-        parts = _trees(node)
+        parts = trees(node)
         names = [str(p.children[0]) for p in parts if p.data == "identifier"]
         name = "::".join(names)
         args_node = next((p for p in parts if p.data == "arguments"), None)
-        arg_nodes = _trees(args_node) if args_node is not None else []
+        arg_nodes = trees(args_node) if args_node is not None else []
         expand = args_node is not None and any(isinstance(t, Token) and t.type == "ELLIPSIS"
                                                for t in args_node.children)
         fn = self.functions.get(name)
@@ -318,7 +318,7 @@ def flatten_traversal(node):
     steps: list = []
     while True:
         if node.data == "expr_term":
-            inner = _trees(node)
+            inner = trees(node)
             if len(inner) == 1 and inner[0].data in ("identifier", "get_attr_expr_term", "index_expr_term",
                                                       "attr_splat_expr_term", "full_splat_expr_term"):
                 node = inner[0]
@@ -326,14 +326,14 @@ def flatten_traversal(node):
             return None, [("expr", node)] + steps
         if node.data == "identifier":
             return node, steps
-        base, op = _trees(node)
+        base, op = trees(node)
         if node.data == "get_attr_expr_term":
-            steps.insert(0, ("attr", _name(_trees(op)[0])))
+            steps.insert(0, ("attr", name_of(trees(op)[0])))
         elif node.data == "index_expr_term":
             steps.insert(0, _index_step(op))
         else:  # splats: the rest of the chain applies to each element
-            inner_steps = [("attr", _name(_trees(s)[0])) if s.data == "get_attr" else _index_step(s)
-                           for s in _trees(op)]
+            inner_steps = [("attr", name_of(trees(s)[0])) if s.data == "get_attr" else _index_step(s)
+                           for s in trees(op)]
             steps = [("splat", inner_steps + steps)]
         node = base
 
@@ -341,7 +341,7 @@ def flatten_traversal(node):
 def _index_step(op):
     if op.data == "short_index":
         return ("index", Tree("int_lit", [Token("INT_LITERAL", str(op.children[-1]))]))
-    return ("index", _trees(op)[0])
+    return ("index", trees(op)[0])
 
 
 def get_attr(value, name: str, line=None):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import posixpath
 
+import regex  # python-hcl2's own dependency: regular expressions with a time limit
+
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
 from .expressions import Scope, number, render_template, unknown_at
@@ -16,6 +18,7 @@ from .strings import decode_json, to_text
 from .values import Encoded, has_unknown
 
 FUNCTIONS: dict = {}
+REGEX_SECONDS = 0.2  # far beyond any name or policy a real configuration computes
 
 
 def fn(name: str, accepts_unknown: bool = False, lazy: bool = False):
@@ -252,11 +255,12 @@ def _tobool(value, scope, node):
 def _replace(s, old, new, scope, node):
     s, old, new = _str(s), _str(old), _str(new)
     if len(old) > 1 and old.startswith("/") and old.endswith("/"):
-        import re
-        try:
-            return re.sub(old[1:-1], new.replace("$", "\\"), s)
-        except re.error as e:
+        try:  # Terraform's RE2 runs in linear time; a backtracking engine needs a time limit
+            return regex.sub(old[1:-1], new.replace("$", "\\"), s, timeout=REGEX_SECONDS)
+        except regex.error as e:
             raise EvalError(f"replace(): {e}") from None
+        except TimeoutError:
+            raise EvalError(f"replace(): the regular expression {old} takes too long to evaluate") from None
     return s.replace(old, new)
 
 
@@ -392,12 +396,11 @@ def _zipmap(ks, vs, scope, node):
 @fn("range")
 def _range(*args, scope, node):
     nums = [number(a) for a in args]
-    if len(nums) == 1:
-        return LList(range(int(nums[0])))
+    start, end = (0, nums[0]) if len(nums) == 1 else (nums[0], nums[1])
     step = nums[2] if len(nums) > 2 else 1
-    if step == 0 or abs((nums[1] - nums[0]) / step) > 1024:
+    if step == 0 or abs((end - start) / step) > 1024:  # Terraform's own limit
         raise EvalError("range() too long")
-    return LList(range(int(nums[0]), int(nums[1]), int(step)))
+    return LList(range(int(start), int(end), int(step)))
 
 
 @fn("one")
@@ -488,7 +491,7 @@ def _timestamp(scope, node):
     return unknown_at(scope, node, "timestamp() is known only at apply time")
 
 
-# The evaluator templatefile() renders with; set by the source that builds one.
+# The one evaluator (its function table is this module's), built on first use.
 EVALUATOR = None
 
 

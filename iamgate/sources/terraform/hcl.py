@@ -55,11 +55,12 @@ def parse_hcl(text: str) -> Tree:
 @lru_cache(maxsize=4096)
 def parse_expression(text: str) -> Tree:
     tree = parse_hcl(f"x = {text}\n")
-    attr = next(c for c in _trees(tree.children[0]) if c.data == "attribute")
-    return _trees(attr)[-1]
+    attr = next(c for c in trees(tree.children[0]) if c.data == "attribute")
+    return trees(attr)[-1]
 
 
-def _trees(node) -> list[Tree]:
+def trees(node) -> list[Tree]:
+    """A node's child trees, without the newlines and comments between them."""
     return [c for c in node.children if isinstance(c, Tree) and c.data != "new_line_or_comment"]
 
 
@@ -90,11 +91,12 @@ class Body:
         return [b for b in self.blocks if b.type == type_]
 
 
-def _name(node) -> str:
+def name_of(node) -> str:
+    """An identifier, a block label or a string key as text."""
     if isinstance(node, Token):
         return str(node)
     if node.data == "string":
-        return "".join(_string_chars(p) for p in _trees(node))
+        return "".join(_string_chars(p) for p in trees(node))
     return "".join(str(t) for t in node.scan_values(lambda v: isinstance(v, Token)))
 
 
@@ -105,17 +107,18 @@ def _string_chars(part: Tree) -> str:
 
 def read_body(tree: Tree, file: str, src: str) -> Body:
     body = Body()
-    for item in _trees(tree):
+    for item in trees(tree):
         if item.data == "attribute":
-            parts = _trees(item)
-            name = _name(parts[0])
+            parts = trees(item)
+            name = name_of(parts[0])
             body.attrs[name] = parts[-1]
             body.attr_lines[name] = node_line(item)
         elif item.data == "block":
-            parts = _trees(item)
+            parts = trees(item)
             inner = parts[-1]
-            labels = tuple(_name(p) for p in parts[1:-1])
-            body.blocks.append(Block(_name(parts[0]), labels, read_body(inner, file, src), node_line(item), file, src))
+            labels = tuple(name_of(p) for p in parts[1:-1])
+            body.blocks.append(Block(name_of(parts[0]), labels, read_body(inner, file, src), node_line(item),
+                                     file, src))
     return body
 
 

@@ -29,6 +29,7 @@ _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_
 _IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
 _GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
+MAX_COUNT = 10000  # instances of one block: beyond the IAM quotas (5,000 roles or users per account)
 
 
 class TfModule:
@@ -254,6 +255,10 @@ class ModuleInstance:
             if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
                 self.env.out.error(block.file, block.line, "count must be a whole number")
                 return []
+            if n > MAX_COUNT:
+                self.env.out.error(block.file, block.line, f"count of {int(n)} is more than iamgate reads "
+                                                           f"({MAX_COUNT}); its instances are not read")
+                return []
             return [(i, {"count": {"index": i}}) for i in range(int(n))]
         if "for_each" in attrs:
             coll = self.ev.safe(attrs["for_each"], scope)
@@ -421,7 +426,7 @@ class RootEnvironment:
 
     def downloads(self) -> Downloads:
         if self._downloads is None:
-            self._downloads = read_downloads(self.root_dir, self.workspace.rel)
+            self._downloads = read_downloads(self.root_dir, self.workspace)
             if self._downloads.error:
                 self.out.error(self._downloads.file, self._downloads.line, self._downloads.error)
         return self._downloads

@@ -4,44 +4,43 @@ from __future__ import annotations
 
 from ..loaders import LDict, LList
 from ..policy_document import Unknown
+from .hcl import trees
 
 
 def type_of(node):
     """A variable's type constraint as nested tuples: ("any",), ("object", {attr: (type, optional, default)}),
     ("map"|"list"|"set", element type), ("tuple", [types])."""
-    from .hcl import _trees
     if node is None:
         return ("any",)
-    inner = _trees(node)
+    inner = trees(node)
     if node.data == "expr_term" and inner:
         return type_of(inner[0])
     if node.data == "function_call":
-        parts = _trees(node)
+        parts = trees(node)
         name = str(parts[0].children[0])
         args_node = next((p for p in parts if p.data == "arguments"), None)
-        args = _trees(args_node) if args_node is not None else []
+        args = trees(args_node) if args_node is not None else []
         if name in ("map", "list", "set") and args:
             return (name, type_of(args[0]))
         if name == "object" and args:
-            obj = _trees(args[0])[0] if args[0].data == "expr_term" else args[0]
+            obj = trees(args[0])[0] if args[0].data == "expr_term" else args[0]
             attrs = {}
-            for elem in _trees(obj) if obj.data == "object" else []:
-                key_node, value_node = _trees(elem)[0], _trees(elem)[-1]
+            for elem in trees(obj) if obj.data == "object" else []:
+                key_node, value_node = trees(elem)[0], trees(elem)[-1]
                 key = "".join(str(t) for t in key_node.scan_values(lambda v: hasattr(v, "type"))).strip('"')
                 attrs[key] = _attr_type(value_node)
             return ("object", attrs)
         if name == "tuple" and args:
-            tup = _trees(args[0])[0] if args[0].data == "expr_term" else args[0]
-            return ("tuple", [type_of(t) for t in _trees(tup)])
+            tup = trees(args[0])[0] if args[0].data == "expr_term" else args[0]
+            return ("tuple", [type_of(t) for t in trees(tup)])
     return ("any",)
 
 
 def _attr_type(node):
-    from .hcl import _trees
-    call = _trees(node)[0] if node.data == "expr_term" and _trees(node) else node
-    if call.data == "function_call" and str(_trees(call)[0].children[0]) == "optional":
-        args_node = next((p for p in _trees(call) if p.data == "arguments"), None)
-        args = _trees(args_node) if args_node is not None else []
+    call = trees(node)[0] if node.data == "expr_term" and trees(node) else node
+    if call.data == "function_call" and str(trees(call)[0].children[0]) == "optional":
+        args_node = next((p for p in trees(call) if p.data == "arguments"), None)
+        args = trees(args_node) if args_node is not None else []
         return (type_of(args[0]) if args else ("any",), True, args[1] if len(args) > 1 else None)
     return (type_of(node), False, None)
 
