@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import posixpath
 
-import regex  # python-hcl2's own dependency: regular expressions with a time limit
+import regex  # regular expressions with a time limit: the patterns come from the scanned code
 
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
