@@ -301,6 +301,17 @@ def test_decider_uses_it_alone_or_beside_other_sources():
     assert groups["unused"]["not observed in the window"] == {"kms:generatedatakey"}
 
 
+
+def test_a_reason_two_steps_give_keeps_both_steps_actions():
+    """The analyzer's "service-level usage only" (an untracked deployed action) and the merged Access Analyzer
+    baseline's (a new grant of a service-level-only service) are one reason: both sets stay in the verdict."""
+    obs = default_observability(load_catalog())
+    ev = evidence(deployed_policies=(policy("sqs:TagQueue"),))
+    both = fmt.merge([Baseline(ROLE, sources=({"kind": "unused-access"},), unused_access=ev),
+                      Baseline(ROLE, sources=({"kind": "access-analyzer"},), service_level_only=frozenset({"sqs"}))])
+    groups = Decider(both, obs).groups(frozenset({"sqs:tagqueue", "sqs:untagqueue"}))
+    assert groups == {"unobservable": {"service-level usage only": {"sqs:tagqueue", "sqs:untagqueue"}}}
+
 # -- the format -----------------------------------------------------------------------------------------
 
 def test_v2_round_trips_and_v1_still_reads(tmp_path):
