@@ -8,7 +8,18 @@ from functools import cached_property
 from .checks._allowlist import apply_allowlist
 from .config import Config
 from .judge.verdicts import Observability, evaluate
-from .model import Finding, Principal, PrincipalResult, ScanError, Skipped, Unresolved, severity_rank
+from .model import (
+    UNOBSERVABLE,
+    UNUSED,
+    USED,
+    Finding,
+    Principal,
+    PrincipalResult,
+    ScanError,
+    Skipped,
+    Unresolved,
+    severity_rank,
+)
 from .reference import support as support_mod
 from .reference.catalog import Catalog, load_catalog
 from .reference.managed_policies import bundle_use
@@ -86,10 +97,11 @@ class Report:
 
     @property
     def judged(self) -> int:
-        """How many principals had a usage baseline to judge their grants against (one whose every
-        source failed judges nothing)."""
+        """How many principals a usage baseline judged any granted action of. One whose every source
+        failed, or whose unused-access analyzer has not analysed it yet, leaves it all no-usage-data."""
         return sum(1 for r in self.results if r.baseline is not None
-                   and (r.baseline.working_sources or not r.baseline.sources))
+                   and (r.baseline.working_sources or not r.baseline.sources)
+                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE)))
 
     @property
     def nothing_judged(self) -> bool:

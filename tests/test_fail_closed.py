@@ -208,3 +208,18 @@ def test_an_unreadable_baseline_is_could_not_decide_even_when_usage_data_is_requ
     assert r.returncode == 2, r.stdout
     gate = json.loads(r.stdout)["gate"]
     assert gate["result"] == "error" and gate["nothing_judged"] is True  # the usage may be what was unreadable
+
+
+def test_a_baseline_that_judged_none_of_the_grant_is_nothing_judged(tmp_path):
+    """An unused-access analyzer that has not analysed the principal leaves its whole grant without usage
+    data: that is not a judged principal, so require-usage-data still fails the gate."""
+    (tmp_path / "app.yaml").write_text(ROLE)
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / "app.json").write_text(json.dumps({
+        "schema": "iamgate.baseline/v2", "principal_arn": "arn:aws:iam::111122223333:role/app",
+        "sources": [{"kind": "unused-access"}], "used": {},
+        "unused_access": {"analyzer": "arn:aws:access-analyzer:us-east-1:111122223333:analyzer/unused",
+                          "tracking_period_days": 90, "analyzed_at": None, "not_analysed": "no analysis yet"}}))
+    r = check(tmp_path, "app.yaml", "--baselines", "baselines", "--require-usage-data", fmt="json")
+    gate = json.loads(r.stdout)["gate"]
+    assert (r.returncode, gate["result"], gate["judged"], gate["nothing_judged"]) == (1, "fail", 0, True), r.stdout

@@ -76,6 +76,14 @@ def test_deny_with_not_action_and_not_resource(catalog):
     assert set(g.actions) == {"kms:decrypt"}  # s3 denied (NotAction), resource outside NotResource
 
 
+def test_deny_with_an_unresolved_not_action_removes_nothing(catalog):
+    # `Deny NotAction: [!Ref Keep]`: the unknown entry may exclude anything (`*`), so the Deny may deny nothing
+    deny = Statement("Deny", (), (), ("*",), location=Location("t.json", 5), not_action_unresolved=True)
+    g = granted(catalog, st(actions=["iam:*"]), deny)
+    assert g.actions == catalog.service_actions("iam") and not g.denied
+    (acts, note), = g.deny_notes
+    assert acts == g.actions and "NotAction cannot be resolved" in note and "t.json:5" in note
+
 def test_allow_with_not_resource_is_only_covered_by_star_deny(catalog):
     g = granted(catalog, st(actions=["s3:GetObject"], resources=[], not_resources=["arn:aws:s3:::x/*"]),
                 st("Deny", actions=["s3:GetObject"], resources=["arn:aws:s3:::y/*"]))

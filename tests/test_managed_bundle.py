@@ -115,3 +115,20 @@ def test_a_run_without_managed_policies_never_opens_the_bundle(tmp_path, monkeyp
     managed.bundle.cache_clear()
     report = analyse([str(infra)], [], Config())
     assert report.results and managed.bundle.cache_info().misses == 0
+
+
+def test_an_arn_account_is_never_a_path_out_of_the_cache(tmp_path, monkeypatch):
+    """The PR author writes the ARN: its account field must not name a file outside the cache."""
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text(json.dumps({"document": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::top-secret/*"}]}}))
+    (tmp_path / "cache").mkdir()
+    arns = (f"arn:aws:iam::{outside}:policy/secret", "arn:aws:iam::../outside:policy/secret")
+    report = analyse([str(write(tmp_path, *arns))], [], Config(managed_policies=str(tmp_path / "cache")))
+    assert not report.results[0].granted
+    assert sum("not in the managed-policy cache" in u.message for u in report.unresolved) == 2
+    for arn in arns:
+        assert managed.policy_file(tmp_path / "cache", arn) is None
+    assert managed.policy_file("c", "arn:aws:iam::111122223333:policy/team/p") == Path("c/111122223333/team/p.json")

@@ -287,6 +287,12 @@ def test_decider_uses_it_alone_or_beside_other_sources():
     assert groups["unused"] == {"service not used in the 90-day tracking period (Access Analyzer, service level)":
                                 {"iam:listroles"}}
     assert groups["unobservable"] == {"service-level usage only": {"iam:passrole"}}
+    # ... nor makes a permissionless action AWS tracks per action used: the whole service went unused
+    sts = evidence(unused_services={"sts": None}, deployed_policies=(policy("sts:GetCallerIdentity"),))
+    assert "sts:getcalleridentity" in obs.support.last_accessed and "sts:getcalleridentity" in obs.always_unobservable
+    groups = Decider(Baseline(ROLE, sources=({"kind": "unused-access"},), unused_access=sts), obs).groups(
+        frozenset({"sts:getcalleridentity"}))
+    assert groups == {"unobservable": {"service-level usage only": {"sts:getcalleridentity"}}}
     # what the config calls unobservable stays so, whatever AWS reports
     from iamgate.judge.verdicts import Observability
     configured = Observability(catalog, ("s3:DeleteBucket",))
@@ -300,6 +306,17 @@ def test_decider_uses_it_alone_or_beside_other_sources():
     assert groups["used"] == {"observed (cloudtrail)": {"kms:createkey"}}
     assert groups["unused"]["not observed in the window"] == {"kms:generatedatakey"}
 
+
+
+def test_a_reason_two_steps_give_keeps_both_steps_actions():
+    """The analyzer's "service-level usage only" (an untracked deployed action) and the merged Access Analyzer
+    baseline's (a new grant of a service-level-only service) are one reason: both sets stay in the verdict."""
+    obs = default_observability(load_catalog())
+    ev = evidence(deployed_policies=(policy("sqs:TagQueue"),))
+    both = fmt.merge([Baseline(ROLE, sources=({"kind": "unused-access"},), unused_access=ev),
+                      Baseline(ROLE, sources=({"kind": "access-analyzer"},), service_level_only=frozenset({"sqs"}))])
+    groups = Decider(both, obs).groups(frozenset({"sqs:tagqueue", "sqs:untagqueue"}))
+    assert groups == {"unobservable": {"service-level usage only": {"sqs:tagqueue", "sqs:untagqueue"}}}
 
 # -- the format -----------------------------------------------------------------------------------------
 

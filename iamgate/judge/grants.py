@@ -103,10 +103,12 @@ def compute(principal: Principal, catalog: Catalog) -> Grants:
             hit = actions & denied
             if not hit:
                 continue
-            if not deny.condition and deny_covers(deny, stmt):
+            # a NotAction with an unknown entry may exclude anything (`*`): that Deny may deny nothing
+            if not deny.condition and not deny.not_action_unresolved and deny_covers(deny, stmt):
                 removed = removed | hit
             else:
-                why = "a conditional Deny" if deny.condition else "a Deny on narrower resources"
+                why = ("a conditional Deny" if deny.condition else "a Deny whose NotAction cannot be resolved"
+                       if deny.not_action_unresolved else "a Deny on narrower resources")
                 where = f" ({deny.location})" if deny.location else ""
                 notes.setdefault(f"{why}{where} may restrict it", set()).update(hit)
         kept = actions - removed if removed else actions

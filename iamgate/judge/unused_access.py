@@ -51,7 +51,8 @@ def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | No
       deployed actions unused, except `not_by_service` (never attributed to a service's use, such
       as `iam:PassRole`); `UnusedIAMRole`: the whole deployed grant unused;
     - a deployed action AWS tracks at action level (`tracked`: the last-accessed flag) and did not
-      report: used; an untracked one of a service not reported: unobservable (service-level usage only);
+      report: used, unless its service was reported unused (a `not_by_service` one: unobservable);
+      an untracked one of a service not reported: unobservable (service-level usage only);
     - an action the deployed grant lacks (a new grant), or granted only by a policy newer than the
       tracking period (`too_new`): not judged, left for the other sources.
     """
@@ -81,11 +82,13 @@ def judge(granted: frozenset, ev: UnusedAccessEvidence, deployed: frozenset | No
     if ev.unused_role:
         put(UNUSED, f"role not used at all in the {period} (UnusedIAMRole)", rest & judged)
         rest -= judged
+    spared = frozenset()  # of a service reported unused, yet not decided by it: never used either
     if ev.unused_services:
-        hit = (rest & judged & service_actions(ev.unused_services)) - not_by_service
-        put(UNUSED, f"service not used in the {period} (Access Analyzer, service level)", hit)
-        rest -= hit
-    hit = rest & judged & tracked
+        of_unused = rest & judged & service_actions(ev.unused_services)
+        spared = of_unused & not_by_service
+        put(UNUSED, f"service not used in the {period} (Access Analyzer, service level)", of_unused - spared)
+        rest -= of_unused - spared
+    hit = (rest & judged & tracked) - spared
     put(USED, f"not reported unused by Access Analyzer ({period}, tracked per action)", hit)
     rest -= hit
     hit = rest & judged

@@ -285,8 +285,9 @@ class Decider:
         out: dict[str, dict[str, frozenset]] = {}
 
         def put(verdict: str, reason: str, actions) -> None:
-            if actions:
-                out.setdefault(verdict, {})[reason] = frozenset(actions)
+            if actions:  # two steps may give one reason (service-level usage only): keep both sets
+                reasons = out.setdefault(verdict, {})
+                reasons[reason] = reasons.get(reason, frozenset()) | frozenset(actions)
 
         b, obs = self.baseline, self.obs
         if b is None:

@@ -117,6 +117,8 @@ def policy_file(directory: str | Path, arn: str) -> Path | None:
     if len(parts) != 6 or not parts[5].startswith("policy/"):
         return None
     account = parts[4] or "aws"
+    if account != "aws" and not (len(account) == 12 and account.isdigit()):  # the ARN is the PR author's text
+        return None
     rel = parts[5][len("policy/"):].strip("/")
     if not rel or ".." in rel.split("/"):
         return None
