@@ -151,3 +151,14 @@ def test_unknown_actions_in_the_baseline_are_noted(catalog):
     r = evaluate(principal(st(actions=["s3:ListAllMyBuckets"])), b, catalog)
     assert any("s3:listallamzn-s3-demo-buckets" in n for n in r.notes)
     assert r.actions("unused") == ["s3:listallmybuckets"]
+
+
+def test_an_unresolved_not_action_is_noted_as_read_the_way_that_grants_more():
+    from iamgate.sources.policy_document import Unknown, parse_policy
+    notes = {}
+    for effect in ("Allow", "Deny"):
+        doc = {"Statement": [{"Effect": effect, "NotAction": [Unknown("a parameter", "${Keep}", 3)], "Resource": "*"}]}
+        (line, note), = parse_policy(doc, "t.json", 1).unknowns
+        notes[effect] = note
+    assert "excluding only the known entries" in notes["Allow"]
+    assert "denying nothing" in notes["Deny"] and "excluding only" not in notes["Deny"]

@@ -111,9 +111,10 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
         unknown_before = len(out.unknowns)
         not_actions = _strings(st.get("NotAction"), "NotAction", sline, out, grant=allow)
         not_action_unresolved = len(out.unknowns) > unknown_before
-        if not_action_unresolved:  # excluding less grants more: read it as excluding only the known entries
-            out.unknowns[-1] = (out.unknowns[-1][0], out.unknowns[-1][1] + "; read as excluding only the known "
-                                                                         "entries, which grants more")
+        if not_action_unresolved:  # read the way that grants more: an Allow excludes only the known entries,
+            how = ("read as excluding only the known entries, which grants more" if allow  # a Deny denies nothing
+                   else "read as denying nothing, since it may exclude everything")
+            out.unknowns[-1] = (out.unknowns[-1][0], f"{out.unknowns[-1][1]}; {how}")
         resources = _strings(st.get("Resource"), "Resource", sline, out, keep_unknown_text=True)
         not_resources = _strings(st.get("NotResource"), "NotResource", sline, out, keep_unknown_text=True)
         condition = st.get("Condition") or {}
