@@ -130,7 +130,7 @@ def _cover(need, catalog: Catalog, blocked, contained, exact: bool) -> tuple[lis
     out: list[str] = []
     widens = False
     for svc in sorted(by_service):
-        names = catalog._sorted.get(svc, [])
+        names = catalog.sorted_names(svc)
         blocked_sum = [0]
         for n in names:
             blocked_sum.append(blocked_sum[-1] + bool(blocked(f"{svc}:{n}")))

@@ -82,6 +82,10 @@ class Catalog:
     def canonical(self, action: str) -> str:
         return self.names.get(action.lower(), action)
 
+    def sorted_names(self, service: str) -> list[str]:
+        """The service's action names (lowercase, without the prefix), sorted: for prefix searches."""
+        return self._sorted.get(service.lower(), [])
+
     def service_actions(self, service: str) -> frozenset[str]:
         return self._by_service.get(service.lower(), frozenset())
 
