@@ -10,18 +10,7 @@ import json
 import json.decoder
 import json.scanner
 
-from .edits import (
-    Edit,
-    Item,
-    Lines,
-    StatementNotFound,
-    check_items,
-    file_edits,
-    item_edits,
-    new_texts,
-    newline,
-    quoted,
-)
+from .edits import Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline, quoted
 from .plan import Problem, StatementFix
 
 _WS = json.decoder.WHITESPACE.match

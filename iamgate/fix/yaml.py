@@ -10,17 +10,7 @@ import re
 
 import yaml
 
-from .edits import (
-    Edit,
-    Item,
-    Lines,
-    StatementNotFound,
-    check_items,
-    file_edits,
-    item_edits,
-    new_texts,
-    newline,
-)
+from .edits import Edit, Item, Lines, StatementNotFound, check_items, file_edits, item_edits, new_texts, newline
 from .plan import Problem, StatementFix
 
 STR_TAG = "tag:yaml.org,2002:str"

@@ -13,16 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from ..model import (
-    UNOBSERVABLE,
-    UNUSED,
-    UNUSED_ACCESS_KIND,
-    USED,
-    Baseline,
-    Policy,
-    Principal,
-    UnusedAccessEvidence,
-)
+from ..model import UNOBSERVABLE, UNUSED, UNUSED_ACCESS_KIND, USED, Baseline, Policy, Principal, UnusedAccessEvidence
 from ..sources.policy_document import parse_policy
 from . import grants
 

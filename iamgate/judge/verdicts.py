@@ -12,17 +12,7 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Callable
 
-from ..model import (
-    NO_DATA,
-    UNKNOWN,
-    UNOBSERVABLE,
-    UNUSED,
-    USED,
-    VERDICTS,
-    Baseline,
-    Principal,
-    PrincipalResult,
-)
+from ..model import NO_DATA, UNKNOWN, UNOBSERVABLE, UNUSED, USED, VERDICTS, Baseline, Principal, PrincipalResult
 from ..reference import support as support_mod
 from ..reference.catalog import Catalog
 from ..reference.support import ActionSupport

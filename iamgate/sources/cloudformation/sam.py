@@ -405,9 +405,7 @@ class _SamExpander:
 
     # -- DeploymentPreference -------------------------------------------------
     def codedeploy_role(self, functions: list) -> None:
-        from samtranslator.model.preferences.deployment_preference_collection import (
-            CODE_DEPLOY_SERVICE_ROLE_LOGICAL_ID,
-        )
+        from samtranslator.model.preferences.deployment_preference_collection import CODE_DEPLOY_SERVICE_ROLE_LOGICAL_ID
         with _partition() as arns:
             arn = arns.generate_aws_managed_policy_arn("service-role/AWSCodeDeployRoleForLambda")
         lid, res = functions[0]
