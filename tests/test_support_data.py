@@ -73,3 +73,11 @@ def test_a_given_folder_must_hold_a_table(tmp_path):
     (tmp_path / support.FILE_NAME).write_bytes(gzip.compress(b'{"schema": "other"}'))
     with pytest.raises(support.SupportDataError, match="not a"):
         support.load(tmp_path)
+
+
+def test_a_malformed_supported_by_counts_as_supported_by_nothing():
+    table = support.table_from_services({"demo": {"Name": "demo", "Actions": [
+        {"Name": "Odd", "SupportedBy": ["IAM Access Analyzer Policy Generation"]},
+        {"Name": "Run", "SupportedBy": {support.GENERATION_FLAG: True}}]}}, "2099-01-01", "test")
+    parsed = support.parse(support.encode(table), "test")
+    assert parsed.listed == {"demo:odd", "demo:run"} and parsed.generation == {"demo:run"}

@@ -59,7 +59,8 @@ def table_from_services(services: dict[str, dict], date: str, source: str) -> di
         for action in doc.get("Actions") or ():
             if not isinstance(action, dict) or not action.get("Name"):
                 continue
-            supported = action.get("SupportedBy") or {}
+            supported = action.get("SupportedBy")
+            supported = supported if isinstance(supported, dict) else {}  # malformed: supported by nothing
             flags = (supported.get(GENERATION_FLAG) is True, supported.get(LAST_ACCESSED_FLAG) is True)
             group = next(g for g, f in _GROUPS.items() if f == flags)
             groups[group].append(str(action["Name"]).lower())
