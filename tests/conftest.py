@@ -141,3 +141,19 @@ def terraform_corpus():
     finally:
         mp.undo()
     return SimpleNamespace(root=root, ws=ws, result=result, builders=builders, roots=roots)
+
+
+@pytest.fixture
+def clients(monkeypatch):
+    """AWS clients for Stubber tests: the endpoint is a closed local port, so a call the stub does not
+    expect fails fast. (A test module with a real local server defines its own.)"""
+    from fixtures.aws.helpers import aws_env
+    from iamgate.usage.aws_clients import Clients
+    aws_env(monkeypatch)
+    return Clients("us-east-1")
+
+
+@pytest.fixture
+def clock():
+    from fixtures.aws.helpers import FakeClock
+    return FakeClock()

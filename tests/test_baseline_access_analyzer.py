@@ -9,8 +9,8 @@ import json
 import pytest
 from botocore.stub import ANY
 
-from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, FakeClock, aws_env, expect_list, generated, listed,
-                                  policy_json, stub_client)
+from fixtures.aws.helpers import (ACCESS_ROLE, ACCOUNT, TRAIL, expect_list, generated, listed, policy_json,
+                                  stub_client)
 from iamgate.usage import baseline_format as fmt
 from iamgate.usage.aws_clients import Clients
 from iamgate.usage.baseline_job import STATE_FILE, BaselineRun, Progress, RunState
@@ -19,17 +19,6 @@ from iamgate.usage.access_analyzer import PolicyGenerator, Stopped, to_baseline,
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-ingest"
 ROLE2 = f"arn:aws:iam::{ACCOUNT}:role/billing"
 ROLE3 = f"arn:aws:iam::{ACCOUNT}:role/reports"
-
-
-@pytest.fixture
-def clients(monkeypatch):
-    aws_env(monkeypatch)  # endpoint on a closed local port: a call the stub does not expect fails fast
-    return Clients("us-east-1")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 def make_generator(clients, clock, timeout=7200, **kw):

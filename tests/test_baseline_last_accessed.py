@@ -6,9 +6,8 @@ import datetime as dt
 
 import pytest
 
-from fixtures.aws.helpers import ACCOUNT, FakeClock, aws_env, stub_client
+from fixtures.aws.helpers import ACCOUNT, FakeClock, stub_client
 from iamgate.usage import baseline_format as fmt
-from iamgate.usage.aws_clients import Clients
 from iamgate.judge.verdicts import decide, default_observability
 from iamgate.model import Baseline, UsedAction
 from iamgate.usage.access_analyzer import Stopped
@@ -17,12 +16,6 @@ from iamgate.usage.last_accessed import LastAccessed, LastAccessedError, for_mer
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-ingest"
 JOB1, JOB2, JOB3 = (f"0000000{i}-1111-2222-3333-444444444444" for i in (1, 2, 3))
 T0 = dt.datetime(2026, 11, 1, 12, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def clients(monkeypatch):
-    aws_env(monkeypatch)
-    return Clients("us-east-1")
 
 
 def page(services, status="COMPLETED", truncated=False, marker=None):

@@ -32,17 +32,6 @@ ROLE2 = f"arn:aws:iam::{ACCOUNT}:role/billing"
 T0 = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture
-def clients(monkeypatch):
-    aws_env(monkeypatch)  # endpoint on a closed local port: a call the stub does not expect fails fast
-    return Clients("us-east-1")
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
 def run_job(clients, clock, out, arns, last_accessed=False, **kw):
     stream = io.StringIO()
     start, end = window(clock.now(), 90)
