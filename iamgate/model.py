@@ -108,10 +108,32 @@ class SourceResult:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A span of time, ISO-8601 UTC strings (`2026-08-24T00:00:00Z`); `end` is exclusive."""
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class SourceUse:
+    """One usage source's own record of one action (baseline history, issue 22)."""
+    count: int | None = None
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+
+@dataclass(frozen=True)
 class UsedAction:
     count: int | None = None
     last_seen: str | None = None
     signals: tuple[str, ...] = ()
+    first_seen: str | None = None
+    by_source: Mapping[str, SourceUse] = field(default_factory=dict, hash=False)  # source kind -> its record
+    # Resource ARNs the action was used on (CloudTrail only; issue 23). Bounded: past the bound, `resources`
+    # keeps the first ones, `resources_more` counts the rest and `resources_prefix` is the common prefix of all.
+    resources: tuple[str, ...] = ()
+    resources_more: int = 0
+    resources_prefix: str | None = None
 
 
 UNUSED_ACCESS_KIND = "unused-access"  # the baseline source kind of `iamgate usage unused-access`
@@ -150,6 +172,14 @@ class Baseline:
     denied: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     files: tuple[str, ...] = ()
     unused_access: UnusedAccessEvidence | None = field(default=None, hash=False)
+    # Per source kind, the intervals it watched (issue 22). Empty: the window, for every source.
+    coverage: Mapping[str, tuple[Interval, ...]] = field(default_factory=dict, hash=False)
+    deployment: str | None = None  # the named deployment the scheduled job wrote it for (issue 21)
+
+    @property
+    def account(self) -> str | None:
+        parts = self.principal_arn.split(":")
+        return parts[4] if len(parts) > 5 and parts[4] else None
 
     @property
     def complete(self) -> bool:
@@ -176,7 +206,52 @@ class Baseline:
 
 # The verdicts: `iamgate.judge.verdicts` decides them, the stages after it read them.
 USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
+NEW, TOO_RECENT = "new", "too_recent"  # design.md's verdict order: granted by this change; watched too briefly
 VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
+# Across deployments the most cautious verdict wins (design.md): first in this tuple is most cautious.
+CAUTION = (USED, UNOBSERVABLE, TOO_RECENT, NO_DATA, UNUSED)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One place a principal's code is deployed, with the baseline observed there (issue 21).
+
+    `baseline` None: a named deployment with no baseline (the gate cannot vouch for what it did not see).
+    `principal`: the principal as resolved for this deployment, where its grant differs from the default."""
+    name: str  # a named deployment, else the account id, else a CDK stage
+    account: str | None = None
+    baseline: Baseline | None = None
+    matched_by: str = ""  # how the baseline was matched, for the report
+    principal: Principal | None = field(default=None, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class GrantHistory:
+    """When the granted actions appeared, continuously, on the branch being judged (issue 20; from git).
+
+    `known` False: no history (a shallow clone, no git, files from outside the repository); `note` says so
+    with the word "history". `since` maps a UTC date to the actions granted continuously since then;
+    `new` holds the actions granted at the head but not on the base being compared."""
+    known: bool
+    note: str = ""
+    new: frozenset = frozenset()
+    since: tuple[tuple[str, frozenset], ...] = field(default=(), hash=False)
+
+    def granted_since(self, action: str) -> str | None:
+        for day, actions in self.since:
+            if action in actions:
+                return day
+        return None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the judge sees for one principal (design.md): its deployments, grant history, and the rules."""
+    principal: Principal
+    deployments: tuple[Deployment, ...] = ()
+    history: GrantHistory | None = None  # None: not asked for
+    min_observation_days: int = 30
+    max_idle_days: int = 90
 
 
 @dataclass(frozen=True)
