@@ -7,7 +7,7 @@ from ..escape import clip, code, html_text, md
 from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, Format, plural, skipped_heading, usage_warning
+from . import FORMATS, Format, history_note, plural, skipped_heading, usage_warning, verdict_lines
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
@@ -132,6 +132,8 @@ class MarkdownReport:
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
             name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in filter(None, [history_note(res)]))
+            name += "".join(f"<br><sub>{md(clip(n))}</sub>" for n in verdict_lines(res, action_names, limit=5))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")
