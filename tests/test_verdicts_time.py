@@ -143,3 +143,18 @@ def test_unused_access_keeps_aws_age_rule(catalog, obs):
                  sources=({"kind": "unused-access"},), unused_access=ua)
     r = judge(ev(role("sqs:purgequeue"), b), catalog, obs)
     assert r.actions("unused") == ["sqs:purgequeue"]
+
+
+def test_the_unused_finding_states_the_real_period(catalog, obs):
+    from iamgate.config import Config
+    from iamgate.pipeline import run_checks
+    use = UsedAction(3, "2026-07-05T00:00:00Z", ("cloudtrail",))
+    b = ct(start="2026-01-01T00:00:00Z", used={"sqs:purgequeue": use})
+    p = role("sqs:purgequeue", "sqs:deletequeue", "sqs:createqueue")
+    hist = GrantHistory(True, since=(("2026-09-23", frozenset({"sqs:deletequeue"})),))
+    r = judge(ev(p, b, history=hist, max_idle=60), catalog, obs)
+    findings, _ = run_checks([r], [], catalog, Config())
+    messages = sorted(f.message for f in findings if f.check == "unused-actions")
+    assert messages == ["1 granted action last used 2026-07-05, 150 days ago",
+                        "1 granted action never used between 2026-01-01 and 2026-12-02",
+                        "1 granted action never used in the 70 days since it was granted on 2026-09-23"]
