@@ -17,9 +17,9 @@ class UnusedActions(Check):
     docs = ("An action is unused when the principal's usage source could have seen it and did not, over at least "
             "`min-observation` since it was granted (else it is too_recent), or saw it only longer than `max-idle` "
             "before the baseline's end; the message states the real period. Severity follows the action's access "
-            "level: Permissions management is high, Write medium, Read, List and Tagging low. An unused action that a risk check reports (an escalation "
-            "combination it completes, credential or resource exposure, data exfiltration) is reported there "
-            "instead, once, at that check's severity.")
+            "level: Permissions management is high, Write medium, Read, List and Tagging low. An unused action "
+            "that a risk check reports (an escalation combination it completes, credential or resource exposure, "
+            "data exfiltration) is reported there instead, once, at that check's severity.")
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
