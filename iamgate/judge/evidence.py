@@ -139,19 +139,21 @@ def timed(groups: Groups, b: Baseline, aged: frozenset, history: GrantHistory | 
         n = days_watched(spans, granted_on, end)
         if n < min_days:
             since = f"granted {granted_on}" if granted_on else (f"watched since {first}" if first else "not watched")
-            _put(out, TOO_RECENT, f"{since}; judged from {end + dt.timedelta(days=min_days - n)}", acts)
+            after = max(end, granted_on) if granted_on else end  # granted after the baseline's end: from then
+            _put(out, TOO_RECENT, f"{since}; judged from {after + dt.timedelta(days=min_days - n)}", acts)
             continue
         fresh = granted_on is not None and first is not None and granted_on > first
+        since_granted = f"never used in the {n} days since it was granted on {granted_on}"
         for seen, idle in stale.items():
             hit = acts & idle
-            if hit:
-                _put(out, UNUSED, f"last used {seen}, {(end - seen).days} days ago", hit)
+            if hit:  # last used before a removal and re-grant: its age restarted at the grant
+                _put(out, UNUSED, since_granted if fresh and granted_on > seen else
+                     f"last used {seen}, {(end - seen).days} days ago", hit)
                 acts = acts - hit
         for reason, unseen in unused.items():
             hit = acts & unseen
             if hit:
-                _put(out, UNUSED, f"never used in the {n} days since it was granted on {granted_on}" if fresh
-                     else reason, hit)
+                _put(out, UNUSED, since_granted if fresh else reason, hit)
     return out
 
 
