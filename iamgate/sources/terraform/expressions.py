@@ -34,10 +34,13 @@ class Scope:
         return Scope(self.ctx, self.file, self.src, {**self.bindings, **names})
 
     def text_of(self, node) -> str:
+        src = self.src
+        if isinstance(node, Tree) and node.data == "foreign_expr":  # merged from an override file
+            node, src = node.children[0], str(node.children[2])
         meta = getattr(node, "meta", None)
         if meta is None or meta.empty:
             return "?"
-        return self.src[meta.start_pos:meta.end_pos].strip()
+        return src[meta.start_pos:meta.end_pos].strip()
 
 
 def unknown_at(scope: Scope, node, reason: str) -> Unknown:
@@ -66,6 +69,11 @@ class Evaluator:
             return unknown_at(scope, node, "cannot evaluate: nested too deeply")
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
             return unknown_at(scope, node, f"cannot evaluate: {type(e).__name__}")
+
+    def _foreign_expr(self, node, scope):
+        """An argument an override file merged into a block of another file: its own file and text."""
+        inner, file, src = node.children
+        return self.evaluate(inner, Scope(scope.ctx, str(file), str(src), scope.bindings))
 
     # literals
     def _expr_term(self, node, scope):
