@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ...model import ScanError, SourceResult
 from .. import SOURCES, Source, Workspace, within
+from ..budget import BudgetExceeded, budget
 from ..collector import Collector
 from ..loaders import LoadError
 from .expressions import Scope
@@ -84,11 +85,15 @@ class TerraformSource(Source):
     def collect_module(self, workspace: Workspace, root: Path, module: TfModule, seen: dict) -> SourceResult:
         out = Collector(self.name, workspace.options.managed_policy_dir)
         env = RootEnvironment(self, workspace, root, out)
-        inst = ModuleInstance(env, module, "", self.tfvars(workspace, root, out))
         resources: list[TfResource] = []
         try:
-            inst.collect(resources)
-            IamBuilder(out, resources).run()
+            with budget():  # count, for_each, for: at most budget.ELEMENTS per file
+                inst = ModuleInstance(env, module, "", self.tfvars(workspace, root, out))
+                inst.collect(resources)
+                IamBuilder(out, resources).run()
+        except BudgetExceeded as e:
+            out.drafts.clear()  # what was read before the budget ran out is not the whole grant
+            out.error(e.file, e.line, str(e))
         except (EvalError, RecursionError) as e:
             out.error(workspace.rel(root), None, f"cannot evaluate this module: {e}")
         except Exception as e:  # noqa: BLE001 - one module this reader cannot follow must not stop the scan

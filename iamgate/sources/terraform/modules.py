@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...model import ScanError
 from .. import Workspace, within
+from ..budget import charge
 from ..collector import Collector
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
@@ -179,8 +180,10 @@ class ModuleInstance:
             which = attr(0)
             if which == "module":
                 return os.path.relpath(self.module.dir, self.env.root_dir).replace(os.sep, "/"), steps[1:]
-            if which in ("root", "cwd"):
-                return (".", steps[1:]) if which == "root" else (str(self.env.root_dir), steps[1:])
+            if which == "root":
+                return ".", steps[1:]
+            if which == "cwd":
+                return unknown_at(scope, node, "path.cwd is a folder on the machine that runs Terraform"), steps[1:]
             raise EvalError(f"unknown path.{which}")
         if name == "terraform":
             return unknown_at(scope, node, "terraform.workspace is chosen at run time"), steps[1:]
@@ -259,6 +262,7 @@ class ModuleInstance:
                 self.env.out.error(block.file, block.line, f"count of {int(n)} is more than iamgate reads "
                                                            f"({MAX_COUNT}); its instances are not read")
                 return []
+            charge(block.file, n, "count", block.line)
             return [(i, {"count": {"index": i}}) for i in range(int(n))]
         if "for_each" in attrs:
             coll = self.ev.safe(attrs["for_each"], scope)
@@ -267,6 +271,8 @@ class ModuleInstance:
                                    self.prefix)
                 u = Unknown(coll.reason, "${each.key}", block.line)
                 return [(None, {"each": {"key": u, "value": Unknown(coll.reason, "${each.value}", block.line)}})]
+            if isinstance(coll, (dict, list, tuple)):
+                charge(block.file, len(coll), "for_each", block.line)
             if isinstance(coll, dict):
                 return [(str(k), {"each": {"key": str(k), "value": coll[k]}}) for k in sorted(coll)]
             if isinstance(coll, (list, tuple)):
@@ -391,6 +397,7 @@ class ModuleInstance:
         except TypeError:
             self.env.out.error(b.file, b.line, f"dynamic {label!r}: for_each must be a collection")
             return []
+        charge(b.file, len(pairs), "dynamic blocks", b.line)
         items = []
         for k, v in pairs:
             inner = scope.bind(**{iterator: {"key": k, "value": v}})
