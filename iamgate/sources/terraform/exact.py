@@ -317,6 +317,6 @@ def go_replace_all(pattern: str, s: str, repl: str) -> str:
             last_end = b
             pos = b if b > pos else pos + 1
     except TimeoutError:
-        raise EvalError(f"the regular expression /{pattern}/ takes too long to evaluate") from None
+        raise EvalError(f"replace(): the regular expression /{pattern}/ takes too long to evaluate") from None
     out.append(s[last_end:])
     return "".join(out)
