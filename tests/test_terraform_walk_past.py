@@ -191,21 +191,8 @@ def test_trusted_modules_is_validated(tmp_path):
 
 # -- 8. a work budget ------------------------------------------------------------------------------
 
-NESTED_FOR = '''locals {
-  a = [for i in range(1000) : [for j in range(1000) : [for k in range(1000) : "${i}-${j}-${k}"]]]
-}
-resource "aws_iam_role" "app" {
-  name               = "app"
-  assume_role_policy = "{}"
-}
-resource "aws_iam_role_policy" "p" {
-  role = aws_iam_role.app.id
-  policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = length(local.a) > 0 ? "s3:GetObject" : "*", Resource = "*" }]
-  })
-}
-'''
+NESTED_FOR = ('locals {\n  a = [for i in range(1000) : [for j in range(1000) : [for k in range(1000) : '
+              '"${i}-${j}-${k}"]]]\n}\n' + ROLE.replace("ACTION", 'length(local.a) > 0 ? "s3:GetObject" : "*"'))
 
 
 def _foreach_template() -> str:

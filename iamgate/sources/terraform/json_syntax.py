@@ -22,13 +22,13 @@ arguments and blocks of the JSON, so no string can smuggle in an argument of its
 """
 from __future__ import annotations
 
-import json
 import re
 
 from lark import Token, Tree
 
 from ..loaders import LDict, LoadError, load_json
-from .hcl import Block, Body, parse_hcl, read_body
+from .hcl import Body, parse_hcl, read_body
+from .strings import matching_brace
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _LABELS = {"resource": 2, "data": 2, "module": 1, "variable": 1, "output": 1, "provider": 1, "locals": 0}
@@ -49,7 +49,7 @@ def _quote(text: str, template: bool) -> str:
             i += 3
             continue
         if template and text.startswith(("${", "%{"), i):
-            end = _interpolation_end(text, i + 2)
+            end = matching_brace(text, i + 2)
             if end > 0:
                 inner = text[i + 2:end].replace("\r", " ").replace("\n", " ")
                 out.append(text[i:i + 2] + inner + "}")
@@ -73,28 +73,6 @@ def _quote(text: str, template: bool) -> str:
         i += 1
     out.append('"')
     return "".join(out)
-
-
-def _interpolation_end(text: str, start: int) -> int:
-    depth, i, quote = 0, start, False
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == '"':
-                quote = False
-        elif c == '"':
-            quote = True
-        elif c == "{":
-            depth += 1
-        elif c == "}":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    return -1
 
 
 def expression(value, template: bool = True) -> str:
@@ -241,5 +219,3 @@ def read_json_values(text: str, file: str) -> tuple[dict, dict]:
     values = {k: v for k, v in doc.items() if k != "//"}
     return values, dict(doc.key_lines)
 
-
-__all__ = ["Block", "expression", "read_json_config", "read_json_values", "json"]

@@ -81,7 +81,7 @@ def split_template(text: str) -> list:
             i += 3
             continue
         if two in ("${", "%{"):
-            end = _matching_brace(text, i + 2)
+            end = matching_brace(text, i + 2)
             if end < 0:
                 buf.append(text[i:])
                 break
@@ -99,7 +99,7 @@ def split_template(text: str) -> list:
     return pieces
 
 
-def _matching_brace(text: str, start: int) -> int:
+def matching_brace(text: str, start: int) -> int:
     depth, i, n = 0, start, len(text)
     quote = False
     while i < n:
