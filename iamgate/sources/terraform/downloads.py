@@ -95,9 +95,9 @@ def meets(version: str, constraint: str) -> bool:
 def git_tracks(folder: Path) -> bool:
     """Whether git tracks any file under `folder` (git through its binary, arguments as a list)."""
     try:
-        done = subprocess.run(["git", "-C", str(folder.parent), "ls-files", "-z", "--", folder.name],
-                              capture_output=True, timeout=30, check=False,
-                              env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"})
+        done = subprocess.run(["git", "--literal-pathspecs", "-c", "core.fsmonitor=false", "-C", str(folder.parent),
+                               "ls-files", "-z", "--", folder.name], capture_output=True, timeout=30, check=False,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"})
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0 and bool(done.stdout.strip(b"\0"))
