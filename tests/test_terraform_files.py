@@ -141,3 +141,9 @@ def test_trusting_a_remote_module_is_listed_as_a_weakening():
     assert compare(base, parse({"trusted-modules": ["terraform-aws-modules/iam/aws"]}), cat) == []
     [w] = compare(base, parse({"trusted-modules": ["terraform-aws-modules/*", "git::https://evil.example/*"]}), cat)
     assert (w.kind, w.subject) == ("trusted-module-added", "git::https://evil.example/*")
+
+
+def test_the_exactness_table_names_every_function_the_evaluator_has():
+    from iamgate.sources.terraform.exact import EXACTNESS
+    from iamgate.sources.terraform.functions import FUNCTIONS
+    assert set(FUNCTIONS) <= set(EXACTNESS)

@@ -218,7 +218,18 @@ sys.exit(code)
 """
 
 
-@pytest.mark.parametrize("name, text", [("main.tf", NESTED_FOR), ("loops.json", _foreach_template())])
+def _doubling(first: str, step: str) -> str:
+    """Sixty locals, each twice the one before: 2^60 elements or characters asked for in a few lines."""
+    body = "".join(f"  l{i} = {step.format(p=f'local.l{i - 1}')}\n" for i in range(1, 60))
+    return (f"locals {{\n  l0 = {first}\n{body}}}\n"
+            + ROLE.replace("ACTION", 'length(local.l59) > 0 ? "s3:GetObject" : "*"'))
+
+
+@pytest.mark.parametrize("name, text", [
+    ("main.tf", NESTED_FOR), ("loops.json", _foreach_template()),  # the reproductions
+    ("text.tf", _doubling('"' + "a" * 100 + '"', '"${{{p}}}${{{p}}}"')),  # strings doubled
+    ("lists.tf", _doubling("range(1000)", "concat({p}, {p})")),  # lists doubled
+])
 def test_an_expansion_over_budget_is_an_error_naming_the_file_in_seconds(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     assert len(text) < 8000
