@@ -51,12 +51,10 @@ class Config:
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
     min_observation_days: int = 30  # granted and watched for less: too_recent, not unused
     max_idle_days: int = 90  # last seen longer before the baseline's end: unused
     deploy_lag_days: int = 0  # a commit's grant is deployed this long after it (grant history)
-
-
-DURATION_HELP = "days, such as 30d"
 
 
 def parse_days(value, where: str) -> int:
@@ -108,6 +106,7 @@ def parse(data, path: str | None = None) -> Config:
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
                   require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
+                  trusted_modules=tuple(data.get("trusted-modules", ())),
                   **{field: parse_days(data[key], f"{path or 'config'}: {key}") for key, field in DURATIONS.items()
                      if key in data})
 
