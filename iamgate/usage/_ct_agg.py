@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..model import Baseline, UsedAction
+from ._ct_res import ResourceFilter, bounded
 from ..reference.catalog import Catalog, glob_match, load_catalog
 from ._ct_map import (
     AMBIGUOUS,
@@ -126,8 +127,9 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     data_services: set[str] = set()
     first = last = None
     events = mapped = no_iam = 0
+    on_resources = ResourceFilter()
     for key, (count, t0, t1) in counts.items():
-        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail = key
+        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail, found = key
         events += count
         t0, t1 = normalise_time(t0), normalise_time(t1)
         first, last = _earlier(first, t0), _later(last, t1)
@@ -173,12 +175,19 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
                     slot.setdefault("regions", set()).add(region)
                 if error:
                     slot["errors"] = slot.get("errors", 0) + count
+                # an action's resources are known only where every one of its events named one
+                if slot.get("arns", ()) is not None:
+                    arns = on_resources(a, found) if found else ()
+                    if arns:
+                        slot.setdefault("arns", set()).update(arns)
+                    else:
+                        slot["arns"] = None
     window = (first, last)
     source_entry = {"kind": SIGNAL, "events": events, "files": files} if engine == "local" else {
         "kind": SIGNAL, "events": events, "engine": engine}
     baselines, documents = [], {}
     for arn, p in sorted(principals.items()):
-        used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
+        used = {a: _used(s) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
         start, end = account_window(arn, p.regions, coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
@@ -199,6 +208,12 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
         data_events_observed=frozenset(data_services),
         categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+
+
+def _used(slot: dict) -> UsedAction:
+    arns, more, prefix = bounded(slot["arns"]) if slot.get("arns") else ((), 0, None)
+    return UsedAction(slot["count"], slot["last_seen"], (SIGNAL,), resources=arns, resources_more=more,
+                      resources_prefix=prefix)
 
 
 def account_window(arn: str, regions: set, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:

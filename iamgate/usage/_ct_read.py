@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
+
+from ._ct_res import candidates, getters, request_fields
 
 try:  # isal's inflate measured 1.7-2x zlib's on delivery files (bench/bench_cloudtrail.py)
     from isal.isal_zlib import decompressobj as _inflater
@@ -68,12 +70,28 @@ class _RecordWithRequest(_Record, gc=False):
     requestParameters: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    Records: list[_Record]
+class _Resource(msgspec.Struct, gc=False):
+    ARN: Optional[str] = None
+    type: Optional[str] = None
 
 
-class _EnvelopeWithRequest(msgspec.Struct, gc=False):
-    Records: list[_RecordWithRequest]
+# Only the request fields that name a resource (data/cloudtrail_resources.json); `Any`, so that a service
+# using one of these names for something else never fails the typed decode of a whole file.
+_Params = msgspec.defstruct("_Params", [(f, Any, None) for f in request_fields()], gc=False)
+_PARAMS = msgspec.json.Decoder(Optional[_Params])
+
+
+class _RecordResources(_Record, gc=False):
+    """With the fields that name resources (issue 23)."""
+    recipientAccountId: Optional[str] = None
+    resources: Optional[list[_Resource]] = None
+    requestParameters: Optional[_Params] = None
+
+
+class _RecordResourcesWithRequest(_Record, gc=False):
+    recipientAccountId: Optional[str] = None
+    resources: Optional[list[_Resource]] = None
+    requestParameters: msgspec.Raw = msgspec.Raw(b"null")
 
 
 @dataclass(frozen=True)
@@ -84,14 +102,20 @@ class _Decoders:
     one: msgspec.json.Decoder
 
 
-_FAST = _Decoders(_Record, msgspec.json.Decoder(_Envelope), msgspec.json.Decoder(list[_Record]),
-                  msgspec.json.Decoder(_Record))
-_WITH_REQUEST = _Decoders(_RecordWithRequest, msgspec.json.Decoder(_EnvelopeWithRequest),
-                          msgspec.json.Decoder(list[_RecordWithRequest]), msgspec.json.Decoder(_RecordWithRequest))
+def _decoders(record: type) -> _Decoders:
+    envelope = msgspec.defstruct(f"_Envelope{record.__name__}", [("Records", list[record])], gc=False)
+    return _Decoders(record, msgspec.json.Decoder(envelope), msgspec.json.Decoder(list[record]),
+                     msgspec.json.Decoder(record))
+
+
+_FAST = _decoders(_Record)
+_WITH_REQUEST = _decoders(_RecordWithRequest)
+_RESOURCES = _decoders(_RecordResources)
+_RESOURCES_WITH_REQUEST = _decoders(_RecordResourcesWithRequest)
 _ANY = msgspec.json.Decoder()
 
 # (identity type, identity arn, session issuer arn, invokedBy, eventSource, eventName, errorCode,
-#  awsRegion, eventType, eventCategory, request detail)
+#  awsRegion, eventType, eventCategory, request detail, resources: ((type name | None, ARN), ...))
 Key = tuple
 
 
@@ -121,6 +145,7 @@ class ReadOptions:
     start: str | None = None  # ISO, compared as text with eventTime
     end: str | None = None
     detail_events: frozenset = frozenset()  # (eventSource, eventName) whose request decides the action
+    resources: bool = True  # read the resources each call was made on (issue 23)
 
 
 def delivery_date(path: str) -> tuple[str, str, str] | None:
@@ -235,7 +260,7 @@ def _convert(item: dict, record_type: type) -> tuple:
     """A record of the wrong shape keeps what can be read: the offending field is dropped (the
     innermost one: a malformed `userIdentity.sessionContext` leaves the rest of `userIdentity`)."""
     dropped: list[str] = []
-    if record_type is _RecordWithRequest:
+    if record_type in (_RecordWithRequest, _RecordResourcesWithRequest):
         item = {**item, "requestParameters": msgspec.Raw(msgspec.json.encode(item.get("requestParameters")))}
     for _ in range(64):
         try:
@@ -273,11 +298,34 @@ def request_detail(raw: bytes | None) -> str:
     return ",".join(sorted(found))
 
 
+def _params(p):
+    """requestParameters as the typed fields, from a Raw where the file needed the whole request."""
+    if type(p) is msgspec.Raw:
+        try:
+            return _PARAMS.decode(p)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
+    return p
+
+
+def _hashable(values: tuple) -> tuple | None:
+    out = []
+    for v in values:
+        if isinstance(v, list):
+            v = tuple(x for x in v if isinstance(x, str))
+        elif v is not None and not isinstance(v, str):
+            v = None  # a number or an object where a name was expected: names nothing
+        out.append(v)
+    return tuple(out)
+
+
 def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
     """Count records by Key; the hot loop, so plain locals and no per-event calls."""
     counts = res.counts
     start, end, detail_events = opts.start, opts.end, opts.detail_events
     windowed = start is not None or end is not None
+    rules = getters() if opts.resources else None
+    found_memo: dict = {}  # (source, region, account, request fields, resources[]) -> candidates
     n = filtered = 0
     for r in records:
         t = r.eventTime or r.timestamp
@@ -302,8 +350,30 @@ def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
         detail = ""
         if detail_events and (r.eventSource, r.eventName) in detail_events:
             detail = request_detail(getattr(r, "requestParameters", None))
+        found = ()
+        if rules is not None:
+            rs = r.resources
+            rule = rules.get(r.eventSource)
+            vals = None
+            if rule is not None:
+                p = r.requestParameters
+                if p is not None:
+                    if type(p) is msgspec.Raw:
+                        p = _params(p)
+                    if p is not None:
+                        vals = rule[1](p)
+            if rs or vals is not None:
+                mk = (r.eventSource, r.awsRegion, r.recipientAccountId, vals,
+                      tuple([(x.ARN, x.type) for x in rs[:3]]) if rs else None)  # as Athena reads
+                try:
+                    found = found_memo.get(mk)
+                except TypeError:  # a list or object in a request field
+                    mk = (mk[0], mk[1], mk[2], _hashable(vals), mk[4])
+                    found = found_memo.get(mk)
+                if found is None:
+                    found = found_memo[mk] = candidates(*mk)
         key = (itype, iarn, issuer, invoked, r.eventSource, r.eventName, r.errorCode, r.awsRegion, r.eventType,
-               cat, detail)
+               cat, detail, found)
         slot = counts.get(key)
         if slot is None:
             counts[key] = [1, t, t]
@@ -325,11 +395,11 @@ def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
     except (OSError, zlib.error, EOFError) as e:
         res.errors.append((None, f"cannot gunzip: {e}"))
         return res
-    records = _decode(data, res)
+    records = _decode(data, res, _RESOURCES if opts.resources else _FAST)
     if records and opts.detail_events and any((r.eventSource, r.eventName) in opts.detail_events for r in records):
         res.errors.clear()
         res.problems.clear()
-        records = _decode(data, res, _WITH_REQUEST)
+        records = _decode(data, res, _RESOURCES_WITH_REQUEST if opts.resources else _WITH_REQUEST)
     if records:
         aggregate(records, res, opts)
         res.coverage = coverage(name, res.counts)
