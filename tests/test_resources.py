@@ -1,0 +1,176 @@
+"""Issue 23: resources in the usage baseline, the resource-scope check and the narrowed Resource.
+
+Records follow the shapes of AWS's documented CloudTrail examples (S3 data events, KMS Decrypt, Secrets
+Manager GetSecretValue, SSM GetParameter, DynamoDB data events, ...), cut to the fields CloudTrail writes."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from iamgate import cli
+from iamgate.usage import baseline_format
+from iamgate.usage._ct_res import BOUND, bounded, candidates, getters
+from iamgate.usage.cloudtrail import CloudTrailUsage
+
+ACCOUNT = "111122223333"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-ingest"
+KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/orders/db-AbCdEf"
+TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/Orders"
+
+
+def record(source: str, name: str, params: dict | None, resources: list | None = None, data: bool = False,
+           i: int = 0, region: str = "us-east-1") -> dict:
+    r = {"eventVersion": "1.09", "eventTime": f"2026-11-0{1 + i % 9}T10:{i % 60:02d}:00Z",
+         "eventSource": source, "eventName": name, "awsRegion": region, "sourceIPAddress": "203.0.113.10",
+         "userAgent": "aws-sdk-java", "requestParameters": params, "responseElements": None,
+         "requestID": f"req-{i}", "eventID": f"ev-{source}-{name}-{i}", "readOnly": True,
+         "eventType": "AwsApiCall", "managementEvent": not data, "recipientAccountId": ACCOUNT,
+         "eventCategory": "Data" if data else "Management",
+         "userIdentity": {"type": "AssumedRole", "principalId": "AROAEXAMPLE:session",
+                          "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/orders-ingest/session", "accountId": ACCOUNT,
+                          "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                                                               "arn": ROLE, "accountId": ACCOUNT,
+                                                               "userName": "orders-ingest"}}}}
+    if resources is not None:
+        r["resources"] = resources
+    return r
+
+
+def scenario() -> list[dict]:
+    """The issue's case: 40 objects under one prefix, one key, one secret, one parameter, one table."""
+    out = []
+    for i in range(40):
+        k = f"exports/2026/11/part-{i:04d}.csv"
+        out.append(record("s3.amazonaws.com", "GetObject",
+                          {"bucketName": "orders-exports", "Host": "orders-exports.s3.us-east-1.amazonaws.com",
+                           "key": k},
+                          [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::orders-exports/{k}"},
+                           {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::orders-exports"}],
+                          data=True, i=i))
+    out.append(record("kms.amazonaws.com", "Decrypt",
+                      {"encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                       "encryptionContext": {"aws:s3:arn": "arn:aws:s3:::orders-exports"}},
+                      [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": KEY}], i=1))
+    out.append(record("secretsmanager.amazonaws.com", "GetSecretValue", {"secretId": SECRET}, i=2))
+    out.append(record("ssm.amazonaws.com", "GetParameter", {"name": "/orders/prod/endpoint", "withDecryption": True},
+                      i=3))
+    out.append(record("dynamodb.amazonaws.com", "GetItem",
+                      {"tableName": "Orders", "key": {"id": {"S": "42"}}, "consistentRead": True},
+                      [{"accountId": ACCOUNT, "type": "AWS::DynamoDB::Table", "ARN": TABLE}], data=True, i=4))
+    out.append(record("s3.amazonaws.com", "ListAllMyBuckets", {"Host": "s3.us-east-1.amazonaws.com"}, i=5))
+    return out
+
+
+def write_logs(root: Path, records: list[dict]) -> Path:
+    d = root / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / "2026" / "11" / "01"
+    d.mkdir(parents=True)
+    (d / f"{ACCOUNT}_CloudTrail_us-east-1_20261101T1000Z_x.json.gz").write_bytes(
+        gzip.compress(json.dumps({"Records": records}).encode()))
+    return root
+
+
+def baseline_for(tmp_path, records, catalog, **kw):
+    summary, errors = CloudTrailUsage([str(write_logs(tmp_path / "logs", records))], catalog=catalog, **kw).scan()
+    assert errors == []
+    return {b.principal_arn: b for b in summary.baselines}[ROLE]
+
+
+def test_the_baseline_records_the_resources_each_action_was_used_on(tmp_path, catalog):
+    b = baseline_for(tmp_path, scenario(), catalog)
+    assert b.used["s3:getobject"].resources == ("arn:aws:s3:::orders-exports/exports/*",)
+    assert b.used["s3:getobject"].count == 40
+    assert b.used["kms:decrypt"].resources == (KEY,)
+    assert b.used["secretsmanager:getsecretvalue"].resources == (SECRET,)
+    assert b.used["ssm:getparameter"].resources == (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/orders/prod/endpoint",)
+    assert b.used["dynamodb:getitem"].resources == (TABLE,)
+    assert b.used["s3:listallmybuckets"].resources == ()  # supports only `*`
+    # written and read back in the one baseline format; an old baseline without them stays valid
+    path = tmp_path / "b.json"
+    baseline_format.write(b, path)
+    again = baseline_format.load(path)
+    assert again.used["kms:decrypt"].resources == (KEY,)
+    old = json.loads(path.read_text())
+    for u in old["used"].values():
+        u.pop("resources", None)
+    assert baseline_format.parse(old).used["kms:decrypt"].resources == ()
+
+
+def test_without_resources_the_reader_counts_the_same(tmp_path, catalog):
+    with_res = baseline_for(tmp_path / "a", scenario(), catalog)
+    from iamgate.usage._ct_read import ReadOptions, scan_path
+    files = list((tmp_path / "a" / "logs").rglob("*.json.gz"))
+    plain = scan_path(str(files[0]), ReadOptions(resources=False))
+    assert sum(c for c, _, _ in plain.counts.values()) == 45
+    assert all(k[11] == () for k in plain.counts)
+    assert with_res.used["s3:getobject"].count == 40
+
+
+@pytest.mark.parametrize("source, name, params, resources, want", [
+    ("s3.amazonaws.com", "ListObjects", {"bucketName": "logs-bucket", "prefix": "a/"}, None,
+     [("bucket", "arn:aws:s3:::logs-bucket")]),
+    ("s3.amazonaws.com", "PutObject", {"bucketName": "b", "key": "top.txt"}, None,
+     [("bucket", "arn:aws:s3:::b"), ("object", "arn:aws:s3:::b/*")]),
+    ("dynamodb.amazonaws.com", "DescribeTable", {"tableName": "Orders"}, None, [("table", TABLE)]),
+    ("sqs.amazonaws.com", "SendMessage",
+     {"queueUrl": "https://sqs.us-east-1.amazonaws.com/444455556666/orders-queue", "messageBody": "x"}, None,
+     [("queue", "arn:aws:sqs:us-east-1:444455556666:orders-queue")]),
+    ("sns.amazonaws.com", "Publish", {"topicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:orders-topic"}, None,
+     [("topic", f"arn:aws:sns:us-east-1:{ACCOUNT}:orders-topic")]),
+    ("kms.amazonaws.com", "GenerateDataKey", {"keyId": "alias/orders", "keySpec": "AES_256"},
+     [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": KEY}],
+     [("alias", f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/orders"), ("key", KEY)]),
+    ("kms.amazonaws.com", "DescribeKey", {"keyId": "1234abcd-12ab-34cd-56ef-1234567890ab"}, None, [("key", KEY)]),
+    ("lambda.amazonaws.com", "GetFunction20150331v2", {"functionName": "orders-fn:prod"}, None,
+     [("function", f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:orders-fn")]),
+    ("secretsmanager.amazonaws.com", "GetSecretValue", {"secretId": "prod/orders/db"}, None,
+     [("Secret", f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/orders/db-??????")]),
+    ("ssm.amazonaws.com", "GetParameters", {"names": ["/a/b", "c"], "withDecryption": False}, None,
+     [("parameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/a/b"),
+      ("parameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/c")]),
+    ("logs.amazonaws.com", "CreateLogStream", {"logGroupName": "/aws/lambda/fn", "logStreamName": "s1"}, None,
+     [("log-group", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/fn"),
+      ("log-stream", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/fn:log-stream:s1")]),
+    ("kinesis.amazonaws.com", "PutRecord", {"streamName": "clicks", "partitionKey": "k"}, None,
+     [("stream", f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/clicks")]),
+    ("states.amazonaws.com", "StartExecution",
+     {"stateMachineArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:orders", "input": "{}"}, None,
+     [("statemachine", f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:orders")]),
+    ("events.amazonaws.com", "PutRule", {"name": "nightly", "scheduleExpression": "rate(1 day)"}, None,
+     [("rule-on-default-event-bus", f"arn:aws:events:us-east-1:{ACCOUNT}:rule/nightly")]),
+    ("events.amazonaws.com", "PutRule", {"name": "r", "eventBusName": "orders"}, None,
+     [("event-bus", f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/orders"),
+      ("rule-on-custom-event-bus", f"arn:aws:events:us-east-1:{ACCOUNT}:rule/orders/r")]),
+    ("ecr.amazonaws.com", "BatchGetImage", {"repositoryName": "orders", "registryId": "444455556666"},
+     [{"accountId": "444455556666", "ARN": "arn:aws:ecr:us-east-1:444455556666:repository/orders"}],
+     [(None, "arn:aws:ecr:us-east-1:444455556666:repository/orders")]),
+    ("sts.amazonaws.com", "AssumeRole",
+     {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/deployer", "roleSessionName": "s"},
+     [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": f"arn:aws:iam::{ACCOUNT}:role/deployer"}],
+     [("role", f"arn:aws:iam::{ACCOUNT}:role/deployer")]),
+])
+def test_each_mapped_service_names_its_resources(source, name, params, resources, want):
+    fields, get = getters()[source]
+    values = tuple(params.get(f) for f in fields)
+    values = tuple(tuple(v) if isinstance(v, list) else v for v in values)
+    found = tuple((r.get("ARN"), r.get("type")) for r in resources) if resources else None
+    assert sorted(candidates(source, "us-east-1", ACCOUNT, values, found), key=lambda t: t[1]) == \
+        sorted(want, key=lambda t: t[1])
+
+
+def test_the_number_of_arns_per_action_is_bounded(tmp_path, catalog):
+    records = [record("dynamodb.amazonaws.com", "DescribeTable", {"tableName": f"t-{i:03d}"}, i=i)
+               for i in range(BOUND + 7)]
+    u = baseline_for(tmp_path, records, catalog).used["dynamodb:describetable"]
+    assert len(u.resources) == BOUND and u.resources_more == 7
+    assert u.resources_prefix == f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t-0"
+    assert bounded(["a", "b"]) == (("a", "b"), 0, None)
+
+
+def test_an_action_with_a_record_naming_no_resource_has_no_resource_data(tmp_path, catalog):
+    records = [record("dynamodb.amazonaws.com", "DescribeTable", {"tableName": "Orders"}, i=0),
+               record("dynamodb.amazonaws.com", "DescribeTable", None, i=1)]
+    assert baseline_for(tmp_path, records, catalog).used["dynamodb:describetable"].resources == ()
