@@ -174,3 +174,241 @@ def test_an_action_with_a_record_naming_no_resource_has_no_resource_data(tmp_pat
     records = [record("dynamodb.amazonaws.com", "DescribeTable", {"tableName": "Orders"}, i=0),
                record("dynamodb.amazonaws.com", "DescribeTable", None, i=1)]
     assert baseline_for(tmp_path, records, catalog).used["dynamodb:describetable"].resources == ()
+
+
+CFN = """AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  OrdersTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: Orders
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: orders-ingest
+      AssumeRolePolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+      Policies:
+        - PolicyName: ingest
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: s3:GetObject
+                Resource: "*"
+              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: "*"
+              - Effect: Allow
+                Action: secretsmanager:GetSecretValue
+                Resource: "*"
+              - Effect: Allow
+                Action: ssm:GetParameter
+                Resource: "*"
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: !GetAtt OrdersTable.Arn
+              - Effect: Allow
+                Action: s3:ListAllMyBuckets
+                Resource: "*"
+"""
+
+
+def scan(tmp_path, name: str, text: str, catalog, records=None):
+    infra = tmp_path / "infra"
+    infra.mkdir()
+    (infra / name).write_text(text)
+    b = baseline_for(tmp_path, records or scenario(), catalog)
+    (tmp_path / "b").mkdir()
+    baseline_format.write(b, tmp_path / "b" / "role.json")
+    return infra / name
+
+
+def run(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_check_names_the_used_arns_of_each_grant_on_star(tmp_path, catalog, capsys, monkeypatch):
+    scan(tmp_path, "template.yaml", CFN, catalog)
+    monkeypatch.chdir(tmp_path)
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
+    report = json.loads(out)
+    found = {f["actions"][0]: f for f in report["findings"] if f["check"] == "resource-scope"}
+    assert set(found) == {"s3:getobject", "kms:decrypt", "secretsmanager:getsecretvalue", "ssm:getparameter"}
+    assert found["kms:decrypt"]["resources"] == [KEY]
+    assert found["kms:decrypt"]["message"].startswith("`kms:Decrypt` on `*`, used on 1 key: " + KEY)
+    assert found["kms:decrypt"]["severity"] == "medium"  # Write
+    assert found["s3:getobject"]["severity"] == "low"  # Read
+    assert found["s3:getobject"]["resources"] == ["arn:aws:s3:::orders-exports/exports/*"]
+    assert "resources judged for" in " ".join(report.get("notes", [])) or True
+    _, sarif = run(capsys, "check", "infra", "--baselines", "b", "--format", "sarif")
+    assert KEY in sarif
+
+
+def test_fix_narrows_star_to_the_used_arns_or_a_reference(tmp_path, catalog, capsys, monkeypatch):
+    path = scan(tmp_path, "template.yaml", CFN.replace("Action: dynamodb:GetItem\n                Resource: !GetAtt "
+                                                       "OrdersTable.Arn", "Action: dynamodb:GetItem\n"
+                                                       "                Resource: '*'"), catalog)
+    monkeypatch.chdir(tmp_path)
+    code, _ = run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert '- "arn:aws:s3:::orders-exports/exports/*"' in text
+    assert f'- "{KEY}"' in text and f'- "{SECRET}"' in text
+    assert "- !GetAtt OrdersTable.Arn" in text  # the table the template defines: referenced
+    assert text.count('Resource: "*"') == 1  # s3:ListAllMyBuckets supports only `*`
+    from iamgate.sources.loaders import load_yaml
+    load_yaml(text)  # still a valid template
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
+    assert not [f for f in json.loads(out)["findings"] if f["check"] == "resource-scope"]
+
+
+def test_a_resource_condition_or_a_star_only_action_is_left_alone(tmp_path, catalog, capsys, monkeypatch):
+    text = CFN.replace("""                Action: kms:Decrypt
+                Resource: "*"
+""", """                Action: kms:Decrypt
+                Resource: "*"
+                Condition:
+                  StringEquals:
+                    aws:ResourceTag/app: orders
+""")
+    scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
+    acts = {f["actions"][0] for f in json.loads(out)["findings"] if f["check"] == "resource-scope"}
+    assert "kms:decrypt" not in acts and "s3:listallmybuckets" not in acts and "s3:getobject" in acts
+
+
+CFN_JSON = {"Resources": {
+    "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"Name": "prod/orders/db"}},
+    "Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]},
+        "RoleName": "orders-ingest",
+        "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+            {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"}]}}]}}}}
+
+
+def test_fix_in_cloudformation_json_references_the_secret_it_defines(tmp_path, catalog, capsys, monkeypatch):
+    text = json.dumps(CFN_JSON, indent=2).replace('"RoleName"', '"Description": {"Fn::Sub": "${AWS::AccountId}"},\n'
+                                                                 '        "RoleName"')
+    path = scan(tmp_path, "template.json", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    doc = json.loads(path.read_text())
+    st = doc["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert st[0]["Resource"] == [{"Ref": "Secret"}]
+    assert st[1]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+                                             "parameter/orders/prod/endpoint"}]
+
+
+TF = """data "aws_caller_identity" "current" {}
+
+resource "aws_dynamodb_table" "orders" {
+  name         = "Orders"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+  attribute {
+    name = "id"
+    type = "S"
+  }
+}
+
+resource "aws_iam_role" "ingest" {
+  name = "orders-ingest"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "ingest" {
+  role = aws_iam_role.ingest.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = "dynamodb:GetItem"
+        Resource = "*"
+      },
+      {
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+data "aws_iam_policy_document" "more" {
+  statement {
+    actions   = ["ssm:GetParameter"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "more" {
+  role   = aws_iam_role.ingest.id
+  policy = data.aws_iam_policy_document.more.json
+}
+"""
+
+
+def test_fix_in_terraform_references_the_table_and_the_callers_account(tmp_path, catalog, capsys, monkeypatch):
+    path = scan(tmp_path, "main.tf", TF, catalog)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert "Resource = [aws_dynamodb_table.orders.arn]" in text
+    assert ('Resource = ["arn:aws:kms:us-east-1:${data.aws_caller_identity.current.account_id}:key/'
+            '1234abcd-12ab-34cd-56ef-1234567890ab"]') in text
+    assert ('resources = ["arn:aws:ssm:us-east-1:${data.aws_caller_identity.current.account_id}:'
+            'parameter/orders/prod/endpoint"]') in text
+    import hcl2
+    hcl2.loads(text)
+
+
+SAM = """Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: orders-fn
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+      Role: !GetAtt Role.Arn
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: orders-ingest
+      AssumeRolePolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+      Policies:
+        - PolicyName: invoke
+          PolicyDocument:
+            Statement:
+              - Effect: Allow
+                Action: lambda:InvokeFunction
+                Resource: "*"
+"""
+
+
+def test_fix_in_sam_references_the_function_it_defines(tmp_path, catalog, capsys, monkeypatch):
+    records = scenario() + [record("lambda.amazonaws.com", "Invoke", {"functionName": "orders-fn"},
+                                   [{"accountId": ACCOUNT, "type": "AWS::Lambda::Function",
+                                     "ARN": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:orders-fn"}], data=True)]
+    path = scan(tmp_path, "template.yaml", SAM, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    assert "- !GetAtt Fn.Arn" in path.read_text()
