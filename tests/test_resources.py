@@ -412,3 +412,36 @@ def test_fix_in_sam_references_the_function_it_defines(tmp_path, catalog, capsys
     monkeypatch.chdir(tmp_path)
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
     assert "- !GetAtt Fn.Arn" in path.read_text()
+
+
+def test_athena_returns_the_resources_too(tmp_path, catalog):
+    """The query's resource columns, run on DuckDB over the scenario, served through a Stubber client."""
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from iamgate.usage import athena
+    from test_athena import TABLE, duckdb_rows
+    logs = tmp_path / "json"
+    logs.mkdir()
+    (logs / "records.json").write_text(json.dumps(scenario()))
+    sql = athena.build_query(TABLE, None, None)
+    assert "resources[1].arn" in sql and "json_extract_scalar(requestparameters, '$.secretId')" in sql
+    rows = duckdb_rows(sql, logs)
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"},
+                      {"QueryString": ANY, "WorkGroup": "primary", "ResultConfiguration": {"OutputLocation": "s3://r/"}})
+    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}},
+                      {"QueryExecutionId": "q-1"})
+    header = {"Data": [{"VarCharValue": "identity_type"}]}
+    body = [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in rows]
+    stub.add_response("get_query_results", {"ResultSet": {"Rows": [header] + body}}, {"QueryExecutionId": "q-1"})
+    with stub:
+        summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
+    assert errors == []
+    b = {b.principal_arn: b for b in summary.baselines}[ROLE]
+    assert b.used["s3:getobject"].resources == ("arn:aws:s3:::orders-exports/exports/*",)
+    assert b.used["kms:decrypt"].resources == (KEY,)
+    assert b.used["ssm:getparameter"].resources == (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/orders/prod/endpoint",)
+    local = baseline_for(tmp_path, scenario(), catalog)
+    assert {a: u.resources for a, u in b.used.items()} == {a: u.resources for a, u in local.used.items()}

@@ -61,12 +61,14 @@ class CloudTrailUsage(UsageSource):
     name = "cloudtrail"
 
     def __init__(self, sources: list[str], start: str | None = None, end: str | None = None,
-                 principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None):
+                 principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None,
+                 resources: bool = True):
         self.sources = list(sources)
         self.start, self.end = parse_time(start), parse_time(end, end=True)
         self.principal = principal
         self.jobs = jobs or os.cpu_count() or 1
         self.catalog = catalog
+        self.resources = resources  # record the resources of each call (issue 23)
 
     # -- discovery -------------------------------------------------------------
     def _day_window(self) -> tuple:
@@ -150,7 +152,7 @@ class CloudTrailUsage(UsageSource):
         catalog = self.catalog or load_catalog()
         mapper = EventMapper(catalog)
         files, errors, notes = self.discover()
-        opts = ReadOptions(self.start, self.end, mapper.detail_events())
+        opts = ReadOptions(self.start, self.end, mapper.detail_events(), self.resources)
         counts: dict = {}
         read = filtered = 0
         skipped: list[str] = []
