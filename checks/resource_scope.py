@@ -92,6 +92,12 @@ class ResourceScope(Check):
     name = "resource-scope"
     title = "Actions granted on `*` or a wildcard ARN but used on a known set of resources"
     severity = "medium"
+    severity_rules = {
+        "high": "a used Permissions management action granted on `*` (or a wider wildcard ARN) where usage names "
+                "the resources it was used on",
+        "medium": "the same for a Write action",
+        "low": "the same for a Read, List or Tagging action",
+    }
     docs = ("From CloudTrail, iamgate records the resources each used action was called on (`usage cloudtrail`). "
             "A statement that grants such an action on `*`, or on a wildcard ARN wider than those resources, is "
             "reported with the ARNs that were used, and `fix` narrows its Resource to them. Severity follows the "
