@@ -128,21 +128,34 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     first = last = None
     events = mapped = no_iam = 0
     on_resources = ResourceFilter()
+    events_of: dict = {}  # (source, name, type, detail, category) -> what the event means: once per distinct
+    who_of: dict = {}  # identity -> (class, who, kept by --principal)
     for key, (count, t0, t1) in counts.items():
         itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail, found = key
         events += count
         t0, t1 = normalise_time(t0), normalise_time(t1)
         first, last = _earlier(first, t0), _later(last, t1)
-        m = mapper.map(source, name, etype)
-        actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
-        service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
-        if service and cat:
-            categories.setdefault(service, set()).add(cat)
-        is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
-        if is_data:
-            data_services.update(a.partition(":")[0] for a in actions)
-        klass, who = attribute(itype, iarn, issuer, invoked)
-        if m.kind in (NO_IAM, PERMISSIONLESS):
+        ev = events_of.get((source, name, etype, detail, cat))
+        if ev is None:
+            m = mapper.map(source, name, etype)
+            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
+            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
+            if service and cat:
+                categories.setdefault(service, set()).add(cat)
+            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
+            if is_data:
+                data_services.update(a.partition(":")[0] for a in actions)
+            ev = events_of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
+                                                                  is_data)
+        skip, actions, why, is_data = ev
+        ident = who_of.get((itype, iarn, issuer, invoked))
+        if ident is None:
+            klass, who = attribute(itype, iarn, issuer, invoked)
+            wanted = not principal_glob or glob_match(principal_glob, who) or glob_match(
+                principal_glob, who.rsplit("/", 1)[-1])
+            ident = who_of[(itype, iarn, issuer, invoked)] = (klass, who, wanted)
+        klass, who, wanted = ident
+        if skip:
             no_iam += count
             continue
         if klass != "principal":
@@ -152,9 +165,11 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             else:
                 unmapped[_label(source, name, why)] += count
             continue
-        if principal_glob and not (glob_match(principal_glob, who) or glob_match(principal_glob, who.rsplit("/", 1)[-1])):
+        if not wanted:
             continue
-        p = principals.setdefault(who, _Principal())
+        p = principals.get(who)
+        if p is None:
+            p = principals[who] = _Principal()
         p.events += count
         p.regions.add(region)
         if is_data:

@@ -70,14 +70,19 @@ class _RecordWithRequest(_Record, gc=False):
     requestParameters: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class _Resource(msgspec.Struct, gc=False):
+class _Resource(msgspec.Struct, frozen=True, gc=False):  # frozen: hashable, a memo key as it is
     ARN: Optional[str] = None
     type: Optional[str] = None
 
 
-# Only the request fields that name a resource (data/cloudtrail_resources.json); `Any`, so that a service
-# using one of these names for something else never fails the typed decode of a whole file.
-_Params = msgspec.defstruct("_Params", [(f, Any, None) for f in request_fields()], gc=False)
+# The request fields that decide an any_of mapping (PartiQL statements, transaction items): typed like the
+# rest, so that a file with such events is decoded once, not again with the whole request.
+DETAIL_FIELDS = ("statement", "statements", "transactStatements", "transactItems")
+# Only the request fields that name a resource (data/cloudtrail_resources.json) or decide the action;
+# `Any`, so that a service using one of these names for something else never fails the typed decode.
+_Params = msgspec.defstruct("_Params", [(f, Any, None) for f in sorted(set(request_fields()) | set(DETAIL_FIELDS))],
+                            gc=False)
+_ENCODE = msgspec.json.Encoder()
 _PARAMS = msgspec.json.Decoder(Optional[_Params])
 
 
@@ -86,12 +91,6 @@ class _RecordResources(_Record, gc=False):
     recipientAccountId: Optional[str] = None
     resources: Optional[list[_Resource]] = None
     requestParameters: Optional[_Params] = None
-
-
-class _RecordResourcesWithRequest(_Record, gc=False):
-    recipientAccountId: Optional[str] = None
-    resources: Optional[list[_Resource]] = None
-    requestParameters: msgspec.Raw = msgspec.Raw(b"null")
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,6 @@ def _decoders(record: type) -> _Decoders:
 _FAST = _decoders(_Record)
 _WITH_REQUEST = _decoders(_RecordWithRequest)
 _RESOURCES = _decoders(_RecordResources)
-_RESOURCES_WITH_REQUEST = _decoders(_RecordResourcesWithRequest)
 _ANY = msgspec.json.Decoder()
 
 # (identity type, identity arn, session issuer arn, invokedBy, eventSource, eventName, errorCode,
@@ -260,7 +258,7 @@ def _convert(item: dict, record_type: type) -> tuple:
     """A record of the wrong shape keeps what can be read: the offending field is dropped (the
     innermost one: a malformed `userIdentity.sessionContext` leaves the rest of `userIdentity`)."""
     dropped: list[str] = []
-    if record_type in (_RecordWithRequest, _RecordResourcesWithRequest):
+    if record_type is _RecordWithRequest:
         item = {**item, "requestParameters": msgspec.Raw(msgspec.json.encode(item.get("requestParameters")))}
     for _ in range(64):
         try:
@@ -289,23 +287,18 @@ _TX_KINDS = re.compile(rb'"(put|update|delete|conditionCheck)"\s*:\s*\{')
 _STATEMENT = re.compile(rb'"statement"\s*:\s*"\s*\(*\s*([A-Za-z]+)')
 
 
-def request_detail(raw: bytes | None) -> str:
-    """The parts of requestParameters that decide an any_of mapping: PartiQL verbs, transact item kinds."""
+def request_detail(raw) -> str:
+    """The parts of requestParameters that decide an any_of mapping: PartiQL verbs, transact item kinds.
+    `raw`: the request's JSON, or its typed fields (then the detail fields are encoded back)."""
+    if raw is None:
+        return ""
+    if isinstance(raw, _Params):
+        raw = _ENCODE.encode({f: getattr(raw, f) for f in DETAIL_FIELDS})
     if not raw:
         return ""
     found = {m.group(1).decode().upper() for m in _STATEMENT.finditer(raw)}
     found |= {m.group(1).decode() for m in _TX_KINDS.finditer(raw)}
     return ",".join(sorted(found))
-
-
-def _params(p):
-    """requestParameters as the typed fields, from a Raw where the file needed the whole request."""
-    if type(p) is msgspec.Raw:
-        try:
-            return _PARAMS.decode(p)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return None
-    return p
 
 
 def _hashable(values: tuple) -> tuple | None:
@@ -323,8 +316,9 @@ def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
     """Count records by Key; the hot loop, so plain locals and no per-event calls."""
     counts = res.counts
     start, end, detail_events = opts.start, opts.end, opts.detail_events
+    detail_sources = {src for src, _ in detail_events}
     windowed = start is not None or end is not None
-    rules = getters() if opts.resources else None
+    rules = getters() if opts.resources else {}
     found_memo: dict = {}  # (source, region, account, request fields, resources[]) -> candidates
     n = filtered = 0
     for r in records:
@@ -347,33 +341,27 @@ def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
         cat = r.eventCategory
         if cat is None and r.managementEvent is not None:
             cat = "Management" if r.managementEvent else "Data"
+        src, name = r.eventSource, r.eventName
         detail = ""
-        if detail_events and (r.eventSource, r.eventName) in detail_events:
+        if src in detail_sources and (src, name) in detail_events:
             detail = request_detail(getattr(r, "requestParameters", None))
         found = ()
-        if rules is not None:
-            rs = r.resources
-            rule = rules.get(r.eventSource)
-            vals = None
-            if rule is not None:
-                p = r.requestParameters
-                if p is not None:
-                    if type(p) is msgspec.Raw:
-                        p = _params(p)
-                    if p is not None:
-                        vals = rule[1](p)
+        rule = rules.get(src)
+        rs = r.resources if rules else None
+        if rule is not None or rs:
+            p = r.requestParameters if rule is not None else None
+            vals = rule[1](p) if p is not None else None
             if rs or vals is not None:
-                mk = (r.eventSource, r.awsRegion, r.recipientAccountId, vals,
-                      tuple([(x.ARN, x.type) for x in rs[:3]]) if rs else None)  # as Athena reads
+                mk = (src, r.awsRegion, r.recipientAccountId, vals, tuple(rs[:3]) if rs else None)
                 try:
                     found = found_memo.get(mk)
                 except TypeError:  # a list or object in a request field
                     mk = (mk[0], mk[1], mk[2], _hashable(vals), mk[4])
                     found = found_memo.get(mk)
-                if found is None:
-                    found = found_memo[mk] = candidates(*mk)
-        key = (itype, iarn, issuer, invoked, r.eventSource, r.eventName, r.errorCode, r.awsRegion, r.eventType,
-               cat, detail, found)
+                if found is None:  # the first three of resources[], as Athena reads them
+                    found = found_memo[mk] = candidates(*mk[:4], tuple((x.ARN, x.type) for x in mk[4])
+                                                        if mk[4] else None)
+        key = (itype, iarn, issuer, invoked, src, name, r.errorCode, r.awsRegion, r.eventType, cat, detail, found)
         slot = counts.get(key)
         if slot is None:
             counts[key] = [1, t, t]
@@ -396,10 +384,11 @@ def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
         res.errors.append((None, f"cannot gunzip: {e}"))
         return res
     records = _decode(data, res, _RESOURCES if opts.resources else _FAST)
-    if records and opts.detail_events and any((r.eventSource, r.eventName) in opts.detail_events for r in records):
+    if records and opts.detail_events and not opts.resources and any(
+            (r.eventSource, r.eventName) in opts.detail_events for r in records):
         res.errors.clear()
         res.problems.clear()
-        records = _decode(data, res, _RESOURCES_WITH_REQUEST if opts.resources else _WITH_REQUEST)
+        records = _decode(data, res, _WITH_REQUEST)
     if records:
         aggregate(records, res, opts)
         res.coverage = coverage(name, res.counts)
@@ -418,6 +407,10 @@ def coverage(name: str, counts: dict) -> dict:
     (the acting principal's account, the event's region). Runs per distinct key, not per event."""
     account, region = log_scope(name)
     out: dict = {}
+    if account is not None and region is not None:  # the delivery path says: one span for the file
+        firsts = [t0 for _, t0, _ in counts.values() if t0 is not None]
+        lasts = [t1 for _, _, t1 in counts.values() if t1 is not None]
+        return {(account, region): [min(firsts, default=None), max(lasts, default=None)]} if counts else {}
     for key, (_, t0, t1) in counts.items():
         acct = account
         if acct is None:
