@@ -221,7 +221,7 @@ Resources:
 
 def scan(tmp_path, name: str, text: str, catalog, records=None):
     infra = tmp_path / "infra"
-    infra.mkdir()
+    infra.mkdir(parents=True)
     (infra / name).write_text(text)
     b = baseline_for(tmp_path, records or scenario(), catalog)
     (tmp_path / "b").mkdir()
@@ -445,3 +445,56 @@ def test_athena_returns_the_resources_too(tmp_path, catalog):
     assert b.used["ssm:getparameter"].resources == (f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/orders/prod/endpoint",)
     local = baseline_for(tmp_path, scenario(), catalog)
     assert {a: u.resources for a, u in b.used.items()} == {a: u.resources for a, u in local.used.items()}
+
+
+SPLIT_CFN = CFN.replace("""              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: "*"
+              - Effect: Allow
+                Action: secretsmanager:GetSecretValue
+                Resource: "*"
+""", """              - Effect: Allow
+                Action: [kms:Decrypt, secretsmanager:GetSecretValue, s3:ListAllMyBuckets]
+                Resource: "*"
+""")
+
+
+def test_fix_splits_a_statement_whose_actions_need_different_resources(tmp_path, catalog, capsys, monkeypatch):
+    path = scan(tmp_path, "template.yaml", SPLIT_CFN, catalog)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    from iamgate.sources.loaders import load_yaml
+    doc = load_yaml(path.read_text())
+    sts = doc["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    by_action = {tuple(st["Action"]) if isinstance(st["Action"], list) else (st["Action"],): st["Resource"]
+                 for st in sts}
+    assert by_action[("kms:Decrypt",)] == [KEY]
+    assert by_action[("secretsmanager:GetSecretValue",)] == [SECRET]
+    # supports only `*`: keeps it, in a statement of its own
+    assert {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": ["*"]} in sts
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
+    assert not [f for f in json.loads(out)["findings"] if f["check"] == "resource-scope"]
+
+
+def test_fix_splits_in_cloudformation_json_and_terraform(tmp_path, catalog, capsys, monkeypatch):
+    doc = json.loads(json.dumps(CFN_JSON))
+    doc["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] = [
+        {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "kms:Decrypt"], "Resource": "*"}]
+    path = scan(tmp_path / "j", "template.json", json.dumps(doc, indent=2), catalog)
+    monkeypatch.chdir(tmp_path / "j")
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    sts = json.loads(path.read_text())["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {st["Action"][0]: st["Resource"] for st in sts} == {"kms:Decrypt": [KEY],
+                                                              "secretsmanager:GetSecretValue": [{"Ref": "Secret"}]}
+    tf = TF.replace('Action   = "kms:Decrypt"', 'Action   = ["kms:Decrypt", "s3:GetObject"]').replace(
+        'actions   = ["ssm:GetParameter"]', 'actions   = ["ssm:GetParameter", "s3:ListAllMyBuckets"]')
+    path = scan(tmp_path / "t", "main.tf", tf, catalog)
+    monkeypatch.chdir(tmp_path / "t")
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    import hcl2
+    parsed = hcl2.loads(text)
+    assert 'Action   = ["kms:Decrypt"]' in text and 'Action   = ["s3:GetObject"]' in text
+    assert 'Resource = ["arn:aws:s3:::orders-exports/exports/*"]' in text
+    assert 'actions   = ["s3:ListAllMyBuckets"]' in text and 'resources = ["*"]' in text
+    assert parsed

@@ -24,6 +24,9 @@ class ResourceFix:
     principals: tuple[str, ...]
     resources: tuple[str, ...]  # ARNs, sorted
     actions: tuple[str, ...]
+    # a split: (actions, their ARNs) per new statement, and the actions that keep the statement's `*`
+    groups: tuple = ()
+    rest: tuple[str, ...] = ()
 
 
 def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_of=None):
@@ -55,14 +58,25 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         st, granted = grants[loc]
         keep = set(kept_of(loc)) if kept_of else granted
         missing = sorted(a for a in keep if a not in slot["actions"])
-        if missing:
-            names = ", ".join(catalog.canonical(a) for a in missing[:3]) + (" ..." if len(missing) > 3 else "")
-            problems.append(Problem(loc, f"Resource not narrowed: {names} need other resources (or `*`); split "
-                                         "the statement by hand", slot["principals"][0]))
+        by_arns: dict = {}
+        for a, arns in slot["actions"].items():
+            if a in keep:
+                by_arns.setdefault(tuple(sorted(arns)), []).append(a)
+        pids = tuple(dict.fromkeys(slot["principals"]))
+        if not missing and len(by_arns) == 1:
+            arns = next(iter(by_arns))
+            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"]))))
             continue
-        arns = tuple(sorted(set().union(*slot["actions"].values())))
-        out.append(ResourceFix(loc, st, tuple(dict.fromkeys(slot["principals"])), arns,
-                               tuple(sorted(slot["actions"]))))
+        why = ("it has a Condition" if st.condition else "its Action is a NotAction" if st.not_actions else
+               "its Action has wildcards" if any("*" in a or "?" in a for a in st.actions) else "")
+        if why or not by_arns:
+            problems.append(Problem(loc, f"Resource not narrowed: its actions need different resources and {why}; "
+                                         "split the statement by hand", pids[0]))
+            continue
+        groups = tuple((tuple(catalog.canonical(a) for a in sorted(acts)), arns)
+                       for arns, acts in sorted(by_arns.items(), key=lambda kv: sorted(kv[1])))
+        out.append(ResourceFix(loc, st, pids, (), tuple(sorted(slot["actions"])), groups,
+                               tuple(catalog.canonical(a) for a in missing)))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
 
 
@@ -177,14 +191,17 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool):
     return arn if as_json else f'"{arn}"'
 
 
-def tf_item(arn: str, defined: dict, caller_identity: str | None) -> str:
+def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None) -> str:
     service, name, key = arn_name(arn)
     ref = defined.get((service, name))
     if ref:
         return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
     parts = arn.split(":", 5)
-    if caller_identity and len(parts) == 6 and parts[4]:
-        parts[4] = f"${{{caller_identity}.account_id}}"
+    if len(parts) == 6 and ((caller_identity and parts[4]) or (region and parts[3])):
+        if caller_identity and parts[4]:
+            parts[4] = f"${{{caller_identity}.account_id}}"
+        if region and parts[3]:
+            parts[3] = f"${{{region}.name}}"
         return '"' + ":".join(parts) + '"'
     return f'"{arn}"'
 
@@ -216,6 +233,8 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
         defined = tf_defined(text)
         m = re.search(r'data\s+"aws_caller_identity"\s+"([A-Za-z0-9_-]+)"', text)
         caller = f"data.aws_caller_identity.{m.group(1)}" if m else None
+        m = re.search(r'data\s+"aws_region"\s+"([A-Za-z0-9_-]+)"', text)
+        region = f"data.aws_region.{m.group(1)}" if m else None
     else:
         doc = None
         try:
@@ -229,6 +248,17 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
         defined = cfn_defined(doc) if isinstance(doc, dict) else {}
         uses_pseudo = "AWS::AccountId" in text
     for f in fixes:
+        if f.groups:
+            render = {"yaml": _split_yaml, "json": _split_json, "terraform": _split_tf}[kind]
+            ctx = (defined, caller, region) if kind == "terraform" else (defined, uses_pseudo)
+            edit = render(text, f, ctx)
+            if edit is None:
+                problems.append(Problem(f.location, "Resource not narrowed: the statement's actions need different "
+                                                    "resources and its text could not be split here; split it by "
+                                                    "hand", f.principals[0]))
+            else:
+                out.append(Edit(edit[0], edit[1], edit[2], f.location))
+            continue
         start, end = _span(text, f.location.line or 1)
         rx = {"yaml": _YAML_RES, "json": _JSON_RES, "terraform": _TF_RES}[kind]
         m = rx.search(text, start, end)
@@ -237,7 +267,7 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
                                                 + ", ".join(f.resources) + " by hand", f.principals[0]))
             continue
         if kind == "terraform":
-            items = [tf_item(a, defined, caller) for a in f.resources]
+            items = [tf_item(a, defined, caller, region) for a in f.resources]
             new = "[" + ", ".join(items) + "]"
         elif kind == "json":
             new = json.dumps([cfn_item(a, defined, uses_pseudo, True) for a in f.resources])
@@ -250,3 +280,116 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
             s = text.index(":", m.start()) + 1  # the block list starts on the next line
         out.append(Edit(s, e, new, f.location))
     return out, problems
+
+
+# -- splitting a statement whose actions need different resources ---------------------------------------
+
+def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None]]:
+    """(actions, ARNs or None for the original `*`) per new statement."""
+    return [(acts, arns) for acts, arns in f.groups] + ([(f.rest, None)] if f.rest else [])
+
+
+def _matching(text: str, i: int, open_: str = "{", close: str = "}") -> int | None:
+    """Offset just past the bracket matching the one at `i` (strings skipped)."""
+    depth, n, quote = 0, len(text), None
+    while i < n:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch == '"':
+            quote = ch
+        elif ch == open_:
+            depth += 1
+        elif ch == close:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _line_start(text: str, line: int) -> int:
+    pos = 0
+    for _ in range(line - 1):
+        pos = text.find("\n", pos) + 1
+        if pos == 0:
+            return len(text)
+    return pos
+
+
+def _split_yaml(text: str, f: ResourceFix, ctx):
+    import yaml
+
+    from .yaml import YamlFile, content_end
+    defined, uses_pseudo = ctx
+    doc = YamlFile(text)
+    for node, parent in doc.nodes:
+        if (isinstance(node, yaml.MappingNode) and node.start_mark.line + 1 == f.location.line
+                and isinstance(parent, yaml.SequenceNode) and not parent.flow_style
+                and any(isinstance(k, yaml.ScalarNode) and k.value == "Effect" for k, _ in node.value)):
+            col = doc.lines.column(node.start_mark.index)
+            first = doc.lines.start(doc.lines.line_of(node.start_mark.index))
+            if text[first:node.start_mark.index].strip() != "-" or col < 2:
+                return None
+            last = doc.lines.end(doc.lines.line_of(content_end(node) - 1))
+            pad, nl = " " * col, doc.nl
+            out = []
+            for acts, arns in _parts(f):
+                res = ['"*"'] if arns is None else [cfn_item(a, defined, uses_pseudo, False) for a in arns]
+                out.append(" " * (col - 2) + "- Effect: Allow" + nl + pad + "Action:" + "".join(
+                    nl + pad + "  - " + a for a in acts) + nl + pad + "Resource:" + "".join(
+                    nl + pad + "  - " + r for r in res) + nl)
+            return first, last, "".join(out)
+    return None
+
+
+def _split_json(text: str, f: ResourceFix, ctx):
+    defined, uses_pseudo = ctx
+    start = text.find("{", _line_start(text, f.location.line or 1))
+    end = _matching(text, start) if start >= 0 else None
+    if end is None:
+        return None
+    try:
+        json.loads(text[start:end])
+    except ValueError:
+        return None
+    col = start - (text.rfind("\n", 0, start) + 1)
+    pad = " " * col
+    objs = []
+    for acts, arns in _parts(f):
+        res = ["*"] if arns is None else [cfn_item(a, defined, uses_pseudo, True) for a in arns]
+        body = json.dumps({"Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
+        objs.append(body.replace("\n", "\n" + pad))
+    return start, end, (",\n" + pad).join(objs)
+
+
+def _split_tf(text: str, f: ResourceFix, ctx):
+    defined, caller, region = ctx
+    line0 = _line_start(text, f.location.line or 1)
+    start = text.find("{", line0)
+    if start < 0:
+        return None
+    block = re.match(r"[ \t]*statement[ \t]*$", text[line0:start])
+    end = _matching(text, start)
+    if end is None:
+        return None
+    col = (line0 if block else start) - (text.rfind("\n", 0, line0 if block else start) + 1)
+    if block:
+        col = len(text[line0:start]) - len(text[line0:start].lstrip())
+    pad = " " * col
+    out = []
+    for acts, arns in _parts(f):
+        res = '["*"]' if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region) for a in arns) + "]"
+        names = "[" + ", ".join(f'"{a}"' for a in acts) + "]"
+        if block:
+            out.append(f'statement {{\n{pad}  effect    = "Allow"\n{pad}  actions   = {names}\n'
+                       f'{pad}  resources = {res}\n{pad}}}')
+        else:
+            out.append(f'{{\n{pad}  Effect   = "Allow"\n{pad}  Action   = {names}\n{pad}  Resource = {res}\n{pad}}}')
+    if block:
+        return line0 + col, end, ("\n" + pad).join(out)
+    return start, end, (",\n" + pad).join(out)
