@@ -126,8 +126,8 @@ class ResourceScope(Check):
                     sev = _LEVEL_SEVERITY.get(analysis.catalog.access_level(a), "low")
                     groups.setdefault((got, wide, sev), []).append(a)
                 for ((used, more), wide, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
-                    names = ", ".join(f"`{analysis.catalog.canonical(a)}`" for a in actions)
-                    on = " and ".join(f"`{w}`" for w in wide)
+                    names = ", ".join(analysis.catalog.canonical(a) for a in actions)
+                    on = " and ".join(wide)
                     yield Finding(self.name, sev, r.principal.id, tuple(actions), st.location,
                                   f"{names} on {on}, {describe(used, more)}", reason="resources known from usage",
                                   resources=used)
@@ -145,5 +145,6 @@ def resource_notes(results) -> list[str]:
             judged += used_resources(baselines, a) is not None
     if not used:
         return []
-    return [f"resources judged for {judged} of {used} used actions (the rest: no resource data in the baselines; "
-            "policy generation, last accessed and unused access never give resources)"]
+    rest = "" if judged == used else (" (the rest: no resource data in the baselines; policy generation, last "
+                                      "accessed and unused access never give resources)")
+    return [f"resources judged for {judged} of {used} used actions" + rest]
