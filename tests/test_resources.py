@@ -524,3 +524,23 @@ def test_no_resource_data_means_no_finding(tmp_path, catalog, capsys, monkeypatc
     report = json.loads(out)
     assert not [f for f in report["findings"] if f["check"] == "resource-scope"]
     assert "resources judged for 0 of 5 used actions" in json.dumps(report)
+
+
+def test_pr_suggestions_carry_the_narrowing(tmp_path, catalog, monkeypatch):
+    from iamgate.config import Config
+    from iamgate.fix.files import fix_files
+    from iamgate.fix.plan import plan
+    from iamgate.fix.suggestions import plan_suggestions
+    from iamgate.pipeline import analyse
+    path = scan(tmp_path, "template.yaml", CFN, catalog)
+    monkeypatch.chdir(tmp_path)
+    report = analyse(["infra"], ["b"], Config(), base=str(tmp_path))
+    remediation = plan(report.results, catalog, Config())
+    files, problems = fix_files(remediation, tmp_path)
+    text = path.read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "kms:Decrypt" in t) + 1  # its Resource line
+    sp = plan_suggestions(remediation, files, {"infra/template.yaml": [(line, line)]}, "k1", lambda f: f)
+    assert len(sp.suggestions) == 1
+    body = sp.suggestions[0].body
+    assert f'- "{KEY}"' in body and "narrows `Resource: *` to the 1 resource(s)" in body
+    assert "arn:aws:s3:::orders-exports/exports/*" in sp.details_diff  # the others: in the details diff
