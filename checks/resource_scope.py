@@ -123,7 +123,8 @@ class ResourceScope(Check):
                     wide = wide_patterns(st, got[0])
                     if not wide:
                         continue
-                    sev = _LEVEL_SEVERITY.get(analysis.catalog.access_level(a), "low")
+                    level = analysis.catalog.access_level(a) or ""
+                    sev = next((v for k, v in _LEVEL_SEVERITY.items() if k in level), "low")
                     groups.setdefault((got, wide, sev), []).append(a)
                 for ((used, more), wide, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
                     names = ", ".join(analysis.catalog.canonical(a) for a in actions)

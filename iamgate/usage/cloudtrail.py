@@ -141,12 +141,17 @@ class CloudTrailUsage(UsageSource):
             return
         import multiprocessing as mp
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            if local:
-                chunk = max(1, min(16, len(local) // (jobs * 8)))
-                yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
-            if s3_files:
-                yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
+        import gc
+        gc.freeze()  # forked workers never walk (and so copy) the parent's heap: the catalog, the mapping
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                if local:
+                    chunk = max(1, min(16, len(local) // (jobs * 8)))
+                    yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
+                if s3_files:
+                    yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
+        finally:
+            gc.unfreeze()
 
     def scan(self) -> tuple[CloudTrailSummary, list[ScanError]]:
         catalog = self.catalog or load_catalog()
