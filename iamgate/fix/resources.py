@@ -289,27 +289,11 @@ def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None
     return [(acts, arns) for acts, arns in f.groups] + ([(f.rest, None)] if f.rest else [])
 
 
-def _matching(text: str, i: int, open_: str = "{", close: str = "}") -> int | None:
-    """Offset just past the bracket matching the one at `i` (strings skipped)."""
-    depth, n, quote = 0, len(text), None
-    while i < n:
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch == '"':
-            quote = ch
-        elif ch == open_:
-            depth += 1
-        elif ch == close:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return None
+def _matching(text: str, i: int) -> int | None:
+    """Offset just past the brace matching the one at `i` (strings skipped)."""
+    from ..sources.terraform.strings import _matching_brace
+    j = _matching_brace(text, i + 1)
+    return j + 1 if j >= 0 else None
 
 
 def _line_start(text: str, line: int) -> int:

