@@ -291,8 +291,8 @@ def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None
 
 def _matching(text: str, i: int) -> int | None:
     """Offset just past the brace matching the one at `i` (strings skipped)."""
-    from ..sources.terraform.strings import _matching_brace
-    j = _matching_brace(text, i + 1)
+    from ..sources.terraform.strings import matching_brace
+    j = matching_brace(text, i + 1)
     return j + 1 if j >= 0 else None
 
 
