@@ -60,6 +60,9 @@ class Principal:
     aliases: tuple[str, ...] = ()  # other names users may map it by (CDK path, ...)
     source: str = ""
     name_pattern: str | None = None  # a name with unknown parts, as a glob (`*stratus-role`)
+    # The same code resolved once per deployment it is synthesized for (CDK stages, issue 21):
+    # (deployment name, account or None, the principal as resolved there).
+    stages: tuple[tuple[str, str | None, "Principal"], ...] = field(default=(), hash=False, compare=False, repr=False)
 
     @property
     def display_name(self) -> str:
@@ -275,6 +278,20 @@ class PrincipalResult:
     action_notes: tuple[tuple[frozenset, str], ...] = field(default=(), hash=False)  # (actions, note)
     notes: tuple[str, ...] = ()
     granted_actions: frozenset | None = field(default=None, hash=False, repr=False)  # shared with the grants
+    # Every deployment the principal was judged in (issue 21): `baseline` above is the first that has one.
+    deployments: tuple[Deployment, ...] = field(default=(), hash=False)
+    # Where each used action was used: deployment names -> the used actions seen in exactly those (set-based:
+    # one entry per combination of deployments, not per action).
+    used_in: Mapping[tuple[str, ...], frozenset] = field(default_factory=dict, hash=False)
+
+    @property
+    def judged_in(self) -> tuple[Deployment, ...]:
+        """The deployments that have a baseline: the ones that judged the grant."""
+        return tuple(d for d in self.deployments if d.baseline is not None)
+
+    def where_used(self, action: str) -> tuple[str, ...]:
+        """The deployments whose baselines show the action used (empty: not used, or no deployments)."""
+        return next((names for names, acts in self.used_in.items() if action in acts), ())
 
     @cached_property
     def by_verdict(self) -> dict[str, list[str]]:

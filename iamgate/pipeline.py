@@ -26,6 +26,7 @@ from .reference.managed_policies import bundle_use
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
+from .usage.deployments import Gathered, gather
 from .usage.matching import Matcher
 
 
@@ -48,6 +49,18 @@ class Report:
     roots: tuple[str, ...] = ()  # real paths iamgate may read and `fix --write` may write under
     support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
     managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
+    # issue 21: baselines that fit two principals, principals that fit several baselines in one account,
+    # named deployments without a baseline ((principal id, deployment name, account)), grants that differ
+    shared_baselines: tuple[str, ...] = ()
+    ambiguous_baselines: tuple[str, ...] = ()
+    missing_deployments: tuple[tuple[str, str, str | None], ...] = ()
+    require_all_deployments: bool = False  # `require-usage-data: all-deployments`
+    grant_differs: dict = field(default_factory=dict, hash=False)  # principal id -> ((deployment, (what...)), ...)
+
+    @property
+    def matching_notes(self) -> tuple[str, ...]:
+        """What every format says about matching: shared and ambiguous baselines."""
+        return self.shared_baselines + self.ambiguous_baselines
 
     def provenance(self) -> list[str]:
         """The data the verdicts rest on, for every format to name."""
@@ -109,7 +122,15 @@ class Report:
 
     @property
     def usage_required_unmet(self) -> bool:
-        return self.require_usage_data and self.nothing_judged
+        return (self.require_usage_data and self.nothing_judged) or \
+            (self.require_all_deployments and bool(self.missing_deployments))
+
+    def usage_required_reason(self) -> str:
+        if self.require_all_deployments and self.missing_deployments:
+            names = sorted({f"{name} ({account})" if account else name for _, name, account in self.missing_deployments})
+            return ("usage data is required for every deployment (require-usage-data: all-deployments), and "
+                    + ", ".join(names) + (" have" if len(names) > 1 else " has") + " no baseline")
+        return "usage data is required (require-usage-data) and no principal has a usage baseline"
 
     @property
     def passed(self) -> bool:
@@ -200,17 +221,38 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     errors = list(scanned.errors) + list(got.errors)
     baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
+
+    def rescan(d):
+        """The code resolved for named deployment `d` (issue 21)."""
+        opts = replace(options, parameters={**options.parameters, **d.parameters}, var_files=d.var_files,
+                       terraform_workspace=d.name)
+        got = scan(Workspace(paths, opts, base=base))
+        return _unique_ids(got.principals, got.unresolved)[0], got.errors
+
+    gathered = gather(principals, matcher, config, rescan if config.deployments else None, errors)
+    errors += gathered.errors
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
-    results, matched_by = [], {}
-    for p in principals:
-        b, how = matcher.find(p)
-        if how:
-            matched_by[p.id] = how
-        results.append(evaluate(p, b, catalog, obs))
+    results = [judge_deployments(p, gathered.deployments.get(p.id, ()), catalog, obs, config)
+               for p in gathered.principals]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
+    m = gathered.matching
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
-                  unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
-                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
+                  unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=m.matched_by(),
+                  unmatched_baselines=m.unmatched, suppressed=tuple(suppressed), notes=tuple(notes),
                   skipped=scanned.skipped, require_usage_data=config.require_usage_data,
                   roots=tuple(str(r) for r in workspace.readable),
-                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals))
+                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
+                  shared_baselines=tuple(x.text() for x in m.shared),
+                  ambiguous_baselines=tuple(x.text() for x in m.ambiguous),
+                  missing_deployments=_missing(gathered), require_all_deployments=config.require_all_deployments,
+                  grant_differs=dict(gathered.differs))
+
+
+def _missing(gathered: Gathered) -> tuple[tuple[str, str, str | None], ...]:
+    return tuple((pid, d.name, d.account) for pid, d in gathered.missing())
+
+
+def judge_deployments(p: Principal, deployments, catalog: Catalog, obs, config: Config) -> PrincipalResult:
+    """The judge over every deployment of the principal."""
+    first = next((d.baseline for d in deployments if d.baseline is not None), None)
+    return replace(evaluate(p, first, catalog, obs), deployments=tuple(deployments))

@@ -143,9 +143,14 @@ class TerraformSource(Source):
         return module
 
     def tfvars(self, workspace: Workspace, root: Path, out: Collector) -> dict:
-        """Values from terraform.tfvars and *.auto.tfvars, which Terraform loads in a root module."""
+        """Values from terraform.tfvars and *.auto.tfvars, which Terraform loads in a root module, then from
+        a named deployment's `-var-file`s (later ones win, as in Terraform)."""
         inputs: dict = {}
-        for path in [root / "terraform.tfvars", *sorted(root.glob("*.auto.tfvars"))]:
+        extra = [workspace.base / f for f in workspace.options.var_files]
+        for path in [root / "terraform.tfvars", *sorted(root.glob("*.auto.tfvars")), *extra]:
+            if path in extra and not path.is_file():
+                out.error(workspace.rel(path), None, "var-file of the deployment: no such file")
+                continue
             if not path.is_file():
                 continue
             rel = workspace.rel(path)
