@@ -74,7 +74,8 @@ class Action:
             for b in i.baselines:
                 args += ["--baselines", b]
         if i.require_usage_data:
-            args.append("--require-usage-data")
+            args.append("--require-all-deployments" if i.require_usage_data == "all-deployments"
+                        else "--require-usage-data")
         confine = self.env.get("GITHUB_WORKSPACE") or (os.getcwd() if self.env.get("GITHUB_ACTIONS") == "true"
                                                         else None)
         if confine:  # a path in the inputs that leads out of the workspace (a symlink, `..`) is never read

@@ -39,7 +39,8 @@ def verdict(report) -> str:
     if report.result == "error":
         return f"{unreadable(report)}; not a pass"
     if report.usage_required_unmet:
-        return "nothing was judged and require-usage-data is set"
+        return "nothing was judged and require-usage-data is set" if report.nothing_judged else \
+            report.usage_required_reason()
     passed = "fail-on never" if report.fail_on == "never" else f"no finding at or above {report.fail_on}"
     return f"{passed}, but {NOTHING_JUDGED}" if report.nothing_judged else passed
 
@@ -58,3 +59,51 @@ def usage_warning(report) -> str | None:
 
 def skipped_heading(report) -> str:
     return f"{plural(len(report.skipped), 'file')} under the scanned paths not read"
+
+
+# -- deployments (issue 21): every format says where each principal was judged ---------------------------
+
+def judged_in(r) -> str:
+    """`judged in staging (111111111111) and prod (222222222222)`, or "" for a principal deployed once
+    (its baseline line says where)."""
+    from ..usage.deployments import describe
+    deps = getattr(r, "deployments", ())
+    if len(deps) < 2 and all(d.baseline is not None for d in deps):
+        return ""
+    return describe(deps)
+
+
+def matched(d) -> str:
+    """One deployment: `staging (111111111111): arn:… matched by name`."""
+    where = f"{d.name} ({d.account})" if d.account and d.account != d.name else d.name
+    if d.baseline is None:
+        return f"{where}: {d.matched_by or 'no baseline'}"
+    return f"{where}: {d.baseline.principal_arn} matched by {d.matched_by or 'the config'}" + \
+        (" (its own grant)" if d.principal is not None else "")
+
+
+def partly_used(r) -> list[tuple[tuple[str, ...], list[str]]]:
+    """(deployments, actions) for used actions seen in only some of the deployments that judged them."""
+    everywhere = {d.name for d in getattr(r, "judged_in", ())}
+    if len(everywhere) < 2:
+        return []
+    from ..reference.catalog import sort_actions
+    return [(names, sort_actions(acts)) for names, acts in sorted(getattr(r, "used_in", {}).items())
+            if set(names) != everywhere and acts]
+
+
+def grant_differs(report, pid: str) -> list[str]:
+    """`prod: template.yaml:12: sqs:DeleteMessage` for what only some deployments grant."""
+    return [f"{name}: {what}" for name, items in report.grant_differs.get(pid, ()) for what in items]
+
+
+def deployment_notes(report) -> list[str]:
+    """Report-wide: baselines that fit two principals or several in an account, named deployments without one."""
+    notes = list(report.matching_notes)
+    missing: dict[tuple, list[str]] = {}
+    for pid, name, account in report.missing_deployments:
+        missing.setdefault((name, account), []).append(pid)
+    for (name, account), pids in missing.items():
+        notes.append(f"deployment {name}{f' ({account})' if account else ''} has no baseline for "
+                     f"{plural(len(pids), 'principal')}: {', '.join(pids[:5])}{' …' if len(pids) > 5 else ''}")
+    return notes

@@ -7,7 +7,18 @@ from ..escape import clip, code, html_text, md
 from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, Format, plural, skipped_heading, usage_warning
+from . import (
+    FORMATS,
+    Format,
+    deployment_notes,
+    grant_differs,
+    judged_in,
+    matched,
+    partly_used,
+    plural,
+    skipped_heading,
+    usage_warning,
+)
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
@@ -131,6 +142,8 @@ class MarkdownReport:
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
+            where = judged_in(res)
+            name += f"<br><sub>{md(clip(where))}</sub>" if where else ""
             name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
@@ -168,6 +181,14 @@ class MarkdownReport:
                              f"{md((b.window_end or '?')[:10])}{'' if b.complete else ' (reported incomplete)'}.")
             else:
                 lines.append("No usage baseline matched this principal.")
+            if judged_in(res):
+                lines += ["", md(judged_in(res).capitalize()) + ":", ""]
+                lines += [f"- {md(matched(d))}" for d in res.deployments]
+            for names, acts in partly_used(res):
+                lines += ["", f"Used only in {md(' and '.join(names))}: {action_list(acts)}"]
+            differs = grant_differs(self.report, p.id)
+            if differs:
+                lines += ["", "The grant differs per deployment:", ""] + [f"- {md(d)}" for d in differs]
             changed = self._changed().get(p.id)
             if changed:
                 lines += ["", "Lines changed by this PR: " + action_list(changed, MAX_CHANGE_ROWS)]
@@ -226,6 +247,10 @@ class MarkdownReport:
         r = self.report
         lines = []
         warnings = [n for n in r.notes if n.startswith("warning: ")]  # from the usage sources
+        deployments = deployment_notes(r)
+        if deployments:
+            lines += ["**Deployments:**", ""] + [f"- {md(n)}" for n in deployments[:MAX_LISTED]]
+            lines.append("")
         if warnings:
             lines += ["**Usage warnings:**", ""] + [f"- {md(n[len('warning: '):])}" for n in warnings[:MAX_LISTED]]
             lines.append("")

@@ -11,7 +11,7 @@ from ..escape import plain
 from ..model import Finding, Location, severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from . import FORMATS, Format, unreadable, usage_warning, verdict
+from . import FORMATS, Format, deployment_notes, judged_in, unreadable, usage_warning, verdict
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # GitHub's bands: critical > 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9.
@@ -69,6 +69,7 @@ def sarif_log(report) -> dict:
     index = {name: i for i, name in enumerate(names)}
     diff = report.new_keys is not None
     results = []
+    where = {r.principal.id: judged_in(r) for r in report.results}
     for f in report.findings:
         result = {
             "ruleId": f.check, "ruleIndex": index[f.check], "level": level(f.severity, report.fail_on),
@@ -77,6 +78,9 @@ def sarif_log(report) -> dict:
             "properties": {"severity": f.severity, "security-severity": SECURITY_SEVERITY[f.severity],
                            "principal": f.principal, "actions": list(f.actions)},
         }
+        if where.get(f.principal):
+            result["properties"]["deployments"] = where[f.principal]
+            result["message"]["text"] += f" ({plain(where[f.principal])})"
         if f.location:
             result["locations"] = [artifact_location(f.location, root)]
         if diff:
@@ -89,6 +93,7 @@ def sarif_log(report) -> dict:
     warning = usage_warning(report)
     if warning:
         notifications.append({"level": "warning", "message": {"text": warning}})
+    notifications += [{"level": "warning", "message": {"text": plain(n)}} for n in deployment_notes(report)]
     if report.result == "error":
         notifications.append({"level": "error", "message": {"text": unreadable(report)}})
     run = {
@@ -101,7 +106,8 @@ def sarif_log(report) -> dict:
                        "result": report.result, "summary": verdict(report), "judged": report.judged,
                        "nothing_judged": report.nothing_judged, "skipped": len(report.skipped),
                        "support_data": dict(report.support_data),
-                       "managed_policy_bundle": dict(report.managed_bundle) or None},
+                       "managed_policy_bundle": dict(report.managed_bundle) or None,
+                       "deployments": {pid: text for pid, text in where.items() if text}},
     }
     if getattr(report, "comparison", None) is not None:
         run["properties"]["diff_base"] = report.comparison.commit

@@ -10,7 +10,20 @@ from collections import defaultdict
 from ..escape import terminal as t
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, RESULT_WORD, Format, plural, skipped_heading, usage_warning, verdict
+from . import (
+    FORMATS,
+    RESULT_WORD,
+    Format,
+    deployment_notes,
+    grant_differs,
+    judged_in,
+    matched,
+    partly_used,
+    plural,
+    skipped_heading,
+    usage_warning,
+    verdict,
+)
 from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
@@ -64,6 +77,16 @@ class TextFormat(Format):
                              + (f"  via {t(via)}" if via else ""))
             else:
                 lines.append("  baseline: none")
+            where = judged_in(r)
+            if where:
+                lines.append(f"  {t(where)}")
+                lines += [f"    {t(matched(d))}" for d in r.deployments]
+            for names, acts in partly_used(r):
+                lines.append(f"  used only in {t(' and '.join(names))}: " + short_list(action_names(acts)))
+            differs = grant_differs(report, p.id)
+            if differs:
+                lines.append("  the grant differs per deployment:")
+                lines += [f"    {t(d)}" for d in differs]
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
             lines.append("  " + r.judged.text())
             for note in r.notes:
@@ -82,6 +105,8 @@ class TextFormat(Format):
         if report.unmatched_baselines:
             lines.append(f"{plural(len(report.unmatched_baselines), 'baseline')} matched no principal in the code: "
                          + short_list(report.unmatched_baselines, 5))
+        for note in deployment_notes(report):
+            lines.append(self.c("medium", f"note: {t(note)}"))
         for note in report.notes:
             lines.append(self.c("dim", f"note: {t(note)}"))
         if report.suppressed:

@@ -184,7 +184,11 @@ class Matcher:
             for r in named:
                 mine.append((r.name, r.account, self._in_deployment(r), r.principal))
             taken = {c.baseline.principal_arn for _, _, c, _ in mine if c}
-            for c in self.candidates(p):
+            before = len(self.ambiguous)
+            candidates = self.candidates(p)
+            # an account a named deployment covers is matched only with that deployment's resolution
+            self.ambiguous[before:] = [a for a in self.ambiguous[before:] if a.account not in covered]
+            for c in candidates:
                 arn = c.baseline.principal_arn
                 if arn in taken or _account(arn) in covered:
                     continue

@@ -1,0 +1,213 @@
+"""One template, many deployments (issue 21): matching finds every deployment, named deployments resolve
+per account, CDK stages are one principal, and check/fix judge the union of what the deployments used."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iamgate import config as config_mod
+from iamgate.cli import main
+from iamgate.model import Baseline, Principal
+from iamgate.sources import ScanOptions, Workspace, scan
+from iamgate.usage import baseline_format as fmt
+from iamgate.usage.deployments import describe, gather
+from iamgate.usage.matching import Matcher
+
+FIXTURES = Path(__file__).parent / "fixtures" / "deployments"
+STAGING, PROD = "111111111111", "222222222222"
+WINDOW = {"start": "2026-08-01T00:00:00Z", "end": "2026-11-29T00:00:00Z"}
+# role name in each account -> the actions it used there
+USED = {
+    (STAGING, "api"): ["dynamodb:GetItem"], (PROD, "api"): ["dynamodb:PutItem"],
+    (STAGING, "worker-staging"): ["sqs:CreateQueue"], (PROD, "worker-prod"): ["sqs:SendMessage"],
+    (STAGING, "etl-staging"): ["kms:Decrypt"], (PROD, "etl-prod"): ["kms:Encrypt"],
+}
+NEITHER = {"ApiRole": "dynamodb:deletetable", "WorkerRole": "sqs:deletequeue",
+           "aws_iam_role.etl": "kms:schedulekeydeletion"}
+
+
+def baseline_doc(account: str, name: str, used, deployment: str | None = None) -> dict:
+    doc = {"schema": "iamgate.baseline/v1", "principal_arn": f"arn:aws:iam::{account}:role/{name}",
+           "window": WINDOW, "sources": [{"kind": "cloudtrail", "events": 100, "files": 3}],
+           "used": {a.lower(): {"count": 3, "last_seen": "2026-11-20T00:00:00Z", "signals": ["cloudtrail"]}
+                    for a in used}}
+    if deployment:
+        doc["deployment"] = deployment
+    return doc
+
+
+def write_baselines(folder: Path, entries: dict, deployments: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for (account, name), used in entries.items():
+        doc = baseline_doc(account, name, used, (deployments or {}).get(account))
+        (folder / f"{account}-{name}.json").write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    shutil.copytree(FIXTURES / "multi", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo")
+    return tmp_path / "repo"
+
+
+def check_json(args, capsys) -> tuple[int, dict]:
+    code = main(["check", *args, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+# -- matching -----------------------------------------------------------------------------------------
+
+def _principals(path) -> tuple:
+    return scan(Workspace([str(path)])).principals
+
+
+def test_each_principal_matches_its_staging_and_prod_baselines(repo):
+    baselines = [fmt.parse(baseline_doc(a, n, u)) for (a, n), u in USED.items()]
+    got = gather(_principals(repo), Matcher(baselines), config_mod.Config())
+    deployments = {pid: {d.name: d for d in deps} for pid, deps in got.deployments.items()}
+    for pid, staging, prod, how in (("ApiRole", "api", "api", "name"),
+                                    ("WorkerRole", "worker-staging", "worker-prod", "name pattern worker-*"),
+                                    ("aws_iam_role.etl", "etl-staging", "etl-prod", "name pattern etl-*")):
+        mine = deployments[pid]
+        assert set(mine) == {STAGING, PROD}, pid
+        assert mine[STAGING].baseline.principal_arn == f"arn:aws:iam::{STAGING}:role/{staging}"
+        assert mine[PROD].baseline.principal_arn == f"arn:aws:iam::{PROD}:role/{prod}"
+        assert mine[PROD].matched_by == how and mine[PROD].account == PROD
+    assert got.matching.unmatched == ()
+    assert describe(got.deployments["ApiRole"]) == f"judged in {STAGING} and {PROD}"
+
+
+def test_a_principal_never_matches_a_baseline_of_another_kind():
+    m = Matcher([Baseline(f"arn:aws:iam::{STAGING}:user/api"), Baseline(f"arn:aws:iam::{PROD}:role/api")])
+    got = m.match([Principal("U", "user", name="api"), Principal("R", "role", name="api")])
+    assert [d.baseline.principal_arn for d in got.deployments["U"]] == [f"arn:aws:iam::{STAGING}:user/api"]
+    assert [d.baseline.principal_arn for d in got.deployments["R"]] == [f"arn:aws:iam::{PROD}:role/api"]
+
+
+def test_a_baseline_that_fits_two_principals_is_reported():
+    bl = [Baseline(f"arn:aws:iam::{STAGING}:role/worker-admin"), Baseline(f"arn:aws:iam::{STAGING}:role/job-a")]
+    m = Matcher(bl)
+    # equally sure (two patterns): each is judged with it, and the report names it
+    got = m.match([Principal("A", "role", name_pattern="worker-*"), Principal("B", "role", name_pattern="*-admin")])
+    assert [s.arn for s in got.shared] == [f"arn:aws:iam::{STAGING}:role/worker-admin"]
+    assert set(got.shared[0].principals) == {"A", "B"} and "fits A" in got.shared[0].text()
+    # a fixed name is surer than a pattern: the baseline judges only that principal, and is still reported
+    got = m.match([Principal("A", "role", name_pattern="worker-*"), Principal("N", "role", name="worker-admin")])
+    assert got.shared[0].principals == ("N",) and got.shared[0].others == ("A",)
+    assert got.deployments["A"] == () and len(got.deployments["N"]) == 1
+    assert "judges only N" in got.shared[0].text()
+
+
+def test_a_pattern_fitting_two_baselines_in_one_account_takes_neither():
+    bl = [Baseline(f"arn:aws:iam::{STAGING}:role/worker-a"), Baseline(f"arn:aws:iam::{STAGING}:role/worker-b"),
+          Baseline(f"arn:aws:iam::{PROD}:role/worker-a")]
+    got = Matcher(bl).match([Principal("W", "role", name_pattern="worker-*")])
+    assert [d.account for d in got.deployments["W"]] == [PROD]
+    assert got.ambiguous[0].account == STAGING and len(got.ambiguous[0].arns) == 2
+    assert got.unmatched == ()  # ambiguous ones are reported as such, not as unmatched
+
+
+def test_baselines_written_for_named_deployments_tell_one_account_apart():
+    bl = [fmt.parse(baseline_doc(STAGING, "worker-dev", [], "dev")),
+          fmt.parse(baseline_doc(STAGING, "worker-staging", [], "staging"))]
+    got = Matcher(bl).match([Principal("W", "role", name_pattern="worker-*")])
+    assert sorted(d.name for d in got.deployments["W"]) == ["dev", "staging"]
+
+
+# -- named deployments ----------------------------------------------------------------------------------
+
+NAMED = """
+deployments:
+  staging: {account: "111111111111", parameters: {Env: staging}, var-files: [envs/staging.tfvars]}
+  prod: {account: "222222222222", parameters: {Env: prod}, var-files: [envs/prod.tfvars]}
+"""
+
+
+def _rescan(path):
+    def rescan(d):
+        opts = ScanOptions(parameters=d.parameters, var_files=d.var_files, terraform_workspace=d.name)
+        got = scan(Workspace([str(path)], opts))
+        return got.principals, got.errors
+    return rescan
+
+
+def test_named_deployments_resolve_parameters_var_files_and_workspace_per_account(repo):
+    cfg = config_mod.parse(__import__("yaml").safe_load(NAMED))
+    entries = {**USED, (STAGING, "svc-staging"): [], (PROD, "svc-prod"): [],
+               (STAGING, "worker-prod"): []}  # a prod name in the staging account is not staging's
+    baselines = [fmt.parse(baseline_doc(a, n, u)) for (a, n), u in entries.items()]
+    got = gather(_principals(repo), Matcher(baselines), cfg, _rescan(repo))
+    for pid, name in (("WorkerRole", "worker"), ("aws_iam_role.etl", "etl"), ("aws_iam_role.svc", "svc")):
+        deps = {d.name: d for d in got.deployments[pid]}
+        assert list(deps) == ["staging", "prod"], pid
+        assert deps["staging"].baseline.principal_arn == f"arn:aws:iam::{STAGING}:role/{name}-staging"
+        assert deps["prod"].baseline.principal_arn == f"arn:aws:iam::{PROD}:role/{name}-prod"
+        assert deps["prod"].matched_by == "name"  # resolved: a fixed name in that account
+    assert got.matching.unmatched == (f"arn:aws:iam::{STAGING}:role/worker-prod",)
+    assert got.errors == ()
+
+
+def test_a_var_file_outside_the_repository_is_refused():
+    with pytest.raises(config_mod.ConfigError, match="var-files.0: '../x.tfvars' leaves the repository"):
+        config_mod.parse({"deployments": {"prod": {"account": PROD, "var-files": ["../x.tfvars"]}}})
+    with pytest.raises(config_mod.ConfigError, match="deployments.prod.account"):
+        config_mod.parse({"deployments": {"prod": {"account": "22"}}})
+
+
+def test_a_missing_var_file_is_an_error_of_that_deployment(repo):
+    (repo / ".iamgate.yml").write_text(NAMED.replace("envs/prod.tfvars", "envs/none.tfvars"))
+    write_baselines(repo / "baselines", USED)
+    code = main(["check", ".", "--baselines", "baselines", "--format", "json", "-o", "out.json"])
+    report = json.loads((repo / "out.json").read_text())
+    assert code == 2
+    assert any(e["file"] == "envs/none.tfvars" and e["message"].startswith("deployment prod: var-file")
+               for e in report["errors"])
+
+
+# -- CDK stages ----------------------------------------------------------------------------------------
+
+def test_a_cdk_app_with_two_stages_is_one_principal_with_two_deployments():
+    principals = _principals(FIXTURES / "cdk-stages")
+    assert len(principals) == 1
+    p = principals[0]
+    assert p.display_name == "app-worker" and "AppStack/Worker/ServiceRole" in p.aliases
+    assert [(name, account) for name, account, _ in p.stages] == [("Prod", PROD), ("Staging", STAGING)]
+    bl = [Baseline(f"arn:aws:iam::{STAGING}:role/app-worker"), Baseline(f"arn:aws:iam::{PROD}:role/app-worker")]
+    got = gather(principals, Matcher(bl), config_mod.Config())
+    deps = got.deployments[p.id]
+    assert [(d.name, d.account, d.baseline.account) for d in deps] == [("Prod", PROD, PROD), ("Staging", STAGING, STAGING)]
+    # prod grants one more action: the principal judged grants the union, staging is judged with its own grant
+    assert deps[0].principal is None and deps[1].principal is not None
+    assert [what for _, what in got.differs[p.id]] == [
+        ("tests/fixtures/deployments/cdk-stages/cdk.out/assembly-Prod/ProdAppStack1A2B3C4D.template.json:17: "
+         "sqs:ReceiveMessage, sqs:SendMessage, sqs:DeleteMessage",),
+        ("tests/fixtures/deployments/cdk-stages/cdk.out/assembly-Staging/StagingAppStack1A2B3C4D.template.json:17: "
+         "sqs:ReceiveMessage, sqs:SendMessage",)]
+
+
+# -- the scheduled job ------------------------------------------------------------------------------------
+
+def test_a_baseline_says_which_deployment_it_came_from(tmp_path):
+    b = fmt.parse(baseline_doc(PROD, "api", ["dynamodb:GetItem"], "prod"))
+    assert (b.deployment, b.account) == ("prod", PROD)
+    fmt.write(b, tmp_path / "b.json")
+    assert json.loads((tmp_path / "b.json").read_text())["deployment"] == "prod"
+    assert "deployment" not in fmt.to_v1(fmt.parse(baseline_doc(PROD, "api", [])))
+
+
+def test_usage_cloudtrail_records_the_deployment(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    event = {"eventVersion": "1.08", "eventSource": "sqs.amazonaws.com", "eventName": "SendMessage",
+             "eventTime": "2026-11-20T00:00:00Z", "awsRegion": "us-east-1", "eventType": "AwsApiCall",
+             "userIdentity": {"type": "AssumedRole", "arn": f"arn:aws:sts::{PROD}:assumed-role/api/s",
+                              "sessionContext": {"sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{PROD}:role/api"}}}}
+    (logs / "a.json").write_text(json.dumps({"Records": [event]}))
+    assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "out"), "--deployment", "prod"]) == 0
+    written = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json") if not p.name.startswith(".")]
+    assert [(d["principal_arn"], d["deployment"]) for d in written] == [(f"arn:aws:iam::{PROD}:role/api", "prod")]
+    assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "o2"), "--deployment", "-x"]) == 2
