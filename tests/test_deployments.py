@@ -210,4 +210,4 @@ def test_usage_cloudtrail_records_the_deployment(tmp_path):
     assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "out"), "--deployment", "prod"]) == 0
     written = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json") if not p.name.startswith(".")]
     assert [(d["principal_arn"], d["deployment"]) for d in written] == [(f"arn:aws:iam::{PROD}:role/api", "prod")]
-    assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "o2"), "--deployment", "-x"]) == 2
+    assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "o2"), "--deployment=a b"]) == 2
