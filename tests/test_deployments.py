@@ -211,3 +211,66 @@ def test_usage_cloudtrail_records_the_deployment(tmp_path):
     written = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json") if not p.name.startswith(".")]
     assert [(d["principal_arn"], d["deployment"]) for d in written] == [(f"arn:aws:iam::{PROD}:role/api", "prod")]
     assert main(["usage", "cloudtrail", str(logs), "--out", str(tmp_path / "o2"), "--deployment=a b"]) == 2
+
+
+# -- end to end: `iamgate check` and `fix` --------------------------------------------------------------
+
+def _actions(report: dict, pid: str, verdict: str) -> set:
+    p = next(p for p in report["principals"] if p["id"] == pid)
+    return set(p["actions"][verdict])
+
+
+def test_check_judges_every_principal_in_both_accounts(repo, capsys):
+    write_baselines(repo / "baselines", USED)
+    code, report = check_json([".", "--baselines", "baselines", "--fail-on", "never"], capsys)
+    assert code == 0
+    assert report["unmatched_baselines"] == []
+    for pid, unused in NEITHER.items():
+        p = next(p for p in report["principals"] if p["id"] == pid)
+        assert f"{STAGING}" in p["judged_in"] and f"{PROD}" in p["judged_in"], pid
+        assert [d["account"] for d in p["deployments"]] == [STAGING, PROD]
+        assert _actions(report, pid, "unused") == {unused}, pid
+        assert len(_actions(report, pid, "used")) == 2, pid
+    api = next(p for p in report["principals"] if p["id"] == "ApiRole")
+    assert {tuple(u["deployments"]): u["actions"] for u in api["used_only_in"]} == {
+        (STAGING,): ["dynamodb:GetItem"], (PROD,): ["dynamodb:PutItem"]}
+    main(["check", ".", "--baselines", "baselines", "--fail-on", "never"])
+    text = capsys.readouterr().out
+    assert f"judged in {STAGING} and {PROD}" in text and "matched no principal" not in text
+    for fmt_name in ("markdown", "sarif", "github"):
+        main(["check", ".", "--baselines", "baselines", "--format", fmt_name])
+        assert f"judged in {STAGING} and {PROD}" in capsys.readouterr().out, fmt_name
+
+
+def test_fix_drops_only_what_no_deployment_used(repo, capsys):
+    write_baselines(repo / "baselines", USED)
+    assert main(["fix", ".", "--baselines", "baselines", "--write"]) == 0
+    err = capsys.readouterr().err
+    assert f"ApiRole: keeps what any deployment used (judged in {STAGING} and {PROD})" in err
+    assert f"{STAGING} alone needs DynamoDB:GetItem".lower() in err.lower()
+    api = (repo / "cfn/api.yaml").read_text()
+    assert "dynamodb:GetItem, dynamodb:PutItem]" in api and "DeleteTable" not in api
+    worker = (repo / "cfn/worker.yaml").read_text()
+    assert "sqs:CreateQueue, sqs:SendMessage]" in worker and "DeleteQueue" not in worker
+    tf = (repo / "tf/main.tf").read_text()
+    assert '"kms:Decrypt", "kms:Encrypt"]' in tf and "ScheduleKeyDeletion" not in tf
+
+
+def test_a_named_deployment_without_a_baseline_is_no_usage_data_and_can_fail_the_gate(repo, capsys):
+    (repo / ".iamgate.yml").write_text(NAMED + '  dev: {account: "333333333333", parameters: {Env: dev}}\n')
+    write_baselines(repo / "baselines", USED)
+    code, report = check_json([".", "--baselines", "baselines", "--fail-on", "never"], capsys)
+    assert code == 0
+    worker = next(p for p in report["principals"] if p["id"] == "WorkerRole")
+    assert [d["name"] for d in worker["deployments"]] == ["staging", "prod", "dev"]
+    assert worker["deployments"][2] == {"name": "dev", "account": "333333333333", "baseline": None, "source": None,
+                                        "matched_by": "no baseline in account 333333333333", "own_grant": False}
+    assert worker["actions"]["unused"] == [] and worker["actions"]["no_usage_data"] == ["sqs:deletequeue"]
+    assert "dev has no baseline" in worker["reasons"].get("no-usage-data", {}) or \
+        any("dev has no baseline" in r for r in json.dumps(worker).split('"'))
+    assert "deployment dev (333333333333) has no baseline for" in " ".join(report["deployment_notes"])
+    code, report = check_json([".", "--baselines", "baselines", "--fail-on", "never", "--require-all-deployments"],
+                              capsys)
+    assert code == 1 and "dev (333333333333) has no baseline" in report["gate"]["summary"]
+    (repo / ".iamgate.yml").write_text((repo / ".iamgate.yml").read_text() + "require-usage-data: all-deployments\n")
+    assert main(["check", ".", "--baselines", "baselines", "--fail-on", "never"]) == 1

@@ -55,7 +55,9 @@ class Shared:
     how: Mapping[str, str] = field(default_factory=dict, hash=False)  # principal id -> how it fits
 
     def text(self) -> str:
-        fits = ", ".join(f"{pid} ({self.how.get(pid, '')})" for pid in self.principals + self.others)
+        named = self.principals + self.others
+        fits = ", ".join(f"{pid} ({self.how.get(pid, '')})" for pid in named[:5])
+        fits += f" and {len(named) - 5} more" if len(named) > 5 else ""
         if len(self.principals) > 1:
             return f"baseline {self.arn} fits {fits}: it judges each of them; map the right one under `principals:`"
         return f"baseline {self.arn} fits {fits}: it judges only {self.principals[0]}, the surer match"
@@ -235,6 +237,8 @@ class Matcher:
                 continue
             best = max(c.strength for c in by_pid.values())
             keep = tuple(pid for pid, c in by_pid.items() if c.strength == best)
+            if all(by_pid[pid].how.startswith("config mapping") for pid in keep) and len(keep) == len(by_pid):
+                continue  # the config maps each of them to it: shared on purpose
             others = tuple(pid for pid in by_pid if pid not in keep)
             for pid in others:
                 found[pid] = [(n, a, None if c is not None and c.baseline.principal_arn == arn else c, r)
