@@ -274,3 +274,28 @@ def test_a_named_deployment_without_a_baseline_is_no_usage_data_and_can_fail_the
     assert code == 1 and "dev (333333333333) has no baseline" in report["gate"]["summary"]
     (repo / ".iamgate.yml").write_text((repo / ".iamgate.yml").read_text() + "require-usage-data: all-deployments\n")
     assert main(["check", ".", "--baselines", "baselines", "--fail-on", "never"]) == 1
+
+
+# -- the gate's own configuration and the Action ------------------------------------------------------------
+
+def test_weakening_the_deployments_is_listed(catalog):
+    from iamgate.action.config_changes import compare
+    base = config_mod.parse({"deployments": {"staging": {"account": STAGING, "parameters": {"Env": "staging"}},
+                                             "prod": {"account": PROD, "parameters": {"Env": "prod"}}},
+                             "require-usage-data": "all-deployments"})
+    head = config_mod.parse({"deployments": {"prod": {"account": PROD, "parameters": {"Env": "dev"}},
+                                             "extra": {"account": "333333333333"}},
+                             "require-usage-data": "true"})
+    got = [(w.kind, w.subject, w.detail) for w in compare(base, head, catalog, defaults={})]
+    assert ("require-usage-data-off", "require-usage-data", "all-deployments → true") in got
+    assert ("deployment-changed", "staging", f"removed (was account {STAGING})") in got
+    assert ("deployment-changed", "prod", "parameters changed") in got
+    assert not [w for w in compare(head, head, catalog, defaults={})]  # adding "extra" is not weaker
+
+
+def test_the_action_input_takes_all_deployments():
+    from iamgate.action.inputs import InputError, Inputs
+    assert Inputs.from_env({"INPUT_REQUIRE_USAGE_DATA": "all-deployments"}).require_usage_data == "all-deployments"
+    assert Inputs.from_env({"INPUT_REQUIRE_USAGE_DATA": "true"}).require_usage_data is True
+    with pytest.raises(InputError, match="true, false or all-deployments"):
+        Inputs.from_env({"INPUT_REQUIRE_USAGE_DATA": "some"})
