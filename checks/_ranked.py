@@ -15,10 +15,14 @@ class RankedActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            actions = assessment(analysis, r).claimed.get(self.name)
+            a = assessment(analysis, r)
+            actions = a.claimed.get(self.name)
             if not actions:
                 continue
-            for loc, acts in r.by_first_location(actions).items():
-                n = len(acts)
-                yield Finding(self.name, self.severity, r.principal.id, tuple(acts), loc,
-                              f"{n} unused action{'s' if n != 1 else ''} ({self.what})", reason=self.reason)
+            # the same risk, whether unused or granted by this change (judged by its risk alone)
+            for kind, reason, part in (("unused", self.reason, actions - a.new),
+                                       ("new", "new grant" + self.reason.removeprefix("unused"), actions & a.new)):
+                for loc, acts in r.by_first_location(part).items():
+                    n = len(acts)
+                    yield Finding(self.name, self.severity, r.principal.id, tuple(acts), loc,
+                                  f"{n} {kind} action{'s' if n != 1 else ''} ({self.what})", reason=reason)

@@ -210,7 +210,7 @@ class Baseline:
 # The verdicts: `iamgate.judge.verdicts` decides them, the stages after it read them.
 USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
 NEW, TOO_RECENT = "new", "too_recent"  # design.md's verdict order: granted by this change; watched too briefly
-VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
+VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA, NEW, TOO_RECENT)
 # Across deployments the most cautious verdict wins (design.md): first in this tuple is most cautious.
 CAUTION = (USED, UNOBSERVABLE, TOO_RECENT, NO_DATA, UNUSED)
 
@@ -260,7 +260,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Verdict:
     action: str
-    verdict: str  # used | unused | unobservable | unknown | no-usage-data
+    verdict: str  # used | unused | unobservable | unknown | no-usage-data | new | too_recent
     reason: str = ""
     granted_by: tuple[Location, ...] = ()
     statements: tuple[Statement, ...] = field(default=(), hash=False, compare=False)
@@ -283,6 +283,7 @@ class PrincipalResult:
     # Where each used action was used: deployment names -> the used actions seen in exactly those (set-based:
     # one entry per combination of deployments, not per action).
     used_in: Mapping[tuple[str, ...], frozenset] = field(default_factory=dict, hash=False)
+    history: GrantHistory | None = field(default=None, hash=False)  # the grant history it was judged with
 
     @property
     def judged_in(self) -> tuple[Deployment, ...]:

@@ -4,15 +4,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Mapping
 
 from .checks._allowlist import apply_allowlist
 from .config import Config
-from .judge.verdicts import Observability, evaluate
+from .judge.evidence import judge
+from .judge.verdicts import Observability
 from .model import (
     UNOBSERVABLE,
     UNUSED,
     USED,
+    Deployment,
+    Evidence,
     Finding,
+    GrantHistory,
     Principal,
     PrincipalResult,
     ScanError,
@@ -206,12 +211,19 @@ def collect_usage(baseline_paths: list[str], usage: list[UsageSource] | None = N
     return UsageResult(tuple(baselines), tuple(errors), tuple(notes))
 
 
+def evidence(principal: Principal, deployed: tuple[Deployment, ...], history: GrantHistory | None,
+             config: Config) -> Evidence:
+    """What the judge sees for one principal (design.md), with the config's time rules."""
+    return Evidence(principal, deployed, history, config.min_observation_days, config.max_idle_days)
+
+
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
             fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
-            collected: UsageResult | None = None) -> Report:
+            collected: UsageResult | None = None, history: Mapping[str, GrantHistory] | None = None) -> Report:
     """`base` is the folder file paths are shown relative to (default: the working directory).
-    `collected` is usage already read (diff mode analyses two trees against the same usage)."""
+    `collected` is usage already read (diff mode analyses two trees against the same usage).
+    `history`: principal id -> its grant history (from git); a principal not in it is judged without one."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
     workspace = Workspace(paths, options, base=base)
@@ -232,7 +244,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     gathered = gather(principals, matcher, config, rescan if config.deployments else None, errors)
     errors += gathered.errors
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
-    results = [judge_deployments(p, gathered.deployments.get(p.id, ()), catalog, obs, config)
+    results = [judge(evidence(p, gathered.deployments.get(p.id, ()), (history or {}).get(p.id), config), catalog, obs)
                for p in gathered.principals]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     m = gathered.matching
@@ -244,15 +256,11 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
                   support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
                   shared_baselines=tuple(x.text() for x in m.shared),
                   ambiguous_baselines=tuple(x.text() for x in m.ambiguous),
-                  missing_deployments=_missing(gathered), require_all_deployments=config.require_all_deployments,
+                  missing_deployments=_missing(gathered, results), require_all_deployments=config.require_all_deployments,
                   grant_differs=dict(gathered.differs))
 
 
-def _missing(gathered: Gathered) -> tuple[tuple[str, str, str | None], ...]:
-    return tuple((pid, d.name, d.account) for pid, d in gathered.missing())
-
-
-def judge_deployments(p: Principal, deployments, catalog: Catalog, obs, config: Config) -> PrincipalResult:
-    """The judge over every deployment of the principal."""
-    first = next((d.baseline for d in deployments if d.baseline is not None), None)
-    return replace(evaluate(p, first, catalog, obs), deployments=tuple(deployments))
+def _missing(gathered: Gathered, results) -> tuple[tuple[str, str, str | None], ...]:
+    """Named deployments without a baseline, for principals that grant anything to judge."""
+    granting = {r.principal.id for r in results if r.granted or r.unknown}
+    return tuple((pid, d.name, d.account) for pid, d in gathered.missing() if pid in granting)

@@ -61,35 +61,61 @@ def skipped_heading(report) -> str:
     return f"{plural(len(report.skipped), 'file')} under the scanned paths not read"
 
 
-# -- deployments (issue 21): every format says where each principal was judged ---------------------------
+def deployment_label(d) -> str:
+    """`staging (111111111111)`: a deployment's name, with its account where the name is not the account."""
+    return d.name + (f" ({d.account})" if d.account and d.account != d.name else "")
 
-def judged_in(r) -> str:
-    """`judged in staging (111111111111) and prod (222222222222)`, or "" for a principal deployed once
-    (its baseline line says where)."""
-    from ..usage.deployments import describe
-    deps = getattr(r, "deployments", ())
+
+def judged_in(r) -> str | None:
+    """`judged in staging (111111111111) and prod (222222222222)` where the principal has several deployments
+    or a named one without a baseline; None for the usual single matched baseline."""
+    deps = r.deployments
     if len(deps) < 2 and all(d.baseline is not None for d in deps):
-        return ""
-    return describe(deps)
+        return None
+    judged = [deployment_label(d) for d in deps if d.baseline is not None]
+    missing = [d.name for d in deps if d.baseline is None]
+    out = ("judged in " + _and(judged)) if judged else "judged in no deployment"
+    return out + (f"; no baseline for {_and(missing)}" if missing else "")
 
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "")
+
+
+def verdict_lines(r, names=lambda acts: list(acts), limit: int = 12) -> list[str]:
+    """What every format says beside the findings about the time and deployment verdicts of one principal:
+    where it was judged, what is too recent to judge (and from when), where partly used actions were used.
+    `names` renders a list of actions (sorted, in AWS's case)."""
+    from ..reference.catalog import sort_actions
+
+    def shown(acts) -> str:
+        acts = sort_actions(acts)
+        return ", ".join(names(acts[:limit])) + (f" and {len(acts) - limit} more" if len(acts) > limit else "")
+    lines = []
+    where = judged_in(r)
+    if where:
+        lines.append(where)
+    for reason, acts in sorted(r.groups.get("too_recent", {}).items()):
+        lines.append(f"{plural(len(acts), 'action')} too recent to judge ({reason}): {shown(acts)}")
+    for deps, acts in partly_used(r):
+        lines.append(f"used only in {_and(list(deps))}: {shown(acts)}")
+    return lines
+
+
+def partly_used(r) -> list[tuple[tuple[str, ...], frozenset]]:
+    """(deployments, actions) for the used actions seen in only some of the deployments that judged them."""
+    everywhere = tuple(d.name for d in r.judged_in)
+    return [(deps, acts) for deps, acts in sorted(r.used_in.items()) if len(everywhere) > 1 and deps != everywhere]
+
+
+# -- deployments (issue 21): how each was matched, where grants differ, what the report says about matching --
 
 def matched(d) -> str:
     """One deployment: `staging (111111111111): arn:… matched by name`."""
-    where = f"{d.name} ({d.account})" if d.account and d.account != d.name else d.name
     if d.baseline is None:
-        return f"{where}: {d.matched_by or 'no baseline'}"
-    return f"{where}: {d.baseline.principal_arn} matched by {d.matched_by or 'the config'}" + \
-        (" (its own grant)" if d.principal is not None else "")
-
-
-def partly_used(r) -> list[tuple[tuple[str, ...], list[str]]]:
-    """(deployments, actions) for used actions seen in only some of the deployments that judged them."""
-    everywhere = {d.name for d in getattr(r, "judged_in", ())}
-    if len(everywhere) < 2:
-        return []
-    from ..reference.catalog import sort_actions
-    return [(names, sort_actions(acts)) for names, acts in sorted(getattr(r, "used_in", {}).items())
-            if set(names) != everywhere and acts]
+        return f"{deployment_label(d)}: {d.matched_by or 'no baseline'}"
+    return f"{deployment_label(d)}: {d.baseline.principal_arn} matched by {d.matched_by or 'the config'}" + \
+        (" (judged with its own grant)" if d.principal is not None else "")
 
 
 def grant_differs(report, pid: str) -> list[str]:
@@ -107,3 +133,12 @@ def deployment_notes(report) -> list[str]:
         notes.append(f"deployment {name}{f' ({account})' if account else ''} has no baseline for "
                      f"{plural(len(pids), 'principal')}: {', '.join(pids[:5])}{' …' if len(pids) > 5 else ''}")
     return notes
+
+
+def history_note(r) -> str | None:
+    """The principal's note that its grant ages are unknown (no history: a shallow clone, no git), else None."""
+    h = r.history
+    if h is None or h.known:
+        return None
+    from ..judge.evidence import HISTORY_NOTE
+    return h.note or HISTORY_NOTE

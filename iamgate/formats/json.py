@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..judge.verdicts import VERDICTS
 from ..model import Finding, PrincipalResult
 from ..reference.catalog import sort_actions
-from . import FORMATS, Format, deployment_notes, grant_differs, judged_in, partly_used, usage_warning, verdict
+from . import FORMATS, Format, deployment_notes, grant_differs, judged_in, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"
 
@@ -52,14 +52,16 @@ def principal_dict(r: PrincipalResult, how: str | None = None, report=None) -> d
                       "line": pol.location.line if pol.location else None, "managed_arn": pol.managed_arn,
                       "statements": [_statement(s) for s in pol.statements]} for pol in p.policies],
         "baseline": _baseline(r, how),
-        "deployments": [_deployment(d) for d in r.deployments],
-        "judged_in": judged_in(r) or None,
-        "used_only_in": [{"deployments": list(names), "actions": acts} for names, acts in partly_used(r)],
+        "judged_in": judged_in(r),
         "grant_differs": grant_differs(report, p.id) if report is not None else [],
         "judged": r.judged.as_dict(),
         "actions": actions,
         "reasons": {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
-                    for v in ("unused", "unobservable", "unknown") if v in r.groups},
+                    for v in ("unused", "unobservable", "unknown", "too_recent", "new") if v in r.groups},
+        "deployments": [_deployment(d) for d in r.deployments],
+        "used_in": [{"deployments": list(names), "actions": sort_actions(acts)}
+                    for names, acts in sorted(r.used_in.items())],
+        "history": None if r.history is None else {"known": r.history.known, "note": r.history.note},
         "notes": list(r.notes) + [f"{note}: {', '.join(sorted(acts)[:10])}{' …' if len(acts) > 10 else ''}"
                                   for acts, note in r.action_notes],
     }

@@ -12,12 +12,13 @@ from . import (
     Format,
     deployment_notes,
     grant_differs,
+    history_note,
     judged_in,
     matched,
-    partly_used,
     plural,
     skipped_heading,
     usage_warning,
+    verdict_lines,
 )
 
 BAR_WIDTH = 20
@@ -142,9 +143,9 @@ class MarkdownReport:
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
-            where = judged_in(res)
-            name += f"<br><sub>{md(clip(where))}</sub>" if where else ""
             name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in filter(None, [history_note(res)]))
+            name += "".join(f"<br><sub>{md(clip(n))}</sub>" for n in verdict_lines(res, action_names, limit=5))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")
@@ -184,8 +185,6 @@ class MarkdownReport:
             if judged_in(res):
                 lines += ["", md(judged_in(res).capitalize()) + ":", ""]
                 lines += [f"- {md(matched(d))}" for d in res.deployments]
-            for names, acts in partly_used(res):
-                lines += ["", f"Used only in {md(' and '.join(names))}: {action_list(acts)}"]
             differs = grant_differs(self.report, p.id)
             if differs:
                 lines += ["", "The grant differs per deployment:", ""] + [f"- {md(d)}" for d in differs]

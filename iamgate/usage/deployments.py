@@ -116,21 +116,3 @@ def gather(principals: Sequence[Principal], matcher: Matcher, config: Config,
 def _shown(st: Statement) -> str:
     what = ("NotAction " if st.not_actions else "") + ", ".join(st.not_actions or st.actions)
     return f"{st.location}: {what}" if st.location else what
-
-
-def describe(deployments: Sequence[Deployment]) -> str:
-    """`judged in staging (111111111111) and prod (222222222222)`; named ones without a baseline after."""
-    def one(d: Deployment) -> str:
-        return f"{d.name} ({d.account})" if d.account and d.account != d.name else d.name
-    judged = [one(d) for d in deployments if d.baseline is not None]
-    missing = [one(d) for d in deployments if d.baseline is None]
-    parts = []
-    if judged:
-        parts.append("judged in " + _and(judged))
-    if missing:
-        parts.append(_and(missing) + (" have" if len(missing) > 1 else " has") + " no baseline")
-    return "; ".join(parts)
-
-
-def _and(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
