@@ -234,15 +234,21 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
 
+    per_deployment: list[tuple[str, tuple[Unresolved, ...]]] = []
+
     def rescan(d):
         """The code resolved for named deployment `d` (issue 21)."""
         opts = replace(options, parameters={**options.parameters, **d.parameters}, var_files=d.var_files,
                        terraform_workspace=d.name)
         got = scan(Workspace(paths, opts, base=base))
-        return _unique_ids(got.principals, got.unresolved)[0], got.errors
+        found, notes_d = _unique_ids(got.principals, got.unresolved)
+        per_deployment.append((d.name, notes_d))
+        return found, got.errors
 
     gathered = gather(principals, matcher, config, rescan if config.deployments else None, errors)
     errors += gathered.errors
+    if per_deployment:
+        unresolved = _unresolved_in_deployments(unresolved, per_deployment)
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
     results = [judge(evidence(p, gathered.deployments.get(p.id, ()), (history or {}).get(p.id), config), catalog, obs)
                for p in gathered.principals]
@@ -258,6 +264,27 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
                   ambiguous_baselines=tuple(x.text() for x in m.ambiguous),
                   missing_deployments=_missing(gathered, results), require_all_deployments=config.require_all_deployments,
                   grant_differs=dict(gathered.differs))
+
+
+def _unresolved_in_deployments(default: tuple[Unresolved, ...], per_deployment) -> tuple[Unresolved, ...]:
+    """With named deployments, what is unresolved is what some deployment's resolution leaves unresolved: a
+    part that every deployment resolves (`${Env}`, `var.env`) is known wherever the code is deployed."""
+    def key(u: Unresolved) -> tuple:
+        return (u.location, u.message, u.principal_id)
+    seen: dict[tuple, list[str]] = {}
+    for name, notes in per_deployment:
+        for u in notes:
+            seen.setdefault(key(u), []).append(name)
+    kept = [u for u in default if key(u) in seen]
+    known = {key(u) for u in default}
+    extra: dict[tuple, Unresolved] = {}
+    for name, notes in per_deployment:
+        for u in notes:
+            if key(u) not in known and key(u) not in extra:
+                names = seen[key(u)]
+                where = "every deployment" if len(names) == len(per_deployment) else " and ".join(names)
+                extra[key(u)] = replace(u, message=f"{u.message} (in {where})")
+    return tuple(kept) + tuple(extra.values())
 
 
 def _missing(gathered: Gathered, results) -> tuple[tuple[str, str, str | None], ...]:

@@ -183,7 +183,7 @@ def test_a_cdk_app_with_two_stages_is_one_principal_with_two_deployments():
     assert deps[0].principal is None and deps[1].principal is not None
     assert [what for _, what in got.differs[p.id]] == [
         ("tests/fixtures/deployments/cdk-stages/cdk.out/assembly-Prod/ProdAppStack1A2B3C4D.template.json:17: "
-         "sqs:ReceiveMessage, sqs:SendMessage, sqs:DeleteMessage",),
+         "sqs:ReceiveMessage, sqs:SendMessage, sqs:DeleteQueue",),
         ("tests/fixtures/deployments/cdk-stages/cdk.out/assembly-Staging/StagingAppStack1A2B3C4D.template.json:17: "
          "sqs:ReceiveMessage, sqs:SendMessage",)]
 
@@ -299,3 +299,38 @@ def test_the_action_input_takes_all_deployments():
     assert Inputs.from_env({"INPUT_REQUIRE_USAGE_DATA": "true"}).require_usage_data is True
     with pytest.raises(InputError, match="true, false or all-deployments"):
         Inputs.from_env({"INPUT_REQUIRE_USAGE_DATA": "some"})
+
+
+def test_a_grant_that_differs_per_deployment_is_judged_per_deployment(tmp_path, monkeypatch, capsys):
+    """`!If [IsProd, …]`: prod grants sqs:PurgeQueue, staging does not. Each deployment is judged with its own
+    grant, the report shows the difference, and no deployment's grant is left unresolved."""
+    shutil.copytree(FIXTURES / "conditional", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo")
+    Path(".iamgate.yml").write_text("deployments:\n  staging: {account: '111111111111', parameters: {Env: staging}}\n"
+                                    "  prod: {account: '222222222222', parameters: {Env: prod}}\n")
+    write_baselines(Path("b"), {(STAGING, "worker-staging"): ["sqs:SendMessage"], (PROD, "worker-prod"): []})
+    code, report = check_json([".", "--baselines", "b"], capsys)
+    worker = report["principals"][0]
+    assert worker["actions"]["used"] == ["sqs:sendmessage"]  # used in staging: used
+    assert worker["actions"]["unused"] == ["sqs:purgequeue"]  # granted only in prod, unused there
+    assert [d["own_grant"] for d in worker["deployments"]] == [True, True]  # the default resolution grants neither
+    assert worker["grant_differs"] == ["staging: worker.yaml:21: sqs:SendMessage",
+                                       "prod: worker.yaml:21: sqs:SendMessage, sqs:PurgeQueue"]
+    assert not [u for u in report["unresolved"] if "IsProd" in u["message"] or "Env" in u["message"]]
+    assert code == 0
+    assert main(["fix", ".", "--baselines", "b"]) == 0
+    err = capsys.readouterr().err
+    assert "the grant differs per deployment" in err and "prod: worker.yaml:21: sqs:SendMessage, sqs:PurgeQueue" in err
+
+
+def test_check_judges_each_cdk_stage_in_its_account(tmp_path, capsys):
+    write_baselines(tmp_path / "b", {(STAGING, "app-worker"): ["sqs:ReceiveMessage"],
+                                     (PROD, "app-worker"): ["sqs:SendMessage"]})
+    code, report = check_json([str(FIXTURES / "cdk-stages"), "--baselines", str(tmp_path / "b"), "--fail-on", "never"],
+                              capsys)
+    assert len(report["principals"]) == 1 and report["unmatched_baselines"] == []
+    p = report["principals"][0]
+    assert [(d["name"], d["account"]) for d in p["deployments"]] == [("Prod", PROD), ("Staging", STAGING)]
+    assert p["actions"]["used"] == ["sqs:receivemessage", "sqs:sendmessage"]
+    assert p["actions"]["unused"] == ["sqs:deletequeue"]  # granted in prod only, unused there
+    assert p["judged_in"] == f"judged in Prod ({PROD}) and Staging ({STAGING})"
