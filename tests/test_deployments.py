@@ -334,3 +334,16 @@ def test_check_judges_each_cdk_stage_in_its_account(tmp_path, capsys):
     assert p["actions"]["used"] == ["sqs:receivemessage", "sqs:sendmessage"]
     assert p["actions"]["unused"] == ["sqs:deletequeue"]  # granted in prod only, unused there
     assert p["judged_in"] == f"judged in Prod ({PROD}) and Staging ({STAGING})"
+
+
+def test_a_var_file_that_leads_out_of_the_scanned_paths_is_not_read(repo, tmp_path):
+    secret = tmp_path / "outside.tfvars"
+    secret.write_text('env = "prod"\n')
+    (repo / "envs" / "link.tfvars").symlink_to(secret)
+    opts = ScanOptions(var_files=("envs/link.tfvars",), terraform_workspace="prod")
+    got = scan(Workspace(["."], opts))
+    assert [e.message for e in got.errors if e.file == "envs/link.tfvars"] == [
+        "its real path leaves the scanned paths (a symbolic link); not read"]
+    etl = next(p for p in got.principals if p.id == "aws_iam_role.etl")
+    assert etl.name is None and etl.name_pattern == "etl-*"  # the value outside was not used
+    assert next(p for p in got.principals if p.id == "aws_iam_role.svc").name == "svc-prod"

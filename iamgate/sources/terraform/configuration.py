@@ -146,14 +146,14 @@ class TerraformSource(Source):
         """Values from terraform.tfvars and *.auto.tfvars, which Terraform loads in a root module, then from
         a named deployment's `-var-file`s (later ones win, as in Terraform)."""
         inputs: dict = {}
-        extra = [workspace.base / f for f in workspace.options.var_files]
+        extra = {workspace.base / f: f for f in workspace.options.var_files}  # shown as the config names them
         for path in [root / "terraform.tfvars", *sorted(root.glob("*.auto.tfvars")), *extra]:
             if path in extra and not path.is_file():
-                out.error(workspace.rel(path), None, "var-file of the deployment: no such file")
+                out.error(extra[path], None, "var-file of the deployment: no such file")
                 continue
             if not path.is_file():
                 continue
-            rel = workspace.rel(path)
+            rel = extra.get(path) or workspace.rel(path)
             try:
                 text = workspace.text(path)
                 body = read_file(text, rel)
