@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from iamgate.judge.risk import assessment
+from iamgate.judge.severity import split_by_access_level
 from iamgate.model import Finding
 
 from . import Analysis, Check
@@ -26,3 +27,12 @@ class RankedActions(Check):
                     n = len(acts)
                     yield Finding(self.name, self.severity, r.principal.id, tuple(acts), loc,
                                   f"{n} {kind} action{'s' if n != 1 else ''} ({self.what})", reason=reason)
+
+
+def by_place_and_level(result, catalog, actions) -> dict:
+    """(location, severity by access level) -> the actions first granted there at that level."""
+    out: dict = {}
+    for loc, acts in result.by_first_location(actions).items():
+        for sev, part in split_by_access_level(catalog, acts).items():
+            out[(loc, sev)] = part
+    return out

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from iamgate.judge.risk import NEW_GRANTS, assessment
-from iamgate.judge.severity import split_by_access_level
 from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
+from ._ranked import by_place_and_level
 
 
 @CHECKS.register
@@ -24,10 +24,7 @@ class NewGrants(Check):
             new = assessment(analysis, r).unranked_new
             if not new:
                 continue
-            groups: dict = {}
-            for loc, actions in r.by_first_location(new).items():
-                for sev, acts in split_by_access_level(analysis.catalog, actions).items():
-                    groups[(loc, sev)] = acts
+            groups = by_place_and_level(r, analysis.catalog, new)
             for (loc, sev), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
                 n = len(actions)
                 yield Finding(self.name, sev, r.principal.id, tuple(actions), loc,

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from iamgate.judge.risk import assessment
-from iamgate.judge.severity import split_by_access_level
 from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
+from ._ranked import by_place_and_level
 
 TIMED = ("never used in the ", "last used ")  # the judge's unused reasons that state their own period
 
@@ -17,9 +17,9 @@ class UnusedActions(Check):
     docs = ("An action is unused when the principal's usage source could have seen it and did not, over at least "
             "`min-observation` since it was granted (else it is too_recent), or saw it only longer than `max-idle` "
             "before the baseline's end; the message states the real period. Severity follows the action's access "
-            "level: Permissions management is high, Write medium, Read, List and Tagging low. An unused action that a risk check reports (an escalation "
-            "combination it completes, credential or resource exposure, data exfiltration) is reported there "
-            "instead, once, at that check's severity.")
+            "level: Permissions management is high, Write medium, Read, List and Tagging low. An unused action "
+            "that a risk check reports (an escalation combination it completes, credential or resource exposure, "
+            "data exfiltration) is reported there instead, once, at that check's severity.")
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
@@ -34,11 +34,8 @@ class UnusedActions(Check):
             for reason, acts in r.groups.get("unused", {}).items():
                 period = reason if reason.startswith(TIMED) else f"never used{window}"
                 periods[period] = periods.get(period, frozenset()) | (acts & unused)
-            groups: dict = {}
-            for period, acts in periods.items():
-                for loc, actions in r.by_first_location(acts).items():
-                    for sev, part in split_by_access_level(analysis.catalog, actions).items():
-                        groups[(loc, sev, period)] = part
+            groups = {(loc, sev, period): part for period, acts in periods.items()
+                      for (loc, sev), part in by_place_and_level(r, analysis.catalog, acts).items()}
             for (loc, sev, period), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), *kv[0][1:])):
                 n = len(actions)
                 yield Finding(self.name, sev, r.principal.id, tuple(actions), loc,

@@ -11,6 +11,7 @@ from .config import Config
 from .judge.evidence import judge
 from .judge.verdicts import Observability
 from .model import (
+    TOO_RECENT,
     UNOBSERVABLE,
     UNUSED,
     USED,
@@ -119,7 +120,7 @@ class Report:
         failed, or whose unused-access analyzer has not analysed it yet, leaves it all no-usage-data."""
         return sum(1 for r in self.results if r.baseline is not None
                    and (r.baseline.working_sources or not r.baseline.sources)
-                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE)))
+                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE, TOO_RECENT)))
 
     @property
     def nothing_judged(self) -> bool:

@@ -85,3 +85,16 @@ def test_raising_a_time_rule_weakens_the_gate():
         ("time-rule-raised", "min-observation", "30d → 60d"), ("time-rule-raised", "max-idle", "90d → 365d"),
         ("time-rule-raised", "deploy-lag", "0d → 3d")]
     assert "grants judged unused later" in markdown(got)
+
+
+def test_the_action_passes_its_time_inputs_to_the_gate(tmp_path):
+    from fixtures.github.fake_api import FakeGitHub
+    from test_action_entrypoint import run_action, workspace
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, workspace(tmp_path, high=True), api, **{"min-observation": "9999d"})
+    assert run.code == 0, run.stderr  # watched less than 9999 days: too recent, nothing unused
+    assert run.outputs["unused-actions"] == "0"
+    report = json.loads(open(run.outputs["report-json"]).read())
+    assert any(p["actions"]["too_recent"] for p in report["principals"])
+    bad = run_action(tmp_path, workspace(tmp_path / "second"), None, **{"max-idle": "a while"})
+    assert bad.code == 2 and "max-idle" in (bad.stdout + bad.stderr)

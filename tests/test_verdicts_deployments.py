@@ -104,3 +104,21 @@ def test_a_deployment_resolved_differently_judges_only_what_it_grants(catalog, o
     r = judge(Evidence(worker("sqs:createqueue", "sqs:deletequeue"), (STAGING, narrower)), catalog, obs)
     assert r.actions("used") == ["sqs:createqueue"]
     assert r.actions("unused") == ["sqs:deletequeue"]  # staging saw it unused; prod does not grant it
+
+
+def test_an_unused_access_baseline_and_a_cloudtrail_one_never_contradict(catalog, obs):
+    """The analyzer keeps AWS's age rule; across the two, the most cautious verdict wins."""
+    from iamgate.model import UnusedAccessEvidence
+    ua = UnusedAccessEvidence("arn:aws:access-analyzer:us-east-1:111111111111:analyzer/a", 90,
+                              "2026-11-21T00:00:00Z", unused_actions={"sqs:purgequeue": None})
+    analyzer = Deployment("staging", "111111111111", Baseline(
+        "arn:aws:iam::111111111111:role/worker", window_start=START, window_end=END,
+        sources=({"kind": "unused-access"},), unused_access=ua))
+    young = Deployment("prod", "222222222222", ct("222222222222", start="2026-11-12T00:00:00Z"))
+    r = judge(Evidence(worker("sqs:purgequeue"), (analyzer,)), catalog, obs)
+    assert r.actions("unused") == ["sqs:purgequeue"]  # its window is long enough, and AWS aged it anyway
+    r = judge(Evidence(worker("sqs:purgequeue"), (analyzer, young)), catalog, obs)
+    assert r.actions("too_recent") == ["sqs:purgequeue"]  # prod watched 10 days: not unused anywhere yet
+    used = Deployment("prod", "222222222222", ct("222222222222", used=("sqs:purgequeue",)))
+    r = judge(Evidence(worker("sqs:purgequeue"), (analyzer, used)), catalog, obs)
+    assert r.actions("used") == ["sqs:purgequeue"] and r.where_used("sqs:purgequeue") == ("prod",)

@@ -98,3 +98,43 @@ def test_too_recent_is_never_a_failing_finding(catalog, obs):
     assert not any(set(f.actions) & {"s3:putbucketpolicy"} for f in rep.findings)
     assert not any(f.severity == "critical" for f in rep.findings)  # the escalation is not completed by it
     assert rep.failing == ()
+
+
+def test_fix_keeps_new_and_too_recent_actions_even_inside_a_rewritten_wildcard(catalog, obs):
+    from iamgate.fix.plan import plan
+    from iamgate.model import UsedAction
+    b = Baseline(ROLE, window_start="2026-06-01T00:00:00Z", window_end="2026-12-01T00:00:00Z",
+                 sources=({"kind": "cloudtrail", "events": 1},),
+                 used={"sqs:createqueue": UsedAction(1, "2026-11-30T00:00:00Z", ("cloudtrail",))})
+    history = GrantHistory(True, new=frozenset({"sqs:deletequeue"}),
+                           since=(("2026-11-25", frozenset({"sqs:purgequeue"})),))
+    r = judge(Evidence(role("sqs:*"), (Deployment("prod", "111122223333", b),), history), catalog, obs)
+    assert r.actions("new") == ["sqs:deletequeue"] and r.actions("too_recent") == ["sqs:purgequeue"]
+    rem = plan([r], catalog)
+    (fix,) = rem.statements
+    kept = catalog.expand_all(list(fix.actions)).actions
+    assert {"sqs:createqueue", "sqs:deletequeue", "sqs:purgequeue"} <= kept
+    assert not kept & set(r.actions("unused"))
+    assert "sqs:DeleteQueue" not in fix.dropped and "sqs:PurgeQueue" not in fix.dropped
+    reasons = rem.principals[0].kept
+    assert any(k.startswith("new (") for k in reasons) and any(k.startswith("too recent (granted 2026-11-25")
+                                                                for k in reasons)
+
+
+def test_the_comment_new_grants_rank_as_the_findings_do(catalog, obs):
+    """Issue 20: GetSecretValue on * added by a PR was "low" in the New grants section and data exfiltration
+    in the findings; both now come from one rule."""
+    from iamgate.diff import compare_reports
+    from iamgate.formats.markdown import MarkdownReport
+    old = role("sqs:tagqueue")
+    head_p = role("sqs:tagqueue", "secretsmanager:getsecretvalue")
+    _, head = gate(catalog, obs, head_p, {"secretsmanager:getsecretvalue"}, fail_on="medium")
+    _, base = gate(catalog, obs, old, set(), fail_on="medium")
+    comp = compare_reports(head, base, "main", "0" * 40, {})
+    assert [(g.actions, g.severity) for g in comp.new_grants] == [(("secretsmanager:getsecretvalue",), "medium")]
+    finding = next(f for f in head.findings if "secretsmanager:getsecretvalue" in f.actions)
+    assert (finding.check, finding.severity) == ("data-exfiltration", "medium")
+    from dataclasses import replace
+    text = MarkdownReport(replace(head, comparison=comp, new_keys=comp.new_keys)).render()
+    row = next(line for line in text.splitlines() if line.startswith("| App |") and "GetSecretValue" in line)
+    assert "medium" in row

@@ -158,3 +158,17 @@ def test_the_unused_finding_states_the_real_period(catalog, obs):
     assert messages == ["1 granted action last used 2026-07-05, 150 days ago",
                         "1 granted action never used between 2026-01-01 and 2026-12-02",
                         "1 granted action never used in the 70 days since it was granted on 2026-09-23"]
+
+
+def test_a_grant_after_the_baseline_end_is_judged_from_its_own_day(catalog, obs):
+    hist = GrantHistory(True, since=(("2026-12-05", frozenset({"sqs:purgequeue"})),))
+    r = judge(ev(role("sqs:purgequeue"), ct(), history=hist), catalog, obs)
+    assert verdict_of(r, "sqs:purgequeue") == ("too_recent", "granted 2026-12-05; judged from 2027-01-04")
+
+
+def test_last_used_before_a_re_grant_counts_from_the_grant(catalog, obs):
+    """Used in July, removed, granted again in September: 70 days unused since the grant, not "last used"."""
+    b = ct(start="2026-01-01T00:00:00Z", used={"sqs:purgequeue": UsedAction(1, "2026-07-05T00:00:00Z")})
+    hist = GrantHistory(True, since=(("2026-09-23", frozenset({"sqs:purgequeue"})),))
+    r = judge(ev(role("sqs:purgequeue"), b, history=hist, max_idle=60), catalog, obs)
+    assert verdict_of(r, "sqs:purgequeue") == ("unused", "never used in the 70 days since it was granted on 2026-09-23")

@@ -66,7 +66,8 @@ def suggestion_body(group: str, key: str, fix: StatementFix, hunk: Hunk) -> str:
     who = ", ".join(md(p) for p in fix.principals)
     return (f"{MARKER_PREFIX} {group} {key} -->\n"
             f"**iamgate**: {what} to what {who} uses: drops {len(dropped)} unused action(s): {shown}. "
-            "Used, unobservable, new, too recent and allowlisted actions stay; resources and conditions are unchanged.\n\n"
+            "Used, unobservable, new, too recent and allowlisted actions stay; resources and conditions are "
+            "unchanged.\n\n"
             f"{f}suggestion\n" + (f"{new}\n" if new else "") + f"{f}\n")  # empty: delete the lines
 
 

@@ -139,7 +139,7 @@ class MarkdownReport:
         for res in self._ordered():
             p = res.principal
             c = {k: len(res.actions(k)) for k in ("used", "unused", "unobservable", "no-usage-data", "unknown")}
-            granted = c["used"] + c["unused"] + c["unobservable"] + c["no-usage-data"]
+            granted = len(res.granted)  # new and too_recent too: the summary line below counts them
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"

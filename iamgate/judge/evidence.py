@@ -93,13 +93,14 @@ def last_seen(used: UsedAction | None) -> dt.date | None:
 def by_grant_day(actions: frozenset, history: GrantHistory | None) -> dict[dt.date | None, frozenset]:
     """The actions by the day they were granted continuously since (None: unknown, or before the history)."""
     out: dict[dt.date | None, frozenset] = {}
-    rest = actions
+    taken: set = set()
     if history is not None and history.known:
         for when, acts in history.since:
-            hit = rest & acts
+            hit = (actions & acts) - taken  # `&` walks the smaller set: no copy of a large grant
             if hit and day(when):
                 out[day(when)] = out.get(day(when), frozenset()) | hit
-                rest -= hit
+                taken |= hit
+    rest = actions - taken if taken else actions
     if rest:
         out[None] = rest
     return out
@@ -108,7 +109,8 @@ def by_grant_day(actions: frozenset, history: GrantHistory | None) -> dict[dt.da
 def _put(groups: Groups, verdict: str, reason: str, actions) -> None:
     if actions:
         reasons = groups.setdefault(verdict, {})
-        reasons[reason] = reasons.get(reason, frozenset()) | frozenset(actions)
+        had = reasons.get(reason)
+        reasons[reason] = frozenset(actions) if had is None else had | actions  # no copy of a first set
 
 
 def timed(groups: Groups, b: Baseline, aged: frozenset, history: GrantHistory | None, min_days: int,
@@ -132,6 +134,11 @@ def timed(groups: Groups, b: Baseline, aged: frozenset, history: GrantHistory | 
     unused = groups.get(UNUSED, {})
     spans = watched(b)
     first = spans[0][0] if spans else None
+    dated = history is not None and history.known and history.since
+    if not stale and not dated and days_watched(spans, None, end) >= min_days:
+        if unused:  # watched long enough, no grant dates, nothing idle: the baseline's verdicts stand
+            out[UNUSED] = dict(unused)
+        return out
     candidates = frozenset().union(*unused.values(), *map(frozenset, stale.values())) - aged
     for reason, acts in unused.items():
         _put(out, UNUSED, reason, acts & aged)
@@ -139,19 +146,21 @@ def timed(groups: Groups, b: Baseline, aged: frozenset, history: GrantHistory | 
         n = days_watched(spans, granted_on, end)
         if n < min_days:
             since = f"granted {granted_on}" if granted_on else (f"watched since {first}" if first else "not watched")
-            _put(out, TOO_RECENT, f"{since}; judged from {end + dt.timedelta(days=min_days - n)}", acts)
+            after = max(end, granted_on) if granted_on else end  # granted after the baseline's end: from then
+            _put(out, TOO_RECENT, f"{since}; judged from {after + dt.timedelta(days=min_days - n)}", acts)
             continue
         fresh = granted_on is not None and first is not None and granted_on > first
+        since_granted = f"never used in the {n} days since it was granted on {granted_on}"
         for seen, idle in stale.items():
             hit = acts & idle
-            if hit:
-                _put(out, UNUSED, f"last used {seen}, {(end - seen).days} days ago", hit)
+            if hit:  # last used before a removal and re-grant: its age restarted at the grant
+                _put(out, UNUSED, since_granted if fresh and granted_on > seen else
+                     f"last used {seen}, {(end - seen).days} days ago", hit)
                 acts = acts - hit
         for reason, unseen in unused.items():
             hit = acts & unseen
             if hit:
-                _put(out, UNUSED, f"never used in the {n} days since it was granted on {granted_on}" if fresh
-                     else reason, hit)
+                _put(out, UNUSED, since_granted if fresh else reason, hit)
     return out
 
 
@@ -218,7 +227,7 @@ def judge(evidence: Evidence, catalog: Catalog, obs=None) -> PrincipalResult:
     p, history = evidence.principal, evidence.history
     g = grants_mod.compute(p, catalog)
     new = g.actions & history.new if history is not None and history.new else frozenset()
-    rest = g.actions - new
+    rest = g.actions - new if new else g.actions
     judged_in = tuple(d for d in evidence.deployments if d.baseline is not None)
     missing = tuple(d for d in evidence.deployments if d.baseline is None)
     groups: Groups = {}

@@ -1,8 +1,11 @@
-"""Stage 3: a principal's grants + its baseline -> a verdict for every granted action.
+"""Stage 3: a principal's grants + one baseline -> a verdict for every granted action.
 
 The order is fixed (see the README): unknown, no-usage-data, used, configured as unobservable,
 service never accessed (unused), service-level only, then per action and per usage source: unused where
 any source of the baseline would have reported it, else unobservable with each source's reason.
+`Decider` decides this for one baseline; `evidence.judge` runs it per deployment, applies the time rules
+(new, too_recent, max-idle) and takes the most cautious verdict across deployments. `evaluate` is `judge`
+with a single baseline.
 """
 from __future__ import annotations
 
