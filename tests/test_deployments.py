@@ -347,3 +347,23 @@ def test_a_var_file_that_leads_out_of_the_scanned_paths_is_not_read(repo, tmp_pa
     etl = next(p for p in got.principals if p.id == "aws_iam_role.etl")
     assert etl.name is None and etl.name_pattern == "etl-*"  # the value outside was not used
     assert next(p for p in got.principals if p.id == "aws_iam_role.svc").name == "svc-prod"
+
+
+def test_the_scheduled_job_resolves_the_code_as_deployed_in_its_named_deployment(repo):
+    """`iamgate baseline --deployment prod`: `worker-${Env}` is `worker-prod` there, so the job can name it."""
+    from types import SimpleNamespace
+
+    from iamgate.commands import UsageError
+    from iamgate.commands.managed_policies import scan_with_account
+    cfg = config_mod.parse(__import__("yaml").safe_load(NAMED))
+
+    def args(account, deployment="prod"):
+        return SimpleNamespace(paths=["."], param=[f"AWS::AccountId={account}"], deployment=deployment,
+                               managed_policies=None, max_file_size=20, confine_to=None)
+    names = {p.id: p.name for p in scan_with_account(args(PROD), cfg, None).principals}
+    assert names["WorkerRole"] == "worker-prod" and names["aws_iam_role.etl"] == "etl-prod"
+    assert names["aws_iam_role.svc"] == "svc-prod"
+    with pytest.raises(UsageError, match="--deployment prod is account 222222222222 in the config, but this run is "
+                                         "for account 111111111111"):
+        scan_with_account(args(STAGING), cfg, None)
+    assert {p.id: p.name for p in scan_with_account(args(STAGING, None), cfg, None).principals}["WorkerRole"] is None
