@@ -65,6 +65,7 @@ class Config:
     min_observation_days: int = 30  # granted and watched for less: too_recent, not unused
     max_idle_days: int = 90  # last seen longer before the baseline's end: unused
     deploy_lag_days: int = 0  # a commit's grant is deployed this long after it (grant history)
+    trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
 
 
 DURATION_HELP = "days, such as 30d"
@@ -121,6 +122,7 @@ def parse(data, path: str | None = None) -> Config:
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
                   require_usage_data=required in ("true", ALL_DEPLOYMENTS),
                   require_all_deployments=required == ALL_DEPLOYMENTS, deployments=_deployments(data, path),
+                  trusted_modules=tuple(data.get("trusted-modules", ())),
                   **{field: parse_days(data[key], f"{path or 'config'}: {key}") for key, field in DURATIONS.items()
                      if key in data})
 

@@ -22,7 +22,8 @@ MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the c
 class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
     #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
-    #            | parameter-changed | data-path-changed | time-rule-raised | deployment-changed
+    #            | parameter-changed | data-path-changed | trusted-module-added | time-rule-raised
+    #            | deployment-changed
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -133,6 +134,9 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
         was, now = getattr(base, attr), getattr(head, attr)
         if now != was and now is not None:
             out.append(Weakening("data-path-changed", key, f"{was or '(the default)'} → {now}"))
+    # a remote Terraform module trusted unread: its grants are no longer an unresolved-grant
+    out += [Weakening("trusted-module-added", g, "a remote module matching it is trusted without being read")
+            for g in head.trusted_modules if not any(_covers_text(b, g) for b in base.trusted_modules)]
     known = _pattern_actions(catalog, base.unobservable)
     for pattern in head.unobservable:
         if pattern in base.unobservable:
@@ -165,6 +169,7 @@ TITLES = {
     "data-path-changed": "trusted data read from another path",
     "deployment-changed": "named deployment removed or changed",
     "time-rule-raised": "grants judged unused later",
+    "trusted-module-added": "remote Terraform module trusted unread",
 }
 
 

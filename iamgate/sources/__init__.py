@@ -36,6 +36,7 @@ class ScanOptions:
     # read only inside the scanned paths) and its `terraform.workspace`; its parameters are in `parameters`.
     var_files: tuple[str, ...] = ()
     terraform_workspace: str | None = None
+    trusted_modules: tuple[str, ...] = ()  # `.iamgate.yml` trusted-modules: remote module sources trusted unread
 
 
 OUTSIDE_ROOTS = "its real path leaves the scanned paths (a symbolic link); not read"
