@@ -68,9 +68,6 @@ class Config:
     trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
 
 
-DURATION_HELP = "days, such as 30d"
-
-
 def parse_days(value, where: str) -> int:
     """A duration in days: `30d` (or `0`); raises ConfigError naming `where`."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:

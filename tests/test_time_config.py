@@ -98,3 +98,20 @@ def test_the_action_passes_its_time_inputs_to_the_gate(tmp_path):
     assert any(p["actions"]["too_recent"] for p in report["principals"])
     bad = run_action(tmp_path, workspace(tmp_path / "second"), None, **{"max-idle": "a while"})
     assert bad.code == 2 and "max-idle" in (bad.stdout + bad.stderr)
+
+
+def test_the_pipeline_takes_a_grant_history_per_principal(tmp_path):
+    """The one place grant history enters: `analyse(..., history={principal id: GrantHistory})`."""
+    from iamgate.model import GrantHistory
+    from iamgate.pipeline import analyse
+    (tmp_path / "t.yaml").write_text(TEMPLATE)
+    write_json(tmp_path / "b" / "app.json", baseline("2026-06-01T00:00:00Z"))
+    history = {"AppRole": GrantHistory(True, new=frozenset({"sqs:deletequeue"}))}
+    rep = analyse([str(tmp_path / "t.yaml")], [str(tmp_path / "b")], Config(), base=str(tmp_path), history=history)
+    (r,) = rep.results
+    assert r.actions("new") == ["sqs:deletequeue"] and r.history is history["AppRole"]
+    assert [d.name for d in r.deployments] == ["111122223333"] and r.baseline is r.deployments[0].baseline
+    shallow = {"AppRole": GrantHistory(False, note="grant history unknown: shallow clone; use fetch-depth: 0")}
+    rep = analyse([str(tmp_path / "t.yaml")], [str(tmp_path / "b")], Config(), base=str(tmp_path), history=shallow)
+    assert "grant history unknown: shallow clone; use fetch-depth: 0" in rep.results[0].notes
+    assert rep.results[0].actions("unused") == ["sqs:deletequeue"]  # today's verdicts
