@@ -60,6 +60,9 @@ class Principal:
     aliases: tuple[str, ...] = ()  # other names users may map it by (CDK path, ...)
     source: str = ""
     name_pattern: str | None = None  # a name with unknown parts, as a glob (`*stratus-role`)
+    # The same code resolved once per deployment it is synthesized for (CDK stages, issue 21):
+    # (deployment name, account or None, the principal as resolved there).
+    stages: tuple[tuple[str, str | None, "Principal"], ...] = field(default=(), hash=False, compare=False, repr=False)
 
     @property
     def display_name(self) -> str:

@@ -122,3 +122,23 @@ def test_an_unused_access_baseline_and_a_cloudtrail_one_never_contradict(catalog
     used = Deployment("prod", "222222222222", ct("222222222222", used=("sqs:purgequeue",)))
     r = judge(Evidence(worker("sqs:purgequeue"), (analyzer, used)), catalog, obs)
     assert r.actions("used") == ["sqs:purgequeue"] and r.where_used("sqs:purgequeue") == ("prod",)
+
+
+def test_resource_scope_takes_the_union_of_every_deployment_and_none_where_one_has_no_baseline(catalog, obs):
+    """Resources used in staging and in prod are both needed; a named deployment without a baseline may use
+    any resource, so no narrowing is vouched for (the deployments and resources issues together)."""
+    from checks import Analysis
+    from checks.resource_scope import ResourceScope
+    from dataclasses import replace as dc_replace
+
+    def with_arn(d, arn):
+        used = {"sqs:purgequeue": UsedAction(1, "2026-11-20T00:00:00Z", ("cloudtrail",), resources=(arn,))}
+        return dc_replace(d, baseline=dc_replace(d.baseline, used=used))
+    q1, q2 = "arn:aws:sqs:us-east-1:111111111111:jobs", "arn:aws:sqs:us-east-1:222222222222:jobs"
+    both = (with_arn(STAGING, q1), with_arn(PROD, q2))
+    r = judge(Evidence(worker("sqs:purgequeue"), both), catalog, obs)
+    found = list(ResourceScope().run(Analysis((r,), (), catalog)))
+    assert [f.resources for f in found] == [(q1, q2)]
+    missing = (*both, Deployment("dev", "333333333333", None, "named deployment dev"))
+    r = judge(Evidence(worker("sqs:purgequeue"), missing), catalog, obs)
+    assert list(ResourceScope().run(Analysis((r,), (), catalog))) == []

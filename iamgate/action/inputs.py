@@ -26,6 +26,16 @@ def parse_bool(name: str, value: str | None, default: bool) -> bool:
     raise InputError(f"input {name}: expected true or false, not {value!r}")
 
 
+def _required(value: str | None) -> bool | str:
+    """`require-usage-data`: true, false, or all-deployments (every named deployment has a baseline)."""
+    if value is not None and value.strip().lower() == "all-deployments":
+        return "all-deployments"
+    try:
+        return parse_bool("require-usage-data", value, False)
+    except InputError:
+        raise InputError(f"input require-usage-data: expected true, false or all-deployments, not {value!r}") from None
+
+
 def parse_list(value: str | None) -> list[str]:
     """One item per line; a line may hold several, separated by spaces (quote paths with spaces)."""
     items: list[str] = []
@@ -67,7 +77,7 @@ class Inputs:
     fail_on: str | None  # None: the configuration's `fail-on` (trusted like the rest of it)
     soft_fail: bool
     diff_only: bool
-    require_usage_data: bool
+    require_usage_data: bool | str  # True, False or "all-deployments"
     comment: str
     sarif_file: str | None
     annotations: bool
@@ -88,7 +98,7 @@ class Inputs:
                    fail_on=_choice(env, "INPUT_FAIL_ON", "fail-on", "", ("", *FAIL_ON)) or None,
                    soft_fail=parse_bool("soft-fail", env.get("INPUT_SOFT_FAIL"), False),
                    diff_only=parse_bool("diff-only", env.get("INPUT_DIFF_ONLY"), True),
-                   require_usage_data=parse_bool("require-usage-data", env.get("INPUT_REQUIRE_USAGE_DATA"), False),
+                   require_usage_data=_required(env.get("INPUT_REQUIRE_USAGE_DATA")),
                    comment=_choice(env, "INPUT_COMMENT", "comment", "update", ("update", "off")),
                    sarif_file=(env.get("INPUT_SARIF_FILE") or "").strip() or None,
                    annotations=parse_bool("annotations", env.get("INPUT_ANNOTATIONS"),

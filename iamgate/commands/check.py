@@ -137,6 +137,9 @@ class Check(Command):
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--require-usage-data", action="store_true",
                        help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
+        p.add_argument("--require-all-deployments", action="store_true",
+                       help="also fail it when a named deployment has no baseline (config: require-usage-data: "
+                            "all-deployments)")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
         p.add_argument("--data-dir", metavar="DIR",
@@ -145,8 +148,9 @@ class Check(Command):
 
     def run(self, args) -> int:
         cfg = with_time_rules(config_mod.load(args.config), args)
-        if args.require_usage_data:
-            cfg = replace(cfg, require_usage_data=True)
+        if args.require_usage_data or args.require_all_deployments:
+            cfg = replace(cfg, require_usage_data=True,
+                          require_all_deployments=cfg.require_all_deployments or args.require_all_deployments)
         cfg = with_support_data(cfg, args.data_dir)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)

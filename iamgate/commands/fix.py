@@ -28,6 +28,27 @@ def summary_lines(remediation) -> list[str]:
     return lines
 
 
+def deployment_lines(report, remediation) -> list[str]:
+    """Where a principal is deployed more than once: it keeps what any deployment used (one rewrite of the
+    shared source), and which deployment needs what where that differs."""
+    from ..formats import grant_differs, judged_in, partly_used
+    from ..reference.catalog import sort_actions
+    fixed = {p.principal for p in remediation.principals}
+    lines = []
+    for r in report.results:
+        pid = r.principal.id
+        where, partly, differs = judged_in(r), partly_used(r), grant_differs(report, pid)
+        if pid not in fixed or not (where or differs):
+            continue
+        lines.append(f"{pid}: keeps what any deployment used ({where})" if where else f"{pid}:")
+        for names, acts in partly:
+            lines.append(f"  {' and '.join(names)} alone need{'s' if len(names) == 1 else ''} {_short(sort_actions(acts))}")
+        if differs:
+            lines.append("  the grant differs per deployment; each needs what its own statements grant:")
+            lines += [f"    {d}" for d in differs]
+    return lines
+
+
 def aws_recommendations(results, remediation, catalog) -> list[str]:
     """AWS's own recommended policy (unused-access baselines) beside iamgate's fix, and how they differ."""
     dropped = {p.principal: p.dropped for p in remediation.principals}
@@ -72,7 +93,7 @@ class Fix(Command):
         for e in report.errors:
             print(terminal(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}"), file=err)
         if not args.quiet:
-            for line in summary_lines(remediation):
+            for line in summary_lines(remediation) + deployment_lines(report, remediation):
                 print(f"iamgate fix: {terminal(line)}", file=err)
             for line in aws_recommendations(report.results, remediation, catalog):
                 print(f"iamgate fix: {terminal(line)}", file=err)
