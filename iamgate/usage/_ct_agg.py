@@ -250,7 +250,9 @@ def merge_counts(into: dict, counts: dict) -> None:
         slot = into.get(key)
         if slot is None:
             into[key] = [c, t0, t1]
-        else:
+        else:  # _earlier/_later inlined: this runs once per key and file
             slot[0] += c
-            slot[1] = _earlier(slot[1], t0)
-            slot[2] = _later(slot[2], t1)
+            if t0 is not None and (slot[1] is None or t0 < slot[1]):
+                slot[1] = t0
+            if t1 is not None and (slot[2] is None or t1 > slot[2]):
+                slot[2] = t1

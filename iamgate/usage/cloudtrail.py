@@ -145,9 +145,11 @@ class CloudTrailUsage(UsageSource):
         gc.freeze()  # forked workers never walk (and so copy) the parent's heap: the catalog, the mapping
         try:
             with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-                if local:
-                    chunk = max(1, min(16, len(local) // (jobs * 8)))
-                    yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
+                if local:  # a task is a batch of files: see scan_batch
+                    size = max(1, min(16, len(local) // (jobs * 4)))
+                    batches = [local[i:i + size] for i in range(0, len(local), size)]
+                    for batch in pool.map(scan_batch, batches, [opts] * len(batches)):
+                        yield from batch
                 if s3_files:
                     yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
         finally:
@@ -260,6 +262,21 @@ def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
         notes.append("kept apart (not attributed to IAM roles/users): " + "; ".join(
             f"{k} {w} x{c}" for k, w, c in s.kept_apart[:10]))
     return tuple(notes)
+
+
+def scan_batch(paths: list[str], opts: ReadOptions) -> list[FileResult]:
+    """One result per file, with the counts of the batch merged (in file order) into the last file that
+    reads: the parent then unpickles and merges a key once per batch, not once per file (issue 18:
+    keys naming resources repeat across files). The merged counts equal the file-by-file merge."""
+    out = [scan_path(p, opts) for p in paths]
+    read = [r for r in out if not r.skipped]
+    if len(read) > 1:
+        counts: dict = {}
+        for r in read:
+            merge_counts(counts, r.counts)
+            r.counts = {}
+        read[-1].counts = counts
+    return out
 
 
 def _aws_error(e: Exception) -> str:
