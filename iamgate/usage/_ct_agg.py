@@ -165,9 +165,10 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         mapped += count
         target = p.denied if is_access_denied(error) else p.used
         for a in actions:
-            slot = target.setdefault(a, {"count": 0, "last_seen": None})
+            slot = target.setdefault(a, {"count": 0, "last_seen": None, "first_seen": None})
             slot["count"] += count
             slot["last_seen"] = _later(slot["last_seen"], t1)
+            slot["first_seen"] = _earlier(slot["first_seen"], t0)
             if target is p.used:
                 if region:
                     slot.setdefault("regions", set()).add(region)
@@ -178,7 +179,8 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         "kind": SIGNAL, "events": events, "engine": engine}
     baselines, documents = [], {}
     for arn, p in sorted(principals.items()):
-        used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
+        used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,), first_seen=s["first_seen"])
+                for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
         start, end = account_window(arn, p.regions, coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
