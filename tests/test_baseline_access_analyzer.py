@@ -82,7 +82,7 @@ def test_several_generated_policies_with_placeholders(clients, clock, tmp_path):
     summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
     assert summary.written == [ROLE] and summary.ok
     data = json.loads((tmp_path / "orders-ingest.json").read_text())
-    assert data["schema"] == "iamgate.baseline/v1" and data["principal_arn"] == ROLE
+    assert data["schema"] == "iamgate.baseline/v3" and data["principal_arn"] == ROLE  # with its history
     assert sorted(data["used"]) == ["dynamodb:getitem", "dynamodb:putitem", "s3:getobject"]
     assert data["service_level_only"] == ["ses"]
     assert data["sources"][0]["complete"] is False

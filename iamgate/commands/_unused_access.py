@@ -9,6 +9,7 @@ from pathlib import Path
 from ..escape import terminal
 from ..files import write_json_atomic
 from ..usage import baseline_format as fmt
+from ..usage import history
 from . import UsageError
 
 _ANALYZER_ARN = re.compile(r"^arn:aws[a-z-]*:access-analyzer:([a-z0-9-]+):\d{12}:analyzer/[\w.-]+$")
@@ -50,7 +51,8 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
 
     def write(b) -> None:
         path = out / baseline_filename(b.principal_arn)
-        fmt.write(b, path)
+        stored = None if getattr(args, "replace", False) else history.stored(path, b.principal_arn)
+        fmt.write(history.merge(stored, b, getattr(args, "keep", history.KEEP_DAYS)), path)  # the analyzer's tracking period joins the history
         written.append(path.name)
 
     try:

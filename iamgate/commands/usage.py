@@ -175,6 +175,10 @@ class Usage(Command):
         ua.add_argument("--no-recommendations", action="store_true",
                         help="do not fetch or generate AWS's recommended policies")
         ua.add_argument("--timeout", default="1h", metavar="DURATION", help="overall time limit (default 1h)")
+        ua.add_argument("--replace", action="store_true", help="start afresh instead of merging into the "
+                                                                "stored history")
+        ua.add_argument("--keep", type=int, default=KEEP_DAYS, metavar="DAYS",
+                        help=f"drop history older than this many days (default {KEEP_DAYS})")
         ua.add_argument("--print-policy", action="store_true", help="print the IAM policy this command needs and exit")
         self.parser = p
 

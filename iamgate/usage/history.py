@@ -4,8 +4,9 @@ Per action and per source kind the history keeps `count`, `first_seen` and `last
 (`UsedAction.by_source`); the action's own fields are their sums and bounds. Per source kind it keeps the
 intervals that source watched (`Baseline.coverage`): a later refresh extends them, a gap stays a gap.
 Sources without per-action times record the bounds they know: Access Analyzer's policy generation says
-"used somewhere in the job's window", so its `first_seen`/`last_seen` are that window's start and end
-(at worst later than the real use: an action is kept as used longer, never dropped early).
+"used somewhere in the job's window", so its `by_source` `first_seen`/`last_seen` are that window's start
+and end (at worst later than the real use: an action is kept as used longer, never dropped early); the
+action's own `first_seen`/`last_seen` come only from sources with exact times (CloudTrail, last accessed).
 
 Merging is idempotent where the sources give no counts (Access Analyzer, last accessed, unused access:
 first/last seen are bounds, coverage a union). CloudTrail counts are made idempotent by its reader
@@ -113,11 +114,17 @@ def _join(a: SourceUse, b: SourceUse) -> SourceUse:
     return SourceUse(_add(a.count, b.count), _min(a.first_seen, b.first_seen), _max(a.last_seen, b.last_seen))
 
 
+BOUNDS_ONLY = frozenset({"access-analyzer"})  # its times are its job's window, not the action's own
+
+
 def used_action(per: dict[str, SourceUse], extra: UsedAction | None = None) -> UsedAction:
-    """The action's overall record from its per-source ones (resources etc. kept from `extra`)."""
+    """The action's overall record from its per-source ones (resources etc. kept from `extra`). Its own
+    first/last seen are the sources' exact times; the bounds of a window (Access Analyzer) stay per source."""
     count = first = last = None
-    for s in per.values():
-        count, first, last = _add(count, s.count), _min(first, s.first_seen), _max(last, s.last_seen)
+    for kind, s in per.items():
+        count = _add(count, s.count)
+        if kind not in BOUNDS_ONLY:
+            first, last = _min(first, s.first_seen), _max(last, s.last_seen)
     base = extra or UsedAction()
     return replace(base, count=count, last_seen=last, first_seen=first, signals=tuple(sorted(per)),
                    by_source=dict(sorted(per.items())))
