@@ -402,3 +402,27 @@ def test_athena_queries_only_the_partitions_since_the_last_refresh(tmp_path):
     later = AthenaUsage("db.trail", output="s3://r/", state=state, now=now + dt.timedelta(days=1))
     assert "\"timestamp\" >= '2026/12/07'" in later.sql
     assert "eventtime >= '2026-12-07T03:00:00Z'" in later.sql and "eventtime < '2026-12-08T03:00:00Z'" in later.sql
+
+
+# -- the gate ----------------------------------------------------------------------------------------
+
+def test_the_json_report_shows_each_principals_observed_span(tmp_path):
+    from conftest import role_template
+    (tmp_path / "app.yaml").write_text(role_template('{Effect: Allow, Action: ["sqs:SendMessage", '
+                                                     '"sqs:PurgeQueue"], Resource: "*"}'))
+    logs, out = tmp_path / "logs", tmp_path / "baselines"
+    for t in days("2026-07-01", 10):
+        put_local(logs, t, record(t, "SendMessage", role="app"))
+    for t in days("2026-12-06", 2):
+        put_local(logs, t, record(t, "SendMessage", role="app"))
+    assert refresh(out, str(logs / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / "2026" / "07"),
+                   cwd=tmp_path).returncode == 0
+    assert refresh(out, str(logs / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / "2026" / "12"),
+                   cwd=tmp_path).returncode == 0
+    r = cli_in_process("check", "app.yaml", "--baselines", str(out), "--format", "json", cwd=tmp_path)
+    report = json.loads(r.stdout)
+    observed = report["principals"][0]["baseline"]["observed"]
+    assert observed == {"start": "2026-07-01T10:00:00Z", "end": "2026-12-07T10:00:00Z", "days": 10.0, "gaps": 1}
+    import jsonschema
+    jsonschema.validate(report, json.loads(Path(fmt.__file__).parent.parent.joinpath(
+        "data/schemas/report.schema.json").read_text()))
