@@ -166,7 +166,7 @@ def test_a_late_delivered_file_is_read_by_the_next_run_and_old_days_are_not_list
     assert "sqs:deletequeue" not in b.used
     assert b.used["sqs:sendmessage"].count == 5
     state = json.loads((out / STATE_FILE).read_text())
-    scope = state["scopes"][f"{logs.as_posix()}|{ACCOUNT}|us-east-1"]
+    scope = state["scopes"][f"{logs.resolve().as_posix()}|{ACCOUNT}|us-east-1"]
     assert scope["through"] == "2026-11-05" and sorted(scope["recent"]) == ["2026-11-03", "2026-11-04", "2026-11-05"]
 
 

@@ -79,8 +79,15 @@ class ReadState:
         self.data.update(loaded)
 
     # -- reading ---------------------------------------------------------------
+    @staticmethod
+    def _source(source: str) -> str:
+        """A folder by its absolute path (`logs` and `./logs/` are one source), an s3:// prefix as given."""
+        if source.startswith("s3://"):
+            return source.rstrip("/")
+        return Path(source).resolve().as_posix()
+
     def _key(self, source: str, account: str, region: str) -> str:
-        return f"{source.rstrip('/')}|{account}|{region}"
+        return f"{self._source(source)}|{account}|{region}"
 
     def _names(self, scope: dict, day: str) -> set:
         key = (id(scope), day)
@@ -116,7 +123,7 @@ class ReadState:
     def _loose(self, source: str) -> set:
         key = ("loose", source)
         if key not in self._sets:
-            self._sets[key] = set(self.data["loose"].get(source.rstrip("/"), ()))
+            self._sets[key] = set(self.data["loose"].get(self._source(source), ()))
         return self._sets[key]
 
     # -- recording -------------------------------------------------------------
@@ -124,7 +131,7 @@ class ReadState:
         m = _FILE.search(ref.replace("\\", "/"))
         if not m:
             self._loose(source).add(ref)
-            self.data["loose"][source.rstrip("/")] = sorted(self._loose(source))
+            self.data["loose"][self._source(source)] = sorted(self._loose(source))
             return
         day = f"{m.group(3)}-{m.group(4)}-{m.group(5)}"
         scope = self.data["scopes"].setdefault(self._key(source, m.group(1), m.group(2)),

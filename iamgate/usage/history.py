@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..files import write_json_atomic
+from ..files import write_bytes_atomic, write_json_atomic
 from ..model import Baseline, Interval, SourceUse, UsedAction
 from . import baseline_format as fmt
 
@@ -280,10 +281,13 @@ def redo(out: Path) -> bool:
         target = (Path(out) / rel)
         if base not in target.resolve().parents:
             continue  # never outside the folder
-        write_json_atomic(target, doc)
+        # no fsync each: the journal is on disk, and a crash before it is removed redoes these writes
+        write_bytes_atomic(target, (json.dumps(doc, indent=2) + "\n").encode("utf-8"), fsync=False)
     if isinstance(state, dict) and isinstance(state.get("path"), str) and state.get("data") is not None:
         target = Path(out) / state["path"]
         if base in target.resolve().parents:
             write_json_atomic(target, state["data"])
+    if hasattr(os, "sync"):
+        os.sync()  # the baselines on disk before the journal goes: one flush, not one per file
     journal.unlink()
     return True
