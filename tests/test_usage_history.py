@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_in_process
-from fixtures.aws.helpers import aws_env, moto_server
+from fixtures.aws.helpers import s3_bucket
 from iamgate.model import Baseline, Interval, SourceUse, UsedAction
-from iamgate.usage import _ct_s3, history
+from iamgate.usage import history
 from iamgate.usage import baseline_format as fmt
 from iamgate.usage._ct_state import STATE_FILE, ReadState
 
@@ -67,14 +67,8 @@ def stored(out: Path, arn: str = BATCH) -> Baseline:
 
 @pytest.fixture
 def s3(monkeypatch):
-    with moto_server() as url:
-        aws_env(monkeypatch, url)
-        import boto3
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="trail")
-        _ct_s3.client.cache_clear()
+    with s3_bucket(monkeypatch, "trail") as client:
         yield client
-        _ct_s3.client.cache_clear()
 
 
 def test_two_refreshes_150_days_apart_remember_purgequeue(s3, tmp_path):

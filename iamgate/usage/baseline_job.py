@@ -232,15 +232,9 @@ class BaselineRun:
 
     def _aa_stamp(self, arn: str) -> dt.datetime | None:
         """When the principal's Access Analyzer baseline on disk was generated; None if there is none."""
-        path = self.out / baseline_relpath(arn)
-        if not path.is_file():
-            return None
-        try:
-            b = fmt.load(path)
-        except fmt.BaselineError:
-            return None
-        stamps = [s.get("generated_at") for s in b.sources if s.get("kind") == "access-analyzer"]
-        if b.principal_arn != arn or not stamps or not isinstance(stamps[0], str):
+        b = history.stored(self.out / baseline_relpath(arn), arn)
+        stamps = [s.get("generated_at") for s in b.sources if s.get("kind") == "access-analyzer"] if b else []
+        if not stamps or not isinstance(stamps[0], str):
             return None
         try:
             at = dt.datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
