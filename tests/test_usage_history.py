@@ -270,6 +270,8 @@ def test_keep_must_be_positive(tmp_path):
     (tmp_path / "logs").mkdir()
     r = refresh(tmp_path / "out", str(tmp_path / "logs"), "--keep", "0", cwd=tmp_path)
     assert r.returncode == 2 and "--keep must be at least 1 day" in r.stderr
+    r = cli_in_process("usage", "unused-access", "--out", str(tmp_path / "ua"), "--keep", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "--keep must be at least 1 day" in r.stderr
 
 
 # -- merging each source kind -------------------------------------------------------------------------

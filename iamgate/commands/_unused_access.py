@@ -20,6 +20,8 @@ SUMMARY_FILE = ".unused-access-summary.json"
 def check_args(args) -> None:
     if not args.out:
         raise UsageError("--out is required")
+    if getattr(args, "keep", 1) < 1:
+        raise UsageError("--keep must be at least 1 day")
     if args.analyzer and not _ANALYZER_ARN.match(args.analyzer):
         raise UsageError(f"--analyzer {args.analyzer}: not an Access Analyzer analyzer ARN "
                          "(arn:aws:access-analyzer:REGION:ACCOUNT:analyzer/NAME)")

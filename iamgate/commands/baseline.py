@@ -114,6 +114,8 @@ class BaselineCommand(Command):
             raise UsageError(f"--days must be 1 to {MAX_DAYS} (Access Analyzer's limit), not {args.days}")
         if args.max_jobs is not None and args.max_jobs < 1:
             raise UsageError("--max-jobs must be at least 1")
+        if getattr(args, "keep", 1) < 1:
+            raise UsageError("--keep must be at least 1 day")
         bad = [a for a in args.principal if not is_principal_arn(a)]
         if bad:
             raise UsageError(f"--principal {bad[0]}: not an IAM role or user ARN")
@@ -166,7 +168,7 @@ class BaselineCommand(Command):
         last = None if args.no_last_accessed else LastAccessed(clients.client("iam", "last-accessed"), clock,
                                                                deadline, delays)
         job = BaselineRun(Path(args.out), generator, last, refresh, args.max_jobs, clock, progress,
-                          keep=args.keep, replace=args.replace)
+                          keep=getattr(args, "keep", 400), replace=getattr(args, "replace", False))
         summary, errors, unresolved = Summary(), [], 0
         try:
             scanned = scan_with_account(args, cfg, clients)
