@@ -162,7 +162,8 @@ def _merge(old: Baseline, new: Baseline) -> Baseline:
             slot[kind] = _join(slot[kind], s) if kind in slot else s
     used = {}
     for action, per in uses.items():
-        extra = new.used.get(action) or old.used.get(action)
+        before, now = old.used.get(action), new.used.get(action)
+        extra = fmt.merge_resources(before, now) if before and now else (now or before)  # resources: a union
         used[action] = used_action(per, extra)
     coverage = own_coverage(old)
     for kind, intervals in own_coverage(new).items():
