@@ -457,3 +457,15 @@ def test_purgequeue_remembered_150_days_is_judged_by_max_idle(tmp_path, max_idle
     if verdict == "unused":
         [reason] = [r for r, acts in app["reasons"]["unused"].items() if "sqs:purgequeue" in acts]
         assert "last used 2026-07-09" in reason, reason
+
+
+def test_a_refreshs_resources_join_the_stored_ones():
+    """Issue 23's resources and issue 22's history together: each refresh's ARNs join the stored ones."""
+    def ct(arn, when):
+        return Baseline(BATCH, when, when, sources=({"kind": "cloudtrail", "events": 1, "files": 1},),
+                        used={"sqs:purgequeue": UsedAction(1, when, ("cloudtrail",), first_seen=when,
+                                                           resources=(arn,))})
+    q1 = "arn:aws:sqs:us-east-1:111122223333:q1"
+    q2 = "arn:aws:sqs:us-east-1:111122223333:q2"
+    b = history.merge(history.merge(None, ct(q1, "2026-07-09T00:00:00Z")), ct(q2, "2026-12-01T00:00:00Z"))
+    assert set(b.used["sqs:purgequeue"].resources) == {q1, q2} and b.used["sqs:purgequeue"].count == 2
