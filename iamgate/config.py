@@ -52,6 +52,20 @@ class Config:
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
     trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
+    min_observation_days: int = 30  # granted and watched for less: too_recent, not unused
+    max_idle_days: int = 90  # last seen longer before the baseline's end: unused
+    deploy_lag_days: int = 0  # a commit's grant is deployed this long after it (grant history)
+
+
+def parse_days(value, where: str) -> int:
+    """A duration in days: `30d` (or `0`); raises ConfigError naming `where`."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
+        return value
+    text = str(value).strip().lower()
+    number = text[:-1] if text.endswith("d") else text
+    if not number.isdigit() or len(number) > 4 or (number != "0" and not text.endswith("d")):
+        raise ConfigError(f"{where}: {value!r} is not a duration in days (such as 30d)")
+    return int(number)
 
 
 def _schema() -> dict:
@@ -92,7 +106,13 @@ def parse(data, path: str | None = None) -> Config:
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
                   require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
-                  trusted_modules=tuple(data.get("trusted-modules", ())))
+                  trusted_modules=tuple(data.get("trusted-modules", ())),
+                  **{field: parse_days(data[key], f"{path or 'config'}: {key}") for key, field in DURATIONS.items()
+                     if key in data})
+
+
+DURATIONS = {"min-observation": "min_observation_days", "max-idle": "max_idle_days",
+             "deploy-lag": "deploy_lag_days"}  # config key -> Config field
 
 
 def _check_ids(data: dict, path: str | None) -> None:

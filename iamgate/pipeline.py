@@ -4,15 +4,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Mapping
 
 from .checks._allowlist import apply_allowlist
 from .config import Config
-from .judge.verdicts import Observability, evaluate
+from .judge.evidence import judge
+from .judge.verdicts import Observability, deployment_of
 from .model import (
+    TOO_RECENT,
     UNOBSERVABLE,
     UNUSED,
     USED,
+    Baseline,
+    Deployment,
+    Evidence,
     Finding,
+    GrantHistory,
     Principal,
     PrincipalResult,
     ScanError,
@@ -101,7 +108,7 @@ class Report:
         failed, or whose unused-access analyzer has not analysed it yet, leaves it all no-usage-data."""
         return sum(1 for r in self.results if r.baseline is not None
                    and (r.baseline.working_sources or not r.baseline.sources)
-                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE)))
+                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE, TOO_RECENT)))
 
     @property
     def nothing_judged(self) -> bool:
@@ -185,12 +192,24 @@ def collect_usage(baseline_paths: list[str], usage: list[UsageSource] | None = N
     return UsageResult(tuple(baselines), tuple(errors), tuple(notes))
 
 
+def deployments(principal: Principal, baseline: Baseline | None) -> tuple[Deployment, ...]:
+    """The deployments a principal is judged in: for now one per matched baseline (issue 21 replaces this)."""
+    return (deployment_of(baseline),) if baseline is not None else ()
+
+
+def evidence(principal: Principal, deployed: tuple[Deployment, ...], history: GrantHistory | None,
+             config: Config) -> Evidence:
+    """What the judge sees for one principal (design.md), with the config's time rules."""
+    return Evidence(principal, deployed, history, config.min_observation_days, config.max_idle_days)
+
+
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
             fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
-            collected: UsageResult | None = None) -> Report:
+            collected: UsageResult | None = None, history: Mapping[str, GrantHistory] | None = None) -> Report:
     """`base` is the folder file paths are shown relative to (default: the working directory).
-    `collected` is usage already read (diff mode analyses two trees against the same usage)."""
+    `collected` is usage already read (diff mode analyses two trees against the same usage).
+    `history`: principal id -> its grant history (from git); a principal not in it is judged without one."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
                                      trusted_modules=config.trusted_modules)
@@ -207,7 +226,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
         b, how = matcher.find(p)
         if how:
             matched_by[p.id] = how
-        results.append(evaluate(p, b, catalog, obs))
+        results.append(judge(evidence(p, deployments(p, b), (history or {}).get(p.id), config), catalog, obs))
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     from .checks.resource_scope import resource_notes
     notes += resource_notes(results)

@@ -75,6 +75,10 @@ class Action:
                 args += ["--baselines", b]
         if i.require_usage_data:
             args.append("--require-usage-data")
+        for flag, value in (("--min-observation", i.min_observation), ("--max-idle", i.max_idle),
+                            ("--deploy-lag", i.deploy_lag)):
+            if value:
+                args += [flag, value]
         confine = self.env.get("GITHUB_WORKSPACE") or (os.getcwd() if self.env.get("GITHUB_ACTIONS") == "true"
                                                         else None)
         if confine:  # a path in the inputs that leads out of the workspace (a symlink, `..`) is never read

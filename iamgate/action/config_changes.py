@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import AllowEntry, Config
+from ..config import DURATIONS, AllowEntry, Config
 from ..escape import clip, code, md, terminal
 from ..model import SEVERITIES
 from ..reference.catalog import Catalog, glob_match
@@ -22,7 +22,7 @@ MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the c
 class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
     #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
-    #            | parameter-changed | data-path-changed | trusted-module-added
+    #            | parameter-changed | data-path-changed | trusted-module-added | time-rule-raised
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -96,6 +96,11 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
         out.append(Weakening("fail-on-raised", "fail-on", f"{base.fail_on} → {head.fail_on}"))
     if base.require_usage_data and not head.require_usage_data:
         out.append(Weakening("require-usage-data-off", "require-usage-data", "true → false"))
+    # a longer min-observation, max-idle or deploy-lag keeps more grants out of `unused`
+    for key, attr in DURATIONS.items():
+        was, now = getattr(base, attr), getattr(head, attr)
+        if now > was:
+            out.append(Weakening("time-rule-raised", key, f"{was}d → {now}d"))
     out += _allowlist(base, head, catalog)
     # Which baseline judges a principal, which CloudFormation branch is taken, which folders the
     # managed policies, baselines and support data come from: each can make a grant look used.
@@ -141,6 +146,7 @@ TITLES = {
     "parameter-changed": "CloudFormation parameter changed",
     "data-path-changed": "trusted data read from another path",
     "trusted-module-added": "remote Terraform module trusted unread",
+    "time-rule-raised": "grants judged unused later",
 }
 
 

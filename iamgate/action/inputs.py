@@ -37,6 +37,19 @@ def parse_list(value: str | None) -> list[str]:
     return items
 
 
+def _days(env, var: str, name: str) -> str | None:
+    """A duration input such as `30d`, checked here; empty: the configuration's (or the default)."""
+    value = (env.get(var) or "").strip()
+    if not value:
+        return None
+    from ..config import ConfigError, parse_days
+    try:
+        parse_days(value, f"input {name}")
+    except ConfigError as e:
+        raise InputError(str(e)) from None
+    return value
+
+
 def _choice(env, var: str, name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(var) or default).strip().lower()
     if value not in choices:
@@ -59,6 +72,10 @@ class Inputs:
     sarif_file: str | None
     annotations: bool
     token: str | None
+    # the judge's time rules (`30d`); None: the configuration's
+    min_observation: str | None = None
+    max_idle: str | None = None
+    deploy_lag: str | None = None
 
     @classmethod
     def from_env(cls, env) -> "Inputs":
@@ -76,7 +93,10 @@ class Inputs:
                    sarif_file=(env.get("INPUT_SARIF_FILE") or "").strip() or None,
                    annotations=parse_bool("annotations", env.get("INPUT_ANNOTATIONS"),
                                           env.get("GITHUB_ACTIONS") == "true"),
-                   token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None)
+                   token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None,
+                   min_observation=_days(env, "INPUT_MIN_OBSERVATION", "min-observation"),
+                   max_idle=_days(env, "INPUT_MAX_IDLE", "max-idle"),
+                   deploy_lag=_days(env, "INPUT_DEPLOY_LAG", "deploy-lag"))
 
 
 @dataclass(frozen=True)

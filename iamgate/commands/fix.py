@@ -7,7 +7,7 @@ from .. import config as config_mod
 from ..escape import terminal
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
-from .check import add_scan_arguments, existing_inputs, scan_options
+from .check import add_scan_arguments, add_time_arguments, existing_inputs, scan_options, with_time_rules
 
 MAX_LISTED = 8
 
@@ -46,6 +46,7 @@ class Fix(Command):
 
     def configure(self, p) -> None:
         add_scan_arguments(p)
+        add_time_arguments(p)
         p.add_argument("--baselines", action="append", default=[], metavar="PATH",
                        help="baseline files or folders; repeatable")
         p.add_argument("--write", action="store_true", help="apply the changes to the files")
@@ -58,7 +59,7 @@ class Fix(Command):
         from ..fix.files import fix_files, write
         from ..fix.plan import WIDENING_WARNING, plan
         from ..reference.catalog import load_catalog
-        cfg = config_mod.load(args.config)
+        cfg = with_time_rules(config_mod.load(args.config), args)
         baselines = existing_inputs(args, cfg)
         if not baselines:
             raise UsageError("fix needs --baselines (or `baselines:` in the config): without usage nothing is unused")

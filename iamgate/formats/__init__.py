@@ -58,3 +58,55 @@ def usage_warning(report) -> str | None:
 
 def skipped_heading(report) -> str:
     return f"{plural(len(report.skipped), 'file')} under the scanned paths not read"
+
+
+def deployment_label(d) -> str:
+    """`staging (111111111111)`: a deployment's name, with its account where the name is not the account."""
+    return d.name + (f" ({d.account})" if d.account and d.account != d.name else "")
+
+
+def judged_in(r) -> str | None:
+    """`judged in staging (111111111111) and prod (222222222222)` where the principal has several deployments
+    or a named one without a baseline; None for the usual single matched baseline."""
+    deps = r.deployments
+    if len(deps) < 2 and all(d.baseline is not None for d in deps):
+        return None
+    judged = [deployment_label(d) for d in deps if d.baseline is not None]
+    missing = [d.name for d in deps if d.baseline is None]
+    out = ("judged in " + _and(judged)) if judged else "judged in no deployment"
+    return out + (f"; no baseline for {_and(missing)}" if missing else "")
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "")
+
+
+def verdict_lines(r, names=lambda acts: list(acts), limit: int = 12) -> list[str]:
+    """What every format says beside the findings about the time and deployment verdicts of one principal:
+    where it was judged, what is too recent to judge (and from when), where partly used actions were used.
+    `names` renders a list of actions (sorted, in AWS's case)."""
+    from ..reference.catalog import sort_actions
+
+    def shown(acts) -> str:
+        acts = sort_actions(acts)
+        return ", ".join(names(acts[:limit])) + (f" and {len(acts) - limit} more" if len(acts) > limit else "")
+    lines = []
+    where = judged_in(r)
+    if where:
+        lines.append(where)
+    for reason, acts in sorted(r.groups.get("too_recent", {}).items()):
+        lines.append(f"{plural(len(acts), 'action')} too recent to judge ({reason}): {shown(acts)}")
+    everywhere = tuple(d.name for d in r.judged_in)
+    for deps, acts in sorted(r.used_in.items()):
+        if len(everywhere) > 1 and deps != everywhere:
+            lines.append(f"used only in {_and(list(deps))}: {shown(acts)}")
+    return lines
+
+
+def history_note(r) -> str | None:
+    """The principal's note that its grant ages are unknown (no history: a shallow clone, no git), else None."""
+    h = r.history
+    if h is None or h.known:
+        return None
+    from ..judge.evidence import HISTORY_NOTE
+    return h.note or HISTORY_NOTE

@@ -11,7 +11,7 @@ from ..escape import plain, workflow_data, workflow_property
 from ..model import severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from . import FORMATS, Format, unreadable, usage_warning
+from . import FORMATS, Format, history_note, unreadable, usage_warning, verdict_lines
 
 LEVELS = ("error", "warning", "notice")
 PER_LEVEL = 10  # GitHub's display limit per level and step
@@ -67,6 +67,16 @@ def annotations(report) -> list[Annotation]:
                        "in use; removing it would break the principal",
             "iamgate: removes a used grant", repo_relative(g.location.file, root) if g.location else None,
             g.location.line if g.location else None, 20))
+    for r in report.results:  # beside the findings: grant age unknown, too recent to judge, where judged
+        loc = r.principal.location
+        file, line = (repo_relative(loc.file, root), loc.line) if loc else (None, None)
+        note = history_note(r)
+        if note:
+            out.append(Annotation("warning", f"{r.principal.id}: {note}", "iamgate: grant history unknown",
+                                  file, line, 6))
+        for text in verdict_lines(r, action_names):
+            out.append(Annotation("notice", f"{r.principal.id}: {text}", "iamgate: not judged yet" if
+                                  "too recent" in text else "iamgate: deployments", file, line, 1))
     for e in report.errors:
         out.append(Annotation("error", e.message, "iamgate: cannot read this input",
                               repo_relative(e.file, root), e.line, 5))

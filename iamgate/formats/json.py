@@ -50,7 +50,12 @@ def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
         "judged": r.judged.as_dict(),
         "actions": actions,
         "reasons": {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
-                    for v in ("unused", "unobservable", "unknown") if v in r.groups},
+                    for v in ("unused", "unobservable", "unknown", "too_recent", "new") if v in r.groups},
+        "deployments": [{"name": d.name, "account": d.account, "matched_by": d.matched_by,
+                         "baseline": d.baseline.principal_arn if d.baseline else None} for d in r.deployments],
+        "used_in": [{"deployments": list(names), "actions": sort_actions(acts)}
+                    for names, acts in sorted(r.used_in.items())],
+        "history": None if r.history is None else {"known": r.history.known, "note": r.history.note},
         "notes": list(r.notes) + [f"{note}: {', '.join(sorted(acts)[:10])}{' …' if len(acts) > 10 else ''}"
                                   for acts, note in r.action_notes],
     }

@@ -7,7 +7,7 @@ from ..escape import clip, code, html_text, md
 from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, Format, plural, skipped_heading, usage_warning
+from . import FORMATS, Format, history_note, plural, skipped_heading, usage_warning, verdict_lines
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
@@ -127,11 +127,13 @@ class MarkdownReport:
         for res in self._ordered():
             p = res.principal
             c = {k: len(res.actions(k)) for k in ("used", "unused", "unobservable", "no-usage-data", "unknown")}
-            granted = c["used"] + c["unused"] + c["unobservable"] + c["no-usage-data"]
+            granted = len(res.granted)  # new and too_recent too: the summary line below counts them
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
             name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in filter(None, [history_note(res)]))
+            name += "".join(f"<br><sub>{md(clip(n))}</sub>" for n in verdict_lines(res, action_names, limit=5))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")

@@ -11,7 +11,7 @@ from ..escape import plain
 from ..model import Finding, Location, severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from . import FORMATS, Format, unreadable, usage_warning, verdict
+from . import FORMATS, Format, history_note, unreadable, usage_warning, verdict, verdict_lines
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # GitHub's bands: critical > 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9.
@@ -86,6 +86,13 @@ def sarif_log(report) -> dict:
                       "locations": [artifact_location(Location(e.file, e.line), root)]} for e in report.errors]
     notifications += [{"level": "warning", "message": {"text": plain(f"not read: {s.reason}")},
                        "locations": [artifact_location(Location(s.file), root)]} for s in report.skipped]
+    for r in report.results:  # beside the findings: grant age unknown, too recent to judge, where judged
+        pid = r.principal.id
+        note = history_note(r)
+        if note:
+            notifications.append({"level": "warning", "message": {"text": plain(f"{pid}: {note}")}})
+        notifications += [{"level": "note", "message": {"text": plain(f"{pid}: {line}")}}
+                          for line in verdict_lines(r, action_names)]
     warning = usage_warning(report)
     if warning:
         notifications.append({"level": "warning", "message": {"text": warning}})

@@ -10,7 +10,7 @@ from collections import defaultdict
 from ..escape import terminal as t
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, RESULT_WORD, Format, plural, skipped_heading, usage_warning, verdict
+from . import FORMATS, RESULT_WORD, Format, plural, skipped_heading, usage_warning, verdict, verdict_lines
 from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
@@ -52,7 +52,8 @@ class TextFormat(Format):
                                                               by_principal.get(r.principal.id, [])] or [-1]),
                                                         r.principal.id)):
             p = r.principal
-            counts = {k: len(r.actions(k)) for k in ("used", "unused", "unobservable", "unknown", "no-usage-data")}
+            counts = {k: len(r.actions(k)) for k in ("used", "unused", "unobservable", "unknown", "no-usage-data",
+                                                     "new", "too_recent")}
             granted = sum(v for k, v in counts.items() if k != "unknown")
             name = f" ({t(p.display_name)}{'*' if p.name_is_prefix else ''})" if p.name and p.name != p.id else ""
             lines.append(self.c("bold", t(p.id)) + name + f"  {p.kind}  " + self.c("dim", t(p.location or "")))
@@ -66,6 +67,7 @@ class TextFormat(Format):
                 lines.append("  baseline: none")
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
             lines.append("  " + r.judged.text())
+            lines += ["  " + t(line) for line in verdict_lines(r, action_names)]
             for note in r.notes:
                 lines.append("  " + self.c("dim", f"note: {t(note)}"))
             for f in by_principal.get(p.id, []):
