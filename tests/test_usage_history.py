@@ -424,12 +424,6 @@ def test_the_json_report_shows_each_principals_observed_span(tmp_path):
         "data/schemas/report.schema.json").read_text()))
 
 
-def _judges_max_idle() -> bool:
-    from iamgate import config
-    return "max-idle" in getattr(config, "DURATIONS", {})
-
-
-@pytest.mark.skipif(not _judges_max_idle(), reason="max-idle (issue 22, item 2) is the judge's: not merged yet")
 @pytest.mark.parametrize("max_idle, verdict", [("365d", "used"), ("60d", "unused")])
 def test_purgequeue_remembered_150_days_is_judged_by_max_idle(tmp_path, max_idle, verdict):
     """Issue 22's end to end: two refreshes 150 days apart; `iamgate check` with max-idle 365d: used; with 60d:
