@@ -181,8 +181,9 @@ def test_failing_last_accessed_keeps_the_access_analyzer_baseline(setup):
              clients, FakeClock(), stream)
     assert rc == 2
     assert "last accessed failed: GenerateServiceLastAccessedDetails: NoSuchEntity" in stream.getvalue()
-    assert json.loads((out / "users" / "ci-bot.json").read_text())["used"] == {
-        "s3:getobject": {"signals": ["access-analyzer"]}}
+    assert json.loads((out / "users" / "ci-bot.json").read_text())["used"] == {  # the job's window, as history
+        "s3:getobject": {"signals": ["access-analyzer"], "by_source": {"access-analyzer": {
+            "first_seen": "2026-08-24T00:00:00Z", "last_seen": "2026-11-22T00:00:00Z"}}}}
 
 
 @pytest.mark.parametrize("extra, message", [

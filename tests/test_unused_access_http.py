@@ -127,7 +127,8 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     assert [r.query.get("nextToken") for r in fake.requests if r.path == "/findingv2/f-orders"] == [None, ["1"]]
 
     orders = json.loads((out / f"{ACCOUNT}_role_orders.json").read_text())
-    assert orders["schema"] == "iamgate.baseline/v2"
+    assert orders["schema"] == "iamgate.baseline/v3"  # with history: the tracking period it covered
+    assert orders["coverage"] == {"unused-access": [{"start": "2026-08-23T06:00:00Z", "end": ANALYSED}]}
     assert orders["window"] == {"start": "2026-08-23T06:00:00Z", "end": ANALYSED}
     section = orders["unused_access"]
     assert section["unused_actions"] == {"s3:deletebucket": {"last_accessed": "2026-02-01T00:00:00Z"}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..judge.verdicts import VERDICTS
 from ..model import Finding, PrincipalResult
 from ..reference.catalog import sort_actions
+from ..usage.history import observed_span
 from . import FORMATS, Format, deployment_notes, grant_differs, judged_in, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"
@@ -26,6 +27,7 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
             signals[s] = signals.get(s, 0) + 1
     return {"source": b.files[0] if len(b.files) == 1 else list(b.files), "principal_arn": b.principal_arn,
             "start": b.window_start, "end": b.window_end, "complete": b.complete,
+            "observed": observed_span(b),  # what its sources watched: first, last day, days, gaps (issue 22)
             "sources": [dict(s) for s in b.sources], "matched_by": how, "used_by_signal": signals,
             "decided_by": {v: {reason: len(acts) for reason, acts in reasons.items()}
                            for v, reasons in r.groups.items()}}
