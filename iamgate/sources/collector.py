@@ -118,15 +118,19 @@ class Collector:
                       managed_arn=managed_arn)
 
     def managed_policy(self, ref: str, file: str, line: int | None, principal_id: str | None) -> Policy | None:
-        """A managed policy attached by ARN: its document from the cache, or an unresolved note."""
+        """A managed policy attached by ARN: its document from the cache or the bundle. One that cannot be
+        resolved is an unresolved grant (issue 19): it could grant anything, `AdministratorAccess` included."""
         arn = normalise_arn(ref)
         if arn is None:
-            self.note(file, line, f"managed policy {ref!r} is not an ARN and cannot be looked up", principal_id)
+            why = ("is a dynamic reference, resolved at deploy time" if "{{resolve:" in ref
+                   else "is not an ARN and cannot be looked up")
+            self.note(file, line, f"managed policy {ref!r} {why}", principal_id, grant=True)
             return None
         found = self.managed.lookup(arn)
         if found is None:
             self.note(file, line, f"managed policy {arn} is not in the managed-policy cache "
-                                  f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id)
+                                  f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id,
+                      grant=True)
             return Policy(name=arn.rsplit("/", 1)[-1], location=Location(file, line), managed_arn=arn)
         return replace(self.policy(arn.rsplit("/", 1)[-1], found.document, file, line, principal_id, managed_arn=arn),
                        managed_origin=found.origin)

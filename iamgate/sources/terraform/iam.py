@@ -326,7 +326,7 @@ class IamBuilder:
             ref = a.ref
             if isinstance(ref, Unknown):  # at the attachment's own line: the unknown may come from another file
                 self.out.note(a.res.file, self.line_of(a.res, a.what),
-                              f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid)
+                              f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid, grant=True)
                 # the principal still shows the policy it has, its grant unknown
                 self.out.drafts[a.pid].policies.append(Policy(name=ref.text or "unresolved policy ARN",
                                                               location=Location(a.res.file, a.res.line)))
@@ -337,7 +337,7 @@ class IamBuilder:
             else:
                 self.out.note(a.res.file, self.line_of(a.res, a.what), f"{a.res.address}: "
                               f"{self.expression(a.res, a.what)} is {'null' if ref is None else 'not a string'}"
-                              "; the policy it attaches cannot be resolved", a.pid)
+                              "; the policy it attaches cannot be resolved", a.pid, grant=True)
         for address, r in self.policies.items():
             targets = list(dict.fromkeys(a.pid for a in by_policy.get(address, [])))
             name = r.values.get("name") or r.values.get("name_prefix") or address

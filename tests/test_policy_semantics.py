@@ -1,0 +1,275 @@
+"""Issue 19, the policy-semantics half: what a policy really allows, resolve or block.
+
+Each reproduction runs through `iamgate check` on a role, `app`, whose baseline saw only s3:GetObject,
+and must not pass the gate; each control (a narrow grant in the same shape) still passes."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import cli_in_process, role_template
+
+from iamgate.judge.conditions import ALWAYS_TRUE, effective, entry_always_true
+
+BASELINE = {"schema": "iamgate.baseline/v1", "principal_arn": "arn:aws:iam::111122223333:role/app",
+            "window": {"start": "2026-08-24T00:00:00Z", "end": "2026-11-22T00:00:00Z"},
+            "sources": [{"kind": "cloudtrail"}],
+            "used": {"s3:getobject": {"count": 3, "last_seen": "2026-11-20T00:00:00Z"}}}
+GET = '{Effect: Allow, Action: "s3:GetObject", Resource: "*"}'
+
+
+def gate(tmp_path: Path, files: dict[str, str], *args: str):
+    """(exit code, JSON report) of `iamgate check .` with the s3:GetObject-only baseline."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "baselines").mkdir(exist_ok=True)
+    (tmp_path / "baselines" / "app.json").write_text(json.dumps(BASELINE))
+    r = cli_in_process("check", ".", "--baselines", "baselines", "--format", "json", *args, cwd=tmp_path)
+    assert r.returncode in (0, 1, 2), r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def checks(report) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for f in report["findings"]:
+        out.setdefault(f["check"], set()).add(f["severity"])
+    return out
+
+
+def cfn(*statements: str) -> dict[str, str]:
+    return {"app.yaml": role_template(GET, *statements)}
+
+
+# -- 1. an unresolved part of an ARN means any value -----------------------------------------------
+
+@pytest.mark.parametrize("allow, deny", [
+    ('!Sub "arn:aws:iam::${AWS::AccountId}:*"', "arn:aws:iam::*AccountId*:*"),  # Why 2, as reproduced
+    ('"arn:aws:iam::${aws:PrincipalAccount}:*"', "arn:aws:iam::*PrincipalAccount*:*"),  # an IAM policy variable
+    ('!Sub "arn:aws:iam::${AWS::AccountId}:*"', "arn:aws:iam::$*"),
+    ('!Sub "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"', "arn:aws:iam::*:role/$*"),
+    ('"arn:aws:s3:::${aws:username}/*"', "arn:aws:s3:::?{*"),
+])
+def test_a_deny_on_placeholder_text_does_not_remove_the_grant(tmp_path, allow, deny):
+    code, rep = gate(tmp_path, cfn(f'{{Effect: Allow, Action: "*", Resource: {allow}}}',
+                                   f'{{Effect: Deny, Action: "*", Resource: "{deny}"}}'))
+    assert code == 1, rep["gate"]
+    [p] = rep["principals"]
+    assert p["judged"]["granted"] > 20000  # `*` on the role's IAM resources, not "granted 1"
+
+
+def test_a_deny_with_its_own_placeholder_covers_nothing(tmp_path):
+    code, rep = gate(tmp_path, cfn('{Effect: Allow, Action: "iam:*", Resource: "arn:aws:iam::111122223333:role/x"}',
+                                   '{Effect: Deny, Action: "iam:*", Resource: !Sub "arn:aws:iam::${AWS::AccountId}:*"}'))
+    assert code == 1 and rep["principals"][0]["judged"]["granted"] > 1
+
+
+def test_control_a_deny_that_covers_every_value_still_removes_the_grant(tmp_path):
+    code, rep = gate(tmp_path, cfn('{Effect: Allow, Action: "iam:*", Resource: !Sub "arn:aws:iam::${AWS::AccountId}:*"}',
+                                   '{Effect: Deny, Action: "iam:*", Resource: "arn:aws:iam::*:*"}'))
+    assert code == 0, rep["findings"]
+    assert rep["principals"][0]["judged"]["granted"] == 1
+
+
+# -- 2. admin by another spelling -----------------------------------------------------------------
+
+@pytest.mark.parametrize("statement", [
+    '{Effect: Allow, NotAction: "iam:PassRole", Resource: "*"}',  # Why 3: 22,000 actions
+    '{Effect: Allow, NotAction: ["iam:PassRole", "s3:DeleteBucket"], Resource: "*"}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {StringLikeIfExists: {"aws:SourceVpce": "*"}}}',  # Why 3
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {"Null": {"aws:PrincipalArn": "false"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {StringLike: {"aws:PrincipalArn": "*"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {"ForAllValues:StringLike": {"aws:TagKeys": "*"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {IpAddressIfExists: {"aws:SourceIp": ["0.0.0.0/0", "::/0"]}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {DateGreaterThan: {"aws:CurrentTime": "1970-01-01T00:00:00Z"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {NumericGreaterThanEquals: {"aws:EpochTime": "0"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {ArnLikeIfExists: {"aws:SourceArn": "*"}}}',
+    '{Effect: Allow, Action: "*", Resource: !Sub "${Everything}"}',  # an unknown resource is any resource
+    '{Effect: Allow, Action: ["*:*"], Resource: "arn:*"}',
+])
+def test_admin_by_another_spelling_is_admin_wildcard(tmp_path, statement):
+    files = cfn(statement)
+    files["app.yaml"] = files["app.yaml"].replace("Resources:", "Parameters:\n  Everything: {Type: String}\nResources:")
+    code, rep = gate(tmp_path, files)
+    assert code == 1
+    assert checks(rep).get("admin-wildcard") == {"critical"}, rep["findings"]
+
+
+def test_admin_split_over_statements_is_judged_on_the_whole_grant(tmp_path):
+    code, rep = gate(tmp_path, cfn('{Effect: Allow, NotAction: "s3:*", Resource: "*"}',
+                                   '{Effect: Allow, Action: "s3:*", Resource: "*"}'))
+    assert checks(rep).get("admin-wildcard") == {"critical"}
+
+
+@pytest.mark.parametrize("statement", [
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {StringLike: {"aws:SourceVpce": "*"}}}',  # key may be absent
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {StringEquals: {"aws:PrincipalTag/team": "x"}}}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: {"Null": {"aws:SourceVpce": "false"}}}',
+    '{Effect: Allow, Action: "*", Resource: "arn:aws:s3:::b/*"}',
+    '{Effect: Allow, NotAction: ["iam:*", "organizations:*", "account:*"], Resource: "*"}',  # PowerUserAccess
+])
+def test_control_a_real_condition_or_narrower_grant_is_not_admin(tmp_path, statement):
+    code, rep = gate(tmp_path, cfn(statement))
+    assert "admin-wildcard" not in checks(rep)
+
+
+def test_control_a_narrow_grant_passes(tmp_path):
+    code, rep = gate(tmp_path, cfn())
+    assert code == 0 and rep["findings"] == []
+
+
+def test_the_always_true_table_is_cited_and_each_row_has_a_source():
+    assert ALWAYS_TRUE and all(src.startswith("[") for _, _, src in ALWAYS_TRUE)
+    import iamgate.judge.conditions as mod
+    assert "docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html" in mod.__doc__
+
+
+@pytest.mark.parametrize("op, key, value, expected", [
+    ("StringLikeIfExists", "aws:SourceVpce", "*", True),
+    ("StringLike", "aws:SourceVpce", "*", False),
+    ("StringLike", "aws:RequestedRegion", "**", True),
+    ("ForAnyValue:StringLike", "aws:TagKeys", "*", False),
+    ("Null", "aws:CurrentTime", "false", True),
+    ("Null", "aws:CurrentTime", "true", False),
+    ("IpAddressIfExists", "aws:SourceIp", ["0.0.0.0/0"], False),
+    ("IpAddress", "aws:SourceIp", ["0.0.0.0/0", "::/0"], False),
+    ("DateGreaterThan", "aws:CurrentTime", "2020-01-01T00:00:00Z", True),  # every request from now on is later
+    ("DateGreaterThan", "aws:CurrentTime", "2999-01-01T00:00:00Z", False),
+    ("DateLessThan", "aws:CurrentTime", "2999-01-01T00:00:00Z", False),  # an expiry: it restricts
+    ("NumericGreaterThan", "aws:EpochTime", "0", True),
+    ("NumericGreaterThan", "aws:MultiFactorAuthAge", "0", False),
+    ("StringLikeIfExists", "aws:SourceVpce", "${aws:username}", False),
+])
+def test_always_true_entries(op, key, value, expected):
+    assert entry_always_true(op, key, value) is expected
+    assert (effective({op: {key: value}}) == {}) is expected
+
+
+# -- PassRole: an always-true or wildcard iam:PassedToService does not restrict ---------------------
+
+@pytest.mark.parametrize("condition", [
+    '{StringLike: {"iam:PassedToService": "*"}}',
+    '{StringLike: {"iam:PassedToService": "*.amazonaws.com"}}',
+    '{StringLikeIfExists: {"iam:PassedToService": "*"}}',
+    '{StringNotEquals: {"iam:PassedToService": "ec2.amazonaws.com"}}',
+    '{"ForAllValues:StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}',
+])
+def test_passrole_with_a_condition_that_does_not_restrict_is_passrole_wildcard(tmp_path, condition):
+    code, rep = gate(tmp_path, cfn(f'{{Effect: Allow, Action: "iam:PassRole", Resource: "*", Condition: {condition}}}'))
+    assert code == 1 and checks(rep).get("passrole-wildcard") == {"high"}, rep["findings"]
+
+
+@pytest.mark.parametrize("statements", [
+    ['{Effect: Allow, Action: "iam:PassRole", Resource: "*", '
+     'Condition: {StringEquals: {"iam:PassedToService": "lambda.amazonaws.com"}}}'],
+    ['{Effect: Allow, Action: "iam:PassRole", Resource: "*"}',
+     '{Effect: Deny, Action: "iam:PassRole", Resource: "*", '
+     'Condition: {StringNotEquals: {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}}'],
+])
+def test_control_passrole_restricted_to_a_named_service(tmp_path, statements):
+    code, rep = gate(tmp_path, cfn(*statements))
+    assert "passrole-wildcard" not in checks(rep)
+
+
+def test_a_deny_of_passrole_to_one_service_does_not_guard_the_rest(tmp_path):
+    code, rep = gate(tmp_path, cfn('{Effect: Allow, Action: "iam:PassRole", Resource: "*"}',
+                                   '{Effect: Deny, Action: "iam:PassRole", Resource: "*", '
+                                   'Condition: {StringEquals: {"iam:PassedToService": "ec2.amazonaws.com"}}}'))
+    assert checks(rep).get("passrole-wildcard") == {"high"}
+
+
+# -- 3. resolve, or block: managed policies ---------------------------------------------------------
+
+def cfn_managed(ref: str, head: str = "") -> dict[str, str]:
+    text = role_template(GET).replace("      Policies:", f"      ManagedPolicyArns: [{ref}]\n      Policies:")
+    return {"app.yaml": head + text}
+
+
+@pytest.mark.parametrize("ref, words", [
+    ("!ImportValue AdminPolicyArn", "ImportValue"),  # Why 4
+    ('"{{resolve:ssm:/p}}"', "dynamic reference"),  # Why 4
+    ('"arn:aws:iam::111122223333:policy/not-cached"', "not in the managed-policy cache"),  # Why 4
+    ('"arn:aws:iam::aws:policy/NotAnAwsManagedPolicyXyz"', "not in the managed-policy cache"),
+    ('"{{resolve:secretsmanager:arn}}"', "dynamic reference"),
+    ("!Ref PolicyArn", "PolicyArn"),
+])
+def test_an_attached_managed_policy_that_cannot_be_resolved_is_an_unresolved_grant(tmp_path, ref, words):
+    head = "Parameters:\n  PolicyArn: {Type: String}\n" if "PolicyArn" in ref else ""
+    code, rep = gate(tmp_path, cfn_managed(ref, head))
+    assert code == 1
+    [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
+    assert f["severity"] == "high" and f["principal"] == "AppRole" and words in f["message"], f
+
+
+def test_control_an_aws_managed_policy_from_the_bundle_is_judged(tmp_path):
+    code, rep = gate(tmp_path, cfn_managed('"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"'))
+    assert "unresolved-grant" not in checks(rep)
+
+
+TF_ROLE = textwrap.dedent("""\
+    resource "aws_iam_role" "app" {
+      name               = "app"
+      assume_role_policy = "{}"
+    }
+    resource "aws_iam_role_policy" "get" {
+      role   = aws_iam_role.app.id
+      policy = jsonencode({Version = "2012-10-17", Statement = [{Effect = "Allow", Action = "s3:GetObject", Resource = "*"}]})
+    }
+    """)
+
+
+@pytest.mark.parametrize("lookup", ['name = "AdministratorAccess"',
+                                    'arn = "arn:aws:iam::aws:policy/AdministratorAccess"'])
+def test_data_aws_iam_policy_resolves_aws_managed_policies_from_the_bundle(tmp_path, lookup):
+    attach = textwrap.dedent(f"""\
+        data "aws_iam_policy" "admin" {{
+          {lookup}
+        }}
+        resource "aws_iam_role_policy_attachment" "a" {{
+          role       = aws_iam_role.app.name
+          policy_arn = data.aws_iam_policy.admin.arn
+        }}
+        """)
+    code, rep = gate(tmp_path, {"main.tf": TF_ROLE + attach})  # Why 4
+    assert code == 1 and checks(rep).get("admin-wildcard") == {"critical"}, rep["findings"]
+
+
+def test_data_aws_iam_policy_of_a_customer_policy_is_an_unresolved_grant(tmp_path):
+    attach = textwrap.dedent("""\
+        data "aws_iam_policy" "mine" {
+          name = "team-boundary-custom"
+        }
+        resource "aws_iam_role_policy_attachment" "a" {
+          role       = aws_iam_role.app.name
+          policy_arn = data.aws_iam_policy.mine.arn
+        }
+        """)
+    code, rep = gate(tmp_path, {"main.tf": TF_ROLE + attach})
+    assert code == 1 and checks(rep).get("unresolved-grant") == {"high"}, rep["findings"]
+
+
+def test_control_a_terraform_role_with_a_narrow_policy_passes(tmp_path):
+    code, rep = gate(tmp_path, {"main.tf": TF_ROLE})
+    assert code == 0 and rep["findings"] == []
+
+
+# -- template-level transforms ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("transform", [
+    "Transform: [SomeMacro]\n",  # Why 5
+    "Transform: {Name: AWS::Include, Parameters: {Location: s3://bucket/snippet.yaml}}\n",  # Why 5
+    "Transform: SomeMacro\n",
+    "Transform: [AWS::LanguageExtensions, SomeMacro]\n",
+])
+def test_a_template_macro_or_include_is_an_unresolved_grant_for_every_principal(tmp_path, transform):
+    code, rep = gate(tmp_path, {"app.yaml": transform + role_template(GET)})
+    assert code == 1
+    [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
+    assert f["principal"] == "AppRole" and "transform" in f["message"]
+
+
+def test_control_language_extensions_is_evaluated(tmp_path):
+    code, rep = gate(tmp_path, {"app.yaml": "Transform: AWS::LanguageExtensions\n" + role_template(GET)})
+    assert code == 0 and rep["findings"] == []
