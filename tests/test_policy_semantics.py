@@ -137,7 +137,8 @@ def test_the_always_true_table_is_cited_and_each_row_has_a_source():
     ("IpAddress", "aws:SourceIp", ["0.0.0.0/0", "::/0"], False),
     ("DateGreaterThan", "aws:CurrentTime", "2020-01-01T00:00:00Z", True),  # every request from now on is later
     ("DateGreaterThan", "aws:CurrentTime", "2999-01-01T00:00:00Z", False),
-    ("DateLessThan", "aws:CurrentTime", "2999-01-01T00:00:00Z", False),  # an expiry: it restricts
+    ("DateLessThan", "aws:CurrentTime", "2999-01-01T00:00:00Z", True),  # true for every request until 2999
+    ("DateLessThan", "aws:CurrentTime", "2001-01-01T00:00:00Z", False),  # expired: it grants nothing now
     ("NumericGreaterThan", "aws:EpochTime", "0", True),
     ("NumericGreaterThan", "aws:MultiFactorAuthAge", "0", False),
     ("StringLikeIfExists", "aws:SourceVpce", "${aws:username}", False),
@@ -273,3 +274,44 @@ def test_a_template_macro_or_include_is_an_unresolved_grant_for_every_principal(
 def test_control_language_extensions_is_evaluated(tmp_path):
     code, rep = gate(tmp_path, {"app.yaml": "Transform: AWS::LanguageExtensions\n" + role_template(GET)})
     assert code == 0 and rep["findings"] == []
+
+
+# -- a Condition over a parameter with no pinned value grants the union of its branches (Why 9) -------
+
+PARAM = "Parameters:\n  Env: {Type: String, Default: dev}\nConditions:\n  IsProd: !Equals [!Ref Env, prod]\n"
+
+
+@pytest.mark.parametrize("statement", [
+    '!If [IsProd, {Effect: Allow, Action: "*", Resource: "*"}, !Ref AWS::NoValue]',  # Why 9, as reproduced
+    '!If [IsProd, {Effect: Allow, Action: "iam:*", Resource: "*"}, {Effect: Allow, Action: "s3:GetObject", Resource: "*"}]',
+    '{Effect: Allow, Action: [!If [IsProd, "iam:*", !Ref AWS::NoValue]], Resource: "*"}',
+    '{Effect: Allow, Action: !If [IsProd, "iam:*", "s3:GetObject"], Resource: "*"}',
+    '{Effect: Allow, Action: "*", Resource: "*", Condition: !If [IsProd, !Ref AWS::NoValue, {Bool: {"aws:SecureTransport": "false"}}]}',
+])
+def test_a_parameter_default_does_not_decide_a_condition(tmp_path, statement):
+    code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, statement)})
+    assert code == 1, rep["findings"]
+    notes = [f["message"] for f in rep["findings"] if f["check"] in ("unresolved-policy", "unresolved-grant")]
+    assert any("IsProd" in n and "Env" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("statement", [
+    '!If [IsProd, !Ref AWS::NoValue, {Effect: Deny, Action: "iam:*", Resource: "*"}]',
+    '{Effect: Deny, Action: [!If [IsProd, !Ref AWS::NoValue, "iam:*"]], Resource: "*"}',
+])
+def test_a_deny_in_an_undecided_branch_may_not_apply(tmp_path, statement):
+    code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, '{Effect: Allow, Action: "iam:*", Resource: "*"}',
+                                                                statement)})
+    assert code == 1 and rep["principals"][0]["judged"]["granted"] > 100
+
+
+def test_an_allow_notaction_from_an_undecided_branch_excludes_nothing_more(tmp_path):
+    st = '{Effect: Allow, NotAction: [!If [IsProd, "s3:GetObject", "iam:*"]], Resource: "*"}'
+    code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(st)})
+    assert checks(rep).get("admin-wildcard") == {"critical"}
+
+
+def test_control_a_pinned_parameter_decides_the_condition(tmp_path):
+    st = '!If [IsProd, {Effect: Allow, Action: "*", Resource: "*"}, !Ref AWS::NoValue]'
+    code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, st)}, "--param", "Env=dev")
+    assert code == 0 and rep["findings"] == [], rep["findings"]

@@ -38,6 +38,9 @@ ALWAYS_TRUE: tuple[tuple[str, str, str], ...] = (
     ("DateGreaterThan(Equals)[IfExists]", "`aws:CurrentTime` after a time already past (every request that can "
      "still be made is later)", "[ops] [keys]"),
     ("NumericGreaterThan(Equals)[IfExists]", "`aws:EpochTime` above a time already past", "[ops] [keys]"),
+    ("DateLessThan(Equals)[IfExists] / NumericLessThan(Equals)[IfExists]", "`aws:CurrentTime`/`aws:EpochTime` "
+     "before a time still to come: it holds for every request until then, so the grant stands as it is now",
+     "[ops] [keys]"),
 )
 
 _ANY_STRING = re.compile(r"^\*+$")
@@ -98,6 +101,11 @@ def entry_always_true(op: str, key: str, value) -> bool:
         import time
         now = time.time()
         return any(x is not None and x < now for x in (_epoch_of(v) for v in values))
+    if base in ("datelessthan", "datelessthanequals", "numericlessthan", "numericlessthanequals") \
+            and not qual and key in ("aws:currenttime", "aws:epochtime"):
+        import time
+        now = time.time()
+        return all(x is not None and x > now for x in (_epoch_of(v) for v in values))
     return False
 
 

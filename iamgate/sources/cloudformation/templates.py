@@ -76,6 +76,8 @@ class CloudFormationSource(Source):
         tpl = template or self.template(doc, workspace)
         extractor = _Extractor(self, tpl, file, out)
         extractor.run()
+        for note in tpl.union_notes:
+            out.note(file, note.line, note.reason)
         unevaluated_transforms(doc, file, out)
         return tpl
 
