@@ -315,3 +315,100 @@ def test_control_a_pinned_parameter_decides_the_condition(tmp_path):
     st = '!If [IsProd, {Effect: Allow, Action: "*", Resource: "*"}, !Ref AWS::NoValue]'
     code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, st)}, "--param", "Env=dev")
     assert code == 0 and rep["findings"] == [], rep["findings"]
+
+
+# -- every principal kind: IAM Identity Center permission sets (Why 10) ------------------------------
+
+SSO_CFN = textwrap.dedent("""\
+    Resources:
+      Admins:
+        Type: AWS::SSO::PermissionSet
+        Properties:
+          InstanceArn: arn:aws:sso:::instance/ssoins-1
+          Name: Admins
+          ManagedPolicies: [{managed}]
+          {extra}
+    """)
+
+
+def sso_baseline(tmp_path: Path) -> None:
+    (tmp_path / "baselines").mkdir(exist_ok=True)
+    (tmp_path / "baselines" / "sso.json").write_text(json.dumps({
+        **BASELINE, "principal_arn": "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/"
+                                     "AWSReservedSSO_Admins_0123456789abcdef"}))
+
+
+def test_a_cloudformation_permission_set_with_administrator_access_is_admin(tmp_path):
+    sso_baseline(tmp_path)
+    code, rep = gate(tmp_path, {"sso.yaml": SSO_CFN.format(managed="arn:aws:iam::aws:policy/AdministratorAccess",
+                                                           extra="")})
+    assert code == 1
+    [p] = [p for p in rep["principals"] if p["id"] == "Admins"]
+    assert p["kind"] == "permission-set" and p["baseline"]  # matched to the role it is provisioned as
+    assert checks(rep).get("admin-wildcard") == {"critical"}
+
+
+def test_a_permission_set_inline_policy_customer_reference_and_boundary(tmp_path):
+    extra = ('InlinePolicy: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "iam:*", Resource: "*"}]}\n'
+             '      CustomerManagedPolicyReferences: [{Name: team-policy, Path: /teams/}]\n'
+             '      PermissionsBoundary: {ManagedPolicyArn: arn:aws:iam::aws:policy/ReadOnlyAccess}')
+    code, rep = gate(tmp_path, {"sso.yaml": SSO_CFN.format(managed="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
+                                                           extra=extra)})
+    assert code == 1
+    [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
+    assert f["principal"] == "Admins" and "/teams/team-policy" in f["message"]
+    assert any("permissions boundary" in f["message"] for f in rep["findings"] if f["check"] == "unresolved-policy")
+    [p] = rep["principals"]
+    assert p["judged"]["granted"] > 100  # iam:* from the inline policy
+
+
+SSO_TF = textwrap.dedent("""\
+    resource "aws_ssoadmin_permission_set" "admins" {
+      name         = "Admins"
+      instance_arn = "arn:aws:sso:::instance/ssoins-1"
+    }
+    resource "aws_ssoadmin_managed_policy_attachment" "admin" {
+      instance_arn       = "arn:aws:sso:::instance/ssoins-1"
+      managed_policy_arn = "arn:aws:iam::aws:policy/AdministratorAccess"
+      permission_set_arn = aws_ssoadmin_permission_set.admins.arn
+    }
+    resource "aws_ssoadmin_permission_set_inline_policy" "inline" {
+      instance_arn       = "arn:aws:sso:::instance/ssoins-1"
+      permission_set_arn = aws_ssoadmin_permission_set.admins.arn
+      inline_policy      = jsonencode({Version = "2012-10-17", Statement = [{Effect = "Allow", Action = "s3:GetObject", Resource = "*"}]})
+    }
+    resource "aws_ssoadmin_customer_managed_policy_attachment" "cm" {
+      instance_arn       = "arn:aws:sso:::instance/ssoins-1"
+      permission_set_arn = aws_ssoadmin_permission_set.admins.arn
+      customer_managed_policy_reference {
+        name = "team-policy"
+        path = "/"
+      }
+    }
+    resource "aws_ssoadmin_permissions_boundary_attachment" "b" {
+      instance_arn       = "arn:aws:sso:::instance/ssoins-1"
+      permission_set_arn = aws_ssoadmin_permission_set.admins.arn
+      permissions_boundary {
+        managed_policy_arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+      }
+    }
+    """)
+
+
+def test_terraform_permission_sets_are_principals(tmp_path):
+    sso_baseline(tmp_path)
+    code, rep = gate(tmp_path, {"main.tf": SSO_TF})
+    assert code == 1
+    [p] = rep["principals"]
+    assert (p["id"], p["kind"]) == ("aws_ssoadmin_permission_set.admins", "permission-set") and p["baseline"]
+    found = checks(rep)
+    assert found.get("admin-wildcard") == {"critical"} and found.get("unresolved-grant") == {"high"}
+    policies = {pol["name"] for pol in p["policies"]}
+    assert {"AdministratorAccess", "inline_policy"} <= policies, policies
+
+
+def test_control_a_narrow_permission_set_passes(tmp_path):
+    sso_baseline(tmp_path)
+    inline = 'InlinePolicy: {Statement: [{Effect: Allow, Action: "s3:GetObject", Resource: "*"}]}'
+    code, rep = gate(tmp_path, {"sso.yaml": SSO_CFN.replace("ManagedPolicies: [{managed}]", "").format(extra=inline)})
+    assert code == 0 and rep["findings"] == [], rep["findings"]

@@ -7,7 +7,8 @@ from ..model import Baseline, Principal
 from ..reference.catalog import glob_match
 from .baseline_format import merge
 
-_KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/"}
+# a permission set is provisioned as roles `AWSReservedSSO_<name>_<hash>` (iamgate/sources/sso.py)
+_KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/", "permission-set": ":role/"}
 
 
 def _arn_name(arn: str) -> str:

@@ -8,6 +8,7 @@ from ...model import Location, SourceResult
 from .. import DOC_SUFFIXES, SOURCES, Source, Workspace
 from ..collector import Collector, name_pattern
 from ..loaders import line_of
+from .. import sso
 from ..policy_document import Unknown
 from .evaluator import ResourceRef, Template
 
@@ -206,6 +207,8 @@ class _Extractor:
                 self.attached_policy(lid, rtype, self.props(lid, res), line)
             elif rtype in INLINE_POLICY_TYPES:
                 self.inline_policy_resource(lid, rtype, self.props(lid, res), line)
+            elif rtype == "AWS::SSO::PermissionSet":
+                self.permission_set(lid, self.props(lid, res), line)
             else:
                 self.source.extra_resource(self, lid, rtype, res, line)
         for mid, pids in self.pending_managed.items():
@@ -313,6 +316,22 @@ class _Extractor:
             return
         for pid in dict.fromkeys(targets):
             self.out.drafts[pid].policies.append(policy)
+
+    def permission_set(self, lid: str, props: dict, line) -> None:
+        """`AWS::SSO::PermissionSet`: managed policies, inline policy, customer managed references, boundary."""
+        sso.permission_set(self.out, lid, props.get("Name"), self.file, line)
+        self.ids[lid] = lid
+        if props.get("InlinePolicy") is not None:
+            pline = line_of(props.get("InlinePolicy"), line)
+            self.out.drafts[lid].policies.append(self.out.policy("InlinePolicy", props["InlinePolicy"], self.file,
+                                                                 pline, lid))
+        self.add_managed_arns(lid, props.get("ManagedPolicies"), line)
+        for ref in _as_list(props.get("CustomerManagedPolicyReferences")):
+            ref = ref if isinstance(ref, dict) else {"Name": ref}
+            sso.customer_managed_reference(self.out, lid, ref.get("Name"), ref.get("Path"), self.file,
+                                           line_of(ref, line))
+        if props.get("PermissionsBoundary") is not None:
+            sso.boundary(self.out, lid, self.file, line_of(props.get("PermissionsBoundary"), line))
 
     def inline_policy_resource(self, lid: str, rtype: str, props: dict, line) -> None:
         kind, key = INLINE_POLICY_TYPES[rtype]

@@ -11,6 +11,8 @@ from ...model import Location, Policy
 from ..collector import Collector, name_pattern
 from ..loaders import LDict, LList, LoadError, line_of
 from ..policy_document import Unknown
+from .sso import SSO_TYPES
+from .sso import build as build_permission_sets
 from .strings import decode_json
 from .values import Encoded, SDict, Text, origin_of
 
@@ -29,7 +31,8 @@ EXCLUSIVE_ATTACHMENT_TYPES = {"aws_iam_role_policy_attachments_exclusive": ("rol
 _KIND_TYPE = {v: k for k, v in PRINCIPAL_TYPES.items()}
 IAM_TYPES = (set(PRINCIPAL_TYPES) | set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
              | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy", "aws_iam_policy_attachment",
-                                                 "aws_iam_user_group_membership", "aws_iam_group_membership"})
+                                                 "aws_iam_user_group_membership", "aws_iam_group_membership"}
+             | SSO_TYPES)
 LINK_TYPES = (set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
               | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy_attachment", "aws_iam_user_group_membership",
                                                    "aws_iam_group_membership"})
@@ -195,6 +198,7 @@ class IamBuilder:
         for r in self.of_type(*EXCLUSIVE_INLINE_TYPES):
             self.exclusive_inline(r)
         self.group_memberships()
+        build_permission_sets(self)
         for r in self.of_type(*LINK_TYPES):
             if r.address not in self.accounted:  # fail closed: a link nothing explains is still reported
                 self.out.note(r.file, r.line, f"{r.address}: {UNLINKED}")

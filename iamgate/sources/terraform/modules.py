@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _META_ATTRS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 _SKIP_BLOCKS = {"lifecycle", "provisioner", "connection", "timeouts"}
 _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
-_IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
+_IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy", "aws_ssoadmin_permission_set"}
 _GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
 MAX_COUNT = 10000  # instances of one block: beyond the IAM quotas (5,000 roles or users per account)
