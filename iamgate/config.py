@@ -51,6 +51,7 @@ class Config:
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    exclude: tuple[str, ...] = ()  # path globs (relative to where iamgate runs) not scanned
 
 
 def _schema() -> dict:
@@ -90,7 +91,8 @@ def parse(data, path: str | None = None) -> Config:
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
-                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true")
+                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
+                  exclude=tuple(data.get("exclude", ())))
 
 
 def _check_ids(data: dict, path: str | None) -> None:

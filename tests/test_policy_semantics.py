@@ -412,3 +412,28 @@ def test_control_a_narrow_permission_set_passes(tmp_path):
     inline = 'InlinePolicy: {Statement: [{Effect: Allow, Action: "s3:GetObject", Resource: "*"}]}'
     code, rep = gate(tmp_path, {"sso.yaml": SSO_CFN.replace("ManagedPolicies: [{managed}]", "").format(extra=inline)})
     assert code == 0 and rep["findings"] == [], rep["findings"]
+
+
+# -- IaC only running code can read (Why 10) --------------------------------------------------------
+
+SERVERLESS_TS = "const config = {service: 'app', provider: {name: 'aws', iam: {role: {statements: " \
+                "[{Effect: 'Allow', Action: ['*'], Resource: '*'}]}}}};\nmodule.exports = config;\n"
+
+
+@pytest.mark.parametrize("name", ["serverless.ts", "svc/serverless.js", "serverless.mjs"])
+def test_a_serverless_service_written_as_code_is_skipped_and_an_error(tmp_path, name):
+    code, rep = gate(tmp_path, {"app.yaml": role_template(GET), name: SERVERLESS_TS})
+    assert code == 2 and rep["gate"]["result"] == "error"
+    [s] = [s for s in rep["skipped"] if s["file"] == name]
+    assert "running" in s["reason"] or "run it" in s["reason"]
+    assert any(e["file"] == name for e in rep["errors"])
+    text = cli_in_process("check", ".", "--baselines", "baselines", "--color", "never", cwd=tmp_path).stdout
+    assert "PASS" not in text and name in text
+
+
+def test_control_the_config_can_exclude_a_code_defined_service(tmp_path):
+    files = {"app.yaml": role_template(GET), "svc/serverless.ts": SERVERLESS_TS, ".iamgate.yml": "exclude: [svc]\n"}
+    code, rep = gate(tmp_path, files)
+    assert code == 0 and rep["gate"]["result"] == "pass" and not rep["errors"], rep["gate"]
+    (tmp_path / ".iamgate.yml").write_text("exclude: ['svc/serverless.ts']\n")
+    assert gate(tmp_path, {})[0] == 0
