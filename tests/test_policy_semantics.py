@@ -437,3 +437,36 @@ def test_control_the_config_can_exclude_a_code_defined_service(tmp_path):
     assert code == 0 and rep["gate"]["result"] == "pass" and not rep["errors"], rep["gate"]
     (tmp_path / ".iamgate.yml").write_text("exclude: ['svc/serverless.ts']\n")
     assert gate(tmp_path, {})[0] == 0
+
+
+# -- output (Why 11) --------------------------------------------------------------------------------
+
+def test_fix_escapes_control_characters_on_a_terminal_and_writes_them_raw_into_a_pipe(tmp_path):
+    from conftest import in_a_terminal
+    tf = TF_ROLE.replace('Action = "s3:GetObject"', 'Action = ["s3:GetObject", "sqs:CreateQueue"]').replace(
+        "role   = aws_iam_role.app.id", "role   = aws_iam_role.app.id # x\x1b[2J\x07\ry")
+    gate(tmp_path, {"main.tf": tf})
+    args = ["fix", "main.tf", "--baselines", "baselines", "--quiet"]
+    code, shown = in_a_terminal(args, {"AWS_EC2_METADATA_DISABLED": "true"}, tmp_path)
+    assert code == 0 and "sqs:CreateQueue" in shown, shown  # the diff is there
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown.replace("\r\n", "\n")
+    assert "# x\\x1b[2J\\x07\\x0d" in shown
+    import os
+    import subprocess
+    import sys
+    piped = subprocess.run([sys.executable, "-m", "iamgate", *args], cwd=tmp_path, capture_output=True,
+                           env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, timeout=300)
+    assert b"# x\x1b[2J\x07\r" in piped.stdout  # a patch file keeps the bytes the file has
+
+
+@pytest.mark.parametrize("fmt", ["markdown"])  # the PR comment and the job summary are this report
+def test_a_url_from_the_repository_is_not_autolinked_by_github(tmp_path, fmt):
+    text = role_template('{Effect: Allow, Action: "*", Resource: "*"}').replace(
+        "RoleName: app", "RoleName: https://evil.example/x")
+    (tmp_path / "www.evil.example.yaml").write_text(text)
+    r = cli_in_process("check", ".", "--format", fmt, cwd=tmp_path)
+    assert r.returncode == 1 and "evil.example" in r.stdout
+    import re
+    outside_code = re.sub(r"`[^`\n]*`", "", r.stdout)  # GitHub never autolinks in a code span
+    assert not re.search(r"https?://evil|(?<![\w.])www\.evil", outside_code), outside_code
+    assert "https:\u200b//evil.example" in r.stdout or "https\\:\u200b//evil" in r.stdout

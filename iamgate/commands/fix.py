@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import config as config_mod
-from ..escape import terminal
+from ..escape import terminal, terminal_block
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments, existing_inputs, scan_options
@@ -84,8 +84,9 @@ class Fix(Command):
             if not args.quiet:
                 n = sum(len({e.statement for e in f.edits}) for f in files)
                 print(f"iamgate fix: rewrote {n} statement(s) in {len(files)} file(s)", file=err)
-        else:
-            sys.stdout.write("".join(f.diff for f in files))
+        else:  # a terminal acts on control characters from the files: shown escaped there, raw into a file or pipe
+            diff = "".join(f.diff for f in files)
+            sys.stdout.write(terminal_block(diff) if sys.stdout.isatty() else diff)
         if not remediation.principals and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
         return 2 if report.errors else 0  # an input it could not read is left unfixed: an error
