@@ -86,7 +86,8 @@ def test_control_a_deny_that_covers_every_value_still_removes_the_grant(tmp_path
     '{Effect: Allow, Action: "*", Resource: "*", Condition: {DateGreaterThan: {"aws:CurrentTime": "1970-01-01T00:00:00Z"}}}',
     '{Effect: Allow, Action: "*", Resource: "*", Condition: {NumericGreaterThanEquals: {"aws:EpochTime": "0"}}}',
     '{Effect: Allow, Action: "*", Resource: "*", Condition: {ArnLikeIfExists: {"aws:SourceArn": "*"}}}',
-    '{Effect: Allow, Action: "*", Resource: !Sub "${Everything}"}',  # an unknown resource is any resource
+    '{Effect: Allow, Action: "*", Resource: !Sub "${Everything}"}',  # an input with no value is any resource
+    '{Effect: Allow, Action: "*", Resource: !Ref Everything}',
     '{Effect: Allow, Action: ["*:*"], Resource: "arn:*"}',
 ])
 def test_admin_by_another_spelling_is_admin_wildcard(tmp_path, statement):
@@ -113,6 +114,13 @@ def test_admin_split_over_statements_is_judged_on_the_whole_grant(tmp_path):
 def test_control_a_real_condition_or_narrower_grant_is_not_admin(tmp_path, statement):
     code, rep = gate(tmp_path, cfn(statement))
     assert "admin-wildcard" not in checks(rep)
+
+
+def test_control_a_placeholder_for_a_resource_of_the_template_names_that_resource(tmp_path):
+    text = role_template(GET, '{Effect: Allow, Action: "*", Resource: [!GetAtt Bucket.Arn, !Sub "${Bucket.Arn}/*"]}')
+    text += "  Bucket:\n    Type: AWS::S3::Bucket\n"
+    code, rep = gate(tmp_path, {"app.yaml": text})
+    assert "admin-wildcard" not in checks(rep) and "passrole-wildcard" not in checks(rep)
 
 
 def test_control_a_narrow_grant_passes(tmp_path):

@@ -32,9 +32,19 @@ _ANY_ROLE_PROBES = ("arn:{p}:iam::{a}:role/name", "arn:{p}:iam::{a}:role/path/na
 _PLACEHOLDER = re.compile(r"\$\{[^{}]*\}")
 
 
-def any_value(pattern: str) -> str:
-    """The resource pattern with each unresolved part read as `*` (any value)."""
-    return _PLACEHOLDER.sub("*", pattern) if "${" in pattern else pattern
+# A placeholder for a resource the same code creates (`${Bucket.Arn}` from Fn::GetAtt, `${aws_s3_bucket.b.arn}`)
+# is one ARN, unknown only until deploy; an input with no value (a parameter, `${var.x}`) or an IAM policy
+# variable may be anything, `*` included.
+_RESOURCE_REF = re.compile(r"^\$\{(?:(?!(?:var|local|each|count|path|terraform|self)\.)[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z0-9.]+)?|(?:aws_|data\.|module\.)[^{}]*)\}$")
+
+
+def any_value(pattern: str, keep_references: bool = False) -> str:
+    """The resource pattern with each unresolved part read as `*` (any value); with `keep_references`, a
+    placeholder for a resource of the same code stays as it is (it names one resource)."""
+    if "${" not in pattern:
+        return pattern
+    return _PLACEHOLDER.sub(lambda m: m.group() if keep_references and _RESOURCE_REF.match(m.group()) else "*",
+                            pattern)
 
 
 def has_placeholder(pattern: str) -> bool:
@@ -43,7 +53,7 @@ def has_placeholder(pattern: str) -> bool:
 
 def _matches_all(pattern: str, probes) -> bool:
     from ..reference.catalog import glob_match
-    pattern = any_value(pattern)
+    pattern = any_value(pattern, keep_references=True)
     parts = pattern.strip().split(":", 5)
     literal = lambda i, default: parts[i] if len(parts) > i and parts[i] and not any(  # noqa: E731
         c in parts[i] for c in "*?") else default
