@@ -478,3 +478,15 @@ def test_a_url_from_the_repository_is_not_autolinked_by_github(tmp_path, fmt):
     outside_code = re.sub(r"`[^`\n]*`", "", r.stdout)  # GitHub never autolinks in a code span
     assert not re.search(r"https?://evil|(?<![\w.])www\.evil", outside_code), outside_code
     assert "https:\u200b//evil.example" in r.stdout or "https\\:\u200b//evil" in r.stdout
+
+
+def test_an_aws_managed_policy_in_an_unknown_partition_is_read_from_the_bundle(tmp_path):
+    attach = textwrap.dedent("""\
+        data "aws_partition" "current" {}
+        resource "aws_iam_role_policy_attachment" "a" {
+          role       = aws_iam_role.app.name
+          policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AdministratorAccess"
+        }
+        """)
+    code, rep = gate(tmp_path, {"main.tf": TF_ROLE + attach})
+    assert code == 1 and checks(rep).get("admin-wildcard") == {"critical"} and "unresolved-grant" not in checks(rep)

@@ -43,6 +43,17 @@ def name_pattern(value) -> str | None:
     return pattern if pattern.strip("*") and "$" not in pattern and "{" not in pattern else None
 
 
+_ANY_PARTITION = re.compile(r"^arn:\$\{[^{}]*\}:iam::aws:policy/([^${}]+)$")
+
+
+def aws_managed_in_any_partition(value) -> str | None:
+    """`arn:${data.aws_partition.current.partition}:iam::aws:policy/X`: AWS managed policy X whatever the
+    partition (aws, aws-cn, aws-us-gov publish it under the same name), read as `arn:aws:...` from the bundle."""
+    text = getattr(value, "text", None)
+    m = _ANY_PARTITION.match(text) if isinstance(value, Unknown) and isinstance(text, str) else None
+    return f"arn:aws:iam::aws:policy/{m.group(1)}" if m else None
+
+
 def _json_with_unknowns(doc):
     """A document given as a JSON string with unknown parts (`!Sub '{"Statement": … ${AWS::Region} …}'`)
     is still JSON: parsed, with each string that holds an unknown part kept Unknown, so only those

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...model import Location, Policy
-from ..collector import Collector, name_pattern
+from ..collector import Collector, aws_managed_in_any_partition, name_pattern
 from ..loaders import LDict, LList, LoadError, line_of
 from ..policy_document import Unknown
 from .sso import SSO_TYPES
@@ -327,7 +327,7 @@ class IamBuilder:
             if key in self.policies:
                 by_policy.setdefault(key, []).append(a)
                 continue
-            ref = a.ref
+            ref = aws_managed_in_any_partition(a.ref) or a.ref
             if isinstance(ref, Unknown):  # at the attachment's own line: the unknown may come from another file
                 self.out.note(a.res.file, self.line_of(a.res, a.what),
                               f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid, grant=True)

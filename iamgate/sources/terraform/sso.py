@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ...model import Policy, Location
 from .. import sso
+from ..collector import aws_managed_in_any_partition
 from ..loaders import line_of
 from ..policy_document import Unknown
 from .values import origin_of
@@ -33,7 +34,7 @@ def build(b: "IamBuilder") -> None:
         pid = _target(b, r)
         if pid is None:
             continue
-        ref = r.values.get("managed_policy_arn")
+        ref = aws_managed_in_any_partition(r.values.get("managed_policy_arn")) or r.values.get("managed_policy_arn")
         if isinstance(ref, str) and not isinstance(ref, Unknown):
             pol = b.out.managed_policy(str(ref), r.file, r.line, pid)
             if pol is not None:
