@@ -490,3 +490,13 @@ def test_an_aws_managed_policy_in_an_unknown_partition_is_read_from_the_bundle(t
         """)
     code, rep = gate(tmp_path, {"main.tf": TF_ROLE + attach})
     assert code == 1 and checks(rep).get("admin-wildcard") == {"critical"} and "unresolved-grant" not in checks(rep)
+
+
+@pytest.mark.parametrize("condition", [
+    '!If [IsProd, !Ref AWS::NoValue, {Bool: {"aws:SecureTransport": "false"}}]',
+    '{Bool: !If [IsProd, !Ref AWS::NoValue, {"aws:SecureTransport": "false"}]}',
+])
+def test_an_allow_condition_from_an_undecided_branch_may_be_absent(tmp_path, condition):
+    st = f'{{Effect: Allow, Action: "*", Resource: "*", Condition: {condition}}}'
+    code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, st)})
+    assert checks(rep).get("admin-wildcard") == {"critical"}, rep["findings"]

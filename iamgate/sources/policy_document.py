@@ -61,7 +61,7 @@ def _strs(values) -> tuple[str, ...]:
 
 
 def _is_branch(value) -> bool:
-    return type(value).__name__ == "UnionStr"
+    return type(value).__name__ in ("UnionStr", "UnionDict")
 
 
 def _maybe_absent(st: dict) -> bool:
@@ -142,6 +142,9 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
         if allow and any(_is_branch(r) for r in not_resources):
             not_resources = tuple(r for r in not_resources if not _is_branch(r)) or ("${undecided Fn::If}",)
         condition = st.get("Condition") or {}
+        if allow and isinstance(condition, dict):  # a condition from an undecided Fn::If branch may be absent
+            condition = {} if _is_branch(condition) else {op: block for op, block in condition.items()
+                                                           if not _is_branch(block)}
         if not allow and maybe and not isinstance(condition, Unknown) and isinstance(condition, dict):
             condition = {**condition, "Unresolved": {"iamgate:condition": "an undecided Fn::If branch"}}
         if isinstance(condition, Unknown):  # still a condition: never read it as unconditional

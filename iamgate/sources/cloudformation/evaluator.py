@@ -40,9 +40,18 @@ def _undecided(value, condition: str):
         return out
     if type(value) is str:
         return UnionStr(value)
+    if isinstance(value, dict) and not isinstance(value, UnionDict):
+        out = UnionDict(value, line=getattr(value, "line", None))
+        out.key_lines.update(getattr(value, "key_lines", {}))
+        return out
     if isinstance(value, list):
         return UnionList([_undecided(v, condition) for v in value], line=getattr(value, "line", None))
     return value
+
+
+class UnionDict(LDict):
+    """A mapping from one branch of an undecided `Fn::If`: it may not be there (an Allow's Condition built
+    from it may be absent, so the Allow is read without it)."""
 
 
 class ResourceRef(str):
