@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from ...model import ScanError
 from .. import Workspace, within
-from ...reference.managed_policies import aws_managed_arn
 from ..collector import Collector
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
+from .data_sources import aws_iam_policy_arn
 from .downloads import Downloads, read_downloads
 from .expressions import Obj, Scope, unknown_at
 from .functions import evaluator
@@ -111,7 +111,7 @@ class ResourceInstance(Obj):
         if self.mode == "data" and self.type == "aws_iam_policy_document" and name in ("json", "minified_json"):
             return Encoded(policy_document(self.values(), self.block.file, self.block.line), self.block.file)
         if self.mode == "data" and self.type == "aws_iam_policy" and name == "arn":
-            return self.managed_policy_arn(line)
+            return aws_iam_policy_arn(self, line)
         body = self.block.body
         if name in body.attrs and name not in _META_ATTRS:
             return self.tag(self.attr(name), name)
@@ -123,19 +123,6 @@ class ResourceInstance(Obj):
         if self.type in _IAM_ORIGIN_TYPES and self.mode == "managed":
             return RefUnknown(reason, self.address, "${" + f"{self.address}.{name}" + "}", line)
         return Unknown(reason, "${" + f"{self.address}.{name}" + "}", line)
-
-    def managed_policy_arn(self, line):
-        """`data "aws_iam_policy"` by `arn`, or by `name` of an AWS managed policy in iamgate's bundle (the
-        data source looks the name up in the account: a name the bundle lacks stays unknown)."""
-        attrs = self.block.body.attrs
-        value = self.attr("arn") if "arn" in attrs else self.attr("name") if "name" in attrs else None
-        if isinstance(value, str) and not isinstance(value, Unknown):
-            arn = value if "arn" in attrs else aws_managed_arn(value)
-            if arn:
-                return arn
-        what = f"{self.address}.arn"
-        return Unknown(f"{what} is looked up at apply time (not an AWS managed policy iamgate knows)",
-                       "${" + what + "}", line)
 
     def tag(self, value, name: str = ""):
         """Values read from IAM principals and policies remember where they came from."""
