@@ -52,6 +52,7 @@ class Config:
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
     exclude: tuple[str, ...] = ()  # path globs (relative to where iamgate runs) not scanned
+    trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
 
 
 def _schema() -> dict:
@@ -92,7 +93,8 @@ def parse(data, path: str | None = None) -> Config:
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
                   require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
-                  exclude=tuple(data.get("exclude", ())))
+                  exclude=tuple(data.get("exclude", ())),
+                  trusted_modules=tuple(data.get("trusted-modules", ())))
 
 
 def _check_ids(data: dict, path: str | None) -> None:

@@ -500,3 +500,13 @@ def test_an_allow_condition_from_an_undecided_branch_may_be_absent(tmp_path, con
     st = f'{{Effect: Allow, Action: "*", Resource: "*", Condition: {condition}}}'
     code, rep = gate(tmp_path, {"app.yaml": PARAM + role_template(GET, st)})
     assert checks(rep).get("admin-wildcard") == {"critical"}, rep["findings"]
+
+
+def test_excluding_a_path_is_listed_as_a_weakening():
+    from iamgate.action.config_changes import compare
+    from iamgate.config import parse
+    from iamgate.reference.catalog import load_catalog
+    base = parse({"exclude": ["legacy/*"]})
+    assert compare(base, parse({"exclude": ["legacy/*"]}), load_catalog()) == []
+    [w] = compare(base, parse({"exclude": ["legacy/*", "services/api/serverless.ts"]}), load_catalog())
+    assert (w.kind, w.subject) == ("exclude-added", "services/api/serverless.ts")

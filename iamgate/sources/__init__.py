@@ -34,6 +34,7 @@ class ScanOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     workspace: str | None = None  # in the Action: nothing whose real path leaves this folder is read
     exclude: tuple[str, ...] = ()  # the config's `exclude:` path globs, relative to the base
+    trusted_modules: tuple[str, ...] = ()  # `.iamgate.yml` trusted-modules: remote module sources trusted unread
 
 
 def excluded(rel: str, globs) -> bool:
