@@ -87,6 +87,9 @@ class Fix(Command):
         else:  # a terminal acts on control characters from the files: shown escaped there, raw into a file or pipe
             diff = "".join(f.diff for f in files)
             sys.stdout.write(terminal_block(diff) if sys.stdout.isatty() else diff)
-        if not remediation.principals and not args.quiet:
+        if not remediation.principals and not remediation.narrowings and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
+        elif remediation.narrowings and not args.quiet:
+            print(f"iamgate fix: {len(remediation.narrowings)} statement(s) granted on `*` narrowed to the resources "
+                  "used", file=err)
         return 2 if report.errors else 0  # an input it could not read is left unfixed: an error
