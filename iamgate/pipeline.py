@@ -227,7 +227,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     `history`: principal id -> its grant history (from git); a principal not in it is judged without one."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
-                                     trusted_modules=config.trusted_modules)
+                                     exclude=tuple(config.exclude), trusted_modules=config.trusted_modules)
     workspace = Workspace(paths, options, base=base)
     scanned = scan(workspace)
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)

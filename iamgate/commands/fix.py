@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import config as config_mod
-from ..escape import terminal
+from ..escape import terminal, terminal_block
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments, add_time_arguments, existing_inputs, scan_options, with_time_rules
@@ -106,8 +106,9 @@ class Fix(Command):
             if not args.quiet:
                 n = sum(len({e.statement for e in f.edits}) for f in files)
                 print(f"iamgate fix: rewrote {n} statement(s) in {len(files)} file(s)", file=err)
-        else:
-            sys.stdout.write("".join(f.diff for f in files))
+        else:  # a terminal acts on control characters from the files: shown escaped there, raw into a file or pipe
+            diff = "".join(f.diff for f in files)
+            sys.stdout.write(terminal_block(diff) if sys.stdout.isatty() else diff)
         if not remediation.principals and not remediation.narrowings and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
         elif remediation.narrowings and not args.quiet:
