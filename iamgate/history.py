@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from .diff import GIT_ENV, git, materialise, resolve_commit
+from .diff import git, resolve_commit
 from .errors import UsageError
+from .gitlog import FirstParentLog, TreeReader, Unit
 from .model import GrantHistory, Principal
 from .repo import repo_relative
 
@@ -41,34 +41,10 @@ SHALLOW = "grant history unknown: a shallow clone" + WHY_TO_FETCH
 NO_COMMITS = "grant history unknown: the repository has no commits yet" + WHY_TO_FETCH
 OUTSIDE = ("grant history unknown: {file} comes from outside the repository's history (a downloaded module, "
            "the managed-policy cache or an ignored file)" + WHY_TO_FETCH)
+NOT_READ = ("grant history not read (--no-history); each grant is judged as if granted before the baseline's "
+            "window")
 GIT_FAILED = "grant history unknown: git failed ({error})" + WHY_TO_FETCH
 DIRECTORY_UNITS = {".tf", ".hcl", ".tfvars"}  # read with their folder: variables and modules live beside them
-
-
-@dataclass
-class Commit:
-    sha: str
-    ts: int  # committer time: when it landed on the first-parent line
-    changed: frozenset = frozenset()  # repo paths it changed (both names of a rename)
-    renames: Mapping[str, str] = field(default_factory=dict)  # new name -> old name
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Files (or folders) one or more principals are read from, as repo paths at the head."""
-    paths: tuple[str, ...]
-    folders: frozenset = frozenset()
-
-    def touched_by(self, commit: Commit, names: Mapping[str, str]) -> bool:
-        for p in self.paths:
-            name = names.get(p, p)
-            if p in self.folders:
-                prefix = name.rstrip("/") + "/"
-                if commit.changed and name == "." or any(c == name or c.startswith(prefix) for c in commit.changed):
-                    return True
-            elif name in commit.changed:
-                return True
-        return False
 
 
 @dataclass
@@ -97,133 +73,74 @@ class History:
         self.root, self.cwd = root, cwd
         self.evaluate_tree = evaluate  # (paths, base folder, confine folder) -> [(Principal, granted actions)]
         self.now = int((now or dt.datetime.now(dt.timezone.utc)).timestamp())
-        self.commits: list[Commit] = []  # newest first
-        self.index: dict[str, int] = {}
-        self._log: Iterable | None = None
-        self._proc: subprocess.Popen | None = None
+        self.log = FirstParentLog(root)
+        self.trees = TreeReader(root)
+        self._work: tempfile.TemporaryDirectory | None = None
         self._cache: dict[tuple, dict] = {}
         self.evaluations = 0
 
-    # -- the first-parent line, read lazily ---------------------------------------------------------
-    def _stream(self):
-        cmd = ["git", "--literal-pathspecs", "-c", "core.quotePath=false", "log", "--first-parent", "--root",
-               "-M", "--diff-merges=first-parent", "--name-status", "-z", "--format=%x01%H %ct", "HEAD", "--"]
-        self._proc = subprocess.Popen(cmd, cwd=self.root, env={**os.environ, **GIT_ENV}, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL)
-        buf = b""
-        while True:
-            chunk = self._proc.stdout.read(65536)
-            if not chunk:
-                break
-            buf += chunk
-            *records, buf = buf.split(b"\x01")
-            for rec in records:
-                if rec:
-                    yield self._parse(rec)
-        if buf:
-            yield self._parse(buf)
-        self._proc.wait()
-
-    @staticmethod
-    def _parse(rec: bytes) -> Commit:
-        head, _, rest = rec.partition(b"\0")
-        sha, ts = head.decode().split()
-        tokens = [t.decode("utf-8", "surrogateescape") for t in rest.lstrip(b"\n").split(b"\0")]
-        changed, renames, i = set(), {}, 0
-        while i < len(tokens):
-            status = tokens[i].strip()
-            if not status:
-                i += 1
-                continue
-            if status[0] in "RC" and i + 2 < len(tokens):
-                old, new = tokens[i + 1], tokens[i + 2]
-                changed.update((old, new))
-                if status[0] == "R":
-                    renames[new] = old
-                i += 3
-            else:
-                if i + 1 < len(tokens):
-                    changed.add(tokens[i + 1])
-                i += 2
-        return Commit(sha, int(ts), frozenset(changed), renames)
-
-    def read_until(self, ts: int | None = None, sha: str | None = None) -> None:
-        """Read the line back to the first commit older than `ts` (None: all of it), or to `sha`."""
-        if self._log is None:
-            self._log = self._stream()
-
-        def done() -> bool:
-            if sha is not None:
-                return sha in self.index
-            return ts is not None and bool(self.commits) and self.commits[-1].ts < ts
-        while not done():
-            c = next(self._log, None)
-            if c is None:
-                self._log = iter(())
-                return
-            self.index[c.sha] = len(self.commits)
-            self.commits.append(c)
-
     def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        self.log.close()
+        self.trees.close()
+        if self._work is not None:
+            self._work.cleanup()
 
-    # -- a unit's line --------------------------------------------------------------------------------
     def line(self, unit: Unit, floor: int | None, dirty: bool) -> list[Step]:
         """Newest first: the working tree if it differs, then each commit that touched the unit after
         `floor`, then the last commit at or before `floor` (None: back to the unit's first commit)."""
-        self.read_until(floor)
+        self.log.read_until(floor)
         names = {p: p for p in unit.paths}
         steps = [Step(None, self.now, dict(names))] if dirty else []
-        for c in self.commits:
+        for c in self.log.commits:
             if floor is not None and c.ts <= floor:
                 steps.append(Step(c.sha, c.ts, dict(names)))
                 break
             if unit.touched_by(c, names):
                 steps.append(Step(c.sha, c.ts, dict(names)))
-            for p in unit.paths:  # names before this commit
-                if p not in unit.folders and names[p] in c.renames:
-                    names[p] = c.renames[names[p]]
+            names = unit.before(c, names)
         return steps
 
     def names_at(self, unit: Unit, sha: str) -> dict[str, str]:
         """The unit's file names at `sha` (following renames where it is on the first-parent line)."""
-        self.read_until(sha=sha)
+        self.log.read_until(sha=sha)
         names = {p: p for p in unit.paths}
-        for c in self.commits:
-            if c.sha == sha:
-                break
-            for p in unit.paths:
-                if p not in unit.folders and names[p] in c.renames:
-                    names[p] = c.renames[names[p]]
+        if sha in self.log.index:
+            for c in self.log.commits[:self.log.index[sha]]:
+                names = unit.before(c, names)
         return names
 
-    # -- the grant at a revision ----------------------------------------------------------------------
     def grant(self, unit: Unit, sha: str, names: Mapping[str, str]) -> dict[tuple, frozenset]:
         """(file at head, raw id) -> granted actions, for the principals of the unit's files at `sha`."""
         key = (sha, tuple(sorted(names.items())))
         if key in self._cache:
             return self._cache[key]
         self.evaluations += 1
-        back = {v: k for k, v in names.items()}  # name at sha -> name at head
+        if self._work is None:
+            self._work = tempfile.TemporaryDirectory(prefix="iamgate-history-")
+            (Path(self._work.name) / ".git").mkdir()  # the repository's stand-in: its local modules may be read
+        tree = Path(self._work.name).resolve()
+        written: list[Path] = []
         out: dict[tuple, frozenset] = {}
-        with tempfile.TemporaryDirectory(prefix="iamgate-history-") as tmp:
-            tree = Path(tmp).resolve()
-            (tree / ".git").mkdir()  # the repository's stand-in: local modules inside it may be read
-            materialise(self.root, sha, sorted(set(names.values())), tree)
-            try:
-                base = tree / self.cwd.relative_to(self.root)
-            except ValueError:
-                base = tree
+        try:
+            for name in sorted(set(names.values())):
+                for rel, data in self.trees.files(sha, name):
+                    target = (tree / rel).resolve()
+                    if tree in target.parents and not target.exists():  # nothing written outside the tree
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(data)
+                        written.append(target)
+            base = tree / self.cwd.relative_to(self.root) if self.root in (self.cwd, *self.cwd.parents) else tree
             base.mkdir(parents=True, exist_ok=True)
             paths = [str(tree / n) for n in sorted(set(names.values())) if (tree / n).exists()]
-            if paths:
-                for p, acts in self.evaluate_tree(paths, base, tree):
-                    file = p.location.file if p.location else ""
-                    rel = Path(os.path.normpath(base / file)).relative_to(tree).as_posix() if file else ""
-                    head_file = _head_name(rel, back, unit.folders)
-                    out[(head_file, _head_id(raw_id(p), file, head_file, base, self.cwd, self.root))] = acts
+            back = {v: k for k, v in names.items()}  # name at sha -> name at head
+            for p, acts in self.evaluate_tree(paths, base, tree) if paths else ():
+                file = p.location.file if p.location else ""
+                rel = Path(os.path.normpath(base / file)).relative_to(tree).as_posix() if file else ""
+                head_file = _head_name(rel, back, unit.folders)
+                out[(head_file, _head_id(raw_id(p), file, head_file, self.cwd, self.root))] = acts
+        finally:
+            for f in written:
+                f.unlink()
         self._cache[key] = out
         return out
 
@@ -237,7 +154,7 @@ def _head_name(rel: str, back: Mapping[str, str], folders) -> str:
     return rel
 
 
-def _head_id(pid: str, shown: str, head_file: str, base: Path, cwd: Path, root: Path) -> str:
+def _head_id(pid: str, shown: str, head_file: str, cwd: Path, root: Path) -> str:
     """An id that names its file (a policy document's) written with the file's name at the head."""
     if shown and pid == shown:
         return os.path.relpath(root / head_file, cwd) if head_file else pid
@@ -325,7 +242,7 @@ def _root_of(cwd: Path) -> tuple[Path | None, str]:
     if git(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], root, check=False).returncode != 0:
         return None, NO_COMMITS
     if git(["rev-parse", "--is-shallow-repository"], root, check=False).stdout.strip() == "true":
-        return None, SHALLOW
+        return root, SHALLOW  # the diff base may still be here; the line behind it is not
     return root, ""
 
 
@@ -373,21 +290,27 @@ def grant_histories(principals: Iterable[Principal], granted: Mapping[str, froze
                     scanned: list[str], floors: Mapping[str, dt.date | None] | None = None,
                     exact_since: Mapping[str, dt.date | None] | None = None, diff_base: str | None = None,
                     deploy_lag_days: int = 0, now: dt.datetime | None = None,
-                    cwd: str | Path | None = None, outside_dirs: Iterable[str] = ()) -> dict[str, GrantHistory]:
+                    cwd: str | Path | None = None, outside_dirs: Iterable[str] = (),
+                    walk: bool = True) -> dict[str, GrantHistory]:
     """principal id -> its GrantHistory. `granted`: principal id -> the actions granted at the head (the
     working tree). `floors`: principal id -> the earliest day whose exact grant date matters (a baseline's
     first watched day; None or absent: the whole history). `exact_since`: principal id -> the day after
     which every change of its grant is evaluated (a baseline's end less `min-observation`: where a grant's age
     decides too_recent or unused); before it, changes are found by bisection. `scanned`: the paths as given.
-    `outside_dirs`: folders whose files come from outside the repository (the managed-policy cache)."""
+    `outside_dirs`: folders whose files come from outside the repository (the managed-policy cache).
+    `walk` False (`--no-history`): no grant days, only what `diff_base` lacks."""
     principals = list(principals)
+    if not walk and not diff_base:
+        return {p.id: GrantHistory(False, NOT_READ) for p in principals}
     cwd = Path(cwd or os.getcwd()).resolve()
     try:
         root, why = _root_of(cwd)
     except UsageError as e:
         root, why = None, GIT_FAILED.format(error=str(e))
-    if root is None:
+    if root is None or (why and not diff_base):
         return {p.id: GrantHistory(False, why) for p in principals}
+    if why:
+        walk = False
     pathspecs = []
     for s in scanned:
         try:
@@ -424,7 +347,7 @@ def grant_histories(principals: Iterable[Principal], granted: Mapping[str, froze
             head = {_key(p, root): frozenset(granted.get(p.id, frozenset())) for p in members}
             floor = _earliest([(floors or {}).get(p.id) for p in members], lag)
             exact = _earliest([(exact_since or {}).get(p.id) for p in members], lag)
-            traced = trace(history, unit, floor, dirty, head, exact)
+            traced = trace(history, unit, floor, dirty, head, exact) if walk else {}
             at_base = history.grant(unit, base, history.names_at(unit, base)) if base else None
             for p in members:
                 key = _key(p, root)
@@ -434,7 +357,8 @@ def grant_histories(principals: Iterable[Principal], granted: Mapping[str, froze
                 for d, acts in since:
                     merged[d] = merged.get(d, frozenset()) | acts
                 new = head[key] - at_base.get(key, frozenset()) if at_base is not None else frozenset()
-                out[p.id] = GrantHistory(True, "", frozenset(new), tuple(sorted(merged.items(), reverse=True)))
+                out[p.id] = GrantHistory(walk, "" if walk else why or NOT_READ, frozenset(new),
+                                         tuple(sorted(merged.items(), reverse=True)))
     except UsageError as e:
         why = GIT_FAILED.format(error=str(e))
         out.update({p.id: GrantHistory(False, why) for p in principals if p.id not in out})
@@ -443,3 +367,68 @@ def grant_histories(principals: Iterable[Principal], granted: Mapping[str, froze
     for p in principals:  # read from nowhere the history can see (no file): unknown
         out.setdefault(p.id, GrantHistory(False, OUTSIDE.format(file=p.location.file if p.location else p.id)))
     return out
+
+
+def _day(text) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(text)[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def watch_days(baselines: Iterable) -> tuple[dt.date | None, dt.date | None]:
+    """(the first day any of the baselines watched, the earliest of their ends): where a grant's exact day
+    starts to matter, and where its age decides too_recent or unused (less min-observation)."""
+    starts, ends = [], []
+    for b in baselines:
+        if b is None:
+            continue
+        starts += [_day(b.window_start)] + [_day(i.start) for spans in (b.coverage or {}).values() for i in spans]
+        ends += [_day(b.window_end)] + [_day(i.end) for spans in (b.coverage or {}).values() for i in spans]
+    starts, ends = [d for d in starts if d], [d for d in ends if d]
+    return (min(starts) if starts else None), (min(ends) if ends else None)
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """What `check` and `fix` ask of the repository's history; `pipeline.analyse` runs it once the principals
+    and their baselines are known. `paths`: as given to the scan."""
+    paths: tuple[str, ...]
+    diff_base: str | None = None
+    deploy_lag_days: int = 0
+    min_observation_days: int = 30
+    walk: bool = True  # False (`--no-history`): only what the diff base lacks, no grant days
+    now: dt.datetime | None = None
+
+    def __call__(self, principals, baselines: Mapping[str, Iterable], options, catalog) -> dict[str, GrantHistory]:
+        """`baselines`: principal id -> the baselines it is judged with."""
+        from .judge import grants as grants_mod
+        floors, exact = {}, {}
+        for p in principals:
+            start, end = watch_days(baselines.get(p.id, ()))
+            floors[p.id] = start
+            exact[p.id] = end - dt.timedelta(days=self.min_observation_days) if end else None
+            if start is None:  # no baseline: only `new` and the recent past matter to the judge
+                floors[p.id] = exact[p.id] = (self.now or dt.datetime.now(dt.timezone.utc)).date() - \
+                    dt.timedelta(days=self.min_observation_days)
+        granted = {p.id: grants_mod.compute(p, catalog).actions for p in principals}
+        return grant_histories(principals, granted, evaluator(options, catalog), list(self.paths), floors, exact,
+                               self.diff_base, self.deploy_lag_days, self.now,
+                               outside_dirs=[options.managed_policy_dir] if options.managed_policy_dir else (),
+                               walk=self.walk)
+
+
+def report_notes(histories: Mapping[str, GrantHistory]) -> tuple[str, ...]:
+    """Each distinct "history unknown" note once, naming the principals when it is not about all of them."""
+    by_note: dict[str, list[str]] = {}
+    for pid, h in histories.items():
+        if not h.known:
+            by_note.setdefault(h.note, []).append(pid)
+    out = []
+    for note, pids in by_note.items():
+        if len(pids) == len(histories):
+            out.append(note)
+        else:
+            shown = ", ".join(sorted(pids)[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
+            out.append(f"{note} (principal{'s' if len(pids) > 1 else ''} {shown})")
+    return tuple(out)

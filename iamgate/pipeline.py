@@ -48,6 +48,7 @@ class Report:
     roots: tuple[str, ...] = ()  # real paths iamgate may read and `fix --write` may write under
     support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
     managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
+    history_notes: tuple[str, ...] = ()  # where grant history is unknown (a shallow clone, no git), and why
 
     def provenance(self) -> list[str]:
         """The data the verdicts rest on, for every format to name."""
@@ -61,7 +62,7 @@ class Report:
             out.append(f"{n} AWS managed polic{'y' if n == 1 else 'ies'} read from iamgate's bundled copy of "
                        f"{m['date']} (not in the managed-policy cache; `iamgate managed-policies fetch` refreshes "
                        f"it): {', '.join(p.rsplit('/', 1)[-1] for p in m['policies'])}")
-        return out
+        return out + list(self.history_notes)
 
     @cached_property
     def stable_ids(self) -> dict[str, str]:
@@ -188,9 +189,11 @@ def collect_usage(baseline_paths: list[str], usage: list[UsageSource] | None = N
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
             fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
-            collected: UsageResult | None = None) -> Report:
+            collected: UsageResult | None = None, history=None) -> Report:
     """`base` is the folder file paths are shown relative to (default: the working directory).
-    `collected` is usage already read (diff mode analyses two trees against the same usage)."""
+    `collected` is usage already read (diff mode analyses two trees against the same usage).
+    `history`: principal id -> GrantHistory, or a `history.HistoryRequest` run once the principals and their
+    baselines are known; a principal without one is judged without grant history."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
     workspace = Workspace(paths, options, base=base)
@@ -201,16 +204,35 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
-    results, matched_by = [], {}
+    results, matched_by, matched = [], {}, {}
     for p in principals:
         b, how = matcher.find(p)
         if how:
             matched_by[p.id] = how
-        results.append(evaluate(p, b, catalog, obs))
+        matched[p.id] = b
+    histories = grant_histories(history, principals, matched, options, catalog)
+    for p in principals:
+        results.append(evaluate(p, matched[p.id], catalog, obs))  # the judge's Evidence takes histories[p.id]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
                   unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
                   skipped=scanned.skipped, require_usage_data=config.require_usage_data,
                   roots=tuple(str(r) for r in workspace.readable),
-                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals))
+                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
+                  history_notes=history_report_notes(histories))
+
+
+def grant_histories(history, principals, matched: dict, options, catalog) -> dict:
+    """principal id -> GrantHistory: as given, or read from git by a `history.HistoryRequest`."""
+    if history is None:
+        return {}
+    if callable(history):
+        return history(principals, {pid: (b,) if b is not None else () for pid, b in matched.items()}, options,
+                       catalog)
+    return dict(history)
+
+
+def history_report_notes(histories: dict) -> tuple[str, ...]:
+    from .history import report_notes
+    return report_notes(histories) if histories else ()

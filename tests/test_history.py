@@ -216,9 +216,12 @@ def test_a_grant_behind_a_condition_follows_its_parameter(tmp_path):
     tf_text = ('variable "extra" {{\n  default = {flag}\n}}\n'
                'resource "aws_iam_role" "ingest" {{\n  name = "ingest"\n  assume_role_policy = "{{}}"\n}}\n'
                'resource "aws_iam_role_policy" "base" {{\n  role = aws_iam_role.ingest.id\n'
-               '  policy = jsonencode({{Statement = [{{Effect = "Allow", Resource = "*", Action = "s3:GetObject"}}]}})\n}}\n'
-               'resource "aws_iam_role_policy" "extra" {{\n  count = var.extra ? 1 : 0\n  role = aws_iam_role.ingest.id\n'
-               '  policy = jsonencode({{Statement = [{{Effect = "Allow", Resource = "*", Action = "kms:Decrypt"}}]}})\n}}\n')
+               '  policy = jsonencode({{Statement = [{{Effect = "Allow", Resource = "*",\n'
+               '                        Action = "s3:GetObject"}}]}})\n}}\n'
+               'resource "aws_iam_role_policy" "extra" {{\n  count = var.extra ? 1 : 0\n'
+               '  role = aws_iam_role.ingest.id\n'
+               '  policy = jsonencode({{Statement = [{{Effect = "Allow", Resource = "*",\n'
+               '                        Action = "kms:Decrypt"}}]}})\n}}\n')
     (repo / "cfn").mkdir()
     (repo / "tf").mkdir()
     (repo / "cfn/app.yaml").write_text(template.format(flag="no"))

@@ -57,6 +57,24 @@ def add_scan_arguments(p) -> None:
                         "its workspace); files and folders under a PATH are always confined to the PATHs")
 
 
+def add_history_arguments(p, diff_base_help: str) -> None:
+    p.add_argument("--diff-base", metavar="REV", help=diff_base_help)
+    p.add_argument("--no-history", action="store_true",
+                   help="do not read when each grant appeared from git (every grant is judged as if granted before "
+                        f"the baseline's window; also ${NO_HISTORY_ENV}=1)")
+
+
+NO_HISTORY_ENV = "IAMGATE_NO_HISTORY"
+
+
+def history_request(args, cfg):
+    """What the head's analysis asks of git: when each grant appeared, and what `--diff-base` lacks."""
+    from ..history import HistoryRequest
+    off = args.no_history or os.environ.get(NO_HISTORY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return HistoryRequest(tuple(args.paths), args.diff_base, getattr(cfg, "deploy_lag_days", 0),
+                          getattr(cfg, "min_observation_days", 30), walk=not off)
+
+
 def existing_inputs(args, cfg) -> list[str]:
     """The baseline paths (from the arguments or the config), after checking every input exists."""
     baselines = args.baselines or ([cfg.baselines] if cfg.baselines else [])
@@ -110,8 +128,8 @@ class Check(Command):
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--require-usage-data", action="store_true",
                        help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
-        p.add_argument("--diff-base", metavar="REV",
-                       help="git revision to compare with: only findings absent there fail the gate")
+        add_history_arguments(p, "git revision to compare with: only findings absent there fail the gate, and "
+                                 "actions it does not grant are new")
         p.add_argument("--data-dir", metavar="DIR",
                        help="AWS support data written by `iamgate data update --out DIR` (default: $IAMGATE_DATA_DIR, "
                             "else the user cache, else the table iamgate ships)")
@@ -125,13 +143,13 @@ class Check(Command):
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
 
-        def run_on(paths, base=None, confine=None):
+        def run_on(paths, base=None, confine=None, history=None):
             """`confine`: the base commit's tree, which stands in for the workspace in diff mode."""
             opts = replace(options, workspace=confine) if confine else options
             return analyse(paths, baselines, cfg, options=opts, fail_on=args.fail_on, base=base,
-                           collected=collected)
+                           collected=collected, history=history)
 
-        report = run_on(args.paths)
+        report = run_on(args.paths, history=history_request(args, cfg))
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on, confined=bool(options.workspace))

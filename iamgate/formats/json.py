@@ -80,7 +80,8 @@ def report_dict(report) -> dict:
         "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
                         "message": u.message, "grant": u.grant} for u in report.unresolved],
         "unmatched_baselines": list(report.unmatched_baselines),
-        "notes": list(report.notes) + ([usage_warning(report)] if report.nothing_judged else []),
+        "notes": list(report.notes) + list(getattr(report, "history_notes", ())) +
+                 ([usage_warning(report)] if report.nothing_judged else []),
         "skipped": [s.as_dict() for s in report.skipped],
         "errors": [e.as_dict() for e in report.errors],
     }

@@ -86,6 +86,7 @@ def sarif_log(report) -> dict:
                       "locations": [artifact_location(Location(e.file, e.line), root)]} for e in report.errors]
     notifications += [{"level": "warning", "message": {"text": plain(f"not read: {s.reason}")},
                        "locations": [artifact_location(Location(s.file), root)]} for s in report.skipped]
+    notifications += [{"level": "warning", "message": {"text": plain(n)}} for n in getattr(report, "history_notes", ())]
     warning = usage_warning(report)
     if warning:
         notifications.append({"level": "warning", "message": {"text": warning}})
