@@ -123,10 +123,11 @@ def parse_commit(rec: bytes) -> Commit:
 
 
 class TreeReader:
-    """The regular files of any revision, through one `git cat-file --batch`."""
+    """The regular files of any revision, through one `git cat-file --batch`. Folders named in `skip`
+    (`.terraform`, `node_modules`, ...) are not read, as the scan does not read them."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, skip: frozenset = frozenset()):
+        self.root, self.skip = root, skip
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         fmt = subprocess.run(["git", "rev-parse", "--show-object-format"], cwd=root, capture_output=True,
@@ -187,7 +188,7 @@ class TreeReader:
                 blob = self._object(oid)
                 if blob:
                     out.append((sub, blob[1]))
-            elif mode == b"40000":
+            elif mode == b"40000" and name not in self.skip:
                 out += self._walk(oid, sub)
         return out
 

@@ -74,7 +74,8 @@ class History:
         self.evaluate_tree = evaluate  # (paths, base folder, confine folder) -> [(Principal, granted actions)]
         self.now = int((now or dt.datetime.now(dt.timezone.utc)).timestamp())
         self.log = FirstParentLog(root)
-        self.trees = TreeReader(root)
+        from .sources import SKIP_DIRS
+        self.trees = TreeReader(root, frozenset(SKIP_DIRS))
         self._work: tempfile.TemporaryDirectory | None = None
         self._cache: dict[tuple, dict] = {}
         self.evaluations = 0
