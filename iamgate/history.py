@@ -419,17 +419,13 @@ class HistoryRequest:
                                walk=self.walk)
 
 
-def report_notes(histories: Mapping[str, GrantHistory]) -> tuple[str, ...]:
-    """Each distinct "history unknown" note once, naming the principals when it is not about all of them."""
-    by_note: dict[str, list[str]] = {}
-    for pid, h in histories.items():
-        if not h.known:
-            by_note.setdefault(h.note, []).append(pid)
-    out = []
-    for note, pids in by_note.items():
-        if len(pids) == len(histories):
-            out.append(note)
-        else:
-            shown = ", ".join(sorted(pids)[:5]) + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
-            out.append(f"{note} (principal{'s' if len(pids) > 1 else ''} {shown})")
-    return tuple(out)
+def hoist(histories: Mapping[str, GrantHistory]) -> tuple[dict[str, GrantHistory], tuple[str, ...]]:
+    """(what the judge gets per principal, the report's notes). Where history is unknown for the whole
+    repository (a shallow clone, no git, `--no-history`), the report says so once and the judge judges
+    without history (the same verdicts as `known=False`); a principal-specific gap (files from outside the
+    repository) stays with its principal."""
+    notes = {h.note for h in histories.values() if not h.known}
+    if histories and len(notes) == 1 and all(not h.known for h in histories.values()):
+        shared = {pid: h for pid, h in histories.items() if h.new}  # what the diff base lacks still counts
+        return shared, tuple(notes)
+    return dict(histories), ()

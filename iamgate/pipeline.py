@@ -210,7 +210,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
         if how:
             matched_by[p.id] = how
         matched[p.id] = b
-    histories = grant_histories(history, principals, matched, options, catalog)
+    histories, history_notes = grant_histories(history, principals, matched, options, catalog)
     for p in principals:
         results.append(evaluate(p, matched[p.id], catalog, obs))  # the judge's Evidence takes histories[p.id]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
@@ -220,19 +220,16 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
                   skipped=scanned.skipped, require_usage_data=config.require_usage_data,
                   roots=tuple(str(r) for r in workspace.readable),
                   support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
-                  history_notes=history_report_notes(histories))
+                  history_notes=history_notes)
 
 
-def grant_histories(history, principals, matched: dict, options, catalog) -> dict:
-    """principal id -> GrantHistory: as given, or read from git by a `history.HistoryRequest`."""
+def grant_histories(history, principals, matched: dict, options, catalog) -> tuple[dict, tuple[str, ...]]:
+    """(principal id -> GrantHistory for the judge, the report's notes on history): as given, or read from git
+    by a `history.HistoryRequest`; a gap of the whole repository is said once, in the report."""
     if history is None:
-        return {}
-    if callable(history):
-        return history(principals, {pid: (b,) if b is not None else () for pid, b in matched.items()}, options,
-                       catalog)
-    return dict(history)
-
-
-def history_report_notes(histories: dict) -> tuple[str, ...]:
-    from .history import report_notes
-    return report_notes(histories) if histories else ()
+        return {}, ()
+    if not callable(history):
+        return dict(history), ()
+    from .history import hoist
+    judged_with = {pid: (b,) if b is not None else () for pid, b in matched.items()}
+    return hoist(history(principals, judged_with, options, catalog))

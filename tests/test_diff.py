@@ -17,8 +17,11 @@ from iamgate.pipeline import analyse
 from conftest import FIXTURES
 
 GH = FIXTURES / "github"
+# The commits predate the baselines' window (2026-08-24 to 2026-11-22), as code does that a baseline watched:
+# grant history is read from git, and a commit dated today would make every grant too recent to judge.
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_DATE": "2026-06-01T12:00:00+00:00", "GIT_COMMITTER_DATE": "2026-06-01T12:00:00+00:00"}
 
 
 def git(repo: Path, *args: str) -> str:

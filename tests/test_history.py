@@ -347,3 +347,15 @@ def test_principals_of_one_file_share_the_evaluations(tmp_path):
     assert since(got["Role1"]) == {OLD.lower(): day(300).isoformat(), MID.lower(): day(200).isoformat(),
                                    RECENT.lower(): day(10).isoformat()}
     assert len(set(calls)) <= 3  # each touching revision evaluated once, for all 20 roles
+
+
+def test_a_gap_of_the_whole_repository_is_said_once_and_a_principals_own_gap_stays_with_it():
+    from iamgate.history import NOT_GIT, OUTSIDE, hoist
+    from iamgate.model import GrantHistory
+    shallow = {"A": GrantHistory(False, NOT_GIT), "B": GrantHistory(False, NOT_GIT)}
+    assert hoist(shallow) == ({}, (NOT_GIT,))
+    mixed = {"A": GrantHistory(True, since=(("2026-01-01", frozenset({"s3:getobject"})),)),
+             "B": GrantHistory(False, OUTSIDE.format(file="vendor/x.yaml"))}
+    assert hoist(mixed) == (mixed, ())
+    kept = {"A": GrantHistory(False, NOT_GIT, new=frozenset({"s3:getobject"})), "B": GrantHistory(False, NOT_GIT)}
+    assert hoist(kept) == ({"A": kept["A"]}, (NOT_GIT,))  # what the diff base lacks is still handed on

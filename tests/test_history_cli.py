@@ -23,11 +23,6 @@ def baseline(repo):
     return str(folder)
 
 
-@pytest.fixture
-def history_on(monkeypatch):
-    monkeypatch.delenv("IAMGATE_NO_HISTORY", raising=False)
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_shallow_clone_gives_a_full_report_with_the_history_note(tmp_path, fmt, history_on):
     origin = build(tmp_path / "origin", "cfn")
