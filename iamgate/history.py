@@ -269,10 +269,12 @@ def _units(principals: list[Principal], root: Path, scanned: list[str]) -> tuple
                 outside[p.id] = file
                 break
             if Path(rel).suffix in DIRECTORY_UNITS:
-                above = [s for s in scanned if s == "." or rel == s or rel.startswith(s.rstrip("/") + "/")]
-                folder = min(above, key=len) if above and min(above, key=len) != rel else str(Path(rel).parent)
-                paths.append(folder)
-                folders.add(folder)
+                found = [str(Path(rel).parent)]  # its module: variables and .tfvars live beside it
+                if p.id.startswith("module."):  # a module's instance: its values come from the scanned caller
+                    found += [min((s for s in scanned if s == "." or rel.startswith(s.rstrip("/") + "/")), key=len,
+                                  default=found[0])]
+                paths += found
+                folders.update(found)
             else:
                 paths.append(rel)
         if p.id not in outside and paths:

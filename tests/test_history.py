@@ -359,3 +359,22 @@ def test_a_gap_of_the_whole_repository_is_said_once_and_a_principals_own_gap_sta
     assert hoist(mixed) == (mixed, ())
     kept = {"A": GrantHistory(False, NOT_GIT, new=frozenset({"s3:getobject"})), "B": GrantHistory(False, NOT_GIT)}
     assert hoist(kept) == ({"A": kept["A"]}, (NOT_GIT,))  # what the diff base lacks is still handed on
+
+
+def test_a_terraform_module_instance_follows_its_callers_values(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "tf/modules/role").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "tf/modules/role/main.tf").write_text(
+        'variable "actions" {}\n'
+        'resource "aws_iam_role" "r" {\n  name = "r"\n  assume_role_policy = "{}"\n}\n'
+        'resource "aws_iam_role_policy" "p" {\n  role = aws_iam_role.r.id\n'
+        '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*", Action = var.actions}]})\n}\n')
+    caller = 'module "ingest" {{\n  source = "./modules/role"\n  actions = {actions}\n}}\n'
+    (repo / "tf/main.tf").write_text(caller.format(actions='["s3:GetObject"]'))
+    commit(repo, day(100))
+    (repo / "tf/main.tf").write_text(caller.format(actions='["s3:GetObject", "sqs:SendMessage"]'))
+    commit(repo, day(6))
+    got = histories(repo, paths=("tf",))
+    (h,) = got.values()
+    assert since(h) == {"s3:getobject": day(100).isoformat(), "sqs:sendmessage": day(6).isoformat()}
