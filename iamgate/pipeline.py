@@ -195,7 +195,8 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     `history`: principal id -> GrantHistory, or a `history.HistoryRequest` run once the principals and their
     baselines are known; a principal without one is judged without grant history."""
     catalog = catalog or load_catalog()
-    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
+    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
+                                     trusted_modules=config.trusted_modules)
     workspace = Workspace(paths, options, base=base)
     scanned = scan(workspace)
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
