@@ -223,10 +223,11 @@ def trace(history: History, unit: Unit, floor: int | None, dirty: bool, head: Ma
 
 def _git_state(root: Path, pathspecs: list[str]) -> tuple[set[str], set[str]]:
     """(changed in the working tree or index, or untracked; ignored) repo paths under `pathspecs`."""
-    status = git(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", *pathspecs],
-                 root, text=False).stdout
+    quiet = ["-c", "core.fsmonitor=false"]  # no hook of the clone's configuration runs
+    status = git([*quiet, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--",
+                  *pathspecs], root, text=False).stdout
     changed = {e[3:].decode("utf-8", "surrogateescape") for e in status.split(b"\0") if len(e) > 3}
-    listed = git(["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--full-name", "--",
+    listed = git([*quiet, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--full-name", "--",
                   *pathspecs], root, text=False).stdout
     return changed, {p.decode("utf-8", "surrogateescape") for p in listed.split(b"\0") if p}
 
