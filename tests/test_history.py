@@ -236,14 +236,16 @@ def test_a_grant_behind_a_condition_follows_its_parameter(tmp_path):
         assert since(h) == {"s3:getobject": day(100).isoformat(), "kms:decrypt": day(8).isoformat()}
 
 
+TF_ROLE_OF_VAR = ('resource "aws_iam_role" "r" {\n  name = "r"\n  assume_role_policy = "{}"\n}\n'
+                  'resource "aws_iam_role_policy" "p" {\n  role = aws_iam_role.r.id\n'
+                  '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*", Action = var.actions}]})\n}\n')
+
+
 def test_terraform_variables_in_another_file_count(tmp_path):
     repo = tmp_path / "repo"
     (repo / "tf").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
-    (repo / "tf/main.tf").write_text(
-        'resource "aws_iam_role" "r" {\n  name = "r"\n  assume_role_policy = "{}"\n}\n'
-        'resource "aws_iam_role_policy" "p" {\n  role = aws_iam_role.r.id\n'
-        '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*", Action = var.actions}]})\n}\n')
+    (repo / "tf/main.tf").write_text(TF_ROLE_OF_VAR)
     (repo / "tf/variables.tf").write_text('variable "actions" {\n  default = ["s3:GetObject"]\n}\n')
     commit(repo, day(100))
     (repo / "tf/variables.tf").write_text('variable "actions" {\n  default = ["s3:GetObject", "sqs:SendMessage"]\n}\n')
@@ -365,11 +367,7 @@ def test_a_terraform_module_instance_follows_its_callers_values(tmp_path):
     repo = tmp_path / "repo"
     (repo / "tf/modules/role").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
-    (repo / "tf/modules/role/main.tf").write_text(
-        'variable "actions" {}\n'
-        'resource "aws_iam_role" "r" {\n  name = "r"\n  assume_role_policy = "{}"\n}\n'
-        'resource "aws_iam_role_policy" "p" {\n  role = aws_iam_role.r.id\n'
-        '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*", Action = var.actions}]})\n}\n')
+    (repo / "tf/modules/role/main.tf").write_text('variable "actions" {}\n' + TF_ROLE_OF_VAR)
     caller = 'module "ingest" {{\n  source = "./modules/role"\n  actions = {actions}\n}}\n'
     (repo / "tf/main.tf").write_text(caller.format(actions='["s3:GetObject"]'))
     commit(repo, day(100))
