@@ -302,9 +302,9 @@ def grant_histories(principals: Iterable[Principal], granted: Mapping[str, froze
     which every change of its grant is evaluated (a baseline's end less `min-observation`: where a grant's age
     decides too_recent or unused); before it, changes are found by bisection. `scanned`: the paths as given.
     `outside_dirs`: folders whose files come from outside the repository (the managed-policy cache).
-    `walk` False (`--no-history`): no grant days, only what `diff_base` lacks."""
+    `walk` False (`--no-history`): nothing read from git, neither grant days nor what `diff_base` lacks."""
     principals = list(principals)
-    if not walk and not diff_base:
+    if not walk:
         return {p.id: GrantHistory(False, NOT_READ) for p in principals}
     cwd = Path(cwd or os.getcwd()).resolve()
     try:
@@ -401,7 +401,7 @@ class HistoryRequest:
     diff_base: str | None = None
     deploy_lag_days: int = 0
     min_observation_days: int = 30
-    walk: bool = True  # False (`--no-history`): only what the diff base lacks, no grant days
+    walk: bool = True  # False (`--no-history`): nothing read from git (no grant days, nothing new)
     now: dt.datetime | None = None
 
     def __call__(self, principals, baselines: Mapping[str, Iterable], options, catalog) -> dict[str, GrantHistory]:

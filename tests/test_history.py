@@ -18,7 +18,7 @@ from iamgate.sources import ScanOptions, Workspace, scan
 END = dt.date(2026, 11, 22)  # the baselines' window end
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-OLD, MID, RECENT = "s3:GetObject", "sqs:SendMessage", "kms:Decrypt"
+OLD, MID, RECENT = "ec2:DescribeInstances", "iam:GetRole", "kms:Decrypt"  # management events: observable
 PR = ("ssm:GetParameter", "secretsmanager:GetSecretValue")
 
 
@@ -376,3 +376,9 @@ def test_a_terraform_module_instance_follows_its_callers_values(tmp_path):
     got = histories(repo, paths=("tf",))
     (h,) = got.values()
     assert since(h) == {"s3:getobject": day(100).isoformat(), "sqs:sendmessage": day(6).isoformat()}
+
+
+def test_no_history_reads_nothing_from_git_not_even_the_diff_base(tmp_path):
+    repo = build(tmp_path / "repo", "cfn")
+    (h,) = histories(repo, diff_base="main", walk=False).values()
+    assert not h.known and "not read" in h.note and h.new == frozenset() and h.since == ()

@@ -60,8 +60,9 @@ def add_scan_arguments(p) -> None:
 def add_history_arguments(p, diff_base_help: str) -> None:
     p.add_argument("--diff-base", metavar="REV", help=diff_base_help)
     p.add_argument("--no-history", action="store_true",
-                   help="do not read when each grant appeared from git (every grant is judged as if granted before "
-                        f"the baseline's window; also ${NO_HISTORY_ENV}=1)")
+                   help="read nothing from git's history: neither when each grant appeared (every grant is judged "
+                        "as if granted before the baseline's window) nor what --diff-base lacks (no action is new); "
+                        f"also ${NO_HISTORY_ENV}=1")
 
 
 NO_HISTORY_ENV = "IAMGATE_NO_HISTORY"
