@@ -238,7 +238,8 @@ def test_a_grant_behind_a_condition_follows_its_parameter(tmp_path):
 
 TF_ROLE_OF_VAR = ('resource "aws_iam_role" "r" {\n  name = "r"\n  assume_role_policy = "{}"\n}\n'
                   'resource "aws_iam_role_policy" "p" {\n  role = aws_iam_role.r.id\n'
-                  '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*", Action = var.actions}]})\n}\n')
+                  '  policy = jsonencode({Statement = [{Effect = "Allow", Resource = "*",\n'
+                  '                        Action = var.actions}]})\n}\n')
 
 
 def test_terraform_variables_in_another_file_count(tmp_path):
