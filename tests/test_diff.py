@@ -55,12 +55,16 @@ def check_json(tmp_path: Path, *args: str) -> tuple[int, dict]:
     return code, json.loads(out.read_text()) if out.exists() else {}
 
 
-def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch):
+def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch, history_on):
     repo = make_repo(tmp_path)
     pr_change(repo)
     monkeypatch.chdir(repo)
-    code, full = check_json(tmp_path, "infra")
-    assert code == 1  # without diff mode the new high finding fails too
+    code, full = check_json(tmp_path, "infra", "--no-history")
+    assert code == 1  # without diff mode (and without grant history) the new high finding fails too
+    code, timed = check_json(tmp_path, "infra")  # with history, the uncommitted grant is today's: too recent
+    (role,) = [p for p in timed["principals"] if "iam:putrolepolicy" in p["actions"]["granted"]]
+    assert "iam:putrolepolicy" in role["actions"]["too_recent"] and "iam:putrolepolicy" not in role["actions"]["unused"]
+    assert "dynamodb:describetable" in role["actions"]["unused"]  # committed before the window: judged
     code, rep = check_json(tmp_path, "infra", "--diff-base", "main")
     assert code == 1 and rep["gate"]["diff_only"] is True
     new = {(f["check"], tuple(f["actions"])) for f in rep["findings"] if f["new"]}
@@ -81,7 +85,7 @@ def test_comparison_lists_new_grants_removed_used_grants_and_changed_lines(tmp_p
     assert not report.passed
     comp = report.comparison
     assert [(g.principal, g.actions, g.severity) for g in comp.new_grants] == [
-        ("AppRole", ("iam:putrolepolicy",), "high")]
+        ("AppRole", ("iam:putrolepolicy",), "critical")]  # as its finding ranks it: it completes an escalation
     assert [(g.principal, g.actions) for g in comp.removed_used] == [("AppRole", ("dynamodb:putitem",))]
     assert comp.removed_used[0].base_location.file == "app.yaml"
     assert comp.new_principals == ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..judge.verdicts import VERDICTS
 from ..model import Finding, PrincipalResult
 from ..reference.catalog import sort_actions
-from . import FORMATS, Format, usage_warning, verdict
+from . import FORMATS, Format, deployment_notes, grant_differs, judged_in, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"
 
@@ -31,7 +31,14 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
                            for v, reasons in r.groups.items()}}
 
 
-def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
+def _deployment(d) -> dict:
+    b = d.baseline
+    return {"name": d.name, "account": d.account, "baseline": b.principal_arn if b else None,
+            "source": (b.files[0] if len(b.files) == 1 else list(b.files)) if b else None,
+            "matched_by": d.matched_by, "own_grant": d.principal is not None}
+
+
+def principal_dict(r: PrincipalResult, how: str | None = None, report=None) -> dict:
     p = r.principal
     actions = {"granted": sort_actions(r.granted)}
     for v in VERDICTS:
@@ -45,10 +52,16 @@ def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
                       "line": pol.location.line if pol.location else None, "managed_arn": pol.managed_arn,
                       "statements": [_statement(s) for s in pol.statements]} for pol in p.policies],
         "baseline": _baseline(r, how),
+        "judged_in": judged_in(r),
+        "grant_differs": grant_differs(report, p.id) if report is not None else [],
         "judged": r.judged.as_dict(),
         "actions": actions,
         "reasons": {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
-                    for v in ("unused", "unobservable", "unknown") if v in r.groups},
+                    for v in ("unused", "unobservable", "unknown", "too_recent", "new") if v in r.groups},
+        "deployments": [_deployment(d) for d in r.deployments],
+        "used_in": [{"deployments": list(names), "actions": sort_actions(acts)}
+                    for names, acts in sorted(r.used_in.items())],
+        "history": None if r.history is None else {"known": r.history.known, "note": r.history.note},
         "notes": list(r.notes) + [f"{note}: {', '.join(sorted(acts)[:10])}{' …' if len(acts) > 10 else ''}"
                                   for acts, note in r.action_notes],
     }
@@ -75,13 +88,17 @@ def report_dict(report) -> dict:
         "gate": {"fail_on": report.fail_on, "result": report.result, "decided": report.decided,
                  "summary": verdict(report), "failing": len(report.failing), "exit_code": report.exit_code,
                  "diff_only": diff, "unreadable": report.unreadable, "judged": report.judged,
-                 "nothing_judged": report.nothing_judged, "require_usage_data": report.require_usage_data},
-        "principals": [principal_dict(r, report.matched_by.get(r.principal.id)) for r in report.results],
+                 "nothing_judged": report.nothing_judged, "require_usage_data": report.require_usage_data,
+                 "require_all_deployments": report.require_all_deployments},
+        "principals": [principal_dict(r, report.matched_by.get(r.principal.id), report) for r in report.results],
         "findings": [finding_dict(f, report.is_new(f) if diff else None) for f in report.findings],
         "suppressed": [finding_dict(f) for f in report.suppressed],
         "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
                         "message": u.message, "grant": u.grant} for u in report.unresolved],
         "unmatched_baselines": list(report.unmatched_baselines),
+        "deployment_notes": deployment_notes(report),
+        "missing_deployments": [{"principal": pid, "deployment": name, "account": account}
+                                for pid, name, account in report.missing_deployments],
         "notes": list(report.notes) + list(getattr(report, "history_notes", ())) +
                  ([usage_warning(report)] if report.nothing_judged else []),
         "skipped": [s.as_dict() for s in report.skipped],
