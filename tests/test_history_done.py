@@ -11,10 +11,6 @@ from conftest import cli_in_process
 from test_history import MID, OLD, PR, RECENT, build, day
 from test_history_cli import baseline
 
-# The judge that consumes grant history (issue 20 item 1) comes from another branch: until it is merged,
-# these verdicts do not exist.
-pytest.importorskip("iamgate.judge.evidence")
-
 
 def check(repo, *args):
     got = cli_in_process("check", "infra", "--baselines", baseline(repo), "--format", "json", *args, cwd=repo)
