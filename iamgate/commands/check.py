@@ -57,6 +57,25 @@ def add_scan_arguments(p) -> None:
                         "its workspace); files and folders under a PATH are always confined to the PATHs")
 
 
+def add_history_arguments(p, diff_base_help: str) -> None:
+    p.add_argument("--diff-base", metavar="REV", help=diff_base_help)
+    p.add_argument("--no-history", action="store_true",
+                   help="read nothing from git's history: neither when each grant appeared (every grant is judged "
+                        "as if granted before the baseline's window) nor what --diff-base lacks (no action is new); "
+                        f"also ${NO_HISTORY_ENV}=1")
+
+
+NO_HISTORY_ENV = "IAMGATE_NO_HISTORY"
+
+
+def history_request(args, cfg):
+    """What the head's analysis asks of git: when each grant appeared, and what `--diff-base` lacks."""
+    from ..history import HistoryRequest
+    off = args.no_history or os.environ.get(NO_HISTORY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return HistoryRequest(tuple(args.paths), args.diff_base, getattr(cfg, "deploy_lag_days", 0),
+                          getattr(cfg, "min_observation_days", 30), walk=not off)
+
+
 def add_time_arguments(p) -> None:
     """The judge's time rules (issues 20 and 22), each overriding its config key."""
     p.add_argument("--min-observation", metavar="DAYS",
@@ -140,8 +159,8 @@ class Check(Command):
         p.add_argument("--require-all-deployments", action="store_true",
                        help="also fail it when a named deployment has no baseline (config: require-usage-data: "
                             "all-deployments)")
-        p.add_argument("--diff-base", metavar="REV",
-                       help="git revision to compare with: only findings absent there fail the gate")
+        add_history_arguments(p, "git revision to compare with: only findings absent there fail the gate, and "
+                                 "actions it does not grant are new")
         p.add_argument("--data-dir", metavar="DIR",
                        help="AWS support data written by `iamgate data update --out DIR` (default: $IAMGATE_DATA_DIR, "
                             "else the user cache, else the table iamgate ships)")
@@ -156,13 +175,13 @@ class Check(Command):
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
 
-        def run_on(paths, base=None, confine=None):
+        def run_on(paths, base=None, confine=None, history=None):
             """`confine`: the base commit's tree, which stands in for the workspace in diff mode."""
             opts = replace(options, workspace=confine) if confine else options
             return analyse(paths, baselines, cfg, options=opts, fail_on=args.fail_on, base=base,
-                           collected=collected)
+                           collected=collected, history=history)
 
-        report = run_on(args.paths)
+        report = run_on(args.paths, history=history_request(args, cfg))
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on, confined=bool(options.workspace))

@@ -7,7 +7,8 @@ from .. import config as config_mod
 from ..escape import terminal, terminal_block
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
-from .check import add_scan_arguments, add_time_arguments, existing_inputs, scan_options, with_time_rules
+from .check import (add_history_arguments, add_scan_arguments, add_time_arguments, existing_inputs,
+                    history_request, scan_options, with_time_rules)
 
 MAX_LISTED = 8
 
@@ -75,6 +76,8 @@ class Fix(Command):
                        help="also use wildcards that reach beyond the pattern they replace, where today's catalog "
                             "proves they grant only kept actions (they widen as AWS adds actions)")
         p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+        add_history_arguments(p, "git revision the change is compared with (a PR's base): actions it does not "
+                                 "grant are new, and fix keeps them")
 
     def run(self, args) -> int:
         from ..fix.files import fix_files, write
@@ -85,7 +88,8 @@ class Fix(Command):
         if not baselines:
             raise UsageError("fix needs --baselines (or `baselines:` in the config): without usage nothing is unused")
         catalog = load_catalog()
-        report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg))
+        report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg),
+                         history=history_request(args, cfg))
         remediation = plan(report.results, catalog, cfg, compact_wildcards=args.compact)
         files, problems = fix_files(remediation, roots=report.roots)
         problems = list(remediation.problems) + problems

@@ -101,7 +101,8 @@ def report_dict(report) -> dict:
         "deployment_notes": deployment_notes(report),
         "missing_deployments": [{"principal": pid, "deployment": name, "account": account}
                                 for pid, name, account in report.missing_deployments],
-        "notes": list(report.notes) + ([usage_warning(report)] if report.nothing_judged else []),
+        "notes": list(report.notes) + list(getattr(report, "history_notes", ())) +
+                 ([usage_warning(report)] if report.nothing_judged else []),
         "skipped": [s.as_dict() for s in report.skipped],
         "errors": [e.as_dict() for e in report.errors],
     }
