@@ -10,11 +10,17 @@ _ORDER = ("info", "low", "medium", "high", "critical")
 
 
 @lru_cache(maxsize=None)
-def by_access_level(catalog: Catalog, action: str) -> str:
-    levels = catalog.access_levels(action)
+def level_severity(level: str) -> str:
+    """The severity of a catalog access level, compound ones ("Permissions management, Write") by their most
+    severe part."""
+    levels = [lv.strip() for lv in level.split(",") if lv.strip()]
     if not levels:
         return "low"
     return max((LEVEL_SEVERITY.get(lv, "low") for lv in levels), key=_ORDER.index)
+
+
+def by_access_level(catalog: Catalog, action: str) -> str:
+    return level_severity(catalog.access_level(action))
 
 
 @lru_cache(maxsize=4)
@@ -22,8 +28,9 @@ def access_level_sets(catalog: Catalog) -> dict[str, tuple[frozenset[str], list[
     """severity -> every catalog action with that severity, as a set and sorted (large grants are
     filtered from the sorted list, which is faster than sorting them)."""
     out: dict[str, set[str]] = {}
-    for action in catalog.all_actions:
-        out.setdefault(by_access_level(catalog, action), set()).add(action)
+    for service, actions in catalog.services.items():
+        for name, level in actions.items():
+            out.setdefault(level_severity(level), set()).add(f"{service}:{name}")
     return {sev: (frozenset(acts), sorted(acts)) for sev, acts in out.items()}
 
 

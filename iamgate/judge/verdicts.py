@@ -293,7 +293,7 @@ class Decider:
         rest = granted - used
         configured = rest & obs.configured
         put(UNOBSERVABLE, REASONS["config"], configured)
-        rest -= configured
+        rest = rest - configured if configured else rest
         if b.unused_access is not None:  # an unused-access analyzer decides what it judged (unused_access_verdicts.py)
             judged = decide_unused_access(rest, b, obs)
             for verdict, reasons in judged.groups.items():
