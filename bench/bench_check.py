@@ -11,6 +11,7 @@ process: the machine is shared, and wall time moves with its load (printed too).
 
 Usage: python bench/bench_check.py [--roles 1000] [--small 250] [--runs 3] [--v1] [--keep DIR]
 --v1 also times and sizes the old iamgate.report/v1 (`--json-version 1`), the "before" of the JSON report.
+"""
 from __future__ import annotations
 
 import argparse

@@ -34,7 +34,7 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
     if b is None:
         return None
     signals: dict[str, int] = {}
-    for action in r.actions("used"):
+    for action in (a for acts in r.groups.get("used", {}).values() for a in acts):  # counted: no need to sort
         u = b.used.get(action)  # absent: judged used from what an unused-access analyzer did not report
         for s in (u.signals if u else ("unused-access",)) or ("baseline",):
             signals[s] = signals.get(s, 0) + 1
@@ -160,9 +160,17 @@ def report_dict_v2(report) -> dict:
                            for v, reasons in r.groups.items() if reasons}
         return out
 
+    listed: dict[tuple, list[int]] = {}  # findings on the same large grant list the same actions
+
     def finding(f: Finding, new: bool | None = None) -> dict:
         d = finding_dict(f, new)
-        d["actions"] = list(itemgetter(*f.actions)(index)) if len(f.actions) > 1 else list(map(ids, f.actions))
+        acts = f.actions
+        if len(acts) < 64:
+            d["actions"] = list(map(ids, acts))
+        else:
+            hit = d["actions"] = listed.get(acts)
+            if hit is None:
+                d["actions"] = listed[acts] = list(itemgetter(*acts)(index))
         return d
 
     diff = report.new_keys is not None

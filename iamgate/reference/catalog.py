@@ -7,6 +7,8 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import contains
 from pathlib import Path
 
 from ..files import write_text_atomic
@@ -103,7 +105,7 @@ class Catalog:
         key = actions if isinstance(actions, frozenset) else frozenset(actions)
         hit = self._sorted_cache.get(key)
         if hit is None:
-            hit = [a for a in self._all_sorted if a in key]
+            hit = list(compress(self._all_sorted, map(contains, repeat(key), self._all_sorted)))  # all in C
             if len(hit) != len(key):
                 hit = sorted(hit + [a for a in key if a not in self._all])
             if len(self._sorted_cache) > 512:
