@@ -15,6 +15,7 @@ from iamgate.repo import repo_relative
 from iamgate.pipeline import analyse
 
 from conftest import FIXTURES
+from iamgate.formats.json import expanded
 
 GH = FIXTURES / "github"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -49,7 +50,7 @@ def pr_change(repo: Path) -> None:
 def check_json(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "report.json"
     code = cli.main(["check", *args, "--baselines", str(GH / "baselines"), "--format", "json", "-o", str(out)])
-    return code, json.loads(out.read_text()) if out.exists() else {}
+    return code, expanded(json.loads(out.read_text())) if out.exists() else {}
 
 
 def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
-"""The machine contract: `iamgate.report/v2` (schema in iamgate/data/schemas/report.v2.schema.json), and
-`iamgate.report/v1` (report.schema.json) behind `--json-version 1` for one release.
+"""The machine contract: `iamgate.report/v2` (schema in iamgate/data/schemas/report.schema.json), and
+`iamgate.report/v1` (report.v1.schema.json) behind `--json-version 1` for one release.
 
 v2 names every action once, in the report's `actions` table (sorted, lowercase); a principal's `verdicts`
 map each verdict to its reasons and each reason to indices into that table, so every granted action appears
