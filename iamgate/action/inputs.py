@@ -59,6 +59,7 @@ class Inputs:
     sarif_file: str | None
     annotations: bool
     token: str | None
+    report_json_version: int = 2  # the report-json contract; 1 is kept for one release
 
     @classmethod
     def from_env(cls, env) -> "Inputs":
@@ -76,7 +77,9 @@ class Inputs:
                    sarif_file=(env.get("INPUT_SARIF_FILE") or "").strip() or None,
                    annotations=parse_bool("annotations", env.get("INPUT_ANNOTATIONS"),
                                           env.get("GITHUB_ACTIONS") == "true"),
-                   token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None)
+                   token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None,
+                   report_json_version=int(_choice(env, "INPUT_REPORT_JSON_VERSION", "report-json-version", "2",
+                                                   ("1", "2"))))
 
 
 @dataclass(frozen=True)
