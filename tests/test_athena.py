@@ -1,10 +1,9 @@
 """Athena engine: the generated SQL runs unchanged on DuckDB over the corpus logs and agrees with the
-local reader; the boto3 call flow runs against a moto server."""
+local reader; the boto3 call flow runs against a local Athena stand-in in both of its wire protocols (moto 5.2.6
+answers only the older `json` one)."""
 from __future__ import annotations
 
 import json
-import socket
-import urllib.request
 
 import pytest
 
@@ -56,51 +55,83 @@ def test_the_same_sql_on_duckdb_agrees_with_the_local_reader(catalog):
     assert via_sql.unmapped == local.unmapped
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _header() -> list[str]:
+    return list(athena.GROUP_COLUMNS) + ["events", "first_seen", "last_seen"]
 
 
 @pytest.fixture()
-def moto_athena(monkeypatch):
-    from moto.server import ThreadedMotoServer
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    yield endpoint
-    server.stop()
+def athena_env(monkeypatch):
+    from fixtures.aws.helpers import aws_env
+    aws_env(monkeypatch)
+
+    def point_at(fake, protocol: str, tmp_path):
+        import boto3
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a new session reads AWS_DATA_PATH afresh
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ATHENA", fake.origin)
+        if protocol == "json":
+            from fixtures.aws.fake_athena import json_protocol_models
+            monkeypatch.setenv("AWS_DATA_PATH", str(json_protocol_models(tmp_path / "models")))
+        else:
+            monkeypatch.delenv("AWS_DATA_PATH", raising=False)
+    return point_at
 
 
-def _queue_results(endpoint: str, rows: list[list]) -> None:
-    """moto's documented hook for the rows its next GetQueryResults returns."""
-    def as_row(values):
-        return {"Data": [{"VarCharValue": None if v is None else str(v)} for v in values]}
-    header = list(athena.GROUP_COLUMNS) + ["events", "first_seen", "last_seen"]
-    body = {"account_id": "123456789012", "region": "us-east-1",
-            "results": [{"rows": [as_row(header)] + [as_row(r) for r in rows],
-                         "column_info": [{"Name": h, "Type": "varchar"} for h in header]}]}
-    req = urllib.request.Request(f"{endpoint}/moto-api/static/athena/query-results", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    urllib.request.urlopen(req, timeout=10).read()
+def test_todays_botocore_speaks_rest_json_to_athena():
+    """botocore 1.44.18 moved Athena to rest-json; moto 5.2.6 answers that with 404, hence the stand-in."""
+    import boto3
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    assert client.meta.service_model.protocol == "rest-json"
 
 
-def test_boto3_flow_against_moto(moto_athena, catalog):
+@pytest.mark.parametrize("protocol", ["rest-json", "json"])
+def test_boto3_flow_on_both_athena_protocols(protocol, athena_env, tmp_path, catalog):
+    """The engine's calls, paged results and polling against a local Athena in either wire protocol;
+    the rows are what the generated SQL returns on DuckDB over the corpus logs."""
+    from fixtures.aws.fake_athena import FakeAthena
     rows = duckdb_rows(athena.build_query(TABLE, None, None))
-    _queue_results(moto_athena, rows)
-    src = athena.AthenaUsage(TABLE, "primary", "s3://athena-results/q/", start="2024-08-02", end="2024-08-02",
-                             catalog=catalog)
-    summary, errors = src.scan()
+    with FakeAthena([_header(), *rows], running_polls=2, page_size=3) as fake:
+        athena_env(fake, protocol, tmp_path)
+        src = athena.AthenaUsage(TABLE, "primary", "s3://athena-results/q/", start="2024-08-02", end="2024-08-02",
+                                 catalog=catalog)
+        summary, errors = src.scan()
     assert errors == []
+    assert fake.protocols() == {protocol}
+    ops = [op for _, op, _ in fake.calls]
+    assert ops[0] == "StartQueryExecution" and ops.count("GetQueryExecution") == 3
+    assert ops.count("GetQueryResults") == -(-(len(rows) + 1) // 3)  # every page read
+    start = fake.calls[0][2]
+    assert start["WorkGroup"] == "primary" and start["ResultConfiguration"] == {"OutputLocation": "s3://athena-results/q/"}
+    assert "2024-08-02" in start["QueryString"]
     role = "arn:aws:iam::017622104382:role/stratus-red-team-ec2-steal-credentials-role"
     b = {b.principal_arn: b for b in summary.baselines}[role]
     assert set(b.used) == {"ec2:describeinstances"}
     assert b.sources == ({"kind": "cloudtrail", "events": summary.events, "engine": "athena"},)
+
+
+@pytest.mark.parametrize("protocol", ["rest-json", "json"])
+def test_usage_cloudtrail_engine_athena_end_to_end(protocol, athena_env, tmp_path, capsys):
+    """`iamgate usage cloudtrail --engine athena` writes baselines from either protocol, and a failed query
+    is an error (exit 2), never an empty pass."""
+    from fixtures.aws.fake_athena import FakeAthena
+    from iamgate.cli import main
+    arn = "arn:aws:sts::111122223333:assumed-role/app/s"
+    row = ["AssumedRole", arn, "arn:aws:iam::111122223333:role/app", "", "sqs.amazonaws.com", "PurgeQueue", "",
+           "us-east-1", "AwsApiCall", "Management", 2, "2024-08-01T00:00:00Z", "2024-08-02T00:00:00Z"]
+    out = tmp_path / "baselines"
+    with FakeAthena([_header(), row]) as fake:
+        athena_env(fake, protocol, tmp_path)
+        code = main(["usage", "cloudtrail", "--engine", "athena", "--athena-table", TABLE,
+                     "--athena-output", "s3://r/", "--out", str(out)])
+    assert code == 0, capsys.readouterr()
+    assert fake.protocols() == {protocol}
+    written = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert [sorted(b["used"]) for b in written if b.get("principal_arn", "").endswith(":role/app")] == \
+        [["sqs:purgequeue"]]
+    with FakeAthena([_header(), row], fail="TABLE_NOT_FOUND: cloudtrail_logs") as fake:
+        athena_env(fake, protocol, tmp_path / "again")
+        code = main(["usage", "cloudtrail", "--engine", "athena", "--athena-table", TABLE,
+                     "--athena-output", "s3://r/", "--out", str(tmp_path / "none")])
+    assert code == 2 and "TABLE_NOT_FOUND" in capsys.readouterr().err
 
 
 def test_failed_query_is_reported_not_raised(catalog):
