@@ -51,6 +51,7 @@ class Config:
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
 
 
 def _schema() -> dict:
@@ -90,7 +91,8 @@ def parse(data, path: str | None = None) -> Config:
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
-                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true")
+                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
+                  trusted_modules=tuple(data.get("trusted-modules", ())))
 
 
 def _check_ids(data: dict, path: str | None) -> None:

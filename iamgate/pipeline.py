@@ -192,7 +192,8 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     """`base` is the folder file paths are shown relative to (default: the working directory).
     `collected` is usage already read (diff mode analyses two trees against the same usage)."""
     catalog = catalog or load_catalog()
-    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies)
+    options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
+                                     trusted_modules=config.trusted_modules)
     workspace = Workspace(paths, options, base=base)
     scanned = scan(workspace)
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)

@@ -284,7 +284,7 @@ def test_remote_module_is_unresolved_at_its_block():
     r = collect("modules")
     remote = [u for u in r.unresolved if "module vpc" in u.message]
     assert len(remote) == 1 and str(remote[0].location) == "modules/main.tf:14"
-    assert "remote module" in remote[0].message
+    assert "not downloaded here" in remote[0].message and remote[0].grant  # it could grant anything
 
 
 def test_scanning_a_module_folder_alone_reads_it_as_a_root():

@@ -22,7 +22,7 @@ MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the c
 class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
     #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
-    #            | parameter-changed | data-path-changed
+    #            | parameter-changed | data-path-changed | trusted-module-added
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -107,6 +107,9 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
         was, now = getattr(base, attr), getattr(head, attr)
         if now != was and now is not None:
             out.append(Weakening("data-path-changed", key, f"{was or '(the default)'} → {now}"))
+    # a remote Terraform module trusted unread: its grants are no longer an unresolved-grant
+    out += [Weakening("trusted-module-added", g, "a remote module matching it is trusted without being read")
+            for g in head.trusted_modules if not any(_covers_text(b, g) for b in base.trusted_modules)]
     known = _pattern_actions(catalog, base.unobservable)
     for pattern in head.unobservable:
         if pattern in base.unobservable:
@@ -137,6 +140,7 @@ TITLES = {
     "principal-mapped": "principal mapped to another baseline",
     "parameter-changed": "CloudFormation parameter changed",
     "data-path-changed": "trusted data read from another path",
+    "trusted-module-added": "remote Terraform module trusted unread",
 }
 
 

@@ -82,7 +82,8 @@ def scan_options(args, cfg) -> ScanOptions:
     params = dict(cfg.parameters)
     params.update(parse_params(args.param))
     return ScanOptions(parameters=params, managed_policy_dir=args.managed_policies or cfg.managed_policies,
-                       max_file_bytes=int(args.max_file_size * 1048576), workspace=args.confine_to)
+                       max_file_bytes=int(args.max_file_size * 1048576), workspace=args.confine_to,
+                       trusted_modules=cfg.trusted_modules)
 
 
 def with_support_data(cfg, data_dir: str | None):

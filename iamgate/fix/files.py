@@ -35,7 +35,7 @@ class FileFix:
 def editor_for(path: Path, text: str):
     """The module that edits this file's syntax, by suffix (and content for `.template`)."""
     suffix = path.suffix.lower()
-    if suffix == ".tf":
+    if suffix in (".tf", ".tofu"):  # OpenTofu's files are the same native syntax
         return fix_terraform
     if suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip("\ufeff \t\r\n")[:1] in "{["):
         return fix_json

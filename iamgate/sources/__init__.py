@@ -32,6 +32,7 @@ class ScanOptions:
     managed_policy_dir: str | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     workspace: str | None = None  # in the Action: nothing whose real path leaves this folder is read
+    trusted_modules: tuple[str, ...] = ()  # `.iamgate.yml` trusted-modules: remote module sources trusted unread
 
 
 OUTSIDE_ROOTS = "its real path leaves the scanned paths (a symbolic link); not read"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from ..model import Location, Policy, Principal, ScanError, SourceResult, Unresolved
 from ..reference.managed_policies import ManagedPolicyCache, normalise_arn
+from .budget import BudgetExceeded, budget
 from .policy_document import Unknown, parse_policy
 
 INTERNAL_ERROR = "internal error in iamgate (please report)"
@@ -86,7 +87,11 @@ class Collector:
     def guard(self, file: str):
         """A bug must not end the scan: report it as this file's error and go on."""
         try:
-            yield
+            with budget():  # Fn::ForEach and other expansions: at most budget.ELEMENTS for this file
+                yield
+        except BudgetExceeded as e:
+            self.drafts.clear()  # what was read before the budget ran out is not the whole grant
+            self.error(file, e.line, str(e))
         except RecursionError:
             self.error(file, None, "nested too deeply to evaluate")
         except Exception as e:  # noqa: BLE001

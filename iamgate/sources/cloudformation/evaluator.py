@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 
+from ..budget import charge
 from ..loaders import LDict, LList, line_of
 from ..policy_document import Unknown
 
@@ -72,6 +73,8 @@ class Template:
             if not isinstance(collection, list) or _has_unknown(collection):
                 self.loop_problems.append(Unknown(f"{key}: the collection is not known statically", line=line))
                 continue
+            # each item copies the loop's template: charged by the values that copy holds
+            charge(None, len(collection) * _size(value[2]), f"{key} over {len(collection)} items", line)
             for item in collection:
                 expanded = _substitute_loop(value[2], ident, str(item))
                 if depth < 5 and any(str(k).startswith("Fn::ForEach::") for k in expanded):
@@ -362,6 +365,19 @@ def _substitute_loop(node, ident: str, item: str):
     if isinstance(node, str):
         return text(node)
     return node
+
+
+def _size(node, limit: int = 1_000_000) -> int:
+    """How many values a template holds (mappings, lists and scalars), counted up to `limit`."""
+    n, stack = 0, [node]
+    while stack and n < limit:
+        v = stack.pop()
+        n += 1
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return n
 
 
 def _interleave(items, delim):

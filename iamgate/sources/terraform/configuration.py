@@ -13,13 +13,16 @@ from pathlib import Path
 
 from ...model import ScanError, SourceResult
 from .. import SOURCES, Source, Workspace, within
+from ..budget import BudgetExceeded, budget
 from ..collector import Collector
 from ..loaders import LoadError
 from .expressions import Scope
 from .functions import evaluator
 from .hcl import Block, EvalError, fix_heredoc_markers, read_file
 from .iam import IamBuilder, TfResource
+from .json_syntax import read_json_config, read_json_values
 from .modules import ModuleInstance, RootEnvironment, TfModule
+from .overrides import apply_override, config_suffix, select, stem
 
 
 def _merged(results: list[SourceResult]) -> SourceResult:
@@ -31,7 +34,7 @@ def _merged(results: list[SourceResult]) -> SourceResult:
 class TerraformSource(Source):
     name = "terraform"
     priority = 30
-    description = "Terraform HCL (.tf), with local modules and their inputs"
+    description = "Terraform and OpenTofu (.tf, .tf.json, .tofu, .tofu.json, tfvars, override files), with modules"
 
     def __init__(self):
         self._modules: dict[Path, TfModule | None] = {}
@@ -39,8 +42,9 @@ class TerraformSource(Source):
 
     def collect(self, workspace: Workspace) -> SourceResult:
         dirs: dict[Path, list[Path]] = {}
-        for path in workspace.unclaimed({".tf"}):
-            dirs.setdefault(path.parent, []).append(path)
+        for path in workspace.unclaimed():
+            if config_suffix(path.name):
+                dirs.setdefault(path.parent, []).append(path)
         if not dirs:
             return SourceResult()
         loader_out = Collector(self.name, workspace.options.managed_policy_dir)
@@ -81,11 +85,15 @@ class TerraformSource(Source):
     def collect_module(self, workspace: Workspace, root: Path, module: TfModule, seen: dict) -> SourceResult:
         out = Collector(self.name, workspace.options.managed_policy_dir)
         env = RootEnvironment(self, workspace, root, out)
-        inst = ModuleInstance(env, module, "", self.tfvars(workspace, root, out))
         resources: list[TfResource] = []
         try:
-            inst.collect(resources)
-            IamBuilder(out, resources).run()
+            with budget():  # count, for_each, for: at most budget.ELEMENTS per file
+                inst = ModuleInstance(env, module, "", self.tfvars(workspace, root, out))
+                inst.collect(resources)
+                IamBuilder(out, resources).run()
+        except BudgetExceeded as e:
+            out.drafts.clear()  # what was read before the budget ran out is not the whole grant
+            out.error(e.file, e.line, str(e))
         except (EvalError, RecursionError) as e:
             out.error(workspace.rel(root), None, f"cannot evaluate this module: {e}")
         except Exception as e:  # noqa: BLE001 - one module this reader cannot follow must not stop the scan
@@ -112,24 +120,26 @@ class TerraformSource(Source):
         if directory in self._modules:
             return self._modules[directory]
         if files is None:
-            files = sorted(directory.glob("*.tf")) if directory.is_dir() else []
-        if not files:
+            files = sorted(p for p in directory.iterdir() if config_suffix(p.name)) if directory.is_dir() else []
+        primary, overrides, shadowed = select(files)
+        if not primary:
             self._modules[directory] = None
+            for path in files:
+                workspace.claim(path)
             return None
-        parsed, errors = [], []
-        for path in files:
-            rel = workspace.rel(path)
-            try:
-                parsed.append((rel, read_file(workspace.text(path), rel)))
-            except LoadError as e:
-                errors.append(ScanError(rel, e.line, e.message))
-            except OSError as e:
-                errors.append(ScanError(rel, None, f"cannot read: {e.strerror}"))
-            except RecursionError:
-                errors.append(ScanError(rel, None, "invalid HCL: nested too deeply to read"))
+        errors: list[ScanError] = []
+        for path in shadowed:
+            twin = stem(path.name) + config_suffix(path.name).replace(".tf", ".tofu", 1)
+            out.note(workspace.rel(path), None, f"Terraform reads {path.name}, OpenTofu reads {twin} instead (and "
+                                                "iamgate with it); which one is deployed is not in the code, so "
+                                                f"what {path.name} grants is not judged", grant=True)
             workspace.claim(path)
+        parsed = [(rel, body) for rel, body in (self.parse(workspace, p, errors) for p in primary) if body]
         dup_errors: list[ScanError] = []
         module = TfModule(directory, parsed, dup_errors)
+        for rel, body in (self.parse(workspace, p, errors) for p in overrides):
+            if body is not None:
+                apply_override(module, rel, body, errors)
         if dup_errors and len(parsed) > 1:
             # Files that redeclare each other's blocks are separate configurations (test inputs, examples)
             module.parts = [TfModule(directory, [f], errors) for f in parsed]
@@ -142,15 +152,41 @@ class TerraformSource(Source):
         self._modules[directory] = module
         return module
 
+    @staticmethod
+    def parse(workspace: Workspace, path: Path, errors: list[ScanError]):
+        """(relative path, Body) of one configuration file, native or JSON syntax; Body None if unreadable."""
+        rel = workspace.rel(path)
+        workspace.claim(path)
+        try:
+            text = workspace.text(path)
+            return rel, (read_json_config(text, rel) if path.name.endswith(".json") else read_file(text, rel))
+        except LoadError as e:
+            errors.append(ScanError(rel, e.line, e.message))
+        except OSError as e:
+            errors.append(ScanError(rel, None, f"cannot read: {e.strerror}"))
+        except RecursionError:
+            errors.append(ScanError(rel, None, "invalid HCL: nested too deeply to read"))
+        return rel, None
+
     def tfvars(self, workspace: Workspace, root: Path, out: Collector) -> dict:
-        """Values from terraform.tfvars and *.auto.tfvars, which Terraform loads in a root module."""
+        """The variable values Terraform loads by itself in a root module, later files winning:
+        "terraform.tfvars, if present; terraform.tfvars.json, if present; any *.auto.tfvars or
+        *.auto.tfvars.json files, processed in lexical order of their filenames"
+        (https://developer.hashicorp.com/terraform/language/values/variables#variable-definition-precedence).
+        In a `.tfvars.json` file every value is a literal JSON value, never a template."""
         inputs: dict = {}
-        for path in [root / "terraform.tfvars", *sorted(root.glob("*.auto.tfvars"))]:
+        auto = sorted([*root.glob("*.auto.tfvars"), *root.glob("*.auto.tfvars.json")], key=lambda p: p.name)
+        for path in [root / "terraform.tfvars", root / "terraform.tfvars.json", *auto]:
             if not path.is_file():
                 continue
             rel = workspace.rel(path)
+            workspace.claim(path)
             try:
                 text = workspace.text(path)
+                if path.name.endswith(".json"):
+                    values, _ = read_json_values(text, rel)
+                    inputs.update({name: (lambda v=v: v) for name, v in values.items()})
+                    continue
                 body = read_file(text, rel)
             except (LoadError, OSError) as e:
                 out.error(rel, getattr(e, "line", None), getattr(e, "message", str(e)))

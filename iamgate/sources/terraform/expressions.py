@@ -3,16 +3,21 @@ depends on apply time becomes an `Unknown`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hcl2.utils import process_escape_sequences
 from lark import Token, Tree
 
+from ..budget import charge, charge_text
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
+from .exact import Inexact, nfc
 from .hcl import EvalError, name_of, node_line, parse_expression, trees
 from .strings import join_parts, split_template
 from .values import Encoded, Partial, Text, plain
+
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\Z")  # cty's number syntax; no inf, nan, 0x
 
 # -- evaluation --------------------------------------------------------------
 
@@ -34,10 +39,13 @@ class Scope:
         return Scope(self.ctx, self.file, self.src, {**self.bindings, **names})
 
     def text_of(self, node) -> str:
+        src = self.src
+        if isinstance(node, Tree) and node.data == "foreign_expr":  # merged from an override file
+            node, src = node.children[0], str(node.children[2])
         meta = getattr(node, "meta", None)
         if meta is None or meta.empty:
             return "?"
-        return self.src[meta.start_pos:meta.end_pos].strip()
+        return src[meta.start_pos:meta.end_pos].strip()
 
 
 def unknown_at(scope: Scope, node, reason: str) -> Unknown:
@@ -67,6 +75,11 @@ class Evaluator:
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
             return unknown_at(scope, node, f"cannot evaluate: {type(e).__name__}")
 
+    def _foreign_expr(self, node, scope):
+        """An argument an override file merged into a block of another file: its own file and text."""
+        inner, file, src = node.children
+        return self.evaluate(inner, Scope(scope.ctx, str(file), str(src), scope.bindings))
+
     # literals
     def _expr_term(self, node, scope):
         return self.evaluate(trees(node)[0], scope)
@@ -95,7 +108,10 @@ class Evaluator:
                 parts.append(self.evaluate(trees(tok)[0], scope))
             else:
                 return unknown_at(scope, node, "template directives (%{...}) are not evaluated")
-        return join_parts(parts, node_line(node))
+        result = join_parts(parts, node_line(node))
+        if isinstance(result, str):
+            charge_text(scope.file, result, "string templates", node_line(node))
+        return result
 
     def _template_string(self, node, scope):
         return process_escape_sequences(str(node.children[0])[2:-2])
@@ -273,7 +289,9 @@ class Evaluator:
         if isinstance(coll, Unknown):
             yield unknown_at(scope, node, coll.reason)
             return
-        for k, v in iterate(coll):
+        items = iterate(coll)
+        charge(scope.file, len(items), "for expressions", node_line(node))
+        for k, v in items:
             s = scope.bind(**({names[0]: k, names[1]: v} if len(names) == 2 else {names[0]: v}))
             c = self.evaluate(trees(cond)[0], s) if cond is not None else True
             if isinstance(c, Unknown):
@@ -306,7 +324,12 @@ class Evaluator:
                 if isinstance(a, Unknown):
                     return unknown_at(scope, node, a.reason)
         try:
-            return fn(*args, scope=scope, node=node)
+            result = fn(*args, scope=scope, node=node)
+            if isinstance(result, (list, dict)):
+                charge(scope.file, len(result), f"{name}()", node_line(node))
+            elif isinstance(result, str):
+                charge_text(scope.file, result, f"{name}()", node_line(node))
+            return nfc(result) if type(result) is str else result  # Terraform's strings are NFC
         except EvalError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
@@ -395,14 +418,11 @@ def number(value):
         raise EvalError("a number is required")
     if isinstance(value, (int, float)):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and _DECIMAL.match(value):
         try:
             return int(value)
         except ValueError:
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            return float(value)
     raise EvalError(f"a number is required, not {type(value).__name__}")
 
 
@@ -410,22 +430,33 @@ def _eq_form(value):
     if isinstance(value, Encoded):
         return str(value)
     if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return nfc(str.__str__(value))  # Terraform's strings are NFC-normalised
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise Inexact("a fractional number compared (Terraform's numbers are exact decimals)")
     return plain(value)
+
+
+def same(left, right) -> bool:
+    """Terraform's `==` of two known values."""
+    return _eq_form(left) == _eq_form(right)
 
 
 def binary(op: str, left, right):
     if op == "==":
-        return _eq_form(left) == _eq_form(right)
+        return same(left, right)
     if op == "!=":
-        return _eq_form(left) != _eq_form(right)
+        return not same(left, right)
     if op == "&&":
         return truthy(left) and truthy(right)
     if op == "||":
         return truthy(left) or truthy(right)
     a, b = number(left), number(right)
+    if any(isinstance(x, float) and not x.is_integer() for x in (a, b)) and op in "+-*/%":
+        raise Inexact(f"arithmetic ({op}) on a fractional number (Terraform's numbers are exact decimals)")
+    if op == "%" and (a < 0 or b < 0):
+        raise Inexact("% of a negative number")
     if op == "+":
         return a + b
     if op == "-":

@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 import posixpath
 
-import regex  # regular expressions with a time limit: the patterns come from the scanned code
-
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
-from .expressions import Scope, number, render_template, unknown_at
+from .exact import GO_SPACE, Inexact, ascii_only, go_replace_all, go_title, grapheme_length, nfc
+from .expressions import Scope, number, render_template, same, unknown_at
 from .hcl import EvalError
 from .strings import decode_json, to_text
 from .values import Encoded, has_unknown
 
-FUNCTIONS: dict = {}
-REGEX_SECONDS = 0.2  # far beyond any name or policy a real configuration computes
+FUNCTIONS: dict = {}  # what each computes exactly, and what is unknown instead: exact.EXACTNESS
 
 
 def fn(name: str, accepts_unknown: bool = False, lazy: bool = False):
@@ -102,6 +100,8 @@ def _try(ev, arg_nodes, scope, node):
     for a in arg_nodes:
         try:
             return ev.evaluate(a, scope)
+        except Inexact as e:  # Terraform may well succeed here: unknown, not the next argument
+            return unknown_at(scope, node, str(e))
         except EvalError:
             continue
     raise EvalError("no argument of try() could be evaluated")
@@ -111,6 +111,8 @@ def _try(ev, arg_nodes, scope, node):
 def _can(ev, arg_nodes, scope, node):
     try:
         value = ev.evaluate(arg_nodes[0], scope)
+    except Inexact as e:
+        return unknown_at(scope, node, str(e))
     except EvalError:
         return False
     return unknown_at(scope, node, value.reason) if isinstance(value, Unknown) else True
@@ -137,11 +139,18 @@ def _format(fmt, *args, scope, node):
             raise EvalError("format(): not enough arguments")
         arg = args[argi]
         argi += 1
-        if verb in ("s", "v", "q"):
-            out.append(json.dumps(_str(arg)) if verb == "q" else _str(arg) if not isinstance(arg, (list, dict))
-                       else json.dumps(arg))
+        if j != i + 1 or verb not in ("s", "d", "q", "v") or isinstance(arg, (list, dict, Encoded)):
+            raise Inexact(f"format() verb %{fmt[i + 1:j + 1]} with flags, width or of a collection")
+        if verb == "q":
+            text = _str(arg)
+            if not text.isascii() or any(c in text for c in "<>&") or not text.isprintable():
+                raise Inexact("format() %q of text Go quotes differently")
+            out.append(json.dumps(text))
         elif verb == "d":
-            out.append(str(int(number(arg))))
+            value = number(arg)
+            if isinstance(value, float) and not value.is_integer():
+                raise Inexact("format() %d of a fractional number")
+            out.append(str(int(value)))
         else:
             out.append(_str(arg))
         i = j + 1
@@ -207,7 +216,8 @@ def _distinct(value, scope, node):
 def _toset(value, scope, node):
     if has_unknown(value):
         return unknown_at(scope, node, "a set with apply-time elements")
-    return _dedupe(_list(value))
+    items = _dedupe([nfc(x) if isinstance(x, str) else x for x in _list(value)])
+    return LList(sorted(items)) if all(isinstance(x, str) for x in items) else items  # Terraform's set order
 
 
 @fn("tolist")
@@ -227,7 +237,8 @@ def _compact(value, scope, node):
     return LList(x for x in _list(value) if x not in (None, ""))
 
 
-for _n, _f in {"lower": str.lower, "upper": str.upper, "trimspace": str.strip, "title": str.title,
+for _n, _f in {"lower": lambda s: ascii_only(s, "lower()").lower(), "upper": lambda s: ascii_only(s, "upper()").upper(),
+               "trimspace": lambda s: s.strip(GO_SPACE), "title": go_title,
                "chomp": lambda s: s.rstrip("\r\n")}.items():
     fn(_n)(lambda s, scope, node, _f=_f: _f(_str(s)))
 
@@ -255,12 +266,7 @@ def _tobool(value, scope, node):
 def _replace(s, old, new, scope, node):
     s, old, new = _str(s), _str(old), _str(new)
     if len(old) > 1 and old.startswith("/") and old.endswith("/"):
-        try:  # Terraform's RE2 runs in linear time; a backtracking engine needs a time limit
-            return regex.sub(old[1:-1], new.replace("$", "\\"), s, timeout=REGEX_SECONDS)
-        except regex.error as e:
-            raise EvalError(f"replace(): {e}") from None
-        except TimeoutError:
-            raise EvalError(f"replace(): the regular expression {old} takes too long to evaluate") from None
+        return go_replace_all(old[1:-1], s, new)  # RE2 in linear time; here with a time limit
     return s.replace(old, new)
 
 
@@ -272,7 +278,7 @@ def _split(sep, s, scope, node):
 @fn("length")
 def _length(value, scope, node):
     if isinstance(value, str):
-        return len(value)
+        return grapheme_length(value)
     if isinstance(value, (list, tuple, dict)):
         return len(value)
     raise EvalError("length() takes a string, list or map")
@@ -296,7 +302,10 @@ def _element(lst, index, scope, node):
     items = _list(lst)
     if not items:
         raise EvalError("element() of an empty list")
-    return items[int(number(index)) % len(items)]
+    i = number(index)
+    if i < 0 or i != int(i):
+        raise Inexact("element() with a negative or fractional index")
+    return items[int(i) % len(items)]
 
 
 @fn("coalesce", accepts_unknown=True)
@@ -335,7 +344,7 @@ def _fail(msg):
 
 @fn("contains")
 def _contains(lst, value, scope, node):
-    return any(json.dumps(x, default=str) == json.dumps(value, default=str) for x in _list(lst))
+    return any(same(x, value) for x in _list(lst))
 
 
 @fn("trimprefix")
@@ -367,7 +376,11 @@ def _endswith(s, suffix, scope, node):
 
 @fn("substr")
 def _substr(s, offset, length, scope, node):
-    s, offset, length = _str(s), int(number(offset)), int(number(length))
+    s, offset, length = _str(s), number(offset), number(length)
+    ascii_only(s, "substr()")
+    if "\r\n" in s or offset != int(offset) or length != int(length) or not -len(s) <= offset <= len(s):
+        raise Inexact("substr() over a CR LF grapheme or outside the string")
+    offset, length = int(offset), int(length)
     if offset < 0:
         offset += len(s)
     return s[offset:] if length < 0 else s[offset:offset + length]
@@ -385,7 +398,10 @@ def _reverse(lst, scope, node):
 
 @fn("slice")
 def _slice(lst, start, end, scope, node):
-    return LList(_list(lst)[int(number(start)):int(number(end))])
+    items, start, end = _list(lst), number(start), number(end)
+    if not (0 <= start <= end <= len(items)) or start != int(start) or end != int(end):
+        raise Inexact("slice() outside the list's bounds")
+    return LList(items[int(start):int(end)])
 
 
 @fn("zipmap")
@@ -398,6 +414,8 @@ def _range(*args, scope, node):
     nums = [number(a) for a in args]
     start, end = (0, nums[0]) if len(nums) == 1 else (nums[0], nums[1])
     step = nums[2] if len(nums) > 2 else 1
+    if any(n != int(n) for n in (start, end, step)):
+        raise Inexact("range() of fractional numbers")
     if step == 0 or abs((end - start) / step) > 1024:  # Terraform's own limit
         raise EvalError("range() too long")
     return LList(range(int(start), int(end), int(step)))
@@ -413,10 +431,10 @@ def _one(lst, scope, node):
 
 @fn("index")
 def _index(lst, value, scope, node):
-    try:
-        return _list(lst).index(value)
-    except ValueError:
-        raise EvalError("index(): value not in list") from None
+    for i, x in enumerate(_list(lst)):
+        if same(x, value):
+            return i
+    raise EvalError("index(): value not in list")
 
 
 @fn("formatlist")
@@ -464,17 +482,21 @@ def _setsubtract(a, b, scope, node):
 
 @fn("basename")
 def _basename(path, scope, node):
-    return posixpath.basename(_str(path))
+    path = _str(path).rstrip("/")  # Go's filepath.Base: trailing slashes go; "" is "."
+    return posixpath.basename(path) or ("/" if _str(path).startswith("/") else ".")
 
 
 @fn("dirname")
 def _dirname(path, scope, node):
-    return posixpath.dirname(_str(path))
+    path = _str(path)
+    if posixpath.normpath(path) != path:
+        raise Inexact("dirname() of a path Go would clean first")
+    return posixpath.dirname(path) or "."
 
 
 @fn("abspath")
 def _abspath(path, scope, node):
-    return _str(path)
+    return unknown_at(scope, node, "abspath() is a path on the machine that runs Terraform")
 
 
 for _n in ("sensitive", "nonsensitive"):

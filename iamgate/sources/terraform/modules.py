@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from ...model import ScanError
 from .. import Workspace, within
+from ...reference.catalog import glob_match
+from ..budget import charge
 from ..collector import Collector
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
@@ -179,8 +181,10 @@ class ModuleInstance:
             which = attr(0)
             if which == "module":
                 return os.path.relpath(self.module.dir, self.env.root_dir).replace(os.sep, "/"), steps[1:]
-            if which in ("root", "cwd"):
-                return (".", steps[1:]) if which == "root" else (str(self.env.root_dir), steps[1:])
+            if which == "root":
+                return ".", steps[1:]
+            if which == "cwd":
+                return unknown_at(scope, node, "path.cwd is a folder on the machine that runs Terraform"), steps[1:]
             raise EvalError(f"unknown path.{which}")
         if name == "terraform":
             return unknown_at(scope, node, "terraform.workspace is chosen at run time"), steps[1:]
@@ -259,6 +263,7 @@ class ModuleInstance:
                 self.env.out.error(block.file, block.line, f"count of {int(n)} is more than iamgate reads "
                                                            f"({MAX_COUNT}); its instances are not read")
                 return []
+            charge(block.file, n, "count", block.line)
             return [(i, {"count": {"index": i}}) for i in range(int(n))]
         if "for_each" in attrs:
             coll = self.ev.safe(attrs["for_each"], scope)
@@ -267,6 +272,8 @@ class ModuleInstance:
                                    self.prefix)
                 u = Unknown(coll.reason, "${each.key}", block.line)
                 return [(None, {"each": {"key": u, "value": Unknown(coll.reason, "${each.value}", block.line)}})]
+            if isinstance(coll, (dict, list, tuple)):
+                charge(block.file, len(coll), "for_each", block.line)
             if isinstance(coll, dict):
                 return [(str(k), {"each": {"key": str(k), "value": coll[k]}}) for k in sorted(coll)]
             if isinstance(coll, (list, tuple)):
@@ -391,6 +398,7 @@ class ModuleInstance:
         except TypeError:
             self.env.out.error(b.file, b.line, f"dynamic {label!r}: for_each must be a collection")
             return []
+        charge(b.file, len(pairs), "dynamic blocks", b.line)
         items = []
         for k, v in pairs:
             inner = scope.bind(**{iterator: {"key": k, "value": v}})
@@ -478,16 +486,26 @@ class RootEnvironment:
 
 
     def downloaded_module(self, inst: ModuleInstance, block: Block, source: str):
-        """A remote module, read where `terraform init` put it, or an unresolved note."""
+        """A remote module, read where `terraform init` put it (trusted as Terraform would trust it),
+        else unreadable: an unresolved grant, or a note when `.iamgate.yml` trusts its source."""
         name = block.labels[0]
         key = f"{inst.key}.{name}" if inst.key else name
         downloads = self.downloads()
         listed = downloads.dir_of(key)
+        why = f"not downloaded here (no .terraform/modules/modules.json entry {key!r})"
+        if downloads.tracked:
+            self.note_tracked(downloads.file)
+            why = f"not downloaded: git tracks the .terraform folder ({downloads.file}), so the author wrote it"
+            listed = None
+        elif listed is not None:
+            version = inst.ev.safe(block.body.attrs["version"], Scope(inst, block.file, block.src)) \
+                if "version" in block.body.attrs else None
+            wrong = downloads.mismatch(key, source, version)
+            if wrong:
+                why = f"its .terraform/modules/modules.json entry {key!r} is not this module's download ({wrong})"
+                listed = None
         if listed is None:
-            self.out.note(block.file, block.line, f"module {name}: source {source!r} is a remote module that is not "
-                                                  "downloaded here (no .terraform/modules/modules.json entry "
-                                                  f"{key!r}); its principals and policies are not read")
-            return Unknown(f"module {name} comes from {source}, a remote module")
+            return self.unreadable_module(block, source, why)
         where = f"{listed!r} (from {downloads.file}, key {key!r})"
         target = (self.root_dir / listed).resolve()
         if not within(target, [self.boundary]):
@@ -496,8 +514,25 @@ class RootEnvironment:
             return Unknown(f"module {name} is outside the scanned repository")
         module = self.source.module(self.workspace, target, self.out) if target.is_dir() else None
         if module is None:
-            self.out.note(block.file, block.line, f"module {name}: the downloaded directory {where} is missing or "
-                                                  "has no .tf files; its principals and policies are not read")
-            return Unknown(f"module {name}: downloaded directory {listed} not found")
+            return self.unreadable_module(block, source, f"the downloaded directory {where} is missing or has no "
+                                                         "configuration files")
         return module
 
+    def note_tracked(self, file: str | None) -> None:
+        if ("tracked", file) not in self._noted:
+            self._noted.add(("tracked", file))
+            self.out.note(file or "", None, "git tracks this .terraform folder: it holds what the author committed, "
+                                            "not what terraform init downloads; its modules are not read")
+
+    def unreadable_module(self, block: Block, source: str, why: str):
+        """A remote module iamgate cannot read could grant anything, unless its source is trusted."""
+        name = block.labels[0]
+        trusted = next((g for g in self.workspace.options.trusted_modules if glob_match(g, source)), None)
+        if trusted:
+            self.out.note(block.file, block.line, f"module {name}: source {source!r} is {why}; its principals and "
+                                                  f"policies are not read (trusted-modules: {trusted!r})")
+        else:
+            self.out.note(block.file, block.line, f"module {name}: source {source!r} is {why}; what it grants "
+                                                  "cannot be read (list the source under trusted-modules in "
+                                                  ".iamgate.yml to trust it)", grant=True)
+        return Unknown(f"module {name} comes from {source}, a remote module that is not read")

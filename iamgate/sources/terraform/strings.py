@@ -7,6 +7,7 @@ import re
 
 from ..loaders import LDict, LList, LoadError, load_json
 from ..policy_document import Unknown
+from .exact import nfc, number_text
 from .hcl import EvalError
 from .values import Encoded, Partial, has_unknown, plain
 
@@ -14,9 +15,9 @@ from .values import Encoded, Partial, has_unknown, plain
 def to_text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (str, int, float)):
+    if isinstance(value, float):
+        return number_text(value)
+    if isinstance(value, (str, int)):
         return str(value)
     if isinstance(value, Encoded):
         return str(value)
@@ -44,7 +45,7 @@ def join_parts(parts: list, line: int | None):
                 flat.append(text)
     if any(isinstance(p, Unknown) for p in flat):
         return Partial(flat, line)
-    return "".join(flat)
+    return nfc("".join(flat))  # cty normalises every string it makes
 
 
 def encode_parts(value) -> list:
@@ -80,7 +81,7 @@ def split_template(text: str) -> list:
             i += 3
             continue
         if two in ("${", "%{"):
-            end = _matching_brace(text, i + 2)
+            end = matching_brace(text, i + 2)
             if end < 0:
                 buf.append(text[i:])
                 break
@@ -98,7 +99,7 @@ def split_template(text: str) -> list:
     return pieces
 
 
-def _matching_brace(text: str, start: int) -> int:
+def matching_brace(text: str, start: int) -> int:
     depth, i, n = 0, start, len(text)
     quote = False
     while i < n:

@@ -55,7 +55,13 @@ class Encoded:
         self.file = file
 
     def __str__(self) -> str:
-        return json.dumps(plain(self.value), separators=(",", ":"))
+        """As Terraform's jsonencode writes it: keys sorted, no ASCII escaping, `<`, `>`, `&`, U+2028 and
+        U+2029 escaped (Go's encoding/json)."""
+        text = json.dumps(plain(self.value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        for c, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                       ("\u2029", "\\u2029")):
+            text = text.replace(c, esc)
+        return text
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Encoded) and plain(self.value) == plain(other.value)

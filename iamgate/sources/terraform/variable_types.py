@@ -13,7 +13,7 @@ def type_of(node):
     if node is None:
         return ("any",)
     inner = trees(node)
-    if node.data == "expr_term" and inner:
+    if node.data in ("expr_term", "foreign_expr") and inner:
         return type_of(inner[0])
     if node.data == "function_call":
         parts = trees(node)
