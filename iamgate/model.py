@@ -351,6 +351,7 @@ class Finding:
     combination: bool = False  # the actions form one subject (e.g. an escalation path)
     subject: str | None = None  # for findings about something other than actions
     reason: str = ""
+    resources: tuple[str, ...] = ()  # the resources the actions were used on (resource-scope, issue 23)
 
     def keys(self) -> list[tuple]:
         """The stable finding keys: (principal id, check id, subject)."""

@@ -209,6 +209,8 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
             matched_by[p.id] = how
         results.append(evaluate(p, b, catalog, obs))
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
+    from .checks.resource_scope import resource_notes
+    notes += resource_notes(results)
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
                   unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
                   unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),

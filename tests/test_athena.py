@@ -14,21 +14,28 @@ TABLE = "cloudtrail_db.cloudtrail_logs"
 COLUMNS = {"eventSource": "VARCHAR", "eventName": "VARCHAR", "eventTime": "VARCHAR", "errorCode": "VARCHAR",
            "awsRegion": "VARCHAR", "eventType": "VARCHAR", "eventCategory": "VARCHAR",
            "userIdentity": "STRUCT(type VARCHAR, arn VARCHAR, invokedBy VARCHAR, "
-                           "sessionContext STRUCT(sessionIssuer STRUCT(arn VARCHAR)))"}
+                           "sessionContext STRUCT(sessionIssuer STRUCT(arn VARCHAR)))",
+           "recipientAccountId": "VARCHAR", "requestParameters": "JSON",
+           "resources": "STRUCT(ARN VARCHAR, accountId VARCHAR, type VARCHAR)[]"}
+# Athena (Trino) functions DuckDB names differently; the query itself runs unchanged
+TRINO_SHIMS = ("CREATE MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)",
+               "CREATE MACRO json_format(j) AS CAST(j AS VARCHAR)")
 
 
 def detonation_logs():
     return corpus_path("e2e", "DataDog", "stratus-red-team", "docs", "detonation-logs")
 
 
-def duckdb_rows(sql: str) -> list[tuple]:
+def duckdb_rows(sql: str, logs=None, fmt: str = "array") -> list[tuple]:
     """The standard CloudTrail table (lowercase columns, `timestamp` partition) as a DuckDB view."""
     duckdb = pytest.importorskip("duckdb")
     con = duckdb.connect()
+    for shim in TRINO_SHIMS:
+        con.execute(shim)
     con.execute("CREATE SCHEMA cloudtrail_db")
     con.execute(f"""CREATE VIEW {TABLE} AS
         SELECT *, replace(substr(eventTime, 1, 10), '-', '/') AS "timestamp"
-        FROM read_json('{detonation_logs()}/*.json', format='array', columns={COLUMNS!r})""")
+        FROM read_json('{logs or detonation_logs()}/*.json', format='{fmt}', columns={COLUMNS!r})""")
     return con.execute(sql).fetchall()
 
 

@@ -86,6 +86,9 @@ class Fix(Command):
                 print(f"iamgate fix: rewrote {n} statement(s) in {len(files)} file(s)", file=err)
         else:
             sys.stdout.write("".join(f.diff for f in files))
-        if not remediation.principals and not args.quiet:
+        if not remediation.principals and not remediation.narrowings and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
+        elif remediation.narrowings and not args.quiet:
+            print(f"iamgate fix: {len(remediation.narrowings)} statement(s) granted on `*` narrowed to the resources "
+                  "used", file=err)
         return 2 if report.errors else 0  # an input it could not read is left unfixed: an error

@@ -9,6 +9,7 @@ from ..files import write_text_atomic
 from ..repo import repo_root
 from ..sources import within
 from . import json as fix_json
+from . import resources as fix_resources
 from . import terraform as fix_terraform
 from . import yaml as fix_yaml
 from .edits import Edit, Hunk, apply_edits, hunks, unified_diff
@@ -84,12 +85,24 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
             problems += [Problem(f.location, f"statement not rewritten: cannot read the file: {e}") for f in fixes]
             continue
         editor = editor_for(path, text)
+        narrow = remediation.narrowings_for(file)
         if editor is None:
             problems += [Problem(f.location, "statement not rewritten: iamgate cannot edit this kind of file")
-                         for f in fixes]
+                         for f in fixes + narrow]
             continue
-        edits, found = editor.edits(text, fixes)
+        edits, found = editor.edits(text, fixes) if fixes else ([], [])
         problems += found
+        if narrow:
+            kind = {fix_terraform: "terraform", fix_json: "json", fix_yaml: "yaml"}[editor]
+            more, found = fix_resources.edits(kind, text, narrow)
+            taken = [(e.start, e.end) for e in edits]
+            for e in more:  # never where an action edit already changes the text
+                if any(e.start < b and a < e.end for a, b in taken):
+                    problems.append(Problem(e.statement, "Resource not narrowed: the statement is rewritten; "
+                                                         "narrow it by hand"))
+                else:
+                    edits.append(e)
+            problems += found
         if edits:
             out.append(FileFix(file, path, text, apply_edits(text, edits), tuple(edits)))
     return out, problems

@@ -76,13 +76,17 @@ class Remediation:
     problems: tuple[Problem, ...] = ()
     compact: bool = False
     wildcards: bool = False  # --compact wrote a wildcard that reaches beyond the pattern it replaces
+    narrowings: tuple = ()  # fix.resources.ResourceFix: Resource "*" -> the used resources (issue 23)
 
     def for_file(self, file: str) -> list[StatementFix]:
         return [s for s in self.statements if s.location.file == file]
 
+    def narrowings_for(self, file: str) -> list:
+        return [n for n in self.narrowings if n.location.file == file]
+
     @property
     def files(self) -> list[str]:
-        return sorted({s.location.file for s in self.statements})
+        return sorted({s.location.file for s in self.statements} | {n.location.file for n in self.narrowings})
 
 
 # -- what each principal keeps ---------------------------------------------------------
@@ -321,7 +325,12 @@ def plan(results, catalog: Catalog, config: Config | None = None, compact_wildca
     fixes, emptied = _keep_policies_valid(fixes, policy_of, shares)
     problems.extend(emptied)
     fixes.sort(key=lambda f: (f.location.file, f.location.line or 0))
-    return Remediation(tuple(principals), tuple(fixes), tuple(problems), compact_wildcards, wild_any)
+    from .resources import narrowings
+    kept_at = {loc: frozenset().union(*(acts - d for _, _, acts, d in parts)) for loc, parts in shares.items()}
+    narrow, why = narrowings(results, catalog, config, frozenset(f.location for f in fixes if f.removes_statement),
+                             lambda loc: kept_at.get(loc, ()))
+    problems.extend(why)
+    return Remediation(tuple(principals), tuple(fixes), tuple(problems), compact_wildcards, wild_any, tuple(narrow))
 
 
 def _keep_policies_valid(fixes: list[StatementFix], policy_of, shares) -> tuple[list[StatementFix], list[Problem]]:

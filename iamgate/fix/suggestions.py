@@ -56,9 +56,28 @@ def fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def suggestion_body(group: str, key: str, fix: StatementFix, hunk: Hunk) -> str:
+def narrowing_key(n) -> str:
+    data = json.dumps([n.location.file, "resource", list(n.actions), sorted(n.principals)])
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def narrowing_text(n) -> str:
+    """What a Resource narrowing does, for a suggestion (issue 23)."""
+    arns = sorted(set(n.resources) | {a for _, group in n.groups for a in group})
+    shown = ", ".join(code(a) for a in arns[:MAX_LISTED]) + (
+        f" and {len(arns) - MAX_LISTED} more" if len(arns) > MAX_LISTED else "")
+    split = " (split: the actions were used on different resources)" if n.groups else ""
+    return (f"narrows `Resource: *` to the {len(arns)} resource(s) {', '.join(md(p) for p in n.principals)} "
+            f"used{split}: {shown}. An absent resource is no proof it is not needed: CloudTrail does not log "
+            "cache-served reads or data events that were not enabled.")
+
+
+def suggestion_body(group: str, key: str, fix: StatementFix | None, hunk: Hunk, narrowing=None) -> str:
     new = hunk.new[:-1] if hunk.new.endswith("\n") else hunk.new
     f = fence(new)
+    if fix is None:  # only the Resource changes
+        return (f"{MARKER_PREFIX} {group} {key} -->\n**iamgate**: {narrowing_text(narrowing)}\n\n"
+                f"{f}suggestion\n" + (f"{new}\n" if new else "") + f"{f}\n")
     dropped = list(fix.dropped)
     shown = ", ".join(code(a) for a in dropped[:MAX_LISTED]) + (
         f" and {len(dropped) - MAX_LISTED} more" if len(dropped) > MAX_LISTED else "")
@@ -66,7 +85,9 @@ def suggestion_body(group: str, key: str, fix: StatementFix, hunk: Hunk) -> str:
     who = ", ".join(md(p) for p in fix.principals)
     return (f"{MARKER_PREFIX} {group} {key} -->\n"
             f"**iamgate**: {what} to what {who} uses: drops {len(dropped)} unused action(s): {shown}. "
-            "Used, unobservable and allowlisted actions stay; resources and conditions are unchanged.\n\n"
+            "Used, unobservable and allowlisted actions stay; "
+            + (f"the same edit {narrowing_text(narrowing)}" if narrowing is not None else
+               "resources and conditions are unchanged.") + "\n\n"
             f"{f}suggestion\n" + (f"{new}\n" if new else "") + f"{f}\n")  # empty: delete the lines
 
 
@@ -79,15 +100,16 @@ def plan_suggestions(remediation: Remediation, files, changed: dict, group: str,
     """`changed`: repo-relative path -> [(first, last)] lines the PR changed; `rel`: report path -> repo path.
     `exclude`: statement key -> why it cannot be a suggestion (GitHub refused it): it goes to the diff."""
     by_loc = {f.location: f for f in remediation.statements}
+    narrowed = {n.location: n for n in remediation.narrowings}
     suggestions, rest, moved = [], [], []
     for ff in files:
         path = rel(ff.file)
         suggested = set()
         for h in ff.hunks:
-            fix = by_loc.get(h.statement)
-            if fix is not None and in_changed(path, h.first, h.last, changed):
-                key = statement_key(fix)
-                body = suggestion_body(group, key, fix, h)
+            fix, narrowing = by_loc.get(h.statement), narrowed.get(h.statement)
+            if (fix is not None or narrowing is not None) and in_changed(path, h.first, h.last, changed):
+                key = statement_key(fix) if fix is not None else narrowing_key(narrowing)
+                body = suggestion_body(group, key, fix, h, narrowing)
                 where = f"{path}:{h.first}" + (f"-{h.last}" if h.last != h.first else "")
                 if not fits_review_comment(body):  # GitHub refuses it (422): the diff carries it instead
                     moved.append(f"{where} ({len(body):,} characters, over GitHub's {MAX_BODY_CHARS:,} "

@@ -79,6 +79,8 @@ def finding_dict(f: Finding, new: bool | None = None) -> dict:
     d = {"check": f.check, "severity": f.severity, "principal": f.principal, "actions": list(f.actions),
          "file": f.location.file if f.location else None, "line": f.location.line if f.location else None,
          "message": f.message, "reason": f.reason}
+    if f.resources:
+        d["resources"] = list(f.resources)
     if new is not None:
         d["new"] = new
     return d

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..model import Baseline, UsedAction
+from ._ct_res import ResourceFilter, bounded
 from ..reference.catalog import Catalog, glob_match, load_catalog
 from ._ct_map import (
     AMBIGUOUS,
@@ -126,21 +127,35 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     data_services: set[str] = set()
     first = last = None
     events = mapped = no_iam = 0
+    on_resources = ResourceFilter()
+    events_of: dict = {}  # (source, name, type, detail, category) -> what the event means: once per distinct
+    who_of: dict = {}  # identity -> (class, who, kept by --principal)
     for key, (count, t0, t1) in counts.items():
-        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail = key
+        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail, found = key
         events += count
         t0, t1 = normalise_time(t0), normalise_time(t1)
         first, last = _earlier(first, t0), _later(last, t1)
-        m = mapper.map(source, name, etype)
-        actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
-        service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
-        if service and cat:
-            categories.setdefault(service, set()).add(cat)
-        is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
-        if is_data:
-            data_services.update(a.partition(":")[0] for a in actions)
-        klass, who = attribute(itype, iarn, issuer, invoked)
-        if m.kind in (NO_IAM, PERMISSIONLESS):
+        ev = events_of.get((source, name, etype, detail, cat))
+        if ev is None:
+            m = mapper.map(source, name, etype)
+            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
+            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
+            if service and cat:
+                categories.setdefault(service, set()).add(cat)
+            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
+            if is_data:
+                data_services.update(a.partition(":")[0] for a in actions)
+            ev = events_of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
+                                                                  is_data)
+        skip, actions, why, is_data = ev
+        ident = who_of.get((itype, iarn, issuer, invoked))
+        if ident is None:
+            klass, who = attribute(itype, iarn, issuer, invoked)
+            wanted = not principal_glob or glob_match(principal_glob, who) or glob_match(
+                principal_glob, who.rsplit("/", 1)[-1])
+            ident = who_of[(itype, iarn, issuer, invoked)] = (klass, who, wanted)
+        klass, who, wanted = ident
+        if skip:
             no_iam += count
             continue
         if klass != "principal":
@@ -150,9 +165,11 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             else:
                 unmapped[_label(source, name, why)] += count
             continue
-        if principal_glob and not (glob_match(principal_glob, who) or glob_match(principal_glob, who.rsplit("/", 1)[-1])):
+        if not wanted:
             continue
-        p = principals.setdefault(who, _Principal())
+        p = principals.get(who)
+        if p is None:
+            p = principals[who] = _Principal()
         p.events += count
         p.regions.add(region)
         if is_data:
@@ -173,12 +190,19 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
                     slot.setdefault("regions", set()).add(region)
                 if error:
                     slot["errors"] = slot.get("errors", 0) + count
+                # an action's resources are known only where every one of its events named one
+                if slot.get("arns", ()) is not None:
+                    arns = on_resources(a, found) if found else ()
+                    if arns:
+                        slot.setdefault("arns", set()).update(arns)
+                    else:
+                        slot["arns"] = None
     window = (first, last)
     source_entry = {"kind": SIGNAL, "events": events, "files": files} if engine == "local" else {
         "kind": SIGNAL, "events": events, "engine": engine}
     baselines, documents = [], {}
     for arn, p in sorted(principals.items()):
-        used = {a: UsedAction(s["count"], s["last_seen"], (SIGNAL,)) for a, s in p.used.items()}
+        used = {a: _used(s) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
         start, end = account_window(arn, p.regions, coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
@@ -199,6 +223,12 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
         data_events_observed=frozenset(data_services),
         categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+
+
+def _used(slot: dict) -> UsedAction:
+    arns, more, prefix = bounded(slot["arns"]) if slot.get("arns") else ((), 0, None)
+    return UsedAction(slot["count"], slot["last_seen"], (SIGNAL,), resources=arns, resources_more=more,
+                      resources_prefix=prefix)
 
 
 def account_window(arn: str, regions: set, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:

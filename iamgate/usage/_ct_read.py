@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
+
+from ._ct_res import candidates, getters, request_fields
 
 try:  # isal's inflate measured 1.7-2x zlib's on delivery files (bench/bench_cloudtrail.py)
     from isal.isal_zlib import decompressobj as _inflater
@@ -68,12 +70,27 @@ class _RecordWithRequest(_Record, gc=False):
     requestParameters: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    Records: list[_Record]
+class _Resource(msgspec.Struct, frozen=True, gc=False):  # frozen: hashable, a memo key as it is
+    ARN: Optional[str] = None
+    type: Optional[str] = None
 
 
-class _EnvelopeWithRequest(msgspec.Struct, gc=False):
-    Records: list[_RecordWithRequest]
+# The request fields that decide an any_of mapping (PartiQL statements, transaction items): typed like the
+# rest, so that a file with such events is decoded once, not again with the whole request.
+DETAIL_FIELDS = ("statement", "statements", "transactStatements", "transactItems")
+# Only the request fields that name a resource (data/cloudtrail_resources.json) or decide the action;
+# `Any`, so that a service using one of these names for something else never fails the typed decode.
+_Params = msgspec.defstruct("_Params", [(f, Any, None) for f in sorted(set(request_fields()) | set(DETAIL_FIELDS))],
+                            gc=False)
+_ENCODE = msgspec.json.Encoder()
+_PARAMS = msgspec.json.Decoder(Optional[_Params])
+
+
+class _RecordResources(_Record, gc=False):
+    """With the fields that name resources (issue 23)."""
+    recipientAccountId: Optional[str] = None
+    resources: Optional[list[_Resource]] = None
+    requestParameters: Optional[_Params] = None
 
 
 @dataclass(frozen=True)
@@ -84,14 +101,19 @@ class _Decoders:
     one: msgspec.json.Decoder
 
 
-_FAST = _Decoders(_Record, msgspec.json.Decoder(_Envelope), msgspec.json.Decoder(list[_Record]),
-                  msgspec.json.Decoder(_Record))
-_WITH_REQUEST = _Decoders(_RecordWithRequest, msgspec.json.Decoder(_EnvelopeWithRequest),
-                          msgspec.json.Decoder(list[_RecordWithRequest]), msgspec.json.Decoder(_RecordWithRequest))
+def _decoders(record: type) -> _Decoders:
+    envelope = msgspec.defstruct(f"_Envelope{record.__name__}", [("Records", list[record])], gc=False)
+    return _Decoders(record, msgspec.json.Decoder(envelope), msgspec.json.Decoder(list[record]),
+                     msgspec.json.Decoder(record))
+
+
+_FAST = _decoders(_Record)
+_WITH_REQUEST = _decoders(_RecordWithRequest)
+_RESOURCES = _decoders(_RecordResources)
 _ANY = msgspec.json.Decoder()
 
 # (identity type, identity arn, session issuer arn, invokedBy, eventSource, eventName, errorCode,
-#  awsRegion, eventType, eventCategory, request detail)
+#  awsRegion, eventType, eventCategory, request detail, resources: ((type name | None, ARN), ...))
 Key = tuple
 
 
@@ -121,6 +143,7 @@ class ReadOptions:
     start: str | None = None  # ISO, compared as text with eventTime
     end: str | None = None
     detail_events: frozenset = frozenset()  # (eventSource, eventName) whose request decides the action
+    resources: bool = True  # read the resources each call was made on (issue 23)
 
 
 def delivery_date(path: str) -> tuple[str, str, str] | None:
@@ -264,8 +287,13 @@ _TX_KINDS = re.compile(rb'"(put|update|delete|conditionCheck)"\s*:\s*\{')
 _STATEMENT = re.compile(rb'"statement"\s*:\s*"\s*\(*\s*([A-Za-z]+)')
 
 
-def request_detail(raw: bytes | None) -> str:
-    """The parts of requestParameters that decide an any_of mapping: PartiQL verbs, transact item kinds."""
+def request_detail(raw) -> str:
+    """The parts of requestParameters that decide an any_of mapping: PartiQL verbs, transact item kinds.
+    `raw`: the request's JSON, or its typed fields (then the detail fields are encoded back)."""
+    if raw is None:
+        return ""
+    if isinstance(raw, _Params):
+        raw = _ENCODE.encode({f: getattr(raw, f) for f in DETAIL_FIELDS})
     if not raw:
         return ""
     found = {m.group(1).decode().upper() for m in _STATEMENT.finditer(raw)}
@@ -273,11 +301,25 @@ def request_detail(raw: bytes | None) -> str:
     return ",".join(sorted(found))
 
 
+def _hashable(values: tuple) -> tuple | None:
+    out = []
+    for v in values:
+        if isinstance(v, list):
+            v = tuple(x for x in v if isinstance(x, str))
+        elif v is not None and not isinstance(v, str):
+            v = None  # a number or an object where a name was expected: names nothing
+        out.append(v)
+    return tuple(out)
+
+
 def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
     """Count records by Key; the hot loop, so plain locals and no per-event calls."""
     counts = res.counts
     start, end, detail_events = opts.start, opts.end, opts.detail_events
+    detail_sources = {src for src, _ in detail_events}
     windowed = start is not None or end is not None
+    rules = getters() if opts.resources else {}
+    found_memo: dict = {}  # (source, region, account, request fields, resources[]) -> candidates
     n = filtered = 0
     for r in records:
         t = r.eventTime or r.timestamp
@@ -299,11 +341,27 @@ def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
         cat = r.eventCategory
         if cat is None and r.managementEvent is not None:
             cat = "Management" if r.managementEvent else "Data"
+        src, name = r.eventSource, r.eventName
         detail = ""
-        if detail_events and (r.eventSource, r.eventName) in detail_events:
+        if src in detail_sources and (src, name) in detail_events:
             detail = request_detail(getattr(r, "requestParameters", None))
-        key = (itype, iarn, issuer, invoked, r.eventSource, r.eventName, r.errorCode, r.awsRegion, r.eventType,
-               cat, detail)
+        found = ()
+        rule = rules.get(src)
+        rs = r.resources if rules else None
+        if rule is not None or rs:
+            p = r.requestParameters if rule is not None else None
+            vals = rule[1](p) if p is not None else None
+            if rs or vals is not None:
+                mk = (src, r.awsRegion, r.recipientAccountId, vals, tuple(rs[:3]) if rs else None)
+                try:
+                    found = found_memo.get(mk)
+                except TypeError:  # a list or object in a request field
+                    mk = (mk[0], mk[1], mk[2], _hashable(vals), mk[4])
+                    found = found_memo.get(mk)
+                if found is None:  # the first three of resources[], as Athena reads them
+                    found = found_memo[mk] = candidates(*mk[:4], tuple((x.ARN, x.type) for x in mk[4])
+                                                        if mk[4] else None)
+        key = (itype, iarn, issuer, invoked, src, name, r.errorCode, r.awsRegion, r.eventType, cat, detail, found)
         slot = counts.get(key)
         if slot is None:
             counts[key] = [1, t, t]
@@ -325,8 +383,9 @@ def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
     except (OSError, zlib.error, EOFError) as e:
         res.errors.append((None, f"cannot gunzip: {e}"))
         return res
-    records = _decode(data, res)
-    if records and opts.detail_events and any((r.eventSource, r.eventName) in opts.detail_events for r in records):
+    records = _decode(data, res, _RESOURCES if opts.resources else _FAST)
+    if records and opts.detail_events and not opts.resources and any(
+            (r.eventSource, r.eventName) in opts.detail_events for r in records):
         res.errors.clear()
         res.problems.clear()
         records = _decode(data, res, _WITH_REQUEST)
@@ -348,6 +407,10 @@ def coverage(name: str, counts: dict) -> dict:
     (the acting principal's account, the event's region). Runs per distinct key, not per event."""
     account, region = log_scope(name)
     out: dict = {}
+    if account is not None and region is not None:  # the delivery path says: one span for the file
+        firsts = [t0 for _, t0, _ in counts.values() if t0 is not None]
+        lasts = [t1 for _, _, t1 in counts.values() if t1 is not None]
+        return {(account, region): [min(firsts, default=None), max(lasts, default=None)]} if counts else {}
     for key, (_, t0, t1) in counts.items():
         acct = account
         if acct is None:

@@ -14,12 +14,35 @@ from ..reference.catalog import Catalog, load_catalog
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, summarise
 from ._ct_read import coverage
+from ._ct_res import candidates, getters, request_fields
 from .cloudtrail import _aws_error, parse_time, summary_notes
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_-]*$")
 GROUP_COLUMNS = ("identity_type", "identity_arn", "issuer_arn", "invoked_by", "eventsource", "eventname",
                  "errorcode", "awsregion", "eventtype", "eventcategory")
 PARTITIONS = ("timestamp", "year-month-day", "none")
+RESOURCES_READ = 3  # the first entries of `resources[]` (the local reader reads as many)
+LIST_FIELDS = ("names",)  # request fields that hold a list of names
+
+
+def resource_columns() -> list[str]:
+    """The columns that name resources (after the counts): account, `resources[]`, request fields.
+    S3 object ARNs are left to `bucketName`/`key`, whose key is cut to its first segment here, so that
+    a bucket of many objects is a few rows, not one per object."""
+    cols = ["recipientaccountid AS recipient_account"]
+    for i in range(1, RESOURCES_READ + 1):
+        ok = f"cardinality(resources) >= {i} AND coalesce(resources[{i}].type, '') <> 'AWS::S3::Object'"
+        cols.append(f"CASE WHEN {ok} THEN resources[{i}].arn END AS resource_{i}_arn")
+        cols.append(f"CASE WHEN {ok} THEN resources[{i}].type END AS resource_{i}_type")
+    for f in request_fields():
+        value = f"json_extract_scalar(requestparameters, '$.{f}')"
+        if f == "key":  # `exports/2024/a.csv` -> `exports/`; `a.csv` -> `x` (the reader's s3_prefix: `*`)
+            value = (f"CASE WHEN {value} IS NULL THEN NULL WHEN strpos({value}, '/') > 0 "
+                     f"THEN split_part({value}, '/', 1) || '/' ELSE 'x' END")
+        elif f in LIST_FIELDS:
+            value = f"json_format(json_extract(requestparameters, '$.{f}'))"
+        cols.append(f"{value} AS rp_{f.lower()}")
+    return cols
 
 
 class AthenaError(RuntimeError):
@@ -48,7 +71,8 @@ def partition_filter(start: str | None, end: str | None, partition: str) -> list
     raise ValueError(f"unknown partition layout {partition!r}")
 
 
-def build_query(table: str, start: str | None = None, end: str | None = None, partition: str = "timestamp") -> str:
+def build_query(table: str, start: str | None = None, end: str | None = None, partition: str = "timestamp",
+                resources: bool = True) -> str:
     where = partition_filter(start, end, partition)
     if start:
         where.append(f"eventtime >= '{start}'")
@@ -61,27 +85,67 @@ def build_query(table: str, start: str | None = None, end: str | None = None, pa
         "       useridentity.sessioncontext.sessionissuer.arn AS issuer_arn,",
         "       useridentity.invokedby AS invoked_by,",
         "       eventsource, eventname, errorcode, awsregion, eventtype, eventcategory,",
-        "       count(*) AS events, min(eventtime) AS first_seen, max(eventtime) AS last_seen",
-        f"FROM {_quote_table(table)}",
+        "       count(*) AS events, min(eventtime) AS first_seen, max(eventtime) AS last_seen"
+        + ("," if resources else ""),
     ]
+    extra = resource_columns() if resources else []
+    lines += [f"       {c}" + ("," if i < len(extra) - 1 else "") for i, c in enumerate(extra)]
+    lines.append(f"FROM {_quote_table(table)}")
     if where:
         lines.append("WHERE " + "\n  AND ".join(where))
-    lines.append("GROUP BY " + ", ".join(str(i) for i in range(1, len(GROUP_COLUMNS) + 1)))
+    groups = list(range(1, len(GROUP_COLUMNS) + 1)) + list(range(len(GROUP_COLUMNS) + 4,
+                                                                  len(GROUP_COLUMNS) + 4 + len(extra)))
+    lines.append("GROUP BY " + ", ".join(str(i) for i in groups))
     return "\n".join(lines)
 
 
+def _list(value):
+    if value is None or value == "":
+        return None
+    try:
+        import json
+        v = json.loads(value)
+    except ValueError:
+        return None
+    return tuple(x for x in v if isinstance(x, str)) if isinstance(v, list) else None
+
+
+def row_resources(source: str | None, region: str | None, extra: list) -> tuple:
+    """The resource columns of one row -> the reader's candidates for its key."""
+    if not extra:
+        return ()
+    account = extra[0] or None
+    n = 1 + 2 * RESOURCES_READ
+    found = tuple((extra[i] or None, extra[i + 1] or None) for i in range(1, n, 2) if extra[i])
+    fields = dict(zip(request_fields(), extra[n:]))
+    for f in LIST_FIELDS:
+        fields[f] = _list(fields.get(f))
+    rule = getters().get(source or "")
+    vals = tuple(fields.get(f) or None for f in rule[0]) if rule else None
+    if rule and all(v is None for v in vals):
+        vals = None  # no request fields: as a record whose requestParameters is null
+    if not found and vals is None:
+        return ()
+    return candidates(source, region, account, vals, found or None)
+
+
 def rows_to_counts(rows) -> dict:
-    """(10 group columns, events, first, last) rows -> the reader's Key -> [count, first, last]."""
+    """(10 group columns, events, first, last[, resource columns]) rows -> the reader's Key -> [count, first,
+    last]."""
     counts: dict = {}
+    g = len(GROUP_COLUMNS)
     for row in rows:
-        key = tuple(v if v not in ("",) else None for v in row[:len(GROUP_COLUMNS)]) + ("",)
-        n = int(row[len(GROUP_COLUMNS)] or 0)
-        first, last = row[len(GROUP_COLUMNS) + 1], row[len(GROUP_COLUMNS) + 2]
+        head = tuple(v if v not in ("",) else None for v in row[:g])
+        key = head + ("", row_resources(head[4], head[7], list(row[g + 3:])))
+        n = int(row[g] or 0)
+        first, last = row[g + 1], row[g + 2]
         slot = counts.get(key)
         if slot is None:
             counts[key] = [n, first, last]
-        else:  # should not happen: GROUP BY makes keys unique
+        else:  # rows that differ only in what names no resource of theirs
             slot[0] += n
+            slot[1] = min(filter(None, (slot[1], first)), default=None)
+            slot[2] = max(filter(None, (slot[2], last)), default=None)
     return counts
 
 

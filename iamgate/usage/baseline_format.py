@@ -85,7 +85,10 @@ def from_v1(data: dict, file: str = "") -> Baseline:
         raise BaselineError(f"not a valid {data.get('schema', SCHEMA_ID)} baseline at {where}: {error.message}")
     window = data.get("window") or {}
     used = {k.lower(): UsedAction(count=v.get("count"), last_seen=v.get("last_seen"),
-                                  signals=tuple(v.get("signals") or ()))
+                                  signals=tuple(v.get("signals") or ()),
+                                  resources=tuple(v.get("resources") or ()),
+                                  resources_more=v.get("resources_more") or 0,
+                                  resources_prefix=v.get("resources_prefix"))
             for k, v in (data.get("used") or {}).items()}
     return Baseline(
         principal_arn=data["principal_arn"], window_start=window.get("start"), window_end=window.get("end"),
@@ -149,7 +152,9 @@ def to_v1(b: Baseline) -> dict:
         "window": {"start": b.window_start, "end": b.window_end},
         "sources": [dict(s) for s in b.sources],
         "used": {a: {k: v for k, v in (("count", u.count), ("last_seen", u.last_seen),
-                                        ("signals", list(u.signals))) if v not in (None, [])}
+                                        ("signals", list(u.signals)), ("resources", list(u.resources)),
+                                        ("resources_more", u.resources_more or None),
+                                        ("resources_prefix", u.resources_prefix)) if v not in (None, [])}
                  for a, u in sorted(b.used.items())},
         "service_level_only": sorted(b.service_level_only),
         "not_accessed_services": sorted(b.not_accessed_services),
@@ -172,6 +177,31 @@ def _later(a, b):
     return max(a, b)
 
 
+def has_resources(u: UsedAction) -> bool:
+    return bool(u.resources or u.resources_more)
+
+
+def merge_resources(a: UsedAction, b: UsedAction) -> UsedAction:
+    """`a` with the union of both's resources. A CloudTrail record of the action without them (its signals
+    say cloudtrail, it has none) makes the union unknown; a source that never gives resources (policy
+    generation, last accessed) leaves the other's."""
+    if not has_resources(b):
+        return a if "cloudtrail" not in b.signals else replace(a, resources=(), resources_more=0,
+                                                               resources_prefix=None)
+    if not has_resources(a):
+        return replace(a, resources=b.resources, resources_more=b.resources_more,
+                       resources_prefix=b.resources_prefix) if "cloudtrail" not in a.signals else a
+    from ._ct_res import BOUND, bounded
+    arns, more, prefix = bounded(set(a.resources) | set(b.resources))
+    extra = a.resources_more + b.resources_more
+    if extra:  # past the bound on either side: the count adds up, the prefix is common to both
+        import os
+        prefix = os.path.commonprefix([p for p in (a.resources_prefix, b.resources_prefix, prefix,
+                                                   os.path.commonprefix(list(arns))) if p])
+        more += extra
+    return replace(a, resources=arns[:BOUND], resources_more=more, resources_prefix=prefix)
+
+
 def merge(baselines: list[Baseline]) -> Baseline:
     """Several sources for one principal: used and observability are unions."""
     if len(baselines) == 1:
@@ -185,8 +215,8 @@ def merge(baselines: list[Baseline]) -> Baseline:
                 used[a] = u
             else:
                 count = None if prev.count is None and u.count is None else (prev.count or 0) + (u.count or 0)
-                used[a] = UsedAction(count, _later(prev.last_seen, u.last_seen),
-                                     tuple(dict.fromkeys(prev.signals + u.signals)))
+                used[a] = replace(merge_resources(prev, u), count=count, last_seen=_later(prev.last_seen, u.last_seen),
+                                  signals=tuple(dict.fromkeys(prev.signals + u.signals)))
         for a, d in b.denied.items():
             prev_d = denied.get(a, {})
             denied[a] = {"count": (prev_d.get("count") or 0) + (d.get("count") or 0),

@@ -61,12 +61,14 @@ class CloudTrailUsage(UsageSource):
     name = "cloudtrail"
 
     def __init__(self, sources: list[str], start: str | None = None, end: str | None = None,
-                 principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None):
+                 principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None,
+                 resources: bool = True):
         self.sources = list(sources)
         self.start, self.end = parse_time(start), parse_time(end, end=True)
         self.principal = principal
         self.jobs = jobs or os.cpu_count() or 1
         self.catalog = catalog
+        self.resources = resources  # record the resources of each call (issue 23)
 
     # -- discovery -------------------------------------------------------------
     def _day_window(self) -> tuple:
@@ -139,18 +141,23 @@ class CloudTrailUsage(UsageSource):
             return
         import multiprocessing as mp
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            if local:
-                chunk = max(1, min(16, len(local) // (jobs * 8)))
-                yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
-            if s3_files:
-                yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
+        import gc
+        gc.freeze()  # forked workers never walk (and so copy) the parent's heap: the catalog, the mapping
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                if local:
+                    chunk = max(1, min(16, len(local) // (jobs * 8)))
+                    yield from pool.map(scan_path, local, [opts] * len(local), chunksize=chunk)
+                if s3_files:
+                    yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
+        finally:
+            gc.unfreeze()
 
     def scan(self) -> tuple[CloudTrailSummary, list[ScanError]]:
         catalog = self.catalog or load_catalog()
         mapper = EventMapper(catalog)
         files, errors, notes = self.discover()
-        opts = ReadOptions(self.start, self.end, mapper.detail_events())
+        opts = ReadOptions(self.start, self.end, mapper.detail_events(), self.resources)
         counts: dict = {}
         read = filtered = 0
         skipped: list[str] = []

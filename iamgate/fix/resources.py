@@ -1,0 +1,379 @@
+"""Narrow `Resource: "*"` to the resources the actions were used on (issue 23), in the file's own syntax.
+
+The plan comes from the resource-scope check's findings: a statement is narrowed when every action it
+keeps has known resources there; its new Resource is the union of their used ARNs. A used ARN that a
+resource of the same file defines becomes a reference to it (`!GetAtt OrdersTable.Arn`, `!Ref Topic`,
+`aws_dynamodb_table.orders.arn`); the others are written as ARNs, with `${AWS::AccountId}`/`${AWS::Region}`
+(or `data.aws_caller_identity`) where the file already uses them. A statement whose actions need
+different resources (some only `*`) is left for a person, with a note.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from ..model import Location, Statement
+from .plan import Problem
+
+
+@dataclass(frozen=True)
+class ResourceFix:
+    location: Location
+    statement: Statement
+    principals: tuple[str, ...]
+    resources: tuple[str, ...]  # ARNs, sorted
+    actions: tuple[str, ...]
+    # a split: (actions, their ARNs) per new statement, and the actions that keep the statement's `*`
+    groups: tuple = ()
+    rest: tuple[str, ...] = ()
+
+
+def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_of=None):
+    """(ResourceFix per statement, problems) from the resource-scope findings. `kept_of(location)`: the
+    actions the statement keeps after the action fix (default: all it grants)."""
+    import sys
+
+    from ..checks import Analysis
+    check = sys.modules.get("iamgate.checks.resource_scope")
+    if check is None:
+        from ..checks import resource_scope as check
+    analysis = Analysis(tuple(results), (), catalog, config)
+    by_loc: dict = {}
+    for f in check.ResourceScope().run(analysis):
+        if f.location is not None:
+            slot = by_loc.setdefault(f.location, {"actions": {}, "principals": []})
+            for a in f.actions:
+                slot["actions"].setdefault(a, set()).update(f.resources)
+            slot["principals"].append(f.principal)
+    grants: dict = {}
+    for r in results:
+        for st, acts in r.allows:
+            if st.location in by_loc:
+                grants.setdefault(st.location, [st, set()])[1].update(acts)
+    out, problems = [], []
+    for loc, slot in by_loc.items():
+        if loc in removed or loc not in grants:
+            continue
+        st, granted = grants[loc]
+        keep = set(kept_of(loc)) if kept_of else granted
+        missing = sorted(a for a in keep if a not in slot["actions"])
+        by_arns: dict = {}
+        for a, arns in slot["actions"].items():
+            if a in keep:
+                by_arns.setdefault(tuple(sorted(arns)), []).append(a)
+        pids = tuple(dict.fromkeys(slot["principals"]))
+        if not missing and len(by_arns) == 1:
+            arns = next(iter(by_arns))
+            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"]))))
+            continue
+        why = ("it has a Condition" if st.condition else "its Action is a NotAction" if st.not_actions else
+               "its Action has wildcards" if any("*" in a or "?" in a for a in st.actions) else "")
+        if why or not by_arns:
+            problems.append(Problem(loc, f"Resource not narrowed: its actions need different resources and {why}; "
+                                         "split the statement by hand", pids[0]))
+            continue
+        groups = tuple((tuple(catalog.canonical(a) for a in sorted(acts)), arns)
+                       for arns, acts in sorted(by_arns.items(), key=lambda kv: sorted(kv[1])))
+        out.append(ResourceFix(loc, st, pids, (), tuple(sorted(slot["actions"])), groups,
+                               tuple(catalog.canonical(a) for a in missing)))
+    return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
+
+
+# -- what the file defines -------------------------------------------------------------------------------
+
+# CloudFormation type -> (name property, reference to its ARN as YAML short form, as JSON)
+CFN_TYPES = {
+    "AWS::DynamoDB::Table": ("TableName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::SNS::Topic": ("TopicName", "!Ref {id}", {"Ref": "{id}"}),
+    "AWS::SQS::Queue": ("QueueName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::S3::Bucket": ("BucketName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::SecretsManager::Secret": ("Name", "!Ref {id}", {"Ref": "{id}"}),
+    "AWS::Lambda::Function": ("FunctionName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::Serverless::Function": ("FunctionName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::Logs::LogGroup": ("LogGroupName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::Kinesis::Stream": ("Name", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::StepFunctions::StateMachine": ("StateMachineName", "!Ref {id}", {"Ref": "{id}"}),
+    "AWS::ECR::Repository": ("RepositoryName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+    "AWS::IAM::Role": ("RoleName", "!GetAtt {id}.Arn", {"Fn::GetAtt": ["{id}", "Arn"]}),
+}
+# Terraform resource type -> the argument holding the name
+TF_TYPES = {
+    "aws_dynamodb_table": "name", "aws_sns_topic": "name", "aws_sqs_queue": "name", "aws_s3_bucket": "bucket",
+    "aws_secretsmanager_secret": "name", "aws_ssm_parameter": "name", "aws_lambda_function": "function_name",
+    "aws_cloudwatch_log_group": "name", "aws_kinesis_stream": "name", "aws_sfn_state_machine": "name",
+    "aws_ecr_repository": "name", "aws_iam_role": "name",
+}
+
+
+def arn_name(arn: str) -> tuple[str, str, str | None]:
+    """(service, resource name, S3 object prefix) of an ARN, as a template's name property holds it."""
+    parts = arn.split(":", 5)
+    service, rest = parts[2], parts[5] if len(parts) > 5 else ""
+    if service == "s3":
+        bucket, slash, key = rest.partition("/")
+        return service, bucket, key if slash else None
+    if service == "secretsmanager":
+        name = rest.partition(":")[2]
+        return service, re.sub(r"-(\?{6}|[A-Za-z0-9]{6})$", "", name), None
+    if service in ("sns", "sqs"):
+        return service, rest, None
+    if service == "logs":
+        return service, rest.split(":")[1] if ":" in rest else rest, None
+    if service == "states":
+        return service, rest.split(":")[1] if ":" in rest else rest, None
+    if service == "lambda":
+        return service, rest.split(":")[1] if ":" in rest else rest, None
+    if service == "ssm":
+        return service, rest.partition("/")[2], None
+    return service, rest.partition("/")[2] or rest, None
+
+
+_CFN_SERVICE = {"AWS::DynamoDB::Table": "dynamodb", "AWS::SNS::Topic": "sns", "AWS::SQS::Queue": "sqs",
+                "AWS::S3::Bucket": "s3", "AWS::SecretsManager::Secret": "secretsmanager", "AWS::Lambda::Function":
+                "lambda", "AWS::Serverless::Function": "lambda", "AWS::Logs::LogGroup": "logs",
+                "AWS::Kinesis::Stream": "kinesis", "AWS::StepFunctions::StateMachine": "states",
+                "AWS::ECR::Repository": "ecr", "AWS::IAM::Role": "iam"}
+_TF_SERVICE = {"aws_dynamodb_table": "dynamodb", "aws_sns_topic": "sns", "aws_sqs_queue": "sqs", "aws_s3_bucket": "s3",
+               "aws_secretsmanager_secret": "secretsmanager", "aws_ssm_parameter": "ssm",
+               "aws_lambda_function": "lambda", "aws_cloudwatch_log_group": "logs", "aws_kinesis_stream": "kinesis",
+               "aws_sfn_state_machine": "states", "aws_ecr_repository": "ecr", "aws_iam_role": "iam"}
+
+
+def cfn_defined(doc) -> dict:
+    """(service, name) -> (logical id, type) for the resources a template names literally."""
+    out = {}
+    res = doc.get("Resources") if isinstance(doc, dict) else None
+    for lid, r in (res or {}).items():
+        if not isinstance(r, dict) or r.get("Type") not in CFN_TYPES:
+            continue
+        name = (r.get("Properties") or {}).get(CFN_TYPES[r["Type"]][0])
+        if isinstance(name, str):
+            key = name.lstrip("/") if r["Type"] == "AWS::SSM::Parameter" else name
+            out[(_CFN_SERVICE[r["Type"]], key)] = (lid, r["Type"])
+    return out
+
+
+_TF_BLOCK = re.compile(r'resource\s+"(aws_[a-z0-9_]+)"\s+"([A-Za-z0-9_-]+)"\s*\{')
+
+
+def tf_defined(text: str) -> dict:
+    out = {}
+    for m in _TF_BLOCK.finditer(text):
+        arg = TF_TYPES.get(m.group(1))
+        if not arg:
+            continue
+        body = text[m.end():m.end() + 4000]
+        nm = re.search(rf'^\s*{arg}\s*=\s*"([^"$]+)"', body, re.M)
+        if nm:
+            name = nm.group(1).lstrip("/") if m.group(1) == "aws_ssm_parameter" else nm.group(1)
+            out[(_TF_SERVICE[m.group(1)], name)] = f"{m.group(1)}.{m.group(2)}"
+    return out
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool):
+    service, name, key = arn_name(arn)
+    hit = defined.get((service, name))
+    if hit:
+        lid, rtype = hit
+        if key is not None:  # an object prefix of a bucket the template defines
+            return ({"Fn::Sub": f"${{{lid}.Arn}}/{key}"} if as_json else f'!Sub "${{{lid}.Arn}}/{key}"')
+        if as_json:
+            return json.loads(json.dumps(CFN_TYPES[rtype][2]).replace("{id}", lid))
+        return CFN_TYPES[rtype][1].format(id=lid)
+    parts = arn.split(":", 5)
+    if uses_pseudo and len(parts) == 6 and (parts[4] or parts[3]):
+        sub = ":".join([parts[0], "${AWS::Partition}", parts[2], "${AWS::Region}" if parts[3] else "",
+                        "${AWS::AccountId}" if parts[4] else "", parts[5]])
+        return {"Fn::Sub": sub} if as_json else f'!Sub "{sub}"'
+    return arn if as_json else f'"{arn}"'
+
+
+def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None) -> str:
+    service, name, key = arn_name(arn)
+    ref = defined.get((service, name))
+    if ref:
+        return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and ((caller_identity and parts[4]) or (region and parts[3])):
+        if caller_identity and parts[4]:
+            parts[4] = f"${{{caller_identity}.account_id}}"
+        if region and parts[3]:
+            parts[3] = f"${{{region}.name}}"
+        return '"' + ":".join(parts) + '"'
+    return f'"{arn}"'
+
+
+_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>"\*"|\'\*\'|\*|\[[ \t]*["\']?\*["\']?[ \t]*\])'
+                       r'[ \t]*$', re.M)
+_JSON_RES = re.compile(r'"Resource"\s*:\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
+_TF_RES = re.compile(r'\b(?P<key>Resource|resources)\s*=\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
+_STATEMENT_END = re.compile(r'"?(?:Effect|effect)"?\s*[:=]|\bstatement\s*\{|^\s*-\s*Effect:', re.M)
+
+
+def _span(text: str, line: int) -> tuple[int, int]:
+    """The text of the statement starting at `line`: up to the next statement's start."""
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    start = starts[line - 1] if line - 1 < len(starts) else len(text)
+    first = _STATEMENT_END.search(text, start)
+    nxt = _STATEMENT_END.search(text, first.end()) if first else None
+    end = nxt.start() if nxt else len(text)
+    if nxt and text[nxt.start():nxt.end()].lstrip().startswith("-"):
+        end = nxt.start()
+    return start, end
+
+
+def edits(kind: str, text: str, fixes: list[ResourceFix]):
+    """(Edit list, problems) for one file; `kind`: yaml | json | terraform."""
+    from .edits import Edit
+    out, problems = [], []
+    if kind == "terraform":
+        defined = tf_defined(text)
+        m = re.search(r'data\s+"aws_caller_identity"\s+"([A-Za-z0-9_-]+)"', text)
+        caller = f"data.aws_caller_identity.{m.group(1)}" if m else None
+        m = re.search(r'data\s+"aws_region"\s+"([A-Za-z0-9_-]+)"', text)
+        region = f"data.aws_region.{m.group(1)}" if m else None
+    else:
+        doc = None
+        try:
+            if kind == "json":
+                doc = json.loads(text)
+            else:
+                from ..sources.loaders import load_yaml
+                doc = load_yaml(text)
+        except Exception:  # noqa: BLE001 - a file the sources read differently: no references, plain ARNs
+            doc = None
+        defined = cfn_defined(doc) if isinstance(doc, dict) else {}
+        uses_pseudo = "AWS::AccountId" in text
+    for f in fixes:
+        if f.groups:
+            render = {"yaml": _split_yaml, "json": _split_json, "terraform": _split_tf}[kind]
+            ctx = (defined, caller, region) if kind == "terraform" else (defined, uses_pseudo)
+            edit = render(text, f, ctx)
+            if edit is None:
+                problems.append(Problem(f.location, "Resource not narrowed: the statement's actions need different "
+                                                    "resources and its text could not be split here; split it by "
+                                                    "hand", f.principals[0]))
+            else:
+                out.append(Edit(edit[0], edit[1], edit[2], f.location))
+            continue
+        start, end = _span(text, f.location.line or 1)
+        rx = {"yaml": _YAML_RES, "json": _JSON_RES, "terraform": _TF_RES}[kind]
+        m = rx.search(text, start, end)
+        if m is None:
+            problems.append(Problem(f.location, "Resource not narrowed: it is not a literal \"*\" here; narrow it to "
+                                                + ", ".join(f.resources) + " by hand", f.principals[0]))
+            continue
+        if kind == "terraform":
+            items = [tf_item(a, defined, caller, region) for a in f.resources]
+            new = "[" + ", ".join(items) + "]"
+        elif kind == "json":
+            new = json.dumps([cfn_item(a, defined, uses_pseudo, True) for a in f.resources])
+        else:
+            items = [cfn_item(a, defined, uses_pseudo, False) for a in f.resources]
+            pad = " " * (len(m.group("indent").replace("-", " ")) + 2)
+            new = "".join("\n" + pad + "- " + i for i in items)
+        s, e = m.span("value")
+        if kind == "yaml":
+            s = text.index(":", m.start()) + 1  # the block list starts on the next line
+        out.append(Edit(s, e, new, f.location))
+    return out, problems
+
+
+# -- splitting a statement whose actions need different resources ---------------------------------------
+
+def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None]]:
+    """(actions, ARNs or None for the original `*`) per new statement."""
+    return [(acts, arns) for acts, arns in f.groups] + ([(f.rest, None)] if f.rest else [])
+
+
+def _matching(text: str, i: int) -> int | None:
+    """Offset just past the brace matching the one at `i` (strings skipped)."""
+    from ..sources.terraform.strings import matching_brace
+    j = matching_brace(text, i + 1)
+    return j + 1 if j >= 0 else None
+
+
+def _line_start(text: str, line: int) -> int:
+    pos = 0
+    for _ in range(line - 1):
+        pos = text.find("\n", pos) + 1
+        if pos == 0:
+            return len(text)
+    return pos
+
+
+def _split_yaml(text: str, f: ResourceFix, ctx):
+    import yaml
+
+    from .yaml import YamlFile, content_end
+    defined, uses_pseudo = ctx
+    doc = YamlFile(text)
+    for node, parent in doc.nodes:
+        if (isinstance(node, yaml.MappingNode) and node.start_mark.line + 1 == f.location.line
+                and isinstance(parent, yaml.SequenceNode) and not parent.flow_style
+                and any(isinstance(k, yaml.ScalarNode) and k.value == "Effect" for k, _ in node.value)):
+            col = doc.lines.column(node.start_mark.index)
+            first = doc.lines.start(doc.lines.line_of(node.start_mark.index))
+            if text[first:node.start_mark.index].strip() != "-" or col < 2:
+                return None
+            last = doc.lines.end(doc.lines.line_of(content_end(node) - 1))
+            pad, nl = " " * col, doc.nl
+            out = []
+            for acts, arns in _parts(f):
+                res = ['"*"'] if arns is None else [cfn_item(a, defined, uses_pseudo, False) for a in arns]
+                out.append(" " * (col - 2) + "- Effect: Allow" + nl + pad + "Action:" + "".join(
+                    nl + pad + "  - " + a for a in acts) + nl + pad + "Resource:" + "".join(
+                    nl + pad + "  - " + r for r in res) + nl)
+            return first, last, "".join(out)
+    return None
+
+
+def _split_json(text: str, f: ResourceFix, ctx):
+    defined, uses_pseudo = ctx
+    start = text.find("{", _line_start(text, f.location.line or 1))
+    end = _matching(text, start) if start >= 0 else None
+    if end is None:
+        return None
+    try:
+        json.loads(text[start:end])
+    except ValueError:
+        return None
+    col = start - (text.rfind("\n", 0, start) + 1)
+    pad = " " * col
+    objs = []
+    for acts, arns in _parts(f):
+        res = ["*"] if arns is None else [cfn_item(a, defined, uses_pseudo, True) for a in arns]
+        body = json.dumps({"Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
+        objs.append(body.replace("\n", "\n" + pad))
+    return start, end, (",\n" + pad).join(objs)
+
+
+def _split_tf(text: str, f: ResourceFix, ctx):
+    defined, caller, region = ctx
+    line0 = _line_start(text, f.location.line or 1)
+    start = text.find("{", line0)
+    if start < 0:
+        return None
+    block = re.match(r"[ \t]*statement[ \t]*$", text[line0:start])
+    end = _matching(text, start)
+    if end is None:
+        return None
+    col = (line0 if block else start) - (text.rfind("\n", 0, line0 if block else start) + 1)
+    if block:
+        col = len(text[line0:start]) - len(text[line0:start].lstrip())
+    pad = " " * col
+    out = []
+    for acts, arns in _parts(f):
+        res = '["*"]' if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region) for a in arns) + "]"
+        names = "[" + ", ".join(f'"{a}"' for a in acts) + "]"
+        if block:
+            out.append(f'statement {{\n{pad}  effect    = "Allow"\n{pad}  actions   = {names}\n'
+                       f'{pad}  resources = {res}\n{pad}}}')
+        else:
+            out.append(f'{{\n{pad}  Effect   = "Allow"\n{pad}  Action   = {names}\n{pad}  Resource = {res}\n{pad}}}')
+    if block:
+        return line0 + col, end, ("\n" + pad).join(out)
+    return start, end, (",\n" + pad).join(out)
