@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from iamgate.judge.risk import assessment
+from iamgate.judge.severity import split_by_access_level
 from iamgate.model import Finding
 
 from . import Analysis, Check
@@ -15,10 +16,23 @@ class RankedActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            actions = assessment(analysis, r).claimed.get(self.name)
+            a = assessment(analysis, r)
+            actions = a.claimed.get(self.name)
             if not actions:
                 continue
-            for loc, acts in r.by_first_location(actions).items():
-                n = len(acts)
-                yield Finding(self.name, self.severity, r.principal.id, tuple(acts), loc,
-                              f"{n} unused action{'s' if n != 1 else ''} ({self.what})", reason=self.reason)
+            # the same risk, whether unused or granted by this change (judged by its risk alone)
+            for kind, reason, part in (("unused", self.reason, actions - a.new),
+                                       ("new", "new grant" + self.reason.removeprefix("unused"), actions & a.new)):
+                for loc, acts in r.by_first_location(part).items():
+                    n = len(acts)
+                    yield Finding(self.name, self.severity, r.principal.id, tuple(acts), loc,
+                                  f"{n} {kind} action{'s' if n != 1 else ''} ({self.what})", reason=reason)
+
+
+def by_place_and_level(result, catalog, actions) -> dict:
+    """(location, severity by access level) -> the actions first granted there at that level."""
+    out: dict = {}
+    for loc, acts in result.by_first_location(actions).items():
+        for sev, part in split_by_access_level(catalog, acts).items():
+            out[(loc, sev)] = part
+    return out

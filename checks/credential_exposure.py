@@ -9,7 +9,7 @@ from ._ranked import RankedActions
 @CHECKS.register
 class CredentialExposure(RankedActions):
     name = CREDENTIAL_EXPOSURE
-    title = "Unused actions that return credentials"
+    title = "Unused or new actions that return credentials"
     severity = "high"
     reason = "unused; returns credentials, keys or tokens"
     what = "credential exposure"

@@ -9,7 +9,7 @@ from ._ranked import RankedActions
 @CHECKS.register
 class DataExfiltration(RankedActions):
     name = DATA_EXFILTRATION
-    title = "Unused data-exfiltration reads on every resource"
+    title = "Unused or new data-exfiltration reads on every resource"
     severity = "medium"
     reason = "unused; reads data or secrets on Resource: *"
     what = "data exfiltration on Resource *"

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from iamgate.judge.risk import COMPLETED_BY_UNUSED, IN_USE, NOT_JUDGED, PRIVILEGE_ESCALATION, assessment
+from iamgate.judge.risk import (
+    COMPLETED_BY_NEW,
+    COMPLETED_BY_UNUSED,
+    IN_USE,
+    NOT_JUDGED,
+    PRIVILEGE_ESCALATION,
+    assessment,
+)
 from iamgate.model import Finding
 from iamgate.reference.catalog import action_names
 
@@ -16,12 +23,14 @@ class PrivilegeEscalation(Check):
     severity = "critical"
     docs = ("Every action of a known escalation combination (iamgate/data/risk.json) is granted across all "
             "the principal's policies, after expansion and Denies. Critical, one finding per combination, when "
-            "at least one of its actions is unused: the principal can escalate, and does not even need to. "
+            "at least one of its actions is unused, or new (granted by this change): the principal can escalate, "
+            "and does not even need to. "
             "Supersets of a critical combination are folded into it: removing its unused action breaks them too. "
             "Combinations whose actions are all used, unobservable or allowlisted, or that cannot be judged "
             "without usage data, are listed in one info finding per principal: least privilege cannot remove "
             "them, but they are shown.")
-    severity_rules = {"critical": f"an escalation combination is granted and {COMPLETED_BY_UNUSED}",
+    severity_rules = {"critical": f"an escalation combination is granted and {COMPLETED_BY_UNUSED} "
+                                  f"(or {COMPLETED_BY_NEW})",
                       "info": f"an escalation combination is granted and {IN_USE}, or there is {NOT_JUDGED} "
                               "(one finding per principal)"}
 
@@ -33,8 +42,12 @@ class PrivilegeEscalation(Check):
                     quiet.append(e)
                     continue
                 c = e.combination
-                msg = (f"privilege escalation via {c.id} ({c.description.rstrip('.')}); "
-                       f"completed by unused {', '.join(action_names(e.completing))}")
+                a = assessment(analysis, r)
+                new = [x for x in e.completing if x in a.new]
+                old = [x for x in e.completing if x not in a.new]
+                by = "; ".join(f"{word} {', '.join(action_names(acts))}" for word, acts in
+                               (("unused", old), ("new", new)) if acts)
+                msg = f"privilege escalation via {c.id} ({c.description.rstrip('.')}); completed by {by}"
                 if e.also:
                     msg += "; also enables " + ", ".join(x.id for x in e.also)
                 # point at the line to change: the statement granting a completing action

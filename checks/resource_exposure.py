@@ -9,7 +9,7 @@ from ._ranked import RankedActions
 @CHECKS.register
 class ResourceExposure(RankedActions):
     name = RESOURCE_EXPOSURE
-    title = "Unused actions that change who can access a resource"
+    title = "Unused or new actions that change who can access a resource"
     severity = "high"
     reason = "unused; can expose a resource to other principals or accounts"
     what = "resource exposure"

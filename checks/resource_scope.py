@@ -19,9 +19,12 @@ _VAR = re.compile(r"\$\{[^}]*\}")
 
 
 def baselines_of(r: PrincipalResult) -> tuple:
-    """Every baseline of the principal: the deployments' where the judge has them, else its one."""
+    """Every baseline of the principal: the deployments' where the judge has them, else its one. None at all
+    when a named deployment has no baseline: what it used is unknown, so no resource set can be vouched for."""
     deployments = getattr(r, "deployments", None) or ()
-    found = tuple(d.baseline for d in deployments if getattr(d, "baseline", None) is not None)
+    if any(d.baseline is None for d in deployments):
+        return ()
+    found = tuple(d.baseline for d in deployments)
     return found or ((r.baseline,) if r.baseline is not None else ())
 
 

@@ -37,6 +37,15 @@ class AllowEntry:
 
 
 @dataclass(frozen=True)
+class NamedDeployment:
+    """One place the code is deployed (`deployments:`): each principal is resolved and matched there."""
+    name: str
+    account: str
+    parameters: dict = field(default_factory=dict, hash=False)  # CloudFormation parameters
+    var_files: tuple[str, ...] = ()  # Terraform .tfvars files (inside the scanned repository)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str | None = None
     fail_on: str = "high"
@@ -51,7 +60,23 @@ class Config:
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    require_all_deployments: bool = False  # `require-usage-data: all-deployments`: and every named deployment has one
+    deployments: tuple[NamedDeployment, ...] = ()
+    min_observation_days: int = 30  # granted and watched for less: too_recent, not unused
+    max_idle_days: int = 90  # last seen longer before the baseline's end: unused
+    deploy_lag_days: int = 0  # a commit's grant is deployed this long after it (grant history)
     trusted_modules: tuple[str, ...] = ()  # remote Terraform module sources (globs) trusted unread
+
+
+def parse_days(value, where: str) -> int:
+    """A duration in days: `30d` (or `0`); raises ConfigError naming `where`."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
+        return value
+    text = str(value).strip().lower()
+    number = text[:-1] if text.endswith("d") else text
+    if not number.isdigit() or len(number) > 4 or (number != "0" and not text.endswith("d")):
+        raise ConfigError(f"{where}: {value!r} is not a duration in days (such as 30d)")
+    return int(number)
 
 
 def _schema() -> dict:
@@ -81,6 +106,7 @@ def parse(data, path: str | None = None) -> Config:
         where = ".".join(str(p) for p in e.absolute_path) or "(top level)"
         raise ConfigError(f"{path or 'config'}: {where}: {e.message}") from None
     _check_ids(data, path)
+    required = str(data.get("require-usage-data", "false")).lower()
     allow = []
     for entry in data.get("allowlist", []):
         expires = dt.date.fromisoformat(entry["expires"]) if entry.get("expires") else None
@@ -91,8 +117,31 @@ def parse(data, path: str | None = None) -> Config:
                   parameters={k: str(v) for k, v in data.get("parameters", {}).items()},
                   allowlist=tuple(allow), unobservable=tuple(data.get("unobservable", ())),
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
-                  require_usage_data=str(data.get("require-usage-data", "false")).lower() == "true",
-                  trusted_modules=tuple(data.get("trusted-modules", ())))
+                  require_usage_data=required in ("true", ALL_DEPLOYMENTS),
+                  require_all_deployments=required == ALL_DEPLOYMENTS, deployments=_deployments(data, path),
+                  trusted_modules=tuple(data.get("trusted-modules", ())),
+                  **{field: parse_days(data[key], f"{path or 'config'}: {key}") for key, field in DURATIONS.items()
+                     if key in data})
+
+
+DURATIONS = {"min-observation": "min_observation_days", "max-idle": "max_idle_days",
+             "deploy-lag": "deploy_lag_days"}  # config key -> Config field
+
+
+ALL_DEPLOYMENTS = "all-deployments"
+
+
+def _deployments(data: dict, path: str | None) -> tuple[NamedDeployment, ...]:
+    out = []
+    for name, d in (data.get("deployments") or {}).items():
+        files = d.get("var-files", ())
+        for i, f in enumerate(files):
+            if Path(f).is_absolute() or ".." in Path(f).parts:
+                raise ConfigError(f"{path or 'config'}: deployments.{name}.var-files.{i}: {f!r} leaves the "
+                                  "repository; give a path inside it")
+        out.append(NamedDeployment(name, str(d["account"]), {k: str(v) for k, v in (d.get("parameters") or {}).items()},
+                                   tuple(files)))
+    return tuple(out)
 
 
 def _check_ids(data: dict, path: str | None) -> None:

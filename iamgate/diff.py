@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from .errors import UsageError
-from .model import Location, PrincipalResult
+from .model import Location, PrincipalResult, severity_rank
 from .repo import repo_relative, repo_root
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_NO_LAZY_FETCH": "1", "GIT_OPTIONAL_LOCKS": "0"}
@@ -30,7 +30,7 @@ class GrantChange:
     """Actions of one principal that a PR grants anew, or takes away although they are used."""
     principal: str
     actions: tuple[str, ...]
-    severity: str  # the risk by access level
+    severity: str  # the risk, by the rule that ranks findings (escalation, exposure, exfiltration, access level)
     location: Location | None  # where it is now (for a removal: the principal's location)
     base_location: Location | None = None
     justified: tuple[str, ...] = ()  # of the actions, those the baseline saw denied: the principal asked for them
@@ -180,9 +180,17 @@ def compare_with_base(report, rev: str, paths: list[str], run_on: Callable, conf
 
 def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list[tuple[int, int]]],
                     root: Path | None = None) -> BaseComparison:
-    from .judge.severity import split_by_access_level
+    from .judge.severity import by_access_level
     from .reference.catalog import load_catalog
     catalog = load_catalog()
+    # one risk model: a new grant's severity is that of the head's finding about it (the rule that ranks
+    # unused and new actions alike), else its access level (a grant no check reports, e.g. allowlisted)
+    risk: dict[tuple[str, str], str] = {}
+    for f in head.findings:
+        for a in f.actions:
+            key = (f.principal, a)
+            if key not in risk or severity_rank(f.severity) > severity_rank(risk[key]):
+                risk[key] = f.severity
     base_canon, head_canon = base.stable_ids, head.stable_ids
     base_keys = {k for f in base.findings + base.suppressed for k in base.stable_keys(f)}
     new_keys = frozenset(k for f in head.findings for k, stable in zip(f.keys(), head.stable_keys(f))
@@ -194,7 +202,10 @@ def compare_reports(head, base, rev: str, commit: str, ranges: Mapping[str, list
         denied = r.baseline.denied if r.baseline else {}
         fresh = r.granted - (b.granted if b else frozenset()) - set(r.actions("used"))
         for loc, acts in r.by_first_location(fresh).items():
-            for sev, actions in split_by_access_level(catalog, acts).items():
+            by_risk: dict[str, list[str]] = {}
+            for a in catalog.sort(acts):
+                by_risk.setdefault(risk.get((r.principal.id, a)) or by_access_level(catalog, a), []).append(a)
+            for sev, actions in by_risk.items():
                 justified = tuple(a for a in actions if a in denied)
                 calls = sum(int(denied[a].get("count") or 0) for a in justified)
                 new_grants.append(GrantChange(r.principal.id, tuple(actions), sev, loc or r.principal.location,

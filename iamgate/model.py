@@ -60,6 +60,9 @@ class Principal:
     aliases: tuple[str, ...] = ()  # other names users may map it by (CDK path, ...)
     source: str = ""
     name_pattern: str | None = None  # a name with unknown parts, as a glob (`*stratus-role`)
+    # The same code resolved once per deployment it is synthesized for (CDK stages, issue 21):
+    # (deployment name, account or None, the principal as resolved there).
+    stages: tuple[tuple[str, str | None, "Principal"], ...] = field(default=(), hash=False, compare=False, repr=False)
 
     @property
     def display_name(self) -> str:
@@ -207,7 +210,7 @@ class Baseline:
 # The verdicts: `iamgate.judge.verdicts` decides them, the stages after it read them.
 USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA = "used", "unused", "unobservable", "unknown", "no-usage-data"
 NEW, TOO_RECENT = "new", "too_recent"  # design.md's verdict order: granted by this change; watched too briefly
-VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA)
+VERDICTS = (USED, UNUSED, UNOBSERVABLE, UNKNOWN, NO_DATA, NEW, TOO_RECENT)
 # Across deployments the most cautious verdict wins (design.md): first in this tuple is most cautious.
 CAUTION = (USED, UNOBSERVABLE, TOO_RECENT, NO_DATA, UNUSED)
 
@@ -257,7 +260,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Verdict:
     action: str
-    verdict: str  # used | unused | unobservable | unknown | no-usage-data
+    verdict: str  # used | unused | unobservable | unknown | no-usage-data | new | too_recent
     reason: str = ""
     granted_by: tuple[Location, ...] = ()
     statements: tuple[Statement, ...] = field(default=(), hash=False, compare=False)
@@ -275,6 +278,21 @@ class PrincipalResult:
     action_notes: tuple[tuple[frozenset, str], ...] = field(default=(), hash=False)  # (actions, note)
     notes: tuple[str, ...] = ()
     granted_actions: frozenset | None = field(default=None, hash=False, repr=False)  # shared with the grants
+    # Every deployment the principal was judged in (issue 21): `baseline` above is the first that has one.
+    deployments: tuple[Deployment, ...] = field(default=(), hash=False)
+    # Where each used action was used: deployment names -> the used actions seen in exactly those (set-based:
+    # one entry per combination of deployments, not per action).
+    used_in: Mapping[tuple[str, ...], frozenset] = field(default_factory=dict, hash=False)
+    history: GrantHistory | None = field(default=None, hash=False)  # the grant history it was judged with
+
+    @property
+    def judged_in(self) -> tuple[Deployment, ...]:
+        """The deployments that have a baseline: the ones that judged the grant."""
+        return tuple(d for d in self.deployments if d.baseline is not None)
+
+    def where_used(self, action: str) -> tuple[str, ...]:
+        """The deployments whose baselines show the action used (empty: not used, or no deployments)."""
+        return next((names for names, acts in self.used_in.items() if action in acts), ())
 
     @cached_property
     def by_verdict(self) -> dict[str, list[str]]:

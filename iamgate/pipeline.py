@@ -4,15 +4,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Mapping
 
 from .checks._allowlist import apply_allowlist
 from .config import Config
-from .judge.verdicts import Observability, evaluate
+from .judge.evidence import judge
+from .judge.verdicts import Observability
 from .model import (
+    TOO_RECENT,
     UNOBSERVABLE,
     UNUSED,
     USED,
+    Deployment,
+    Evidence,
     Finding,
+    GrantHistory,
     Principal,
     PrincipalResult,
     ScanError,
@@ -26,6 +32,7 @@ from .reference.managed_policies import bundle_use
 from .sources import ScanOptions, Workspace, scan
 from .usage import UsageResult, UsageSource
 from .usage.baseline_files import BaselineFiles
+from .usage.deployments import Gathered, gather
 from .usage.matching import Matcher
 
 
@@ -48,6 +55,18 @@ class Report:
     roots: tuple[str, ...] = ()  # real paths iamgate may read and `fix --write` may write under
     support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
     managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
+    # issue 21: baselines that fit two principals, principals that fit several baselines in one account,
+    # named deployments without a baseline ((principal id, deployment name, account)), grants that differ
+    shared_baselines: tuple[str, ...] = ()
+    ambiguous_baselines: tuple[str, ...] = ()
+    missing_deployments: tuple[tuple[str, str, str | None], ...] = ()
+    require_all_deployments: bool = False  # `require-usage-data: all-deployments`
+    grant_differs: dict = field(default_factory=dict, hash=False)  # principal id -> ((deployment, (what...)), ...)
+
+    @property
+    def matching_notes(self) -> tuple[str, ...]:
+        """What every format says about matching: shared and ambiguous baselines."""
+        return self.shared_baselines + self.ambiguous_baselines
 
     def provenance(self) -> list[str]:
         """The data the verdicts rest on, for every format to name."""
@@ -101,7 +120,7 @@ class Report:
         failed, or whose unused-access analyzer has not analysed it yet, leaves it all no-usage-data."""
         return sum(1 for r in self.results if r.baseline is not None
                    and (r.baseline.working_sources or not r.baseline.sources)
-                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE)))
+                   and any(v in r.groups for v in (USED, UNUSED, UNOBSERVABLE, TOO_RECENT)))
 
     @property
     def nothing_judged(self) -> bool:
@@ -109,7 +128,15 @@ class Report:
 
     @property
     def usage_required_unmet(self) -> bool:
-        return self.require_usage_data and self.nothing_judged
+        return (self.require_usage_data and self.nothing_judged) or \
+            (self.require_all_deployments and bool(self.missing_deployments))
+
+    def usage_required_reason(self) -> str:
+        if self.require_all_deployments and self.missing_deployments:
+            names = sorted({f"{name} ({account})" if account else name for _, name, account in self.missing_deployments})
+            return ("usage data is required for every deployment (require-usage-data: all-deployments), and "
+                    + ", ".join(names) + (" have" if len(names) > 1 else " has") + " no baseline")
+        return "usage data is required (require-usage-data) and no principal has a usage baseline"
 
     @property
     def passed(self) -> bool:
@@ -185,12 +212,19 @@ def collect_usage(baseline_paths: list[str], usage: list[UsageSource] | None = N
     return UsageResult(tuple(baselines), tuple(errors), tuple(notes))
 
 
+def evidence(principal: Principal, deployed: tuple[Deployment, ...], history: GrantHistory | None,
+             config: Config) -> Evidence:
+    """What the judge sees for one principal (design.md), with the config's time rules."""
+    return Evidence(principal, deployed, history, config.min_observation_days, config.max_idle_days)
+
+
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
             fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
-            collected: UsageResult | None = None) -> Report:
+            collected: UsageResult | None = None, history: Mapping[str, GrantHistory] | None = None) -> Report:
     """`base` is the folder file paths are shown relative to (default: the working directory).
-    `collected` is usage already read (diff mode analyses two trees against the same usage)."""
+    `collected` is usage already read (diff mode analyses two trees against the same usage).
+    `history`: principal id -> its grant history (from git); a principal not in it is judged without one."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
                                      trusted_modules=config.trusted_modules)
@@ -201,19 +235,63 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     errors = list(scanned.errors) + list(got.errors)
     baselines, notes = list(got.baselines), list(got.notes)
     matcher = Matcher(baselines, config.principals)
+
+    per_deployment: list[tuple[str, tuple[Unresolved, ...]]] = []
+
+    def rescan(d):
+        """The code resolved for named deployment `d` (issue 21)."""
+        opts = replace(options, parameters={**options.parameters, **d.parameters}, var_files=d.var_files,
+                       terraform_workspace=d.name)
+        got = scan(Workspace(paths, opts, base=base))
+        found, notes_d = _unique_ids(got.principals, got.unresolved)
+        per_deployment.append((d.name, notes_d))
+        return found, got.errors
+
+    gathered = gather(principals, matcher, config, rescan if config.deployments else None, errors)
+    errors += gathered.errors
+    if per_deployment:
+        unresolved = _unresolved_in_deployments(unresolved, per_deployment)
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
-    results, matched_by = [], {}
-    for p in principals:
-        b, how = matcher.find(p)
-        if how:
-            matched_by[p.id] = how
-        results.append(evaluate(p, b, catalog, obs))
+    results = [judge(evidence(p, gathered.deployments.get(p.id, ()), (history or {}).get(p.id), config), catalog, obs)
+               for p in gathered.principals]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     from .checks.resource_scope import resource_notes
     notes += resource_notes(results)
+    m = gathered.matching
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
-                  unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=matched_by,
-                  unmatched_baselines=tuple(matcher.unmatched()), suppressed=tuple(suppressed), notes=tuple(notes),
+                  unresolved=tuple(unresolved), fail_on=fail_on or config.fail_on, matched_by=m.matched_by(),
+                  unmatched_baselines=m.unmatched, suppressed=tuple(suppressed), notes=tuple(notes),
                   skipped=scanned.skipped, require_usage_data=config.require_usage_data,
                   roots=tuple(str(r) for r in workspace.readable),
-                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals))
+                  support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
+                  shared_baselines=tuple(x.text() for x in m.shared),
+                  ambiguous_baselines=tuple(x.text() for x in m.ambiguous),
+                  missing_deployments=_missing(gathered, results), require_all_deployments=config.require_all_deployments,
+                  grant_differs=dict(gathered.differs))
+
+
+def _unresolved_in_deployments(default: tuple[Unresolved, ...], per_deployment) -> tuple[Unresolved, ...]:
+    """With named deployments, what is unresolved is what some deployment's resolution leaves unresolved: a
+    part that every deployment resolves (`${Env}`, `var.env`) is known wherever the code is deployed."""
+    def key(u: Unresolved) -> tuple:
+        return (u.location, u.message, u.principal_id)
+    seen: dict[tuple, list[str]] = {}
+    for name, notes in per_deployment:
+        for u in notes:
+            seen.setdefault(key(u), []).append(name)
+    kept = [u for u in default if key(u) in seen]
+    known = {key(u) for u in default}
+    extra: dict[tuple, Unresolved] = {}
+    for name, notes in per_deployment:
+        for u in notes:
+            if key(u) not in known and key(u) not in extra:
+                names = seen[key(u)]
+                where = "every deployment" if len(names) == len(per_deployment) else " and ".join(names)
+                extra[key(u)] = replace(u, message=f"{u.message} (in {where})")
+    return tuple(kept) + tuple(extra.values())
+
+
+def _missing(gathered: Gathered, results) -> tuple[tuple[str, str, str | None], ...]:
+    """Named deployments without a baseline, for principals that grant anything to judge."""
+    granting = {r.principal.id for r in results if r.granted or r.unknown}
+    return tuple((pid, d.name, d.account) for pid, d in gathered.missing() if pid in granting)

@@ -26,13 +26,14 @@ def severity_rows() -> list[tuple[str, str, str]]:
     """(severity, check, when) for every registered check; unused-actions by access level."""
     rows = []
     for name, cls in CHECKS.all().items():
-        if name == risk.UNUSED_ACTIONS:
+        if name in (risk.UNUSED_ACTIONS, risk.NEW_GRANTS):
+            kind = "unused" if name == risk.UNUSED_ACTIONS else "new (granted by this change)"
             by_sev: dict = {}
             for level in reversed(ACCESS_LEVEL_ORDER):
                 by_sev.setdefault(LEVEL_SEVERITY[level], []).append(level)
             for sev, levels in by_sev.items():
                 text = levels[0] if len(levels) == 1 else f"{', '.join(levels[:-1])} or {levels[-1]}"
-                rows.append((sev, name, f"any other unused action whose access level is {text} "
+                rows.append((sev, name, f"any other {kind} action whose access level is {text} "
                                         "(a compound level ranks by its most severe part)"))
             continue
         for sev, when in getattr(cls, "severity_rules", {cls.severity: cls.title}).items():
@@ -95,7 +96,7 @@ def render_readme_section() -> str:
     data = risk.load()
     sources = sorted({src for c in data.combinations for src in c.sources})
     out = ["One rule decides every finding's severity. Each finding names its check and its reason; every "
-           "unused action is reported once, by the most severe check that applies.", "",
+           "unused or new action is reported once, by the most severe check that applies.", "",
            "| severity | check | when |", "|---|---|---|"]
     out += [f"| {sev} | {code(name)} | {md(when)} |" for sev, name, when in severity_rows()]
     lists = "; ".join(f"{len(lst.actions)} {name.replace('_', '-')} actions" for name, lst in sorted(data.lists.items()))

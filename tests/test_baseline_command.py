@@ -90,7 +90,7 @@ def test_baseline_end_to_end(setup):
         aa.add_response("get_generated_policy", generated(arn, f"job-{i}", policies=policies), None)
         last_accessed_job(la, arn, i, services)
     stream = io.StringIO()
-    assert run(argv(cfg, out), clients, clock, stream) == 0, stream.getvalue()
+    assert run(argv(cfg, out, "--deployment", "prod"), clients, clock, stream) == 0, stream.getvalue()
     aa.assert_no_pending_responses()
     la.assert_no_pending_responses()
     log = stream.getvalue()
@@ -104,6 +104,7 @@ def test_baseline_end_to_end(setup):
                             ".raw/users/ci-bot.json", "orders-ingest.json", f"{worker_name}.json", "users/ci-bot.json"])
     ingest = json.loads((out / "orders-ingest.json").read_text())
     assert ingest["principal_arn"] == INGEST
+    assert ingest["deployment"] == "prod"  # --deployment: the named deployment it was written for (issue 21)
     assert [s["kind"] for s in ingest["sources"]] == ["access-analyzer", "last-accessed"]
     assert ingest["sources"][0]["trail"] == TRAIL and ingest["sources"][0]["job_id"] == "job-2"
     assert ingest["not_accessed_services"] == ["sqs"]

@@ -117,8 +117,10 @@ def test_trust_policy_pins_repository_environment_and_audience():
     assert cond["token.actions.githubusercontent.com:sub"].startswith("repo:OWNER/REPO:environment:")
 
 
-def test_workflow_is_scheduled_pinned_and_uses_oidc():
-    text = WORKFLOW.read_text()
+@pytest.mark.parametrize("workflow", [WORKFLOW, WORKFLOW.with_name("baseline-refresh-accounts.yml")],
+                         ids=lambda p: p.name)
+def test_workflow_is_scheduled_pinned_and_uses_oidc(workflow):
+    text = workflow.read_text()
     wf = yaml.safe_load(text)
     triggers = wf[True]  # YAML 1.1 reads `on` as true
     assert set(triggers) == {"schedule", "workflow_dispatch"}

@@ -110,4 +110,7 @@ def test_matching_by_name_mapping_logical_id_and_generated_name():
     assert find(id="P", name_pattern="svc-*")[1] == "name pattern svc-*"
     assert find(id="P", name_pattern="*o*")[0] is None  # not unique: never guessed
     assert find(id="U", kind="user", name="orders-ingest-prod")[0] is None  # kinds must agree
-    assert m.unmatched() == []
+    got = m.match([Principal("A", "role", name="orders-ingest-prod"), Principal("infra/policy.json", "policy"),
+                   Principal("WorkerRole", "role"), Principal("X", "role", name="svc-", name_is_prefix=True),
+                   Principal("LogicalOnly", "role")])
+    assert got.unmatched == () and got.shared == ()

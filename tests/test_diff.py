@@ -79,7 +79,7 @@ def test_comparison_lists_new_grants_removed_used_grants_and_changed_lines(tmp_p
     assert not report.passed
     comp = report.comparison
     assert [(g.principal, g.actions, g.severity) for g in comp.new_grants] == [
-        ("AppRole", ("iam:putrolepolicy",), "high")]
+        ("AppRole", ("iam:putrolepolicy",), "critical")]  # as its finding ranks it: it completes an escalation
     assert [(g.principal, g.actions) for g in comp.removed_used] == [("AppRole", ("dynamodb:putitem",))]
     assert comp.removed_used[0].base_location.file == "app.yaml"
     assert comp.new_principals == ()

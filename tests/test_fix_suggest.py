@@ -53,7 +53,8 @@ def test_suggestion_on_changed_lines_and_the_rest_in_details(tmp_path, monkeypat
     assert details.startswith("<details>") and "```diff\n--- a/infra/app.yaml" in details
 
 
-def test_removed_statement_suggests_deleting_its_lines(tmp_path, monkeypatch):
+def test_a_removed_statement_the_pr_wrote_is_never_a_suggestion_to_delete_it(tmp_path, monkeypatch):
+    """Issue 20: a suggestion never proposes deleting lines the PR added; the fix details carry it instead."""
     root = tmp_path / "t"
     shutil.copytree(FIXTURES / "fix" / "cfn_yaml", root)
     monkeypatch.chdir(root)
@@ -67,8 +68,10 @@ def test_removed_statement_suggests_deleting_its_lines(tmp_path, monkeypatch):
     files, _ = fix_files(remediation)
     changed = {"infra/app.yaml": [(first, first + 4)]}
     sp = plan_suggestions(remediation, files, changed, "k1", lambda f: f)
-    (s,) = sp.suggestions
-    assert (s.first, s.last) == (first, first + 4) and s.body.endswith("```suggestion\n```\n")
+    assert sp.suggestions == ()
+    assert [m.split(" (")[0] for m in sp.moved] == [f"infra/app.yaml:{first}-{first + 4}"]
+    assert "deletes lines this pull request added" in sp.moved[0]
+    assert "-              - Sid: Unused" in sp.details_diff or "Sid: Unused" in sp.details_diff
 
 
 def test_reruns_update_move_and_delete_their_own_comments_only(tmp_path, monkeypatch):

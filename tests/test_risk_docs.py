@@ -25,8 +25,9 @@ def test_docs_name_every_combination_list_action_and_severity_rule():
     assert all(f"`{a}`" in text for lst in data.lists.values() for a in lst.actions)
     rows = render_risk_docs.severity_rows()
     assert ("critical", "privilege-escalation", "an escalation combination is granted and completed by an unused "
-            "action") in rows
+            "action (or completed by a new action)") in rows
     assert {r[0] for r in rows if r[1] == "unused-actions"} == {"high", "medium", "low"}
+    assert {r[0] for r in rows if r[1] == "new-grants"} == {"high", "medium", "low"}  # one rule, new or unused
 
 
 def test_a_change_in_the_data_makes_the_docs_stale(monkeypatch, capsys):

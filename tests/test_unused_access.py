@@ -505,7 +505,7 @@ def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp
     aa.add_client_error("get_finding_v2", "ExpiredTokenException", "The security token included in the request is "
                         "expired", 400, expected_params={"analyzerArn": ANALYZER, "id": "f3"})
     args = build_parser(["usage"]).parse_args(["usage", "unused-access", "--analyzer", ANALYZER,
-                                               "--out", str(tmp_path)])
+                                               "--out", str(tmp_path), "--deployment", "prod"])
     clock = FakeClock()
     assert run_unused_access(args, clients=clients, clock=clock) == 2
     aa.assert_no_pending_responses()
@@ -513,6 +513,7 @@ def test_the_command_retries_records_and_stops_with_the_summary(monkeypatch, tmp
     assert clock.sleeps == [2.0, 2.0, 3.0, 4.5, 6.75]  # one throttle, then four waits between five 503s
     saved = json.loads((tmp_path / SUMMARY_FILE).read_text())
     assert saved["written"] == [f"{ACCOUNT}_role_r1.json"]
+    assert json.loads((tmp_path / f"{ACCOUNT}_role_r1.json").read_text())["deployment"] == "prod"  # issue 21
     assert saved["failed"] == {roles[1]: "GetFindingV2: ServiceUnavailableException: try later",
                                roles[2]: "not read: the run stopped", roles[3]: "not read: the run stopped"}
     assert saved["stopped"] == "GetFindingV2: ExpiredTokenException: The security token included in the request " \

@@ -74,7 +74,12 @@ class Action:
             for b in i.baselines:
                 args += ["--baselines", b]
         if i.require_usage_data:
-            args.append("--require-usage-data")
+            args.append("--require-all-deployments" if i.require_usage_data == "all-deployments"
+                        else "--require-usage-data")
+        for flag, value in (("--min-observation", i.min_observation), ("--max-idle", i.max_idle),
+                            ("--deploy-lag", i.deploy_lag)):
+            if value:
+                args += [flag, value]
         confine = self.env.get("GITHUB_WORKSPACE") or (os.getcwd() if self.env.get("GITHUB_ACTIONS") == "true"
                                                         else None)
         if confine:  # a path in the inputs that leads out of the workspace (a symlink, `..`) is never read

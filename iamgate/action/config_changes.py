@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import AllowEntry, Config
+from ..config import DURATIONS, AllowEntry, Config
 from ..escape import clip, code, md, terminal
 from ..model import SEVERITIES
 from ..reference.catalog import Catalog, glob_match
@@ -22,7 +22,8 @@ MAX_TEXT = 200  # characters of one subject or detail: the PR writes them, the c
 class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
     #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
-    #            | parameter-changed | data-path-changed | trusted-module-added
+    #            | parameter-changed | data-path-changed | trusted-module-added | time-rule-raised
+    #            | deployment-changed
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -83,6 +84,23 @@ def _allowlist(base: Config, head: Config, catalog: Catalog) -> list[Weakening]:
     return out
 
 
+def _deployments(base: Config, head: Config) -> list[Weakening]:
+    """A named deployment removed, moved to another account or resolved otherwise changes what is judged:
+    its baseline no longer judges the code, or judges another resolution of it."""
+    now = {d.name: d for d in head.deployments}
+    out = []
+    for d in base.deployments:
+        h = now.get(d.name)
+        if h is None:
+            out.append(Weakening("deployment-changed", d.name, f"removed (was account {d.account})"))
+        elif h != d:
+            what = [f"account {d.account} → {h.account}"] if h.account != d.account else []
+            what += ["parameters changed"] if h.parameters != d.parameters else []
+            what += ["var-files changed"] if h.var_files != d.var_files else []
+            out.append(Weakening("deployment-changed", d.name, ", ".join(what)))
+    return out
+
+
 def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, str] | None = None) -> list[Weakening]:
     """Each way `head` lets more through than `base`. `defaults`: check id -> its own severity."""
     defaults = _default_severities() if defaults is None else defaults
@@ -95,7 +113,16 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
     if _rank(head.fail_on) > _rank(base.fail_on):
         out.append(Weakening("fail-on-raised", "fail-on", f"{base.fail_on} → {head.fail_on}"))
     if base.require_usage_data and not head.require_usage_data:
-        out.append(Weakening("require-usage-data-off", "require-usage-data", "true → false"))
+        was = "all-deployments" if base.require_all_deployments else "true"
+        out.append(Weakening("require-usage-data-off", "require-usage-data", f"{was} → false"))
+    elif base.require_all_deployments and not head.require_all_deployments:
+        out.append(Weakening("require-usage-data-off", "require-usage-data", "all-deployments → true"))
+    out += _deployments(base, head)
+    # a longer min-observation, max-idle or deploy-lag keeps more grants out of `unused`
+    for key, attr in DURATIONS.items():
+        was, now = getattr(base, attr), getattr(head, attr)
+        if now > was:
+            out.append(Weakening("time-rule-raised", key, f"{was}d → {now}d"))
     out += _allowlist(base, head, catalog)
     # Which baseline judges a principal, which CloudFormation branch is taken, which folders the
     # managed policies, baselines and support data come from: each can make a grant look used.
@@ -140,6 +167,8 @@ TITLES = {
     "principal-mapped": "principal mapped to another baseline",
     "parameter-changed": "CloudFormation parameter changed",
     "data-path-changed": "trusted data read from another path",
+    "deployment-changed": "named deployment removed or changed",
+    "time-rule-raised": "grants judged unused later",
     "trusted-module-added": "remote Terraform module trusted unread",
 }
 

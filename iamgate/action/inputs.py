@@ -26,6 +26,16 @@ def parse_bool(name: str, value: str | None, default: bool) -> bool:
     raise InputError(f"input {name}: expected true or false, not {value!r}")
 
 
+def _required(value: str | None) -> bool | str:
+    """`require-usage-data`: true, false, or all-deployments (every named deployment has a baseline)."""
+    if value is not None and value.strip().lower() == "all-deployments":
+        return "all-deployments"
+    try:
+        return parse_bool("require-usage-data", value, False)
+    except InputError:
+        raise InputError(f"input require-usage-data: expected true, false or all-deployments, not {value!r}") from None
+
+
 def parse_list(value: str | None) -> list[str]:
     """One item per line; a line may hold several, separated by spaces (quote paths with spaces)."""
     items: list[str] = []
@@ -35,6 +45,19 @@ def parse_list(value: str | None) -> list[str]:
         except ValueError as e:
             raise InputError(f"cannot split {line!r}: {e}") from None
     return items
+
+
+def _days(env, var: str, name: str) -> str | None:
+    """A duration input such as `30d`, checked here; empty: the configuration's (or the default)."""
+    value = (env.get(var) or "").strip()
+    if not value:
+        return None
+    from ..config import ConfigError, parse_days
+    try:
+        parse_days(value, f"input {name}")
+    except ConfigError as e:
+        raise InputError(str(e)) from None
+    return value
 
 
 def _choice(env, var: str, name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -54,11 +77,15 @@ class Inputs:
     fail_on: str | None  # None: the configuration's `fail-on` (trusted like the rest of it)
     soft_fail: bool
     diff_only: bool
-    require_usage_data: bool
+    require_usage_data: bool | str  # True, False or "all-deployments"
     comment: str
     sarif_file: str | None
     annotations: bool
     token: str | None
+    # the judge's time rules (`30d`); None: the configuration's
+    min_observation: str | None = None
+    max_idle: str | None = None
+    deploy_lag: str | None = None
     report_json_version: int = 2  # the report-json contract; 1 is kept for one release
 
     @classmethod
@@ -72,12 +99,15 @@ class Inputs:
                    fail_on=_choice(env, "INPUT_FAIL_ON", "fail-on", "", ("", *FAIL_ON)) or None,
                    soft_fail=parse_bool("soft-fail", env.get("INPUT_SOFT_FAIL"), False),
                    diff_only=parse_bool("diff-only", env.get("INPUT_DIFF_ONLY"), True),
-                   require_usage_data=parse_bool("require-usage-data", env.get("INPUT_REQUIRE_USAGE_DATA"), False),
+                   require_usage_data=_required(env.get("INPUT_REQUIRE_USAGE_DATA")),
                    comment=_choice(env, "INPUT_COMMENT", "comment", "update", ("update", "off")),
                    sarif_file=(env.get("INPUT_SARIF_FILE") or "").strip() or None,
                    annotations=parse_bool("annotations", env.get("INPUT_ANNOTATIONS"),
                                           env.get("GITHUB_ACTIONS") == "true"),
                    token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None,
+                   min_observation=_days(env, "INPUT_MIN_OBSERVATION", "min-observation"),
+                   max_idle=_days(env, "INPUT_MAX_IDLE", "max-idle"),
+                   deploy_lag=_days(env, "INPUT_DEPLOY_LAG", "deploy-lag"),
                    report_json_version=int(_choice(env, "INPUT_REPORT_JSON_VERSION", "report-json-version", "2",
                                                    ("1", "2"))))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..escape import terminal
@@ -37,7 +38,8 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
     from ..usage.aws_clients import Clients, SystemClock
     from ..usage.aws_errors import PrincipalError, Stopped
     from .baseline import Progress, parse_duration
-    from .usage import baseline_filename, writable_dir, write_error
+    from .usage import baseline_filename, deployment_name, writable_dir, write_error
+    deployment = deployment_name(args.deployment) if getattr(args, "deployment", None) else None
     timeout = parse_duration(args.timeout, "--timeout")
     out = writable_dir(args.out)  # before any AWS call: a bad --out fails fast
     region = args.region or (_ANALYZER_ARN.match(args.analyzer).group(1) if args.analyzer else None)
@@ -49,6 +51,8 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
     written: list[str] = []
 
     def write(b) -> None:
+        if deployment:
+            b = replace(b, deployment=deployment)
         path = out / baseline_filename(b.principal_arn)
         fmt.write(b, path)
         written.append(path.name)

@@ -25,7 +25,7 @@ from ..usage.run_lock import LockError, RunLock
 from . import COMMANDS, Command, UsageError
 from .check import add_scan_arguments
 from .managed_policies import attached_arns, fetch, print_errors, scan_with_account
-from .usage import writable_dir, write_error
+from .usage import add_deployment_argument, deployment_name, writable_dir, write_error
 
 _DURATION = re.compile(r"^(?:\d+\s*[smhdw]\s*)+$|^\d+$")
 _DURATION_PART = re.compile(r"(\d+)\s*([smhdw]?)")
@@ -82,6 +82,7 @@ class BaselineCommand(Command):
         p.add_argument("--trail", metavar="ARN", help="CloudTrail trail ARN for policy generation")
         p.add_argument("--access-role", metavar="ARN", help="role Access Analyzer assumes to read the trail")
         p.add_argument("--out", metavar="DIR", help="baseline folder (one file per principal)")
+        add_deployment_argument(p)
         p.add_argument("--days", type=int, default=MAX_DAYS, help=f"window in days, at most {MAX_DAYS} (default)")
         p.add_argument("--region", help="AWS region for Access Analyzer and CloudFormation")
         p.add_argument("--principal", action="append", default=[], metavar="ARN",
@@ -108,6 +109,8 @@ class BaselineCommand(Command):
             raise UsageError(f"--access-role {args.access_role}: not an IAM role ARN")
         if not 1 <= args.days <= MAX_DAYS:
             raise UsageError(f"--days must be 1 to {MAX_DAYS} (Access Analyzer's limit), not {args.days}")
+        if args.deployment:
+            deployment_name(args.deployment)
         if args.max_jobs is not None and args.max_jobs < 1:
             raise UsageError("--max-jobs must be at least 1")
         bad = [a for a in args.principal if not is_principal_arn(a)]
@@ -162,6 +165,7 @@ class BaselineCommand(Command):
         last = None if args.no_last_accessed else LastAccessed(clients.client("iam", "last-accessed"), clock,
                                                                deadline, delays)
         job = BaselineRun(Path(args.out), generator, last, refresh, args.max_jobs, clock, progress)
+        job.deployment = args.deployment
         summary, errors, unresolved = Summary(), [], 0
         try:
             scanned = scan_with_account(args, cfg, clients)

@@ -66,6 +66,31 @@ def add_scan_arguments(p) -> None:
                         "its workspace); files and folders under a PATH are always confined to the PATHs")
 
 
+def add_time_arguments(p) -> None:
+    """The judge's time rules (issues 20 and 22), each overriding its config key."""
+    p.add_argument("--min-observation", metavar="DAYS",
+                   help="an action granted or watched for less is too_recent, not unused (default 30d; "
+                        "config: min-observation)")
+    p.add_argument("--max-idle", metavar="DAYS",
+                   help="an action last seen longer before the baseline's end is unused (default 90d; "
+                        "config: max-idle)")
+    p.add_argument("--deploy-lag", metavar="DAYS",
+                   help="how long after a commit its grant is deployed (default 0; config: deploy-lag)")
+
+
+def with_time_rules(cfg, args):
+    """The config with `--min-observation`, `--max-idle` and `--deploy-lag` applied (a bad value: exit 2)."""
+    changes = {}
+    for key, name in config_mod.DURATIONS.items():
+        value = getattr(args, key.replace("-", "_"), None)
+        if value is not None:
+            try:
+                changes[name] = config_mod.parse_days(value, "--" + key)
+            except config_mod.ConfigError as e:
+                raise UsageError(str(e)) from None
+    return replace(cfg, **changes) if changes else cfg
+
+
 def existing_inputs(args, cfg) -> list[str]:
     """The baseline paths (from the arguments or the config), after checking every input exists."""
     baselines = args.baselines or ([cfg.baselines] if cfg.baselines else [])
@@ -108,6 +133,7 @@ class Check(Command):
 
     def configure(self, p) -> None:
         add_scan_arguments(p)
+        add_time_arguments(p)
         p.add_argument("--baselines", action="append", default=[], metavar="PATH",
                        help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
         p.add_argument("--format", default="text", choices=FORMATS.names())
@@ -123,6 +149,9 @@ class Check(Command):
                        help="read usage straight from CloudTrail logs (folder, file or s3://bucket/prefix); repeatable")
         p.add_argument("--require-usage-data", action="store_true",
                        help="fail the gate when no principal has a usage baseline (config: require-usage-data)")
+        p.add_argument("--require-all-deployments", action="store_true",
+                       help="also fail it when a named deployment has no baseline (config: require-usage-data: "
+                            "all-deployments)")
         p.add_argument("--diff-base", metavar="REV",
                        help="git revision to compare with: only findings absent there fail the gate")
         p.add_argument("--data-dir", metavar="DIR",
@@ -130,9 +159,10 @@ class Check(Command):
                             "else the user cache, else the table iamgate ships)")
 
     def run(self, args) -> int:
-        cfg = config_mod.load(args.config)
-        if args.require_usage_data:
-            cfg = replace(cfg, require_usage_data=True)
+        cfg = with_time_rules(config_mod.load(args.config), args)
+        if args.require_usage_data or args.require_all_deployments:
+            cfg = replace(cfg, require_usage_data=True,
+                          require_all_deployments=cfg.require_all_deployments or args.require_all_deployments)
         cfg = with_support_data(cfg, args.data_dir)
         baselines = existing_inputs(args, cfg)
         options = scan_options(args, cfg)

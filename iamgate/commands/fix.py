@@ -7,7 +7,7 @@ from .. import config as config_mod
 from ..escape import terminal
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
-from .check import add_scan_arguments, existing_inputs, scan_options
+from .check import add_scan_arguments, add_time_arguments, existing_inputs, scan_options, with_time_rules
 
 MAX_LISTED = 8
 
@@ -25,6 +25,27 @@ def summary_lines(remediation) -> list[str]:
         lines.append(f"{p.principal}: drops {len(p.dropped)} unused action(s): {_short(p.dropped)}")
         for reason, acts in p.kept.items():
             lines.append(f"  keeps {len(acts)} {reason}: {_short(list(acts))}")
+    return lines
+
+
+def deployment_lines(report, remediation) -> list[str]:
+    """Where a principal is deployed more than once: it keeps what any deployment used (one rewrite of the
+    shared source), and which deployment needs what where that differs."""
+    from ..formats import grant_differs, judged_in, partly_used
+    from ..reference.catalog import sort_actions
+    fixed = {p.principal for p in remediation.principals}
+    lines = []
+    for r in report.results:
+        pid = r.principal.id
+        where, partly, differs = judged_in(r), partly_used(r), grant_differs(report, pid)
+        if pid not in fixed or not (where or differs):
+            continue
+        lines.append(f"{pid}: keeps what any deployment used ({where})" if where else f"{pid}:")
+        for names, acts in partly:
+            lines.append(f"  {' and '.join(names)} alone need{'s' if len(names) == 1 else ''} {_short(sort_actions(acts))}")
+        if differs:
+            lines.append("  the grant differs per deployment; each needs what its own statements grant:")
+            lines += [f"    {d}" for d in differs]
     return lines
 
 
@@ -46,6 +67,7 @@ class Fix(Command):
 
     def configure(self, p) -> None:
         add_scan_arguments(p)
+        add_time_arguments(p)
         p.add_argument("--baselines", action="append", default=[], metavar="PATH",
                        help="baseline files or folders; repeatable")
         p.add_argument("--write", action="store_true", help="apply the changes to the files")
@@ -58,7 +80,7 @@ class Fix(Command):
         from ..fix.files import fix_files, write
         from ..fix.plan import WIDENING_WARNING, plan
         from ..reference.catalog import load_catalog
-        cfg = config_mod.load(args.config)
+        cfg = with_time_rules(config_mod.load(args.config), args)
         baselines = existing_inputs(args, cfg)
         if not baselines:
             raise UsageError("fix needs --baselines (or `baselines:` in the config): without usage nothing is unused")
@@ -71,7 +93,7 @@ class Fix(Command):
         for e in report.errors:
             print(terminal(f"iamgate: error: {e.file}{':' + str(e.line) if e.line else ''}: {e.message}"), file=err)
         if not args.quiet:
-            for line in summary_lines(remediation):
+            for line in summary_lines(remediation) + deployment_lines(report, remediation):
                 print(f"iamgate fix: {terminal(line)}", file=err)
             for line in aws_recommendations(report.results, remediation, catalog):
                 print(f"iamgate fix: {terminal(line)}", file=err)

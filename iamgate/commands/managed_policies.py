@@ -20,7 +20,7 @@ from ..sources import Workspace, scan
 from ..usage.aws_clients import Clients
 from ..usage.aws_errors import PrincipalError, Retry, Stopped
 from . import COMMANDS, Command, UsageError, print_errors
-from .check import add_scan_arguments, scan_options
+from .check import add_scan_arguments, parse_params, scan_options
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,20 @@ def fetch(iam, arns: dict[str, Location | None], cache: ManagedPolicyCache, retr
 
 
 def scan_with_account(args, cfg, clients: Clients):
-    """Scan the code, with AWS::AccountId from STS unless given, so `!Sub`-built ARNs resolve."""
+    """Scan the code, with AWS::AccountId from STS unless given, so `!Sub`-built ARNs resolve. With
+    `--deployment NAME` naming one of the config's `deployments:`, the code is resolved as deployed there
+    (its parameters, var-files and terraform.workspace), in its account only."""
     options = scan_options(args, cfg)
+    named = next((d for d in cfg.deployments if d.name == getattr(args, "deployment", None)), None)
+    if named is not None:
+        options = replace(options, parameters={**cfg.parameters, **named.parameters, **parse_params(args.param)},
+                          var_files=named.var_files, terraform_workspace=named.name)
     if "AWS::AccountId" not in options.parameters:
         options = replace(options, parameters={**options.parameters, "AWS::AccountId": clients.identity().account})
+    account = options.parameters["AWS::AccountId"]
+    if named is not None and account != named.account:
+        raise UsageError(f"--deployment {named.name} is account {named.account} in the config, but this run is for "
+                         f"account {account}: use that account's credentials, or name its deployment")
     return scan(Workspace(args.paths, options))
 
 

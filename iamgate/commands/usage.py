@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from ..escape import terminal
@@ -32,6 +33,23 @@ def write_error(e: OSError) -> UsageError:
     return UsageError(f"cannot write {where}{e.strerror or e}")
 
 
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEPLOYMENT_HELP = ("the named deployment (the config's `deployments:`) these baselines are for; each baseline "
+                   "records it beside its account (run once per account, e.g. one OIDC role each)")
+
+
+def deployment_name(value: str) -> str:
+    """`--deployment NAME`: a name as the config's `deployments:` keys allow."""
+    if not DEPLOYMENT_NAME.match(value):
+        raise UsageError(f"--deployment {value!r}: letters, digits, `.`, `_` and `-`, at most 64, not starting "
+                         "with a punctuation mark")
+    return value
+
+
+def add_deployment_argument(p) -> None:
+    p.add_argument("--deployment", metavar="NAME", help=DEPLOYMENT_HELP)
+
+
 def baseline_document(b, extras: dict) -> dict:
     """to_v1 plus what the model does not carry: per-action regions and errors, notes."""
     doc = fmt.to_v1(b)
@@ -51,10 +69,12 @@ def baseline_filename(arn: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{account}_{kind_name}") + ".json"
 
 
-def write_summary(summary, out: Path) -> list[Path]:
+def write_summary(summary, out: Path, deployment: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for b in summary.baselines:
+        if deployment:
+            b = replace(b, deployment=deployment)
         path = out / baseline_filename(b.principal_arn)
         write_json_atomic(path, baseline_document(b, summary.documents.get(b.principal_arn, {})))
         written.append(path)
@@ -83,6 +103,7 @@ class Usage(Command):
         ct.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="log files, folders in S3 delivery layout, or s3://bucket/prefix")
         ct.add_argument("--out", required=True, metavar="DIR", help="write baselines here")
+        add_deployment_argument(ct)
         ct.add_argument("--start", metavar="T", help="first day or ISO time to count (default: all)")
         ct.add_argument("--end", metavar="T", help="last day (inclusive) or ISO time (exclusive)")
         ct.add_argument("--principal", metavar="GLOB", help="only principals whose ARN or name matches")
@@ -101,6 +122,7 @@ class Usage(Command):
         ua.add_argument("--analyzer", metavar="ARN", help="the unused-access analyzer (default: the only one "
                                                           "in the region)")
         ua.add_argument("--out", metavar="DIR", help="write baselines here")
+        add_deployment_argument(ua)
         ua.add_argument("--principal", action="append", default=[], metavar="GLOB",
                         help="only principals whose ARN or name matches; repeatable")
         ua.add_argument("--account", action="append", default=[], metavar="ID",
@@ -120,6 +142,7 @@ class Usage(Command):
             self.parser.print_help(sys.stderr)
             return 2
         out = writable_dir(args.out)  # before reading any log: a bad --out fails fast
+        deployment = deployment_name(args.deployment) if args.deployment else None
         engine = args.engine
         if engine == "auto":
             engine = "athena" if args.athena_table else "local"
@@ -131,7 +154,7 @@ class Usage(Command):
         except ValueError as e:
             raise UsageError(str(e)) from None
         try:
-            written = write_summary(summary, out)
+            written = write_summary(summary, out, deployment)
         except OSError as e:
             raise write_error(e) from None
         print_errors(errors)

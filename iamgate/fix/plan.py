@@ -1,7 +1,7 @@
 """The least-privilege replacement of each principal's statements.
 
 For every principal with unused actions, each Allow statement keeps what is used, what cannot
-be judged (unobservable, shown as kept for that reason), what is allowlisted and any pattern the
+be judged (unobservable, new, too_recent: shown as kept for that reason), what is allowlisted and any pattern the
 catalog does not know; the rest is dropped. Resources and conditions are never touched: only the
 statement's `Action` (or `NotAction`, which becomes an explicit `Action`) is rewritten, and a
 statement that keeps nothing is removed. The rewrite is minimal: a pattern that grants no dropped
@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 
 from ..checks._allowlist import apply_allowlist
 from ..config import Config
-from ..model import Finding, Location, Policy, PrincipalResult, Statement
+from ..model import NEW, TOO_RECENT, Finding, Location, Policy, PrincipalResult, Statement
 from ..reference.catalog import Catalog, action_names, glob_match
 
 WIDENING_WARNING = ("--compact wrote wildcards beyond the patterns they replace: each grants nothing beyond the kept "
@@ -109,6 +109,11 @@ def kept_reasons(r: PrincipalResult, allowed: frozenset) -> dict[str, tuple[str,
         out[KEPT_USED] = tuple(r.actions("used"))
     for reason, acts in sorted(r.groups.get("unobservable", {}).items()):
         out[f"unobservable ({reason})"] = tuple(sorted(acts))
+    # never removed: nothing can have used a new grant yet; a too_recent one was not watched long enough
+    for reason, acts in sorted(r.groups.get(NEW, {}).items()):
+        out[f"new ({reason})"] = tuple(sorted(acts))
+    for reason, acts in sorted(r.groups.get(TOO_RECENT, {}).items()):
+        out[f"too recent ({reason})"] = tuple(sorted(acts))
     if allowed:
         out[KEPT_ALLOWLISTED] = tuple(sorted(allowed))
     if r.unknown:

@@ -85,7 +85,7 @@ def suggestion_body(group: str, key: str, fix: StatementFix | None, hunk: Hunk, 
     who = ", ".join(md(p) for p in fix.principals)
     return (f"{MARKER_PREFIX} {group} {key} -->\n"
             f"**iamgate**: {what} to what {who} uses: drops {len(dropped)} unused action(s): {shown}. "
-            "Used, unobservable and allowlisted actions stay; "
+            "Used, unobservable, new, too recent and allowlisted actions stay; "
             + (f"the same edit {narrowing_text(narrowing)}" if narrowing is not None else
                "resources and conditions are unchanged.") + "\n\n"
             f"{f}suggestion\n" + (f"{new}\n" if new else "") + f"{f}\n")  # empty: delete the lines
@@ -117,6 +117,9 @@ def plan_suggestions(remediation: Remediation, files, changed: dict, group: str,
                     continue
                 if exclude and key in exclude:
                     moved.append(f"{where} ({exclude[key]})")
+                    continue
+                if not h.new.strip():  # the PR wrote these lines for its change: never suggest deleting them
+                    moved.append(f"{where} (deletes lines this pull request added; iamgate does not suggest that)")
                     continue
                 suggestions.append(Suggestion(key, path, h.first, h.last, body))
                 suggested.add(h.statement)

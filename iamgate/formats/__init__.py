@@ -39,7 +39,8 @@ def verdict(report) -> str:
     if report.result == "error":
         return f"{unreadable(report)}; not a pass"
     if report.usage_required_unmet:
-        return "nothing was judged and require-usage-data is set"
+        return "nothing was judged and require-usage-data is set" if report.nothing_judged else \
+            report.usage_required_reason()
     passed = "fail-on never" if report.fail_on == "never" else f"no finding at or above {report.fail_on}"
     return f"{passed}, but {NOTHING_JUDGED}" if report.nothing_judged else passed
 
@@ -58,3 +59,86 @@ def usage_warning(report) -> str | None:
 
 def skipped_heading(report) -> str:
     return f"{plural(len(report.skipped), 'file')} under the scanned paths not read"
+
+
+def deployment_label(d) -> str:
+    """`staging (111111111111)`: a deployment's name, with its account where the name is not the account."""
+    return d.name + (f" ({d.account})" if d.account and d.account != d.name else "")
+
+
+def judged_in(r) -> str | None:
+    """`judged in staging (111111111111) and prod (222222222222)` where the principal has several deployments
+    or a named one without a baseline; None for the usual single matched baseline."""
+    deps = r.deployments
+    if len(deps) < 2 and all(d.baseline is not None for d in deps):
+        return None
+    judged = [deployment_label(d) for d in deps if d.baseline is not None]
+    missing = [d.name for d in deps if d.baseline is None]
+    out = ("judged in " + _and(judged)) if judged else "judged in no deployment"
+    return out + (f"; no baseline for {_and(missing)}" if missing else "")
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else (items[0] if items else "")
+
+
+def verdict_lines(r, names=lambda acts: list(acts), limit: int = 12) -> list[str]:
+    """What every format says beside the findings about the time and deployment verdicts of one principal:
+    where it was judged, what is too recent to judge (and from when), where partly used actions were used.
+    `names` renders a list of actions (sorted, in AWS's case)."""
+    from ..reference.catalog import sort_actions
+
+    def shown(acts) -> str:
+        acts = sort_actions(acts)
+        return ", ".join(names(acts[:limit])) + (f" and {len(acts) - limit} more" if len(acts) > limit else "")
+    lines = []
+    where = judged_in(r)
+    if where:
+        lines.append(where)
+    for reason, acts in sorted(r.groups.get("too_recent", {}).items()):
+        lines.append(f"{plural(len(acts), 'action')} too recent to judge ({reason}): {shown(acts)}")
+    for deps, acts in partly_used(r):
+        lines.append(f"used only in {_and(list(deps))}: {shown(acts)}")
+    return lines
+
+
+def partly_used(r) -> list[tuple[tuple[str, ...], frozenset]]:
+    """(deployments, actions) for the used actions seen in only some of the deployments that judged them."""
+    everywhere = tuple(d.name for d in r.judged_in)
+    return [(deps, acts) for deps, acts in sorted(r.used_in.items()) if len(everywhere) > 1 and deps != everywhere]
+
+
+# -- deployments (issue 21): how each was matched, where grants differ, what the report says about matching --
+
+def matched(d) -> str:
+    """One deployment: `staging (111111111111): arn:… matched by name`."""
+    if d.baseline is None:
+        return f"{deployment_label(d)}: {d.matched_by or 'no baseline'}"
+    return f"{deployment_label(d)}: {d.baseline.principal_arn} matched by {d.matched_by or 'the config'}" + \
+        (" (judged with its own grant)" if d.principal is not None else "")
+
+
+def grant_differs(report, pid: str) -> list[str]:
+    """`prod: template.yaml:12: sqs:DeleteMessage` for what only some deployments grant."""
+    return [f"{name}: {what}" for name, items in report.grant_differs.get(pid, ()) for what in items]
+
+
+def deployment_notes(report) -> list[str]:
+    """Report-wide: baselines that fit two principals or several in an account, named deployments without one."""
+    notes = list(report.matching_notes)
+    missing: dict[tuple, list[str]] = {}
+    for pid, name, account in report.missing_deployments:
+        missing.setdefault((name, account), []).append(pid)
+    for (name, account), pids in missing.items():
+        notes.append(f"deployment {name}{f' ({account})' if account else ''} has no baseline for "
+                     f"{plural(len(pids), 'principal')}: {', '.join(pids[:5])}{' …' if len(pids) > 5 else ''}")
+    return notes
+
+
+def history_note(r) -> str | None:
+    """The principal's note that its grant ages are unknown (no history: a shallow clone, no git), else None."""
+    h = r.history
+    if h is None or h.known:
+        return None
+    from ..judge.evidence import HISTORY_NOTE
+    return h.note or HISTORY_NOTE

@@ -11,7 +11,7 @@ from ..escape import plain, workflow_data, workflow_property
 from ..model import severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from . import FORMATS, Format, unreadable, usage_warning
+from . import FORMATS, Format, deployment_notes, grant_differs, history_note, judged_in, unreadable, usage_warning, verdict_lines
 
 LEVELS = ("error", "warning", "notice")
 PER_LEVEL = 10  # GitHub's display limit per level and step
@@ -48,6 +48,7 @@ def _actions(actions) -> str:
 def annotations(report) -> list[Annotation]:
     root = repo_root()
     failing = set(id(f) for f in report.failing)
+    where = {r.principal.id: judged_in(r) for r in report.results}
     out = []
     for f in report.findings:
         if id(f) in failing:
@@ -55,7 +56,8 @@ def annotations(report) -> list[Annotation]:
         else:
             lvl = "notice" if f.severity == "info" else "warning"
         new = report.new_keys is not None and report.is_new(f)
-        msg = f"{f.principal}: {f.message}" + (f": {_actions(f.actions)}" if f.actions else "")
+        msg = f"{f.principal}: {f.message}" + (f": {_actions(f.actions)}" if f.actions else "") + \
+            (f" ({where[f.principal]})" if where.get(f.principal) else "")
         out.append(Annotation(lvl, msg, f"iamgate {f.check} ({f.severity}{', new' if new else ''})",
                               repo_relative(f.location.file, root) if f.location else None,
                               f.location.line if f.location else None,
@@ -67,6 +69,16 @@ def annotations(report) -> list[Annotation]:
                        "in use; removing it would break the principal",
             "iamgate: removes a used grant", repo_relative(g.location.file, root) if g.location else None,
             g.location.line if g.location else None, 20))
+    for r in report.results:  # beside the findings: grant age unknown, too recent to judge, where judged
+        loc = r.principal.location
+        file, line = (repo_relative(loc.file, root), loc.line) if loc else (None, None)
+        note = history_note(r)
+        if note:
+            out.append(Annotation("warning", f"{r.principal.id}: {note}", "iamgate: grant history unknown",
+                                  file, line, 6))
+        for text in verdict_lines(r, action_names) + [f"the grant differs: {d}" for d in grant_differs(report, r.principal.id)]:
+            out.append(Annotation("notice", f"{r.principal.id}: {text}", "iamgate: not judged yet" if
+                                  "too recent" in text else "iamgate: deployments", file, line, 1))
     for e in report.errors:
         out.append(Annotation("error", e.message, "iamgate: cannot read this input",
                               repo_relative(e.file, root), e.line, 5))
@@ -75,6 +87,8 @@ def annotations(report) -> list[Annotation]:
     warning = usage_warning(report)
     if warning:
         out.append(Annotation("warning", warning, "iamgate: nothing was judged", rank=30))
+    for note in deployment_notes(report):
+        out.append(Annotation("warning", note, "iamgate: deployments", rank=25))
     if report.result == "error":
         out.append(Annotation("error", unreadable(report), "iamgate: could not decide", rank=30))
     return out

@@ -15,7 +15,7 @@ from operator import contains, itemgetter
 from ..judge.verdicts import VERDICTS
 from ..model import UNKNOWN, Finding, PrincipalResult
 from ..reference.catalog import sort_actions
-from . import FORMATS, Format, usage_warning, verdict
+from . import FORMATS, Format, deployment_notes, grant_differs, judged_in, usage_warning, verdict
 
 SCHEMA_ID = "iamgate.report/v1"
 SCHEMA_V2 = "iamgate.report/v2"
@@ -45,7 +45,14 @@ def _baseline(r: PrincipalResult, how: str | None) -> dict | None:
                            for v, reasons in r.groups.items()}}
 
 
-def _principal(r: PrincipalResult, how: str | None) -> dict:
+def _deployment(d) -> dict:
+    b = d.baseline
+    return {"name": d.name, "account": d.account, "baseline": b.principal_arn if b else None,
+            "source": (b.files[0] if len(b.files) == 1 else list(b.files)) if b else None,
+            "matched_by": d.matched_by, "own_grant": d.principal is not None}
+
+
+def _principal(r: PrincipalResult, how: str | None, report=None) -> dict:
     """What v1 and v2 share: everything but the action lists."""
     p = r.principal
     return {
@@ -57,21 +64,27 @@ def _principal(r: PrincipalResult, how: str | None) -> dict:
                       "line": pol.location.line if pol.location else None, "managed_arn": pol.managed_arn,
                       "statements": [_statement(s) for s in pol.statements]} for pol in p.policies],
         "baseline": _baseline(r, how),
+        "judged_in": judged_in(r),
+        "grant_differs": grant_differs(report, p.id) if report is not None else [],
         "judged": r.judged.as_dict(),
+        "deployments": [_deployment(d) for d in r.deployments],
+        "history": None if r.history is None else {"known": r.history.known, "note": r.history.note},
         "notes": list(r.notes) + [f"{note}: {', '.join(sorted(acts)[:10])}{' …' if len(acts) > 10 else ''}"
                                   for acts, note in r.action_notes],
     }
 
 
-def principal_dict(r: PrincipalResult, how: str | None = None) -> dict:
+def principal_dict(r: PrincipalResult, how: str | None = None, report=None) -> dict:
     """A principal in v1: `granted`, then every action again in its verdict list and its reason."""
-    out = _principal(r, how)
+    out = _principal(r, how, report)
     actions = {"granted": sort_actions(r.granted)}
     for v in VERDICTS:
         actions[v.replace("-", "_")] = r.actions(v)
     out["actions"] = actions
     out["reasons"] = {v: {reason: sort_actions(acts) for reason, acts in r.groups[v].items()}
-                      for v in ("unused", "unobservable", "unknown") if v in r.groups}
+                      for v in ("unused", "unobservable", "unknown", "too_recent", "new") if v in r.groups}
+    out["used_in"] = [{"deployments": list(names), "actions": sort_actions(acts)}
+                      for names, acts in sorted(r.used_in.items())]
     return out
 
 
@@ -96,13 +109,17 @@ def _report(report, principals: list, findings: list, suppressed: list, head: di
         "gate": {"fail_on": report.fail_on, "result": report.result, "decided": report.decided,
                  "summary": verdict(report), "failing": len(report.failing), "exit_code": report.exit_code,
                  "diff_only": diff, "unreadable": report.unreadable, "judged": report.judged,
-                 "nothing_judged": report.nothing_judged, "require_usage_data": report.require_usage_data},
+                 "nothing_judged": report.nothing_judged, "require_usage_data": report.require_usage_data,
+                 "require_all_deployments": report.require_all_deployments},
         "principals": principals,
         "findings": findings,
         "suppressed": suppressed,
         "unresolved": [{"file": u.location.file, "line": u.location.line, "principal": u.principal_id,
                         "message": u.message, "grant": u.grant} for u in report.unresolved],
         "unmatched_baselines": list(report.unmatched_baselines),
+        "deployment_notes": deployment_notes(report),
+        "missing_deployments": [{"principal": pid, "deployment": name, "account": account}
+                                for pid, name, account in report.missing_deployments],
         "notes": list(report.notes) + ([usage_warning(report)] if report.nothing_judged else []),
         "skipped": [s.as_dict() for s in report.skipped],
         "errors": [e.as_dict() for e in report.errors],
@@ -112,7 +129,7 @@ def _report(report, principals: list, findings: list, suppressed: list, head: di
 def report_dict(report) -> dict:
     """The report in v1 (`--json-version 1`)."""
     diff = report.new_keys is not None
-    return _report(report, [principal_dict(r, report.matched_by.get(r.principal.id)) for r in report.results],
+    return _report(report, [principal_dict(r, report.matched_by.get(r.principal.id), report) for r in report.results],
                    [finding_dict(f, report.is_new(f) if diff else None) for f in report.findings],
                    [finding_dict(f) for f in report.suppressed], {"schema": SCHEMA_ID})
 
@@ -134,6 +151,9 @@ def _table(report) -> list[str]:
                     names |= acts
     for f in (*report.findings, *report.suppressed):
         names.update(f.actions)
+    for r in report.results:
+        for acts in r.used_in.values():
+            names |= acts
     return sorted(names)
 
 
@@ -155,11 +175,13 @@ def report_dict_v2(report) -> dict:
         return hit
 
     def principal(r: PrincipalResult) -> dict:
-        out = _principal(r, report.matched_by.get(r.principal.id))
+        out = _principal(r, report.matched_by.get(r.principal.id), report)
         if out["baseline"] is not None:
             del out["baseline"]["decided_by"]  # counts of what `verdicts` lists
         out["verdicts"] = {verdict_key(v): {reason: indices(acts) for reason, acts in reasons.items()}
                            for v, reasons in r.groups.items() if reasons}
+        out["used_in"] = [{"deployments": list(names), "actions": indices(acts)}
+                          for names, acts in sorted(r.used_in.items())]
         return out
 
     listed: dict[tuple, list[int]] = {}  # findings on the same large grant list the same actions
@@ -200,6 +222,8 @@ def expanded(doc: dict) -> dict:
             actions.setdefault(verdict_key(v), [])
         actions["granted"] = sorted(a for v, acts in actions.items() if v != "unknown" for a in acts)
         p["actions"], p["reasons"] = actions, reasons
+        if "used_in" in p:
+            p["used_in"] = [{**u, "actions": [table[i] for i in u["actions"]]} for u in p["used_in"]]
         principals.append(p)
     out["principals"] = principals
     for key in ("findings", "suppressed"):

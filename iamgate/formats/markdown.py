@@ -7,7 +7,19 @@ from ..escape import clip, code, html_text, md
 from ..judge.verdicts import failed_source_notes
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, Format, plural, skipped_heading, usage_warning
+from . import (
+    FORMATS,
+    Format,
+    deployment_notes,
+    grant_differs,
+    history_note,
+    judged_in,
+    matched,
+    plural,
+    skipped_heading,
+    usage_warning,
+    verdict_lines,
+)
 
 BAR_WIDTH = 20
 MAX_CHANGE_ROWS = 25
@@ -127,11 +139,13 @@ class MarkdownReport:
         for res in self._ordered():
             p = res.principal
             c = {k: len(res.actions(k)) for k in ("used", "unused", "unobservable", "no-usage-data", "unknown")}
-            granted = c["used"] + c["unused"] + c["unobservable"] + c["no-usage-data"]
+            granted = len(res.granted)  # new and too_recent too: the summary line below counts them
             w = worst.get(p.id)
             name = md(p.id) + (f" ({md(p.display_name)})" if p.name and p.name != p.id else "")
             name += f"<br><sub>{md(res.judged.text())}</sub>"
             name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in failed_source_notes(res.baseline))
+            name += "".join(f"<br><sub>⚠️ {md(clip(n))}</sub>" for n in filter(None, [history_note(res)]))
+            name += "".join(f"<br><sub>{md(clip(n))}</sub>" for n in verdict_lines(res, action_names, limit=5))
             rows.append(f"| {name} | {granted} | {c['used']} | {c['unused']} | {c['unobservable']} | "
                         f"{c['no-usage-data']} | {SEVERITY_ICON[w] + ' ' + w if w else '—'} | "
                         f"{code(bar(c['used'], c['unused'], c['unobservable'])) or '—'} |")
@@ -168,6 +182,12 @@ class MarkdownReport:
                              f"{md((b.window_end or '?')[:10])}{'' if b.complete else ' (reported incomplete)'}.")
             else:
                 lines.append("No usage baseline matched this principal.")
+            if judged_in(res):
+                lines += ["", md(judged_in(res).capitalize()) + ":", ""]
+                lines += [f"- {md(matched(d))}" for d in res.deployments]
+            differs = grant_differs(self.report, p.id)
+            if differs:
+                lines += ["", "The grant differs per deployment:", ""] + [f"- {md(d)}" for d in differs]
             changed = self._changed().get(p.id)
             if changed:
                 lines += ["", "Lines changed by this PR: " + action_list(changed, MAX_CHANGE_ROWS)]
@@ -226,6 +246,10 @@ class MarkdownReport:
         r = self.report
         lines = []
         warnings = [n for n in r.notes if n.startswith("warning: ")]  # from the usage sources
+        deployments = deployment_notes(r)
+        if deployments:
+            lines += ["**Deployments:**", ""] + [f"- {md(n)}" for n in deployments[:MAX_LISTED]]
+            lines.append("")
         if warnings:
             lines += ["**Usage warnings:**", ""] + [f"- {md(n[len('warning: '):])}" for n in warnings[:MAX_LISTED]]
             lines.append("")

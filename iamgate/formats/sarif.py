@@ -11,7 +11,18 @@ from ..escape import plain
 from ..model import Finding, Location, severity_rank
 from ..reference.catalog import action_names
 from ..repo import repo_relative, repo_root
-from . import FORMATS, Format, unreadable, usage_warning, verdict
+from . import (
+    FORMATS,
+    Format,
+    deployment_notes,
+    grant_differs,
+    history_note,
+    judged_in,
+    unreadable,
+    usage_warning,
+    verdict,
+    verdict_lines,
+)
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # GitHub's bands: critical > 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9.
@@ -69,6 +80,7 @@ def sarif_log(report) -> dict:
     index = {name: i for i, name in enumerate(names)}
     diff = report.new_keys is not None
     results = []
+    where = {r.principal.id: judged_in(r) for r in report.results}
     for f in report.findings:
         result = {
             "ruleId": f.check, "ruleIndex": index[f.check], "level": level(f.severity, report.fail_on),
@@ -77,6 +89,9 @@ def sarif_log(report) -> dict:
             "properties": {"severity": f.severity, "security-severity": SECURITY_SEVERITY[f.severity],
                            "principal": f.principal, "actions": list(f.actions)},
         }
+        if where.get(f.principal):
+            result["properties"]["deployments"] = where[f.principal]
+            result["message"]["text"] += f" ({plain(where[f.principal])})"
         if f.location:
             result["locations"] = [artifact_location(f.location, root)]
         if diff:
@@ -86,9 +101,18 @@ def sarif_log(report) -> dict:
                       "locations": [artifact_location(Location(e.file, e.line), root)]} for e in report.errors]
     notifications += [{"level": "warning", "message": {"text": plain(f"not read: {s.reason}")},
                        "locations": [artifact_location(Location(s.file), root)]} for s in report.skipped]
+    for r in report.results:  # beside the findings: grant age unknown, too recent to judge, where judged
+        pid = r.principal.id
+        note = history_note(r)
+        if note:
+            notifications.append({"level": "warning", "message": {"text": plain(f"{pid}: {note}")}})
+        notifications += [{"level": "note", "message": {"text": plain(f"{pid}: {line}")}}
+                          for line in verdict_lines(r, action_names)
+                          + [f"the grant differs: {d}" for d in grant_differs(report, pid)]]
     warning = usage_warning(report)
     if warning:
         notifications.append({"level": "warning", "message": {"text": warning}})
+    notifications += [{"level": "warning", "message": {"text": plain(n)}} for n in deployment_notes(report)]
     if report.result == "error":
         notifications.append({"level": "error", "message": {"text": unreadable(report)}})
     run = {
@@ -101,7 +125,8 @@ def sarif_log(report) -> dict:
                        "result": report.result, "summary": verdict(report), "judged": report.judged,
                        "nothing_judged": report.nothing_judged, "skipped": len(report.skipped),
                        "support_data": dict(report.support_data),
-                       "managed_policy_bundle": dict(report.managed_bundle) or None},
+                       "managed_policy_bundle": dict(report.managed_bundle) or None,
+                       "deployments": {pid: text for pid, text in where.items() if text}},
     }
     if getattr(report, "comparison", None) is not None:
         run["properties"]["diff_base"] = report.comparison.commit

@@ -10,7 +10,20 @@ from collections import defaultdict
 from ..escape import terminal as t
 from ..model import severity_rank
 from ..reference.catalog import action_names
-from . import FORMATS, RESULT_WORD, Format, plural, skipped_heading, usage_warning, verdict
+from . import (
+    FORMATS,
+    RESULT_WORD,
+    Format,
+    deployment_label,
+    deployment_notes,
+    grant_differs,
+    judged_in,
+    plural,
+    skipped_heading,
+    usage_warning,
+    verdict,
+    verdict_lines,
+)
 from .markdown import describe_source
 
 _COLORS = {"critical": "\033[1;35m", "high": "\033[1;31m", "medium": "\033[33m", "low": "\033[36m",
@@ -57,20 +70,29 @@ class TextFormat(Format):
             p = r.principal
             # the reasons of a verdict are disjoint: counted without building the sorted verdict lists
             counts = {k: sum(map(len, r.groups.get(k, {}).values()))
-                      for k in ("used", "unused", "unobservable", "unknown", "no-usage-data")}
+                      for k in ("used", "unused", "unobservable", "unknown", "no-usage-data", "new", "too_recent")}
             granted = sum(v for k, v in counts.items() if k != "unknown")
             name = f" ({t(p.display_name)}{'*' if p.name_is_prefix else ''})" if p.name and p.name != p.id else ""
             lines.append(self.c("bold", t(p.id)) + name + f"  {p.kind}  " + self.c("dim", t(p.location or "")))
-            if r.baseline:
-                b = r.baseline
+            several = bool(judged_in(r))  # one baseline line per deployment, saying how it was matched
+            for d in r.deployments if several else [None]:
+                b = d.baseline if d is not None else r.baseline
+                label = f" {t(deployment_label(d))}" if d is not None else ""
+                if b is None:
+                    lines.append(f"  baseline{label}: none" + (f" ({t(d.matched_by)})" if d and d.matched_by else ""))
+                    continue
                 window = f"{t((b.window_start or '?')[:10])} → {t((b.window_end or '?')[:10])}"
-                via = "; ".join(n + (f" ({d})" if d else "") for n, d in map(describe_source, b.sources))
-                lines.append(f"  baseline {t(b.principal_arn)}  {window}" + ("" if b.complete else "  (incomplete)")
-                             + (f"  via {t(via)}" if via else ""))
-            else:
-                lines.append("  baseline: none")
+                via = "; ".join(n + (f" ({x})" if x else "") for n, x in map(describe_source, b.sources))
+                how = f"  matched by {t(d.matched_by)}" if d is not None and d.matched_by else ""
+                lines.append(f"  baseline{label} {t(b.principal_arn)}  {window}" + ("" if b.complete else
+                             "  (incomplete)") + (f"  via {t(via)}" if via else "") + how)
             lines.append("  " + "  ".join([f"granted {granted}"] + [f"{k} {v}" for k, v in counts.items() if v]))
             lines.append("  " + r.judged.text())
+            lines += ["  " + t(line) for line in verdict_lines(r, action_names)]
+            differs = grant_differs(report, p.id)
+            if differs:
+                lines.append("  the grant differs per deployment:")
+                lines += [f"    {t(d)}" for d in differs]
             for note in r.notes:
                 lines.append("  " + self.c("dim", f"note: {t(note)}"))
             for f in by_principal.get(p.id, []):
@@ -88,6 +110,8 @@ class TextFormat(Format):
         if report.unmatched_baselines:
             lines.append(f"{plural(len(report.unmatched_baselines), 'baseline')} matched no principal in the code: "
                          + short_list(report.unmatched_baselines, 5))
+        for note in deployment_notes(report):
+            lines.append(self.c("medium", f"note: {t(note)}"))
         for note in report.notes:
             lines.append(self.c("dim", f"note: {t(note)}"))
         if report.suppressed:

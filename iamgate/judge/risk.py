@@ -1,9 +1,11 @@
 """Risk data (iamgate/data/risk.json) and the risk ranking of one principal's grants.
 
-Ranking rule: every unused action is reported once, by the most severe check that applies to it:
-an escalation combination it completes (critical), credential or resource exposure (high), a
-data-exfiltration read on `Resource: *` (medium), else its access level (`unused-actions`).
-A disabled check passes its actions on to the next one.
+Ranking rule: every unused action, and every new one (granted by this change, so judged by its risk
+alone), is reported once, by the most severe check that applies to it: an escalation combination it
+completes (critical), credential or resource exposure (high), a data-exfiltration read on `Resource: *`
+(medium), else its access level (`unused-actions`, or `new-grants` for a new action). One rule for both:
+`secretsmanager:GetSecretValue` on `*` is data exfiltration whether it is new or old. A disabled check
+passes its actions on to the next one.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ CREDENTIAL_EXPOSURE = "credential-exposure"
 RESOURCE_EXPOSURE = "resource-exposure"
 DATA_EXFILTRATION = "data-exfiltration"
 UNUSED_ACTIONS = "unused-actions"
+NEW_GRANTS = "new-grants"
 PASSROLE = "iam:passrole"
 
 # The ranking of per-action checks, most severe first (the escalation check claims before all of them).
@@ -29,6 +32,7 @@ LIST_CHECKS = ((CREDENTIAL_EXPOSURE, "credentials_exposure"), (RESOURCE_EXPOSURE
                (DATA_EXFILTRATION, "data_exfiltration"))
 
 COMPLETED_BY_UNUSED = "completed by an unused action"
+COMPLETED_BY_NEW = "completed by a new action"
 IN_USE = "every action used, unobservable or allowlisted"
 NOT_JUDGED = "no usage data to judge it by"
 
@@ -124,15 +128,17 @@ class Escalation:
     combination: Combination
     severity: str  # critical | info
     reason: str
-    completing: tuple[str, ...]  # the unused actions that complete it (empty unless critical)
+    completing: tuple[str, ...]  # the unused or new actions that complete it (empty unless critical)
     also: tuple[Combination, ...] = ()  # supersets of the same severity, folded into this one
 
 
 @dataclass(frozen=True)
 class Assessment:
     escalations: tuple[Escalation, ...]
-    claimed: dict = field(hash=False)  # check id -> the unused actions it reports
+    claimed: dict = field(hash=False)  # check id -> the unused and new actions it reports
     unranked: frozenset = frozenset()  # unused actions left to `unused-actions`
+    new: frozenset = frozenset()  # the principal's new actions: a check reports them apart from the unused ones
+    unranked_new: frozenset = frozenset()  # new actions left to `new-grants`
 
 
 def principal_names(result: PrincipalResult) -> tuple[str, ...]:
@@ -146,21 +152,33 @@ def unused_set(result: PrincipalResult) -> frozenset:
     return parts[0] if len(parts) == 1 else frozenset().union(*parts)  # one reason: no copy
 
 
+def new_set(result: PrincipalResult) -> frozenset:
+    """Actions granted by this change: nothing can have used them, so their risk alone judges them."""
+    return frozenset().union(*result.groups.get("new", {}).values())
+
+
+def ranked_set(result: PrincipalResult) -> frozenset:
+    """What the risk ranking reports: the unused actions and the new ones (never used, too_recent, ...)."""
+    return unused_set(result) | new_set(result)
+
+
 def star_granted(result: PrincipalResult) -> frozenset:
     """Actions some Allow grants on every resource (`Resource: *`, or a `NotResource`)."""
     return frozenset().union(*(acts for st, acts in result.allows if on_every_resource(st)))
 
 
-def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: frozenset = frozenset()):
-    """The combinations granted across all the principal's policies, supersets folded into subsets."""
+def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: frozenset = frozenset(),
+                new: frozenset = frozenset()):
+    """The combinations granted across all the principal's policies, supersets folded into subsets.
+    Completed by an unused action, or by a new one (this change grants the last step)."""
     granted = result.granted
-    completing = unused - accepted
+    completing = (unused | new) - accepted
     fired = []
     for c in combos:
         if c.actions <= granted:
             hit = tuple(sorted(c.actions & completing))
             if hit:
-                fired.append((c, "critical", COMPLETED_BY_UNUSED, hit))
+                fired.append((c, "critical", COMPLETED_BY_UNUSED if set(hit) - new else COMPLETED_BY_NEW, hit))
             else:
                 fired.append((c, "info", NOT_JUDGED if result.baseline is None else IN_USE, ()))
     fired.sort(key=lambda f: (len(f[0].actions), f[0].id))
@@ -175,9 +193,10 @@ def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: fr
 
 
 def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: frozenset = frozenset()) -> Assessment:
-    unused = unused_set(result)
-    esc = escalations(result, data.combinations, unused, accepted) if PRIVILEGE_ESCALATION not in disabled else ()
-    rest = unused - frozenset().union(*(e.completing for e in esc))
+    unused, new = unused_set(result), new_set(result)
+    esc = (escalations(result, data.combinations, unused, accepted, new) if PRIVILEGE_ESCALATION not in disabled
+           else ())
+    rest = (unused | new) - frozenset().union(*(e.completing for e in esc))
     claimed = {}
     for check, key in LIST_CHECKS:
         if check in disabled or not rest:
@@ -188,7 +207,7 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
         if hit:
             claimed[check] = hit
             rest -= hit
-    return Assessment(esc, claimed, rest)
+    return Assessment(esc, claimed, rest & unused, new, rest & new)
 
 
 def assessment(analysis, result: PrincipalResult) -> Assessment:
@@ -204,8 +223,8 @@ def assessment(analysis, result: PrincipalResult) -> Assessment:
 
 
 def allowlisted(result: PrincipalResult, allowlist, today, catalog: Catalog) -> frozenset:
-    """The principal's unused actions that an active allowlist entry covers."""
-    unused = unused_set(result)
+    """The principal's unused and new actions that an active allowlist entry covers."""
+    unused = ranked_set(result)
     names = [n for n in principal_names(result) if n]
     out: set = set()
     for e in allowlist:

@@ -1,8 +1,11 @@
-"""Stage 3: a principal's grants + its baseline -> a verdict for every granted action.
+"""Stage 3: a principal's grants + one baseline -> a verdict for every granted action.
 
 The order is fixed (see the README): unknown, no-usage-data, used, configured as unobservable,
 service never accessed (unused), service-level only, then per action and per usage source: unused where
 any source of the baseline would have reported it, else unobservable with each source's reason.
+`Decider` decides this for one baseline; `evidence.judge` runs it per deployment, applies the time rules
+(new, too_recent, max-idle) and takes the most cautious verdict across deployments. `evaluate` is `judge`
+with a single baseline.
 """
 from __future__ import annotations
 
@@ -12,11 +15,25 @@ from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Callable
 
-from ..model import NO_DATA, UNKNOWN, UNOBSERVABLE, UNUSED, USED, VERDICTS, Baseline, Principal, PrincipalResult
+from ..model import (
+    NEW,
+    NO_DATA,
+    TOO_RECENT,
+    UNKNOWN,
+    UNOBSERVABLE,
+    UNUSED,
+    USED,
+    VERDICTS,
+    Baseline,
+    Deployment,
+    Evidence,
+    GrantHistory,
+    Principal,
+    PrincipalResult,
+)
 from ..reference import support as support_mod
 from ..reference.catalog import Catalog
 from ..reference.support import ActionSupport
-from . import grants as grants_mod
 from .unused_access import KIND
 from .unused_access import decide as decide_unused_access
 
@@ -206,6 +223,8 @@ class Judged:
     unobservable: tuple[tuple[str, int], ...] = ()  # (short reason, actions), most first
     no_usage_data: int = 0
     unknown: int = 0  # patterns not in the catalog (not counted as granted actions)
+    new: int = 0  # granted by this change: judged by risk alone
+    too_recent: int = 0  # granted or watched for less than min-observation
 
     @property
     def percent(self) -> int:
@@ -221,6 +240,10 @@ class Judged:
         if hidden:
             out += f"; {hidden:,} unobservable: " + ", ".join(f"{n:,} {_counted(label, n)}"
                                                               for label, n in self.unobservable)
+        if self.new:
+            out += f"; {self.new:,} new (granted by this change)"
+        if self.too_recent:
+            out += f"; {self.too_recent:,} too recent to judge"
         if self.no_usage_data:
             out += f"; {self.no_usage_data:,} without usage data"
         if self.unknown:
@@ -230,7 +253,7 @@ class Judged:
     def as_dict(self) -> dict:
         return {"granted": self.granted, "judged": self.judged, "percent": self.percent,
                 "unobservable": dict(self.unobservable), "no_usage_data": self.no_usage_data,
-                "unknown": self.unknown, "summary": self.text()}
+                "unknown": self.unknown, "new": self.new, "too_recent": self.too_recent, "summary": self.text()}
 
 
 def judged(result: PrincipalResult) -> Judged:
@@ -240,8 +263,9 @@ def judged(result: PrincipalResult) -> Judged:
     for reason, acts in groups.get(UNOBSERVABLE, {}).items():
         label = short_reason(reason)
         hidden[label] = hidden.get(label, 0) + len(acts)
-    return Judged(granted=count[USED] + count[UNUSED] + count[UNOBSERVABLE] + count[NO_DATA],
+    return Judged(granted=sum(n for v, n in count.items() if v != UNKNOWN),
                   judged=count[USED] + count[UNUSED], no_usage_data=count[NO_DATA], unknown=count[UNKNOWN],
+                  new=count[NEW], too_recent=count[TOO_RECENT],
                   unobservable=tuple(sorted(hidden.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
@@ -255,6 +279,7 @@ class Decider:
 
     def __init__(self, baseline: Baseline | None, obs: Observability):
         self.baseline, self.obs = baseline, obs
+        self.aged = frozenset()  # unused by an unused-access analyzer: AWS's own age rule already applied
 
     def __call__(self, action: str) -> tuple[str, str]:
         for verdict, reasons in self.groups(frozenset({action})).items():
@@ -296,6 +321,7 @@ class Decider:
         rest = rest - configured if configured else rest
         if b.unused_access is not None:  # an unused-access analyzer decides what it judged (unused_access_verdicts.py)
             judged = decide_unused_access(rest, b, obs)
+            self.aged = frozenset().union(*judged.groups.get(UNUSED, {}).values())
             for verdict, reasons in judged.groups.items():
                 for reason, acts in reasons.items():
                     put(verdict, reason, acts)
@@ -370,21 +396,15 @@ def decide(action: str, baseline: Baseline | None, obs: Observability) -> tuple[
     return Decider(baseline, obs)(action)
 
 
+def deployment_of(baseline: Baseline) -> Deployment:
+    """The one deployment a single matched baseline stands for."""
+    return Deployment(baseline.deployment or baseline.account or baseline.principal_arn, baseline.account, baseline,
+                      "matched")
+
+
 def evaluate(principal: Principal, baseline: Baseline | None, catalog: Catalog,
-             obs: Observability | None = None) -> PrincipalResult:
-    obs = obs or default_observability(catalog)
-    g = grants_mod.compute(principal, catalog)
-    groups = Decider(baseline, obs).groups(g.actions)
-    if g.unknown:
-        groups[UNKNOWN] = {"not in the action catalog": frozenset(g.unknown)}
-    notes = []
-    if baseline is not None:
-        unknown_used = sorted(a for a in baseline.used if a not in catalog)
-        if unknown_used:
-            notes.append("baseline lists actions not in the catalog: " + ", ".join(unknown_used))
-        if not baseline.complete:
-            notes.append("the usage source reported its result as incomplete")
-        notes += failed_source_notes(baseline)
-    return PrincipalResult(principal, baseline, groups, tuple(g.allows),
-                           {k: tuple(v) for k, v in g.unknown.items()}, tuple(g.deny_notes), tuple(notes),
-                           granted_actions=g.actions)
+             obs: Observability | None = None, history: GrantHistory | None = None) -> PrincipalResult:
+    """`judge` with one deployment: the given baseline (none: no usage data), default time rules."""
+    from .evidence import judge
+    return judge(Evidence(principal, (deployment_of(baseline),) if baseline is not None else (), history),
+                 catalog, obs)

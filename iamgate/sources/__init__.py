@@ -32,6 +32,10 @@ class ScanOptions:
     managed_policy_dir: str | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     workspace: str | None = None  # in the Action: nothing whose real path leaves this folder is read
+    # A named deployment's resolution (issue 21): its Terraform `-var-file`s (relative to the base folder,
+    # read only inside the scanned paths) and its `terraform.workspace`; its parameters are in `parameters`.
+    var_files: tuple[str, ...] = ()
+    terraform_workspace: str | None = None
     trusted_modules: tuple[str, ...] = ()  # `.iamgate.yml` trusted-modules: remote module sources trusted unread
 
 

@@ -97,7 +97,8 @@ def from_v1(data: dict, file: str = "") -> Baseline:
         not_accessed_services=frozenset(s.lower() for s in data.get("not_accessed_services") or ()),
         data_events_observed=frozenset(s.lower() for s in data.get("data_events_observed") or ()),
         denied={k.lower(): v for k, v in (data.get("denied") or {}).items()}, files=(file,),
-        unused_access=evidence_from_json(data["unused_access"]) if data.get("unused_access") else None)
+        unused_access=evidence_from_json(data["unused_access"]) if data.get("unused_access") else None,
+        deployment=data.get("deployment"))
 
 
 def evidence_from_json(d: dict) -> UnusedAccessEvidence:
@@ -149,6 +150,7 @@ def to_v1(b: Baseline) -> dict:
     return {
         "schema": SCHEMA_V2 if extra else SCHEMA_ID,
         "principal_arn": b.principal_arn,
+        **({"deployment": b.deployment} if b.deployment else {}),
         "window": {"start": b.window_start, "end": b.window_end},
         "sources": [dict(s) for s in b.sources],
         "used": {a: {k: v for k, v in (("count", u.count), ("last_seen", u.last_seen),
@@ -229,7 +231,7 @@ def merge(baselines: list[Baseline]) -> Baseline:
     if action_level_everywhere:
         service_level = set()
     merged = replace(
-        baselines[0], window_start=min(starts) if starts else None, window_end=max(ends) if ends else None,
+        baselines[0], deployment=next((b.deployment for b in baselines if b.deployment), None), window_start=min(starts) if starts else None, window_end=max(ends) if ends else None,
         sources=sources, used=used, service_level_only=frozenset(service_level),
         not_accessed_services=frozenset().union(*(b.not_accessed_services for b in baselines)) - {
             a.partition(":")[0] for a in used},

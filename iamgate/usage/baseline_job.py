@@ -219,6 +219,7 @@ class BaselineRun:
         self.clock = clock or SystemClock()
         self.progress = progress or Progress()
         self.state = RunState(self.out / STATE_FILE)
+        self.deployment: str | None = None  # `--deployment NAME`: recorded in every baseline written (issue 21)
         generator.on_started = self._started
         generator.on_status = self.progress.status
 
@@ -423,7 +424,7 @@ class BaselineRun:
                 merged = replace(merged, sources=merged.sources + (failed_source(error, iso(now)),))
             how += f"; last accessed failed: {error}" if error else " + last accessed"
             self._record_last_accessed(arn, error, summary)
-        fmt.write(merged, self.out / rel)
+        fmt.write(replace(merged, deployment=self.deployment or merged.deployment), self.out / rel)
         self.state.finished(arn)
         summary.written.append(arn)
         complete = "" if merged.complete else ", incomplete"
@@ -449,7 +450,7 @@ class BaselineRun:
         b = fmt.load(path)
         kept = replace(b, sources=tuple(s for s in b.sources if s.get("kind") != SIGNAL), files=())
         merged, error = self._with_last_accessed(kept, arn, b.window_start or iso(self.generator.start))
-        fmt.write(merged, path)
+        fmt.write(replace(merged, deployment=self.deployment or merged.deployment), path)
         self._record_last_accessed(arn, error, summary)
         self.state.save()
         if error:

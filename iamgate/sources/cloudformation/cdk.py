@@ -6,10 +6,11 @@ another stack of the same assembly is resolved from that stack's `Outputs`. Noth
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ...model import SourceResult
+from ...model import Principal, SourceResult
 from .. import SOURCES, Workspace
 from ..collector import Collector
 from ..loaders import LoadError, line_of
@@ -50,6 +51,8 @@ class Stack:
     path: Path
     doc: object = None
     paths: dict = field(default_factory=dict)  # logical id -> construct path
+    stage: str | None = None  # the CDK stage (a nested assembly `assembly-<Stage>`) it is synthesized for
+    account: str | None = None  # from its environment `aws://<account>/<region>`, when the code fixes it
 
 
 @SOURCES.register
@@ -61,6 +64,7 @@ class CdkSource(CloudFormationSource):
 
     def collect(self, workspace: Workspace) -> SourceResult:
         results = []
+        staged: list[tuple[Stack, SourceResult]] = []
         for manifest in workspace.unclaimed({".json"}):
             if manifest.name != "manifest.json":
                 continue
@@ -69,9 +73,13 @@ class CdkSource(CloudFormationSource):
             if stacks is not None:
                 workspace.claim(manifest)
                 with out.guard(workspace.rel(manifest)):
-                    results.extend(self.assembly(workspace, stacks, out))
+                    for stack, result in self.assembly(workspace, stacks, out):
+                        if stack.stage:
+                            staged.append((stack, result))
+                        else:
+                            results.append(result)
             results.append(out.result())
-        return join_results(results)
+        return join_results(results + stages(staged))
 
     def stacks(self, workspace: Workspace, manifest: Path, out: Collector) -> list[Stack] | None:
         doc = workspace.document(manifest)
@@ -97,6 +105,10 @@ class CdkSource(CloudFormationSource):
                                                         "the cloud assembly; its principals are not read")
                 continue
             stack = Stack(str(props.get("stackName") or art_id), path)
+            stack.stage = _stage(manifest, art)
+            env = art.get("environment")
+            account = env[len("aws://"):].split("/")[0] if isinstance(env, str) and env.startswith("aws://") else ""
+            stack.account = account if re.fullmatch(r"\d{12}", account) else None
             metadata = art.get("metadata") if isinstance(art.get("metadata"), dict) else {}
             extra = art.get("additionalMetadataFile")  # newer CDK versions move it to <stack>.metadata.json
             if isinstance(extra, str):
@@ -112,7 +124,7 @@ class CdkSource(CloudFormationSource):
             stacks.append(stack)
         return stacks
 
-    def assembly(self, workspace: Workspace, stacks: list[Stack], out: Collector) -> list[SourceResult]:
+    def assembly(self, workspace: Workspace, stacks: list[Stack], out: Collector) -> list[tuple[Stack, SourceResult]]:
         for stack in stacks:
             if workspace.is_claimed(stack.path):
                 continue
@@ -141,7 +153,7 @@ class CdkSource(CloudFormationSource):
                     cpath = _construct_path(tpl, pid) or stack.paths.get(pid)
                     if cpath:
                         draft.aliases[:0] = [a for a in _construct_names(cpath) if a not in draft.aliases]
-            results.append(stack_out.result())
+            results.append((stack, stack_out.result()))
         return results
 
     def stack_template(self, stack: Stack, workspace: Workspace) -> CdkTemplate:
@@ -184,3 +196,39 @@ def _construct_names(cpath: str) -> list[str]:
     cpath = cpath.lstrip("/")
     head, _, last = cpath.rpartition("/")
     return [head, cpath] if last == "Resource" and head else [cpath]
+
+
+def _stage(manifest: Path, artifact: dict) -> str | None:
+    """The stage a stack of a nested cloud assembly (`cdk.out/assembly-<Stage>/manifest.json`) belongs to:
+    its display name's path without the stack (`Prod/Api` -> `Prod`), else the folder's name."""
+    folder = manifest.parent.name
+    if not folder.startswith("assembly-"):
+        return None
+    shown = artifact.get("displayName")
+    if isinstance(shown, str) and "/" in shown:
+        return shown.rsplit("/", 1)[0]
+    return folder[len("assembly-"):] or None
+
+
+def _unstaged(name: str, stage: str) -> str:
+    return name[len(stage) + 1:] if name.startswith(stage + "/") else name
+
+
+def stages(staged: list[tuple[Stack, SourceResult]]) -> list[SourceResult]:
+    """The same construct in several stages is one principal, named by its construct path without the stage;
+    its stages, each with its account and its own resolution, are its deployments (`Principal.stages`)."""
+    groups: dict[tuple, list[tuple[Stack, Principal]]] = {}
+    for stack, result in staged:
+        for p in result.principals:
+            paths = [a for a in p.aliases if "/" in a]
+            key = (p.kind, _unstaged(paths[0], stack.stage) if paths else f"{stack.name}#{p.id}")
+            groups.setdefault(key, []).append((stack, p))
+    principals = []
+    for members in groups.values():
+        stack, first = members[0]
+        aliases = [_unstaged(a, stack.stage) for a in first.aliases]
+        aliases += [a for a in first.aliases if a not in aliases]
+        principals.append(replace(first, aliases=tuple(dict.fromkeys(aliases)),
+                                  stages=tuple((st.stage, st.account, p) for st, p in members)))
+    return [SourceResult(tuple(principals), tuple(u for _, r in staged for u in r.unresolved),
+                         tuple(e for _, r in staged for e in r.errors))]

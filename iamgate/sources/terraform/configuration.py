@@ -172,14 +172,19 @@ class TerraformSource(Source):
         """The variable values Terraform loads by itself in a root module, later files winning:
         "terraform.tfvars, if present; terraform.tfvars.json, if present; any *.auto.tfvars or
         *.auto.tfvars.json files, processed in lexical order of their filenames"
-        (https://developer.hashicorp.com/terraform/language/values/variables#variable-definition-precedence).
+        (https://developer.hashicorp.com/terraform/language/values/variables#variable-definition-precedence),
+        then a named deployment's `-var-file`s, in their order (issue 21).
         In a `.tfvars.json` file every value is a literal JSON value, never a template."""
         inputs: dict = {}
         auto = sorted([*root.glob("*.auto.tfvars"), *root.glob("*.auto.tfvars.json")], key=lambda p: p.name)
-        for path in [root / "terraform.tfvars", root / "terraform.tfvars.json", *auto]:
+        extra = {workspace.base / f: f for f in workspace.options.var_files}  # shown as the config names them
+        for path in [root / "terraform.tfvars", root / "terraform.tfvars.json", *auto, *extra]:
+            if path in extra and not path.is_file():
+                out.error(extra[path], None, "var-file of the deployment: no such file")
+                continue
             if not path.is_file():
                 continue
-            rel = workspace.rel(path)
+            rel = extra.get(path) or workspace.rel(path)
             workspace.claim(path)
             try:
                 text = workspace.text(path)

@@ -187,6 +187,9 @@ class ModuleInstance:
                 return unknown_at(scope, node, "path.cwd is a folder on the machine that runs Terraform"), steps[1:]
             raise EvalError(f"unknown path.{which}")
         if name == "terraform":
+            chosen = self.env.workspace.options.terraform_workspace  # a named deployment's (issue 21)
+            if chosen and attr(0) == "workspace":
+                return chosen, steps[1:]
             return unknown_at(scope, node, "terraform.workspace is chosen at run time"), steps[1:]
         if name == "module":
             return self.module_value(attr(0), scope, node), steps[1:]
