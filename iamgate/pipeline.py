@@ -103,7 +103,7 @@ class Report:
     def is_new(self, f: Finding) -> bool:
         return self.new_keys is None or any(k in self.new_keys for k in f.keys())
 
-    @property
+    @cached_property  # asked for by every format several times; 36,000 findings on 1,000 roles
     def failing(self) -> tuple[Finding, ...]:
         if self.fail_on == "never":
             return ()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from iamgate.formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, marker
+from iamgate.formats.json import expanded
 
 from conftest import FIXTURES, ROOT
 from fixtures.github.fake_api import FakeGitHub
@@ -118,7 +119,9 @@ def test_outputs_and_exit_code_when_the_gate_passes(tmp_path):
     o = run.outputs
     assert (o["result"], o["findings"], o["new-findings"], o["unused-actions"], o["sarif-file"]) == (
         "pass", "1", "1", "1", "")
-    report = json.loads(Path(o["report-json"]).read_text())
+    raw = json.loads(Path(o["report-json"]).read_text())
+    assert raw["schema"] == "iamgate.report/v2"
+    report = expanded(raw)
     assert report["gate"]["result"] == "pass" and report["findings"][0]["actions"] == ["dynamodb:describetable"]
     assert "Gate passed" in run.summary
     assert Path(o["comment-file"]).read_text() == api.comments[0]["body"]
@@ -133,6 +136,17 @@ def test_outputs_and_exit_code_when_the_gate_fails(tmp_path, soft_fail, code):
     assert (run.outputs["result"], run.outputs["findings"], run.outputs["unused-actions"]) == ("fail", "2", "2")
     assert "Gate failed" in run.summary and "Gate failed" in api.comments[0]["body"]
     assert ("soft-fail is set" in run.stdout) == (soft_fail == "true")
+
+
+def test_report_json_version_1_is_kept_for_one_release(tmp_path):
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, workspace(tmp_path), api, **{"report-json-version": "1"})
+    assert run.code == 0, run.stderr
+    report = json.loads(Path(run.outputs["report-json"]).read_text())
+    assert report["schema"] == "iamgate.report/v1" and report["findings"][0]["actions"] == ["dynamodb:describetable"]
+    with FakeGitHub() as api:
+        bad = run_action(tmp_path, workspace(tmp_path / "again"), api, **{"report-json-version": "3"})
+    assert bad.code == 2 and "report-json-version" in bad.stdout + bad.stderr
 
 
 def test_a_403_on_comment_and_sarif_falls_back_to_summary_and_annotations(tmp_path):

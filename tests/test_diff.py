@@ -15,6 +15,7 @@ from iamgate.repo import repo_relative
 from iamgate.pipeline import analyse
 
 from conftest import FIXTURES
+from iamgate.formats.json import expanded
 
 GH = FIXTURES / "github"
 # The commits predate the baselines' window (2026-08-24 to 2026-11-22), as code does that a baseline watched:
@@ -52,7 +53,7 @@ def pr_change(repo: Path) -> None:
 def check_json(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "report.json"
     code = cli.main(["check", *args, "--baselines", str(GH / "baselines"), "--format", "json", "-o", str(out)])
-    return code, json.loads(out.read_text()) if out.exists() else {}
+    return code, expanded(json.loads(out.read_text())) if out.exists() else {}
 
 
 def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch, history_on):

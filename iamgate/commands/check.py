@@ -43,6 +43,15 @@ def use_color(args) -> bool:
     return not args.output and sys.stdout.isatty()
 
 
+def report_format(args):
+    """The output format the arguments ask for; `--json-version` only with `--format json`."""
+    if args.json_version is not None and args.format != "json":
+        raise UsageError(f"--json-version applies to --format json, not --format {args.format}")
+    if args.format == "json":
+        return FORMATS.get("json")(version=args.json_version or 2)
+    return FORMATS.get(args.format)(color=use_color(args))
+
+
 def add_scan_arguments(p) -> None:
     """Arguments shared by every command that scans infrastructure code."""
     p.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders to scan (default: .)")
@@ -148,6 +157,9 @@ class Check(Command):
                        help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
         p.add_argument("--format", default="text", choices=FORMATS.names())
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+        p.add_argument("--json-version", type=int, choices=[1, 2], metavar="{1,2}",
+                       help="the JSON report's contract: 2 (iamgate.report/v2, the default) or 1 (iamgate.report/v1, "
+                            "kept for one release; see the README's migration notes)")
         p.add_argument("--fail-on", choices=SEVERITY_CHOICES, type=str.lower,
                        help="fail at or above this severity (default high)")
         p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
@@ -185,7 +197,7 @@ class Check(Command):
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on, confined=bool(options.workspace))
-        write_output(FORMATS.get(args.format)(color=use_color(args)).render(report), args.output)
+        write_output(report_format(args).render(report), args.output)
         return report.exit_code
 
     def extra_usage(self, args) -> list:

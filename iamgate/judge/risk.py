@@ -149,7 +149,8 @@ def principal_names(result: PrincipalResult) -> tuple[str, ...]:
 
 
 def unused_set(result: PrincipalResult) -> frozenset:
-    return frozenset().union(*result.groups.get("unused", {}).values())
+    parts = list(result.groups.get("unused", {}).values())
+    return parts[0] if len(parts) == 1 else frozenset().union(*parts)  # one reason: no copy
 
 
 def new_set(result: PrincipalResult) -> frozenset:
