@@ -15,7 +15,10 @@ class UnknownActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            for loc, actions in r.by_first_location(r.actions("unknown")).items():
+            unknown = frozenset().union(*r.groups.get("unknown", {}).values())  # not every verdict sorted
+            if not unknown:
+                continue
+            for loc, actions in r.by_first_location(unknown).items():
                 yield Finding(self.name, self.severity, r.principal.id, tuple(sorted(actions)), loc,
                               f"not in the action catalog ({analysis.catalog.version})",  # formats list the actions
                               reason="unknown action")

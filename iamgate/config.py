@@ -60,6 +60,7 @@ class Config:
     severity: dict = field(default_factory=dict, hash=False)
     disable: tuple[str, ...] = ()
     require_usage_data: bool = False  # fail the gate when no principal has a usage baseline
+    exclude: tuple[str, ...] = ()  # path globs (relative to where iamgate runs) not scanned
     require_all_deployments: bool = False  # `require-usage-data: all-deployments`: and every named deployment has one
     deployments: tuple[NamedDeployment, ...] = ()
     min_observation_days: int = 30  # granted and watched for less: too_recent, not unused
@@ -119,7 +120,7 @@ def parse(data, path: str | None = None) -> Config:
                   severity=dict(data.get("severity", {})), disable=tuple(data.get("disable", ())),
                   require_usage_data=required in ("true", ALL_DEPLOYMENTS),
                   require_all_deployments=required == ALL_DEPLOYMENTS, deployments=_deployments(data, path),
-                  trusted_modules=tuple(data.get("trusted-modules", ())),
+                  trusted_modules=tuple(data.get("trusted-modules", ())), exclude=tuple(data.get("exclude", ())),
                   **{field: parse_days(data[key], f"{path or 'config'}: {key}") for key, field in DURATIONS.items()
                      if key in data})
 

@@ -18,6 +18,17 @@ ZWSP = "\u200b"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
+# GitHub's Markdown links bare URLs itself (GFM "autolinks (extension)": `http://`, `https://`, `www.`, and
+# e-mail addresses; https://github.github.com/gfm/#autolinks-extension-). Repository text must not become a
+# link: a zero-width space after the `:` of `://` and after `www` breaks the pattern while the text reads the
+# same (e-mail addresses are broken by the one after `@`). Code spans are never autolinked.
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?<![a-z0-9]www)(?=\.)")
+
+
+def no_autolink(text: str) -> str:
+    return _AUTOLINK.sub(ZWSP, text)
+
+
 def _visible(ch: str) -> str:
     n = ord(ch)
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
@@ -30,7 +41,7 @@ def _one_line(text) -> str:
 def md(text) -> str:
     """Inline Markdown: no formatting, links, HTML, table breaks or @mentions can come through."""
     s = html.escape(_one_line(text), quote=False)  # quotes are harmless in Markdown text; `&#x27;` would show
-    s = _MD_SPECIAL.sub(r"\\\1", s)
+    s = no_autolink(_MD_SPECIAL.sub(r"\\\1", s))
     return _CONTROL.sub(lambda m: _visible(m.group()), s.replace("@", "@" + ZWSP))
 
 
@@ -45,6 +56,7 @@ def html_text(text) -> str:
     HTML block and whatever follows is read as Markdown (headings, images, links)."""
     s = html.escape(_one_line(text), quote=True).replace("@", "@" + ZWSP)
     s = _LINK_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", s)  # no link or image, were the block to end
+    s = no_autolink(s)
     return _CONTROL.sub(lambda m: _visible(m.group()), s)
 
 
@@ -52,6 +64,12 @@ def terminal(text) -> str:
     """Text for a terminal: control characters (ESC sequences, carriage returns, newlines) shown
     as `\\x1b`, never acted on."""
     return _CONTROL.sub(lambda m: _visible(m.group()), str(text))
+
+
+def terminal_block(text) -> str:
+    """Lines of repository text for a terminal (`iamgate fix`'s diff): line breaks and tabs kept, every other
+    control character (ESC, BEL, a carriage return that would overwrite the line) shown as `\\x1b`."""
+    return _CONTROL.sub(lambda m: m.group() if m.group() in "\n\t" else _visible(m.group()), str(text))
 
 
 def plain(text) -> str:

@@ -14,7 +14,7 @@ def _umask() -> int:
     return current
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, keep_mode: bool = False) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes, keep_mode: bool = False, fsync: bool = True) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o7777 if keep_mode and path.exists() else None
@@ -23,7 +23,8 @@ def write_bytes_atomic(path: str | Path, data: bytes, keep_mode: bool = False) -
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:  # False only where a durable record can redo the write (iamgate.usage.history)
+                os.fsync(f.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:

@@ -343,7 +343,8 @@ class PrincipalResult:
                 remaining -= hit
         if remaining:
             out.setdefault(None, []).extend(remaining)
-        return {loc: sorted(acts) for loc, acts in out.items()}
+        from .reference.catalog import sort_actions  # large sets: filtered from the presorted catalog
+        return {loc: sort_actions(acts) for loc, acts in out.items()}
 
     @cached_property
     def verdicts(self) -> tuple[Verdict, ...]:

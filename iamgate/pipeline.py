@@ -55,6 +55,7 @@ class Report:
     roots: tuple[str, ...] = ()  # real paths iamgate may read and `fix --write` may write under
     support_data: dict = field(default_factory=dict, hash=False)  # the AWS support table judged with (date, origin)
     managed_bundle: dict = field(default_factory=dict, hash=False)  # AWS managed policies read from the bundle
+    history_notes: tuple[str, ...] = ()  # where grant history is unknown (a shallow clone, no git), and why
     # issue 21: baselines that fit two principals, principals that fit several baselines in one account,
     # named deployments without a baseline ((principal id, deployment name, account)), grants that differ
     shared_baselines: tuple[str, ...] = ()
@@ -80,7 +81,7 @@ class Report:
             out.append(f"{n} AWS managed polic{'y' if n == 1 else 'ies'} read from iamgate's bundled copy of "
                        f"{m['date']} (not in the managed-policy cache; `iamgate managed-policies fetch` refreshes "
                        f"it): {', '.join(p.rsplit('/', 1)[-1] for p in m['policies'])}")
-        return out
+        return out + list(self.history_notes)
 
     @cached_property
     def stable_ids(self) -> dict[str, str]:
@@ -102,7 +103,7 @@ class Report:
     def is_new(self, f: Finding) -> bool:
         return self.new_keys is None or any(k in self.new_keys for k in f.keys())
 
-    @property
+    @cached_property  # asked for by every format several times; 36,000 findings on 1,000 roles
     def failing(self) -> tuple[Finding, ...]:
         if self.fail_on == "never":
             return ()
@@ -221,13 +222,14 @@ def evidence(principal: Principal, deployed: tuple[Deployment, ...], history: Gr
 def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog: Catalog | None = None,
             usage: list[UsageSource] | None = None, options: ScanOptions | None = None,
             fail_on: str | None = None, today: dt.date | None = None, base: str | None = None,
-            collected: UsageResult | None = None, history: Mapping[str, GrantHistory] | None = None) -> Report:
+            collected: UsageResult | None = None, history=None) -> Report:
     """`base` is the folder file paths are shown relative to (default: the working directory).
     `collected` is usage already read (diff mode analyses two trees against the same usage).
-    `history`: principal id -> its grant history (from git); a principal not in it is judged without one."""
+    `history`: principal id -> GrantHistory, or a `history.HistoryRequest` run once the principals and their
+    baselines are known; a principal without one is judged without grant history."""
     catalog = catalog or load_catalog()
     options = options or ScanOptions(parameters=config.parameters, managed_policy_dir=config.managed_policies,
-                                     trusted_modules=config.trusted_modules)
+                                     exclude=tuple(config.exclude), trusted_modules=config.trusted_modules)
     workspace = Workspace(paths, options, base=base)
     scanned = scan(workspace)
     principals, unresolved = _unique_ids(scanned.principals, scanned.unresolved)
@@ -252,7 +254,9 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     if per_deployment:
         unresolved = _unresolved_in_deployments(unresolved, per_deployment)
     obs = Observability(catalog, config.unobservable, support_mod.load(config.data_dir))
-    results = [judge(evidence(p, gathered.deployments.get(p.id, ()), (history or {}).get(p.id), config), catalog, obs)
+    histories, history_notes = grant_histories(history, gathered.principals, gathered.deployments, options,
+                                               catalog)
+    results = [judge(evidence(p, gathered.deployments.get(p.id, ()), histories.get(p.id), config), catalog, obs)
                for p in gathered.principals]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
     from .checks.resource_scope import resource_notes
@@ -264,6 +268,7 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
                   skipped=scanned.skipped, require_usage_data=config.require_usage_data,
                   roots=tuple(str(r) for r in workspace.readable),
                   support_data=obs.support.describe(), managed_bundle=bundle_use(principals),
+                  history_notes=history_notes,
                   shared_baselines=tuple(x.text() for x in m.shared),
                   ambiguous_baselines=tuple(x.text() for x in m.ambiguous),
                   missing_deployments=_missing(gathered, results), require_all_deployments=config.require_all_deployments,
@@ -295,3 +300,17 @@ def _missing(gathered: Gathered, results) -> tuple[tuple[str, str, str | None], 
     """Named deployments without a baseline, for principals that grant anything to judge."""
     granting = {r.principal.id for r in results if r.granted or r.unknown}
     return tuple((pid, d.name, d.account) for pid, d in gathered.missing() if pid in granting)
+
+
+
+def grant_histories(history, principals, deployments: Mapping, options, catalog) -> tuple[dict, tuple[str, ...]]:
+    """(principal id -> GrantHistory for the judge, the report's notes on history): as given, or read from git
+    by a `history.HistoryRequest`; a gap of the whole repository is said once, in the report."""
+    if history is None:
+        return {}, ()
+    if not callable(history):
+        return dict(history), ()
+    from .history import hoist
+    judged_with = {p.id: tuple(d.baseline for d in deployments.get(p.id, ()) if d.baseline is not None)
+                   for p in principals}
+    return hoist(history(principals, judged_with, options, catalog))

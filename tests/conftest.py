@@ -18,6 +18,26 @@ CORPUS = SHARED / "corpus"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _grant_history_only_where_asked():
+    """`check` and `fix` read grant history from git by themselves, and this repository's fixtures were
+    committed after their baselines' windows: every grant would be too recent to judge. So tests judge
+    without it ($IAMGATE_NO_HISTORY) unless they ask with the `history_on` fixture, in repositories they build.
+    Session-wide, so module-scoped fixtures that run the CLI see it too."""
+    before = os.environ.get("IAMGATE_NO_HISTORY")
+    os.environ["IAMGATE_NO_HISTORY"] = "1"
+    yield
+    if before is None:
+        os.environ.pop("IAMGATE_NO_HISTORY", None)
+    else:
+        os.environ["IAMGATE_NO_HISTORY"] = before
+
+
+@pytest.fixture
+def history_on(monkeypatch):
+    monkeypatch.delenv("IAMGATE_NO_HISTORY", raising=False)
+
+
 def corpus_path(*parts: str) -> Path:
     """A path in ../shared/corpus; the test is skipped when the corpus is absent."""
     p = CORPUS.joinpath(*parts)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from iamgate.formats.comment import MAX_BODY_BYTES, MAX_BODY_CHARS, marker
+from iamgate.formats.json import expanded
 
 from conftest import FIXTURES, ROOT
 from fixtures.github.fake_api import FakeGitHub
@@ -118,7 +119,9 @@ def test_outputs_and_exit_code_when_the_gate_passes(tmp_path):
     o = run.outputs
     assert (o["result"], o["findings"], o["new-findings"], o["unused-actions"], o["sarif-file"]) == (
         "pass", "1", "1", "1", "")
-    report = json.loads(Path(o["report-json"]).read_text())
+    raw = json.loads(Path(o["report-json"]).read_text())
+    assert raw["schema"] == "iamgate.report/v2"
+    report = expanded(raw)
     assert report["gate"]["result"] == "pass" and report["findings"][0]["actions"] == ["dynamodb:describetable"]
     assert "Gate passed" in run.summary
     assert Path(o["comment-file"]).read_text() == api.comments[0]["body"]
@@ -133,6 +136,17 @@ def test_outputs_and_exit_code_when_the_gate_fails(tmp_path, soft_fail, code):
     assert (run.outputs["result"], run.outputs["findings"], run.outputs["unused-actions"]) == ("fail", "2", "2")
     assert "Gate failed" in run.summary and "Gate failed" in api.comments[0]["body"]
     assert ("soft-fail is set" in run.stdout) == (soft_fail == "true")
+
+
+def test_report_json_version_1_is_kept_for_one_release(tmp_path):
+    with FakeGitHub() as api:
+        run = run_action(tmp_path, workspace(tmp_path), api, **{"report-json-version": "1"})
+    assert run.code == 0, run.stderr
+    report = json.loads(Path(run.outputs["report-json"]).read_text())
+    assert report["schema"] == "iamgate.report/v1" and report["findings"][0]["actions"] == ["dynamodb:describetable"]
+    with FakeGitHub() as api:
+        bad = run_action(tmp_path, workspace(tmp_path / "again"), api, **{"report-json-version": "3"})
+    assert bad.code == 2 and "report-json-version" in bad.stdout + bad.stderr
 
 
 def test_a_403_on_comment_and_sarif_falls_back_to_summary_and_annotations(tmp_path):
@@ -159,7 +173,11 @@ def test_annotations_sit_on_the_statement_line_with_escaped_properties(tmp_path)
                       "(critical)::AppRole: privilege escalation via PutRolePolicy (Write an arbitrary inline policy "
                       "on the role you are running as (or any role you can use)); completed by unused "
                       "iam:PutRolePolicy: iam:PutRolePolicy"]
-    assert len(run.annotations("warning")) == 1 and "dynamodb:DescribeTable" in run.annotations("warning")[0]
+    history, warnings = [], []
+    for w in run.annotations("warning"):
+        (history if "grant history" in w else warnings).append(w)
+    assert len(warnings) == 1 and "dynamodb:DescribeTable" in warnings[0]
+    assert len(history) == 1 and "history not read" in history[0]  # said once, not per principal
 
 
 def many_principals(ws: Path, n: int = 500) -> Path:
@@ -206,7 +224,7 @@ def test_500_principals_fit_the_comment_limits_and_annotations_are_capped(tmp_pa
     assert re.search(r"::notice title=iamgate%3A more findings::(\d+) more iamgate annotations not shown "
                      r"\((\d+) errors, (\d+) warnings\)", notices[0])
     hidden = int(re.search(r"::(\d+) more", notices[0]).group(1))
-    assert hidden == int(run.outputs["findings"]) - 20
+    assert hidden == int(run.outputs["findings"]) + 1 - 20  # and one note: grant history not read
     assert all("(high" in e or "(critical" in e for e in errors)
 
 

@@ -12,6 +12,7 @@ import pytest
 from iamgate.reference.catalog import action_names
 from iamgate.config import Config
 from iamgate.formats import FORMATS
+from iamgate.formats.json import expanded
 from iamgate.pipeline import analyse
 
 from test_fix_minimal import ROLE_YAML
@@ -59,6 +60,8 @@ def test_json_keeps_lowercase_keys_and_stays_valid(report):
     doc = json.loads(FORMATS.get("json")().render(report))
     schema = json.loads(resources.files("iamgate").joinpath("data/schemas/report.schema.json").read_text())
     jsonschema.validate(doc, schema)
+    assert doc["actions"] == sorted(doc["actions"]) and all(a == a.lower() for a in doc["actions"])
+    doc = expanded(doc)
     (p,) = doc["principals"]
     assert p["actions"]["unused"] == ["ec2:describeinstances", "ec2:terminateinstances"]
     assert all(a == a.lower() for f in doc["findings"] for a in f["actions"])

@@ -21,7 +21,8 @@ ALL_WORKFLOWS = sorted({*OWN_WORKFLOWS, *(ROOT / ".github/workflows").glob("*.ym
 ISSUE_INPUTS = {"paths": ".", "baselines": "", "config": "", "fail-on": "", "soft-fail": "false",
                 "diff-only": "true", "comment": "update", "sarif-file": "", "annotations": "true",
                 "github-token": "${{ github.token }}", "config-from": "base", "require-usage-data": "false",
-                "data-dir": "", "min-observation": "", "max-idle": "", "deploy-lag": ""}  # the last three: issue 20/22
+                "data-dir": "", "min-observation": "", "max-idle": "", "deploy-lag": "",  # these three: issue 20/22
+                "report-json-version": "2"}
 ISSUE_OUTPUTS = {"result", "findings", "new-findings", "unused-actions", "report-json", "sarif-file"}
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*(\S+)@([0-9a-f]{40}) # v\d")
 

@@ -206,3 +206,30 @@ def test_an_accounts_window_is_the_span_of_its_own_logs_and_no_rows_is_an_error(
     with stub:
         summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
     assert summary.baselines == () and "no CloudTrail records" in errors[0].message
+
+
+def test_a_later_refresh_queries_only_the_partitions_since_the_last(athena_env, tmp_path, capsys):
+    """Issue 22: the state beside the baselines keeps the end of the last query; the next run's query starts
+    there (partitions and event times), and its rows merge into the stored history."""
+    from fixtures.aws.fake_athena import FakeAthena
+    from iamgate.cli import main
+    from iamgate.usage._ct_state import STATE_FILE
+    row = ["AssumedRole", None, "arn:aws:iam::111122223333:role/app", "", "sqs.amazonaws.com", "PurgeQueue", "",
+           "us-east-1", "AwsApiCall", "Management", 2, "2024-08-01T00:00:00Z", "2024-08-02T00:00:00Z"]
+    out = tmp_path / "baselines"
+    args = ["usage", "cloudtrail", "--engine", "athena", "--athena-table", TABLE, "--athena-output", "s3://r/",
+            "--out", str(out)]
+    queries = []
+    for _ in range(2):
+        with FakeAthena([_header(), row]) as fake:
+            athena_env(fake, "rest-json", tmp_path)
+            assert main(args) == 0, capsys.readouterr()
+        queries.append(fake.calls[0][2]["QueryString"])
+    through = json.loads((out / STATE_FILE).read_text())["athena"][TABLE]["through"]
+    assert '"timestamp" >=' not in queries[0]
+    assert f"\"timestamp\" >= '{through[:10].replace('-', '/')}'" not in queries[0]
+    first_end = queries[0].split("eventtime < '", 1)[1][:20]
+    assert f"eventtime >= '{first_end}'" in queries[1]
+    assert f"\"timestamp\" >= '{first_end[:10].replace('-', '/')}'" in queries[1]
+    doc = json.loads((out / "111122223333_role_app.json").read_text())
+    assert doc["used"]["sqs:purgequeue"]["count"] == 4  # each run's rows merged (the stand-in does not filter)

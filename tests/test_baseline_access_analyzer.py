@@ -41,10 +41,10 @@ def expect_get(stub, principal, job_id, status="SUCCEEDED", **kw):
                       {"jobId": job_id, "includeResourcePlaceholders": True, "includeServiceLevelTemplate": True})
 
 
-def run_job(clients, clock, out, arns, **kw) -> tuple:
+def run_job(clients, clock, out, arns, refresh=True, **kw) -> tuple:
     stream = io.StringIO()
     gen = make_generator(clients, clock)
-    job = BaselineRun(out, gen, None, refresh_older_than=7 * 86400, clock=clock,
+    job = BaselineRun(out, gen, None, refresh_older_than=7 * 86400 if refresh else 0, clock=clock,
                       progress=Progress(stream, live=False), **kw)
     return job.run(arns), stream.getvalue(), gen
 
@@ -82,7 +82,7 @@ def test_several_generated_policies_with_placeholders(clients, clock, tmp_path):
     summary, _, _ = run_job(clients, clock, tmp_path, [ROLE])
     assert summary.written == [ROLE] and summary.ok
     data = json.loads((tmp_path / "orders-ingest.json").read_text())
-    assert data["schema"] == "iamgate.baseline/v1" and data["principal_arn"] == ROLE
+    assert data["schema"] == "iamgate.baseline/v3" and data["principal_arn"] == ROLE  # with its history
     assert sorted(data["used"]) == ["dynamodb:getitem", "dynamodb:putitem", "s3:getobject"]
     assert data["service_level_only"] == ["ses"]
     assert data["sources"][0]["complete"] is False
@@ -343,3 +343,27 @@ def test_quota_stop_keeps_a_running_job_it_did_not_collect(clients, clock, tmp_p
     assert gen.jobs_started == 0 and "50 policy generations" in summary.stopped
     pending = json.loads((tmp_path / STATE_FILE).read_text())["pending"]
     assert pending[ROLE3]["job_id"] == "job-left"
+
+
+def test_each_job_merges_into_the_history(clients, clock, tmp_path):
+    """Issue 22: a job 150 days after the first merges into its baseline; `replace=True` starts afresh."""
+    stub = stub_client(clients, "accessanalyzer")
+    expect_list(stub)
+    expect_start(stub, ROLE, "job-1", clock)
+    expect_get(stub, ROLE, "job-1", policies=[policy_json("sqs:PurgeQueue", "sqs:SendMessage")])
+    assert run_job(clients, clock, tmp_path, [ROLE])[0].written == [ROLE]
+    later = (dt.datetime(2026, 12, 21, tzinfo=dt.timezone.utc), dt.datetime(2027, 3, 21, tzinfo=dt.timezone.utc))
+    for job, kw in (("job-2", {}), ("job-3", {"replace": True})):
+        clock.wall += dt.timedelta(days=150 if job == "job-2" else 8)
+        expect_list(stub)
+        expect_start(stub, ROLE, job, clock)
+        expect_get(stub, ROLE, job, policies=[policy_json("sqs:SendMessage")], start=later[0], end=later[1])
+        summary, text, _ = run_job(clients, clock, tmp_path, [ROLE], refresh=False, **kw)
+        assert summary.written == [ROLE], text
+        b = fmt.load(tmp_path / "orders-ingest.json")
+        if job == "job-2":
+            assert b.used["sqs:purgequeue"].by_source["access-analyzer"].last_seen == "2026-11-22T00:00:00Z"
+            assert [(i.start[:10], i.end[:10]) for i in b.coverage["access-analyzer"]] == [
+                ("2026-08-24", "2026-11-22"), ("2026-12-21", "2027-03-21")]
+            assert b.sources[0]["job_id"] == "job-2" and b.window_start == "2026-08-24T00:00:00Z"
+    assert set(b.used) == {"sqs:sendmessage"} and len(b.coverage["access-analyzer"]) == 1

@@ -16,7 +16,7 @@ from iamgate import config as config_mod
 from iamgate.usage.aws_clients import API_CALLS, Clients
 from iamgate.cli import build_parser, main
 from iamgate.usage.baseline_job import STATE_FILE, Progress
-from iamgate.formats.json import report_dict
+from iamgate.formats.json import expanded, report_dict_v2
 from iamgate.pipeline import analyse
 
 TEMPLATE = "tests/fixtures/aws/app/template.yaml"
@@ -124,7 +124,7 @@ def test_baseline_end_to_end(setup):
     # `check` reads these baselines and the fetched managed policies: the signal behind each verdict
     cfg_obj = config_mod.load(str(cfg))
     report = analyse([TEMPLATE], [str(out)], cfg_obj, options=None)
-    data = report_dict(report)
+    data = expanded(report_dict_v2(report))
     by_id = {p["id"]: p for p in data["principals"]}
     ing = by_id["IngestRole"]
     assert ing["baseline"]["principal_arn"] == INGEST
@@ -181,8 +181,9 @@ def test_failing_last_accessed_keeps_the_access_analyzer_baseline(setup):
              clients, FakeClock(), stream)
     assert rc == 2
     assert "last accessed failed: GenerateServiceLastAccessedDetails: NoSuchEntity" in stream.getvalue()
-    assert json.loads((out / "users" / "ci-bot.json").read_text())["used"] == {
-        "s3:getobject": {"signals": ["access-analyzer"]}}
+    assert json.loads((out / "users" / "ci-bot.json").read_text())["used"] == {  # the job's window, as history
+        "s3:getobject": {"signals": ["access-analyzer"], "by_source": {"access-analyzer": {
+            "first_seen": "2026-08-24T00:00:00Z", "last_seen": "2026-11-22T00:00:00Z"}}}}
 
 
 @pytest.mark.parametrize("extra, message", [

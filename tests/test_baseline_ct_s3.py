@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fixtures.aws.helpers import aws_env, moto_server
+from fixtures.aws.helpers import s3_bucket
 from iamgate.usage import _ct_s3, cloudtrail
 
 
@@ -55,11 +55,7 @@ def test_in_flight_is_configurable(monkeypatch):
 
 @pytest.fixture
 def trail_bucket(monkeypatch):
-    with moto_server() as url:
-        aws_env(monkeypatch, url)
-        import boto3
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="trail-logs")
+    with s3_bucket(monkeypatch, "trail-logs") as s3:
         record = {"eventVersion": "1.08", "eventTime": "2026-11-20T10:00:00Z", "eventSource": "s3.amazonaws.com",
                   "eventName": "GetObject", "awsRegion": "us-east-1", "eventType": "AwsApiCall",
                   "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/app/s",
@@ -70,9 +66,7 @@ def trail_bucket(monkeypatch):
             s3.put_object(Bucket="trail-logs", Key=f"AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/20/"
                                                    f"123456789012_CloudTrail_us-east-1_20261120T1000Z_{i:03d}.json",
                           Body=body)
-        _ct_s3.client.cache_clear()
         yield "s3://trail-logs/AWSLogs/"
-        _ct_s3.client.cache_clear()
 
 
 def test_downloads_run_ahead_of_parsing_by_at_most_the_limit(trail_bucket, monkeypatch, catalog):

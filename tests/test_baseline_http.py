@@ -166,7 +166,9 @@ def test_baseline_end_to_end_over_http(app, monkeypatch, capsys):
 
     api = json.loads((out / "http-api.json").read_text())
     assert api["principal_arn"] == API
-    assert api["used"] == {a.lower(): {"signals": ["access-analyzer"]} for a in API_ACTIONS}
+    window = {"first_seen": ct["startTime"], "last_seen": ct["endTime"]}  # history: used within the job's window
+    assert api["used"] == {a.lower(): {"signals": ["access-analyzer"], "by_source": {"access-analyzer": window}}
+                           for a in API_ACTIONS}
     assert api["window"] == {"start": ct["startTime"], "end": ct["endTime"]}
     [source] = api["sources"]
     assert source["kind"] == "access-analyzer" and source["complete"] is True

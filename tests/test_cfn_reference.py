@@ -5,7 +5,9 @@ template loader), run on each template (a SAM template after the SAM translator'
 as iamgate runs it). For every role the reference finds, the Allow actions (expanded with iamgate's
 catalog) must equal iamgate's for the role of the same logical id. A difference is allowed only where
 iamgate reports an unresolved value for that role (the reference guessed one), or in KNOWN with the
-reason. The reference parses every resource whatever its `Condition`; a role iamgate leaves out must have
+reason, or where the template has a Condition iamgate cannot decide (a parameter with no pinned value: iamgate
+grants the union of the branches, the reference takes the default's) and iamgate grants a superset. The
+reference parses every resource whatever its `Condition`; a role iamgate leaves out must have
 a Condition that is false with the parameters' defaults. The reference is given the template's IAM resources
 only (all its identity parser reads; the rest only costs time, and a Rain module or an `Fn::ForEach`
 block elsewhere would make it reject the whole template). Templates it still cannot read are matched
@@ -244,6 +246,9 @@ def _compare(corpus: str, scanned, parse, catalog) -> Agreement:
     ws, result = scanned.ws, scanned.result
     ours = {(p.location.file, p.id): p for p in result.principals if p.location}
     noted = {(u.location.file, u.principal_id) for u in result.unresolved}
+    # an Fn::If over a parameter with no pinned value: iamgate grants the union of its branches (issue 19),
+    # the reference the default's branch; iamgate must then grant a superset
+    undecided = {u.location.file for u in result.unresolved if "cannot be decided statically" in u.message}
     out = Agreement()
     for path in ws.files:
         doc = ws.document(path)
@@ -269,7 +274,7 @@ def _compare(corpus: str, scanned, parse, catalog) -> Agreement:
             a, b = iamgate_actions(principal, catalog), reference_actions(documents, catalog)
             if a == b:
                 out.equal += 1
-            elif (rel, lid) in noted:
+            elif (rel, lid) in noted or (rel in undecided and a >= b):
                 out.unresolved.append((rel, lid))
             elif (corpus, rel, lid) in KNOWN:
                 out.known.append((rel, lid))

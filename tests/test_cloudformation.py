@@ -74,7 +74,8 @@ Conditions:
     ("!Sub '${AWS::Partition}:x'", ["aws:x"]),
 ])
 def test_intrinsics_short_form(tmp_path, expr, expected):
-    r = extract(tmp_path, one_policy(expr, head=HEAD))
+    # pinned: a parameter's default does not decide a Condition (issue 19; tests/test_policy_semantics.py)
+    r = extract(tmp_path, one_policy(expr, head=HEAD), params={"Env": "prod", "Svc": "s3"})
     assert not r.errors
     assert actions_of(r) == sorted(expected)
 
@@ -142,14 +143,14 @@ def test_unresolved_parts_are_reported_at_their_line_and_the_rest_goes_on(tmp_pa
         """, head=HEAD)
     r = extract(tmp_path, text)
     assert not r.errors
-    assert actions_of(r) == ["sqs:SendMessage"]
+    assert actions_of(r) == ["a:b", "c:d", "sqs:SendMessage"]  # an undecided Fn::If: the union of its branches
     msgs = [(u.location.line, u.message) for u in r.unresolved]
     assert r.principals[0].name is None and r.principals[0].name_pattern == "x-*"
     assert any("AWS::Region" in m for _, m in msgs)
     import_line = 1 + next(i for i, t in enumerate(text.splitlines()) if "!ImportValue" in t)
     assert any("ImportValue shared-actions" in m and line == import_line for line, m in msgs)
     assert any("parameter NoDefault has no value" in m for _, m in msgs)
-    assert any("condition Unknown cannot be evaluated" in m for _, m in msgs)
+    assert any("condition Unknown cannot be decided statically" in m and "NoDefault" in m for _, m in msgs)
     assert any("unknown intrinsic function Fn::Fn::Bogus" in m or "unknown intrinsic" in m for _, m in msgs)
     assert all(u.location.file == "t.yaml" for u in r.unresolved)
 
@@ -166,7 +167,11 @@ def test_resource_condition_false_is_skipped(tmp_path):
             Condition: IsProd
             Properties: {}
         """)
-    assert [p.id for p in extract(tmp_path, text).principals] == ["ProdRole"]
+    assert [p.id for p in extract(tmp_path, text, params={"Env": "prod"}).principals] == ["ProdRole"]
+    # unpinned, the default decides nothing: both roles may be deployed, each with a note
+    r = extract(tmp_path, text)
+    assert [p.id for p in r.principals] == ["DevRole", "ProdRole"]
+    assert sum("included as if it were true" in u.message for u in r.unresolved) == 2
 
 
 def test_policy_and_managed_policy_attachments(tmp_path):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import corpus_path, run_cli
+from iamgate.formats.json import expanded
 
 STRATUS = ("e2e", "DataDog", "stratus-red-team")
 TECHNIQUE = "credential-access/ec2-steal-instance-credentials"
@@ -35,7 +36,7 @@ def test_stratus_ec2_steal_instance_credentials(tmp_path):
     r = run_cli("check", str(tf), "--cloudtrail", str(log), "--format", "json", "--fail-on", "never",
                 "--min-observation", "0d", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    report = json.loads(r.stdout)
+    report = expanded(json.loads(r.stdout))
     role = next(p for p in report["principals"] if p["id"] == "aws_iam_role.instance-role")
     assert role["baseline"]["matched_by"] == "name pattern *stratus-red-team-ec2-steal-credentials-role"
     assert role["baseline"]["sources"][0]["kind"] == "cloudtrail"

@@ -8,6 +8,7 @@ from pathlib import Path
 from conftest import cli_in_process, role_template, write_json
 
 from iamgate.usage.cloudtrail import CloudTrailUsage
+from iamgate.formats.json import expanded
 
 A, B = "111122223333", "444455556666"
 ROLE = role_template('{Effect: Allow, Action: ["ec2:DescribeVpcs", "ec2:DescribeSubnets"], Resource: "*"}')
@@ -63,7 +64,7 @@ def test_the_one_minute_account_is_not_reported_unused_over_months(tmp_path):
     (tmp_path / "app.yaml").write_text(ROLE)
     r = cli_in_process("check", "app.yaml", "--cloudtrail", "logs", "--format", "json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    [p] = json.loads(r.stdout)["principals"]
+    [p] = expanded(json.loads(r.stdout))["principals"]
     assert (p["baseline"]["start"], p["baseline"]["end"]) == ("2024-11-30T12:00:00Z", "2024-11-30T12:00:00Z")
 
 

@@ -11,6 +11,7 @@ from iamgate.cli import main
 from iamgate.commands.data import FetchError, Fetcher
 
 from fixtures.servicereference.fake_endpoint import FakeServiceReference
+from iamgate.formats.json import expanded
 
 TODAY = dt.datetime.now(dt.timezone.utc).date().isoformat()
 
@@ -143,7 +144,7 @@ def test_check_judges_with_the_given_data(tmp_path, capsys, endpoint):
         "sources": [{"kind": "access-analyzer", "complete": True}], "used": {}}))
     args = ["check", str(tmp_path / "infra"), "--baselines", str(tmp_path / "b.json"), "--fail-on", "never"]
     assert main(args + ["--data-dir", str(out), "--format", "json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = expanded(json.loads(capsys.readouterr().out))
     assert report["support_data"]["date"] == TODAY and report["support_data"]["origin"].endswith(support.FILE_NAME)
     (p,) = report["principals"]
     assert p["actions"]["unused"] == ["sqs:sendmessage"]

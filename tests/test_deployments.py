@@ -3,6 +3,7 @@ per account, CDK stages are one principal, and check/fix judge the union of what
 from __future__ import annotations
 
 import json
+from iamgate.formats.json import expanded
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def repo(tmp_path, monkeypatch):
 
 def check_json(args, capsys) -> tuple[int, dict]:
     code = main(["check", *args, "--format", "json"])
-    return code, json.loads(capsys.readouterr().out)
+    return code, expanded(json.loads(capsys.readouterr().out))
 
 
 # -- matching -----------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_a_missing_var_file_is_an_error_of_that_deployment(repo):
     (repo / ".iamgate.yml").write_text(NAMED.replace("envs/prod.tfvars", "envs/none.tfvars"))
     write_baselines(repo / "baselines", USED)
     code = main(["check", ".", "--baselines", "baselines", "--format", "json", "-o", "out.json"])
-    report = json.loads((repo / "out.json").read_text())
+    report = expanded(json.loads((repo / "out.json").read_text()))
     assert code == 2
     assert any(e["file"] == "envs/none.tfvars" and e["message"].startswith("deployment prod: var-file")
                for e in report["errors"])

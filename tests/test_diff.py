@@ -15,10 +15,14 @@ from iamgate.repo import repo_relative
 from iamgate.pipeline import analyse
 
 from conftest import FIXTURES
+from iamgate.formats.json import expanded
 
 GH = FIXTURES / "github"
+# The commits predate the baselines' window (2026-08-24 to 2026-11-22), as code does that a baseline watched:
+# grant history is read from git, and a commit dated today would make every grant too recent to judge.
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_DATE": "2026-06-01T12:00:00+00:00", "GIT_COMMITTER_DATE": "2026-06-01T12:00:00+00:00"}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -49,15 +53,19 @@ def pr_change(repo: Path) -> None:
 def check_json(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "report.json"
     code = cli.main(["check", *args, "--baselines", str(GH / "baselines"), "--format", "json", "-o", str(out)])
-    return code, json.loads(out.read_text()) if out.exists() else {}
+    return code, expanded(json.loads(out.read_text())) if out.exists() else {}
 
 
-def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch):
+def test_only_new_findings_fail_and_lines_moving_changes_nothing(tmp_path, monkeypatch, history_on):
     repo = make_repo(tmp_path)
     pr_change(repo)
     monkeypatch.chdir(repo)
-    code, full = check_json(tmp_path, "infra")
-    assert code == 1  # without diff mode the new high finding fails too
+    code, full = check_json(tmp_path, "infra", "--no-history")
+    assert code == 1  # without diff mode (and without grant history) the new high finding fails too
+    code, timed = check_json(tmp_path, "infra")  # with history, the uncommitted grant is today's: too recent
+    (role,) = [p for p in timed["principals"] if "iam:putrolepolicy" in p["actions"]["granted"]]
+    assert "iam:putrolepolicy" in role["actions"]["too_recent"] and "iam:putrolepolicy" not in role["actions"]["unused"]
+    assert "dynamodb:describetable" in role["actions"]["unused"]  # committed before the window: judged
     code, rep = check_json(tmp_path, "infra", "--diff-base", "main")
     assert code == 1 and rep["gate"]["diff_only"] is True
     new = {(f["check"], tuple(f["actions"])) for f in rep["findings"] if f["new"]}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, cli_in_process, role_template
+from iamgate.formats.json import expanded
 
 GH = FIXTURES / "github"
 ALL = ["text", "json", "markdown", "sarif", "github"]
@@ -100,7 +101,7 @@ def test_an_action_that_cannot_be_resolved_is_a_high_unresolved_grant(tmp_path):
     (tmp_path / "main.tf").write_text(B64)
     r = check(tmp_path, ".", fmt="json")
     assert r.returncode == 1, r.stderr
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]
     assert f["severity"] == "high" and f["line"] == 12 and f["principal"] == "aws_iam_role.app"
     assert "base64decode" in f["message"]
@@ -119,7 +120,7 @@ def test_an_action_that_cannot_be_resolved_is_a_high_unresolved_grant(tmp_path):
 def test_which_unknown_parts_could_grant_anything(tmp_path, statement, grant):
     (tmp_path / "t.yaml").write_text(ROLE.replace('{Effect: Allow, Action: "s3:GetObject", Resource: "*"}', statement)
                                      .replace("Resources:", "Parameters:\n  Mode: {Type: String}\nResources:"))
-    rep = json.loads(check(tmp_path, ".", fmt="json").stdout)
+    rep = expanded(json.loads(check(tmp_path, ".", fmt="json").stdout))
     assert any(f["check"] == "unresolved-grant" for f in rep["findings"]) is grant
 
 
@@ -143,7 +144,7 @@ def test_in_diff_mode_an_unresolved_grant_fails_only_where_the_pr_adds_it(tmp_pa
                                   .replace("aws_iam_role.app", "aws_iam_role.other"))
     r = check(repo, ".", "--diff-base", "main", fmt="json")
     assert r.returncode == 1
-    failing = [f for f in json.loads(r.stdout)["findings"] if f["check"] == "unresolved-grant" and f["new"]]
+    failing = [f for f in expanded(json.loads(r.stdout))["findings"] if f["check"] == "unresolved-grant" and f["new"]]
     assert [f["principal"] for f in failing] == ["aws_iam_role.other"]
 
 
@@ -193,7 +194,7 @@ def test_a_policy_given_as_a_sub_json_string_is_unresolved_only_where_it_is(tmp_
     (tmp_path / "t.yaml").write_text(
         "Parameters:\n  Extra: {Type: String}\nResources:\n  AppRole:\n    Type: AWS::IAM::Role\n    Properties:\n"
         f"      RoleName: app\n      Policies:\n        - PolicyName: p\n          PolicyDocument: !Sub '{doc}'\n")
-    rep = json.loads(check(tmp_path, ".", fmt="json").stdout)
+    rep = expanded(json.loads(check(tmp_path, ".", fmt="json").stdout))
     [p] = rep["principals"]
     assert p["actions"]["granted"] == ["ec2:describetags"]  # the document is read, not dropped whole
     [f] = [f for f in rep["findings"] if f["check"] == "unresolved-grant"]

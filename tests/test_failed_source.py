@@ -11,6 +11,7 @@ from conftest import cli_in_process
 from test_fail_closed import ROLE
 from iamgate.judge.verdicts import decide, default_observability
 from iamgate.model import Baseline, UsedAction
+from iamgate.formats.json import expanded
 
 ROLE_ARN = "arn:aws:iam::111122223333:role/app"
 ERROR = "AccessDenied: not authorized to perform iam:GenerateServiceLastAccessedDetails"
@@ -43,7 +44,7 @@ def test_a_failed_last_accessed_source_covers_nothing_and_is_noted_in_every_form
     aa = {"kind": "access-analyzer", "complete": True}
     r = check(ws, aa, FAILED)
     assert r.returncode == 0, r.stderr
-    (p,) = json.loads(r.stdout)["principals"]
+    (p,) = expanded(json.loads(r.stdout))["principals"]
     assert p["actions"]["unused"] == ["sqs:deletequeue"]
     assert p["reasons"]["unobservable"] == {"Access Analyzer does not report this action": [TRACKED_ONLY]}
     assert NOTE in p["notes"]
@@ -52,13 +53,13 @@ def test_a_failed_last_accessed_source_covers_nothing_and_is_noted_in_every_form
     markdown = check(ws, aa, FAILED, fmt="markdown").stdout.replace("\\", "")
     assert f"⚠️ {NOTE}" in markdown and "IAM last accessed (failed)" in markdown
     # the same baseline with a working last-accessed source: it covers the tracked action
-    (p,) = json.loads(check(ws, aa, {"kind": "last-accessed"}).stdout)["principals"]
+    (p,) = expanded(json.loads(check(ws, aa, {"kind": "last-accessed"}).stdout))["principals"]
     assert TRACKED_ONLY in p["actions"]["unused"] and not any("failed" in n for n in p["notes"])
 
 
 def test_a_baseline_whose_only_source_failed_judges_nothing(ws):
     r = check(ws, FAILED)
-    report = json.loads(r.stdout)
+    report = expanded(json.loads(r.stdout))
     assert (report["gate"]["judged"], report["gate"]["nothing_judged"]) == (0, True)  # require-usage-data fails it
     (p,) = report["principals"]
     assert p["actions"]["used"] == ["sqs:sendmessage"]  # what was recorded still counts

@@ -13,6 +13,7 @@ from iamgate import cli
 from iamgate.config import Config
 from iamgate.model import Statement
 from iamgate.fix.plan import _disjoint, rewrite_items
+from iamgate.formats.json import expanded
 
 ROLE = "orders-a"
 
@@ -48,12 +49,12 @@ def changed_lines(diff: str) -> list[str]:
 def fix_then_check(capsys) -> tuple[str, dict, dict]:
     """The diff, then the JSON report before and after `fix --write`."""
     args = ["infra", "--baselines", "b"]
-    before = json.loads(run(capsys, "check", *args, "--format", "json")[1])
+    before = expanded(json.loads(run(capsys, "check", *args, "--format", "json")[1]))
     code, diff, err = run(capsys, "fix", *args)
     assert code == 0, err
     code, _, err = run(capsys, "fix", *args, "--write")
     assert code == 0, err
-    after = json.loads(run(capsys, "check", *args, "--format", "json")[1])
+    after = expanded(json.loads(run(capsys, "check", *args, "--format", "json")[1]))
     return diff, before, after
 
 

@@ -13,6 +13,7 @@ from iamgate import cli
 from iamgate.sources import Workspace, scan
 
 from conftest import FIXTURES
+from iamgate.formats.json import expanded
 
 FIX = FIXTURES / "fix"
 FORMATS = ["cfn_yaml", "cfn_json", "sam", "serverless", "policy_json", "terraform", "terraform_forms"]
@@ -85,8 +86,8 @@ def test_fix_write_then_check_is_clean_and_untouched_lines_are_identical(tree, c
     args = ["infra", "--baselines", "baselines", "--config", "iamgate.yml"]
     before = texts(tree)
     code, before_report, _ = run(capsys, "check", *args, "--format", "json")
-    unused_before = {p["id"]: p["actions"].get("unused", []) for p in json.loads(before_report)["principals"]}
-    granted_before = {p["id"]: set(p["actions"]["granted"]) for p in json.loads(before_report)["principals"]}
+    unused_before = {p["id"]: p["actions"].get("unused", []) for p in expanded(json.loads(before_report))["principals"]}
+    granted_before = {p["id"]: set(p["actions"]["granted"]) for p in expanded(json.loads(before_report))["principals"]}
     assert any(unused_before.values())
 
     code, diff, err = run(capsys, "fix", *args)
@@ -114,7 +115,7 @@ def test_fix_write_then_check_is_clean_and_untouched_lines_are_identical(tree, c
                 assert line in new, f"lost: {line!r}"
 
     code, report, err = run(capsys, "check", *args, "--format", "json")
-    rep = json.loads(report)
+    rep = expanded(json.loads(report))
     allowlisted = {a for f in rep["suppressed"] for a in f["actions"]}
     for p in rep["principals"]:
         if unused_before.get(p["id"]):
@@ -160,7 +161,7 @@ def test_compact_uses_only_wildcards_the_catalog_proves(tmp_path, monkeypatch, c
     assert "rds-data:*" in text  # every rds-data action is a data event, kept as unobservable
     code, report, _ = run(capsys, "check", "infra", "--baselines", "baselines", "--config", "iamgate.yml",
                           "--format", "json")
-    rep = json.loads(report)
+    rep = expanded(json.loads(report))
     assert not [f for f in rep["findings"] if f["check"] == "unused-actions"]
 
 

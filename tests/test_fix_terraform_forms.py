@@ -7,6 +7,7 @@ import shutil
 from conftest import FIXTURES
 from iamgate import cli
 from iamgate.fix.files import confinement
+from iamgate.formats.json import expanded
 
 FORMS = FIXTURES / "fix" / "terraform_forms"
 
@@ -51,7 +52,7 @@ def test_statements_fix_cannot_rewrite_are_named_with_the_reason(tmp_path, monke
            f"value at line {computed_line}); edit it by hand" in err
     # the others were rewritten: check finds no unused action left outside the one it named
     code, report, _ = run(capsys, "check", *args, "--format", "json")
-    (jobs,) = json.loads(report)["principals"]
+    (jobs,) = expanded(json.loads(report))["principals"]
     assert sorted(jobs["actions"]["unused"]) == ["logs:deleteloggroup"]
 
 

@@ -14,6 +14,7 @@ from iamgate.formats import FORMATS
 from iamgate.pipeline import analyse
 
 from conftest import FIXTURES, cli_in_process, write_json
+from iamgate.formats.json import expanded
 
 ESC = "\x1b"
 HOSTILE_ID = "Role\n\n# Owned\n\n![t](https://evil.example/t.png) [click](https://evil.example)\n\n"
@@ -138,7 +139,7 @@ def test_confine_to_keeps_even_a_named_path_inside_the_workspace(leaky):
     ws, outside = leaky
     r = cli_in_process("check", "infra/leak.json", "infra/support.json", "--confine-to", ".", "--format", "json", cwd=ws)
     assert "TOPSECRET" not in r.stdout and str(outside) not in r.stdout
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     assert [p["id"] for p in rep["principals"]] == ["infra/support.json"]
     assert rep["skipped"] == [{"file": "infra/leak.json", "reason": "its real path leaves the workspace; not read"}]
 

@@ -14,7 +14,7 @@ ENTRY_POINTS = ("commands", "action")  # run the pipeline; may import any stage
 SPINE = {"iamgate", "iamgate.model", "iamgate.config", "iamgate.registry", "iamgate.errors", "iamgate.files",
          "iamgate.escape", "iamgate.words", "iamgate.repo"}
 # What runs the stages: no stage imports these.
-TOP = {"iamgate.cli", "iamgate.pipeline", "iamgate.diff", "iamgate.__main__"}
+TOP = {"iamgate.cli", "iamgate.pipeline", "iamgate.diff", "iamgate.history", "iamgate.gitlog", "iamgate.__main__"}
 TOP_LEVEL_MODULES = {name.rpartition(".")[2] for name in SPINE | TOP} | {"__init__"}
 
 

@@ -14,6 +14,7 @@ from iamgate.reference.managed_policies import ManagedPolicyCache
 from iamgate.pipeline import analyse
 
 from conftest import run_cli
+from iamgate.formats.json import expanded
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "aws-managed-policies" / "policies.json"
 BUNDLE = Path(iamgate.__file__).parent / "data" / managed.BUNDLE_NAME
@@ -58,7 +59,7 @@ def test_administrator_access_by_arn_fails_the_gate_with_no_fetch_and_no_credent
     infra = write(tmp_path, "arn:aws:iam::aws:policy/AdministratorAccess")
     r = run_cli("check", str(infra), "--format", "json", cwd=tmp_path, env=NO_CREDENTIALS)
     assert r.returncode == 1, r.stderr
-    report = json.loads(r.stdout)
+    report = expanded(json.loads(r.stdout))
     admin = [f for f in report["findings"] if f["check"] == "admin-wildcard"]
     assert admin and admin[0]["severity"] == "critical"
     assert report["managed_policy_bundle"]["date"] == "2026-08-22"

@@ -10,6 +10,7 @@ from conftest import ROOT, run_cli
 from fixtures.aws.helpers import ACCOUNT, SAFE_ENV, aws_env, moto_server
 from iamgate.cli import main
 from iamgate.reference.managed_policies import ManagedPolicyCache
+from iamgate.formats.json import expanded
 
 TEMPLATE = "tests/fixtures/aws/app/template.yaml"
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/team-boundary"
@@ -48,7 +49,7 @@ def test_fetch_then_check_expands_offline(server, tmp_path, monkeypatch, capsys)
     r = run_cli("check", TEMPLATE, "--managed-policies", str(cache), "--param", f"AWS::AccountId={ACCOUNT}",
                 "--format", "json", "--fail-on", "never", cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr
-    report = json.loads(r.stdout)
+    report = expanded(json.loads(r.stdout))
     ingest = next(p for p in report["principals"] if p["id"] == "IngestRole")
     granted = set(ingest["actions"]["granted"])
     assert {"logs:putlogevents", "logs:createlogstream", "s3:getobject", "s3:listbucket"} <= granted

@@ -5,13 +5,14 @@ import json
 import textwrap
 
 from conftest import run_cli
+from iamgate.formats.json import expanded
 
 
 def check_json(tmp_path, text: str, *args: str) -> dict:
     (tmp_path / "t.yaml").write_text(textwrap.dedent(text))
     r = run_cli("check", "t.yaml", "--format", "json", *args, cwd=tmp_path)
     assert r.returncode in (0, 1, 2) and "Traceback" not in r.stderr, r.stderr
-    return json.loads(r.stdout)
+    return expanded(json.loads(r.stdout))
 
 
 ROLE = """\

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from iamgate import cli
+from iamgate.formats.json import expanded
 from iamgate.usage import baseline_format
 from iamgate.usage._ct_res import BOUND, bounded, candidates, getters
 from iamgate.usage.cloudtrail import CloudTrailUsage
@@ -238,7 +239,7 @@ def test_check_names_the_used_arns_of_each_grant_on_star(tmp_path, catalog, caps
     scan(tmp_path, "template.yaml", CFN, catalog)
     monkeypatch.chdir(tmp_path)
     _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
-    report = json.loads(out)
+    report = expanded(json.loads(out))
     found = {f["actions"][0]: f for f in report["findings"] if f["check"] == "resource-scope"}
     assert set(found) == {"s3:getobject", "kms:decrypt", "secretsmanager:getsecretvalue", "ssm:getparameter"}
     assert found["kms:decrypt"]["resources"] == [KEY]
@@ -280,7 +281,7 @@ def test_a_resource_condition_or_a_star_only_action_is_left_alone(tmp_path, cata
     scan(tmp_path, "template.yaml", text, catalog)
     monkeypatch.chdir(tmp_path)
     _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
-    acts = {f["actions"][0] for f in json.loads(out)["findings"] if f["check"] == "resource-scope"}
+    acts = {f["actions"][0] for f in expanded(json.loads(out))["findings"] if f["check"] == "resource-scope"}
     assert "kms:decrypt" not in acts and "s3:listallmybuckets" not in acts and "s3:getobject" in acts
 
 
@@ -505,7 +506,7 @@ def test_a_wildcard_arn_wider_than_the_used_ones_is_reported(tmp_path, catalog, 
     scan(tmp_path, "template.yaml", text, catalog)
     monkeypatch.chdir(tmp_path)
     _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
-    found = {f["actions"][0]: f for f in json.loads(out)["findings"] if f["check"] == "resource-scope"}
+    found = {f["actions"][0]: f for f in expanded(json.loads(out))["findings"] if f["check"] == "resource-scope"}
     assert found["dynamodb:getitem"]["resources"] == [TABLE]
     assert "on arn:aws:dynamodb:*:*:table/*, used on 1 table" in found["dynamodb:getitem"]["message"]
 

@@ -176,7 +176,7 @@ def test_allowlist_for_another_principal_does_not_apply(catalog):
     (st(["iam:PassRole"], resources=[], not_resources=["arn:aws:iam::1:role/admin"]), True),
     (st(["iam:PassRole"], resources=["arn:aws:iam::111122223333:role/lambda-*"]), False),
     (st(["iam:PassRole"], condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}), False),
-    (st(["iam:PassRole"], condition={"StringLike": {"IAM:passedToService": "*.amazonaws.com"}}), False),
+    (st(["iam:PassRole"], condition={"StringLike": {"IAM:passedToService": "*.amazonaws.com"}}), True),  # every service: no restriction (issue 19)
     (st(["iam:PassRole"], condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}), True),
     (st(["iam:GetRole"]), False),
 ])

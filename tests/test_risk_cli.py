@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from conftest import FIXTURES, ROOT, run_cli
+from iamgate.formats.json import expanded
 
 APP = FIXTURES / "risk" / "app"
 
@@ -16,7 +17,7 @@ def test_a_deploy_role_is_ranked_by_risk_with_each_action_once():
     r = run_cli("check", str(APP / "infra"), "--baselines", str(APP / "baselines"), "--config",
                 str(APP / "iamgate.yml"), "--format", "json", cwd=ROOT)
     assert r.returncode == 1, r.stderr
-    rep = json.loads(r.stdout)
+    rep = expanded(json.loads(r.stdout))
     template = (APP / "infra" / "template.yaml").read_text()
     got = {(f["check"], f["severity"], tuple(f["actions"]), f["line"]) for f in rep["findings"]}
     assert got == {

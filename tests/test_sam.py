@@ -8,6 +8,7 @@ import pytest
 from conftest import FIXTURES, run_cli
 from iamgate.sources import ScanOptions, Workspace, scan
 from iamgate.sources.cloudformation.sam import SamSource
+from iamgate.formats.json import expanded
 
 SAM = FIXTURES / "sam"
 BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -169,7 +170,7 @@ def test_check_end_to_end_on_a_sam_template():
     proc = run_cli("check", str(e2e / "infra"), "--baselines", str(e2e / "baseline.json"),
                    "--managed-policies", str(e2e / "cache"), "--fail-on", "medium", "--format", "json")
     assert proc.returncode == 1, proc.stderr
-    report = json.loads(proc.stdout)
+    report = expanded(json.loads(proc.stdout))
     assert [p["id"] for p in report["principals"]] == ["IngestFunctionRole"]
     unused = sorted(a for f in report["findings"] if f["check"] == "unused-actions" for a in f["actions"])
     assert unused == ["dynamodb:describetable", "logs:createloggroup"]

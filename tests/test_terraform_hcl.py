@@ -9,6 +9,7 @@ from conftest import FIXTURES, run_cli, write_json
 from iamgate.reference.managed_policies import ManagedPolicyCache
 from iamgate.sources import ScanOptions, Workspace, scan
 from iamgate.sources.terraform.configuration import TerraformSource
+from iamgate.formats.json import expanded
 
 TF = FIXTURES / "terraform"
 
@@ -441,7 +442,7 @@ def test_check_end_to_end_through_the_cli(tmp_path, fail_on, code):
     proc = run_cli("check", "infra", "--baselines", str(baselines), "--format", "json", "--fail-on", fail_on,
                    cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
-    report = json.loads(proc.stdout)
+    report = expanded(json.loads(proc.stdout))
     worker = next(p for p in report["principals"] if p["id"] == "aws_iam_role.worker")
     assert worker["source"] == "terraform" and worker["file"] == "infra/main.tf"
     assert worker["actions"]["used"] == ["ec2:describeinstances"]

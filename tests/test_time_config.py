@@ -3,6 +3,7 @@ and `fix` never removes a too_recent action (issue 20 item 5)."""
 from __future__ import annotations
 
 import json
+from iamgate.formats.json import expanded
 
 import pytest
 from conftest import cli_in_process, role_template, write_json
@@ -37,13 +38,13 @@ def test_flags_override_the_config_and_a_short_window_is_too_recent(tmp_path):
     (tmp_path / "t.yaml").write_text(TEMPLATE)
     write_json(tmp_path / "b" / "app.json", baseline("2026-11-12T00:00:00Z"))  # 10 days watched
     args = ("check", "t.yaml", "--baselines", "b", "--format", "json", "--fail-on", "never")
-    role = json.loads(cli_in_process(*args, cwd=tmp_path).stdout)["principals"][0]
+    role = expanded(json.loads(cli_in_process(*args, cwd=tmp_path).stdout))["principals"][0]
     assert role["actions"]["too_recent"] == ["sqs:deletequeue"] and role["actions"]["unused"] == []
     assert role["reasons"]["too_recent"] == {"watched since 2026-11-12; judged from 2026-12-12": ["sqs:deletequeue"]}
-    role = json.loads(cli_in_process(*args, "--min-observation", "7d", cwd=tmp_path).stdout)["principals"][0]
+    role = expanded(json.loads(cli_in_process(*args, "--min-observation", "7d", cwd=tmp_path).stdout))["principals"][0]
     assert role["actions"]["unused"] == ["sqs:deletequeue"]
     (tmp_path / ".iamgate.yml").write_text("min-observation: 7d\n")
-    role = json.loads(cli_in_process(*args, cwd=tmp_path).stdout)["principals"][0]
+    role = expanded(json.loads(cli_in_process(*args, cwd=tmp_path).stdout))["principals"][0]
     assert role["actions"]["unused"] == ["sqs:deletequeue"]
     bad = cli_in_process(*args, "--max-idle", "soon", cwd=tmp_path)
     assert bad.returncode == 2 and "--max-idle" in bad.stderr and "Traceback" not in bad.stderr
@@ -54,9 +55,9 @@ def test_max_idle_from_the_config(tmp_path):
     write_json(tmp_path / "b" / "app.json", baseline("2026-01-01T00:00:00Z", {
         "sqs:createqueue": {"count": 1, "signals": ["cloudtrail"], "last_seen": "2026-06-25T00:00:00Z"}}))
     args = ("check", "t.yaml", "--baselines", "b", "--format", "json", "--fail-on", "never")
-    role = json.loads(cli_in_process(*args, cwd=tmp_path).stdout)["principals"][0]
+    role = expanded(json.loads(cli_in_process(*args, cwd=tmp_path).stdout))["principals"][0]
     assert role["reasons"]["unused"]["last used 2026-06-25, 150 days ago"] == ["sqs:createqueue"]
-    role = json.loads(cli_in_process(*args, "--max-idle", "365d", cwd=tmp_path).stdout)["principals"][0]
+    role = expanded(json.loads(cli_in_process(*args, "--max-idle", "365d", cwd=tmp_path).stdout))["principals"][0]
     assert role["actions"]["used"] == ["sqs:createqueue"]
 
 
@@ -94,7 +95,7 @@ def test_the_action_passes_its_time_inputs_to_the_gate(tmp_path):
         run = run_action(tmp_path, workspace(tmp_path, high=True), api, **{"min-observation": "9999d"})
     assert run.code == 0, run.stderr  # watched less than 9999 days: too recent, nothing unused
     assert run.outputs["unused-actions"] == "0"
-    report = json.loads(open(run.outputs["report-json"]).read())
+    report = expanded(json.loads(open(run.outputs["report-json"]).read()))
     assert any(p["actions"]["too_recent"] for p in report["principals"])
     bad = run_action(tmp_path, workspace(tmp_path / "second"), None, **{"max-idle": "a while"})
     assert bad.code == 2 and "max-idle" in (bad.stdout + bad.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from iamgate.formats.json import expanded
+
 import boto3
 import pytest
 
@@ -127,7 +129,8 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     assert [r.query.get("nextToken") for r in fake.requests if r.path == "/findingv2/f-orders"] == [None, ["1"]]
 
     orders = json.loads((out / f"{ACCOUNT}_role_orders.json").read_text())
-    assert orders["schema"] == "iamgate.baseline/v2"
+    assert orders["schema"] == "iamgate.baseline/v3"  # with history: the tracking period it covered
+    assert orders["coverage"] == {"unused-access": [{"start": "2026-08-23T06:00:00Z", "end": ANALYSED}]}
     assert orders["window"] == {"start": "2026-08-23T06:00:00Z", "end": ANALYSED}
     section = orders["unused_access"]
     assert section["unused_actions"] == {"s3:deletebucket": {"last_accessed": "2026-02-01T00:00:00Z"}}
@@ -149,6 +152,7 @@ def test_usage_then_check_gives_the_verdicts(fake, tmp_path, monkeypatch, capsys
     from importlib import resources
     jsonschema.validate(report, json.loads(resources.files("iamgate").joinpath(
         "data/schemas/report.schema.json").read_text()))  # the machine contract holds for this source too
+    report = expanded(report)
     assert code == 0, (report["errors"], report["findings"], [p["actions"] for p in report["principals"]])
     got = {p["name"]: p["actions"] for p in report["principals"]}
     assert got["orders"]["unused"] == ["ec2:describeinstances", "ec2:runinstances", "s3:deletebucket"]

@@ -161,7 +161,8 @@ class Action:
             return self.could_not_run(code or 2)
 
         report_json = self.out_dir / f"iamgate-report-{self.key}.json"
-        report_json.write_text(FORMATS.get("json")().render(report), encoding="utf-8")
+        report_json.write_text(FORMATS.get("json")(version=self.inputs.report_json_version).render(report),
+                               encoding="utf-8")
         client = self.client()
         poster = Poster(client, self.repo, self.pr, self.notes) if client else None
         if self.inputs.sarif_file:

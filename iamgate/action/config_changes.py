@@ -23,7 +23,7 @@ class Weakening:
     kind: str  # check-disabled | severity-lowered | fail-on-raised | allowlist-added | allowlist-widened
     #            | unobservable-added | require-usage-data-off | data-changed | principal-mapped
     #            | parameter-changed | data-path-changed | trusted-module-added | time-rule-raised
-    #            | deployment-changed
+    #            | deployment-changed | exclude-added
     subject: str  # the check id, the entry, the pattern, the file
     detail: str = ""  # plain text: before -> after
 
@@ -137,6 +137,9 @@ def compare(base: Config, head: Config, catalog: Catalog, defaults: dict[str, st
     # a remote Terraform module trusted unread: its grants are no longer an unresolved-grant
     out += [Weakening("trusted-module-added", g, "a remote module matching it is trusted without being read")
             for g in head.trusted_modules if not any(_covers_text(b, g) for b in base.trusted_modules)]
+    # a path no longer scanned: whatever IAM it declares is not judged (issue 19)
+    out += [Weakening("exclude-added", g, "files under it are no longer scanned")
+            for g in head.exclude if not any(_covers_text(b, g) for b in base.exclude)]
     known = _pattern_actions(catalog, base.unobservable)
     for pattern in head.unobservable:
         if pattern in base.unobservable:
@@ -170,6 +173,7 @@ TITLES = {
     "deployment-changed": "named deployment removed or changed",
     "time-rule-raised": "grants judged unused later",
     "trusted-module-added": "remote Terraform module trusted unread",
+    "exclude-added": "path excluded from the scan",
 }
 
 

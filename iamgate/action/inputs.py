@@ -86,6 +86,7 @@ class Inputs:
     min_observation: str | None = None
     max_idle: str | None = None
     deploy_lag: str | None = None
+    report_json_version: int = 2  # the report-json contract; 1 is kept for one release
 
     @classmethod
     def from_env(cls, env) -> "Inputs":
@@ -106,7 +107,9 @@ class Inputs:
                    token=(env.get("INPUT_GITHUB_TOKEN") or "").strip() or None,
                    min_observation=_days(env, "INPUT_MIN_OBSERVATION", "min-observation"),
                    max_idle=_days(env, "INPUT_MAX_IDLE", "max-idle"),
-                   deploy_lag=_days(env, "INPUT_DEPLOY_LAG", "deploy-lag"))
+                   deploy_lag=_days(env, "INPUT_DEPLOY_LAG", "deploy-lag"),
+                   report_json_version=int(_choice(env, "INPUT_REPORT_JSON_VERSION", "report-json-version", "2",
+                                                   ("1", "2"))))
 
 
 @dataclass(frozen=True)

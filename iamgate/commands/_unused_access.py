@@ -10,6 +10,7 @@ from pathlib import Path
 from ..escape import terminal
 from ..files import write_json_atomic
 from ..usage import baseline_format as fmt
+from ..usage import history
 from . import UsageError
 
 _ANALYZER_ARN = re.compile(r"^arn:aws[a-z-]*:access-analyzer:([a-z0-9-]+):\d{12}:analyzer/[\w.-]+$")
@@ -20,6 +21,8 @@ SUMMARY_FILE = ".unused-access-summary.json"
 def check_args(args) -> None:
     if not args.out:
         raise UsageError("--out is required")
+    if getattr(args, "keep", 1) < 1:
+        raise UsageError("--keep must be at least 1 day")
     if args.analyzer and not _ANALYZER_ARN.match(args.analyzer):
         raise UsageError(f"--analyzer {args.analyzer}: not an Access Analyzer analyzer ARN "
                          "(arn:aws:access-analyzer:REGION:ACCOUNT:analyzer/NAME)")
@@ -54,7 +57,8 @@ def run_unused_access(args, clients=None, clock=None, progress=None) -> int:
         if deployment:
             b = replace(b, deployment=deployment)
         path = out / baseline_filename(b.principal_arn)
-        fmt.write(b, path)
+        stored = None if getattr(args, "replace", False) else history.stored(path, b.principal_arn)
+        fmt.write(history.merge(stored, b, getattr(args, "keep", history.KEEP_DAYS)), path)  # the analyzer's tracking period joins the history
         written.append(path.name)
 
     try:

@@ -91,6 +91,10 @@ class BaselineCommand(Command):
         p.add_argument("--refresh-older-than", default="7d", metavar="AGE",
                        help="skip principals whose baseline is newer than this (default 7d; 0 = always)")
         p.add_argument("--max-jobs", type=int, metavar="N", help="start at most N policy generations in this run")
+        p.add_argument("--replace", action="store_true",
+                       help="start each written baseline afresh instead of merging it into the stored history")
+        p.add_argument("--keep", type=int, default=400, metavar="DAYS",
+                       help="drop history older than this many days (default 400)")
         p.add_argument("--timeout", default="2h", metavar="DURATION", help="overall time limit (default 2h); a job still running then "
                        "is left running and collected by the next run")
         p.add_argument("--no-last-accessed", action="store_true", help="skip the IAM last-accessed signal")
@@ -113,6 +117,8 @@ class BaselineCommand(Command):
             deployment_name(args.deployment)
         if args.max_jobs is not None and args.max_jobs < 1:
             raise UsageError("--max-jobs must be at least 1")
+        if getattr(args, "keep", 1) < 1:
+            raise UsageError("--keep must be at least 1 day")
         bad = [a for a in args.principal if not is_principal_arn(a)]
         if bad:
             raise UsageError(f"--principal {bad[0]}: not an IAM role or user ARN")
@@ -164,7 +170,8 @@ class BaselineCommand(Command):
                                     clock=clock, deadline=deadline, delays=delays)
         last = None if args.no_last_accessed else LastAccessed(clients.client("iam", "last-accessed"), clock,
                                                                deadline, delays)
-        job = BaselineRun(Path(args.out), generator, last, refresh, args.max_jobs, clock, progress)
+        job = BaselineRun(Path(args.out), generator, last, refresh, args.max_jobs, clock, progress,
+                          keep=getattr(args, "keep", 400), replace=getattr(args, "replace", False))
         job.deployment = args.deployment
         summary, errors, unresolved = Summary(), [], 0
         try:

@@ -43,6 +43,15 @@ def use_color(args) -> bool:
     return not args.output and sys.stdout.isatty()
 
 
+def report_format(args):
+    """The output format the arguments ask for; `--json-version` only with `--format json`."""
+    if args.json_version is not None and args.format != "json":
+        raise UsageError(f"--json-version applies to --format json, not --format {args.format}")
+    if args.format == "json":
+        return FORMATS.get("json")(version=args.json_version or 2)
+    return FORMATS.get(args.format)(color=use_color(args))
+
+
 def add_scan_arguments(p) -> None:
     """Arguments shared by every command that scans infrastructure code."""
     p.add_argument("paths", nargs="*", default=["."], metavar="PATH", help="files or folders to scan (default: .)")
@@ -55,6 +64,25 @@ def add_scan_arguments(p) -> None:
     p.add_argument("--confine-to", metavar="DIR",
                    help="read nothing whose real path leaves DIR, even a PATH given here (the Action passes "
                         "its workspace); files and folders under a PATH are always confined to the PATHs")
+
+
+def add_history_arguments(p, diff_base_help: str) -> None:
+    p.add_argument("--diff-base", metavar="REV", help=diff_base_help)
+    p.add_argument("--no-history", action="store_true",
+                   help="read nothing from git's history: neither when each grant appeared (every grant is judged "
+                        "as if granted before the baseline's window) nor what --diff-base lacks (no action is new); "
+                        f"also ${NO_HISTORY_ENV}=1")
+
+
+NO_HISTORY_ENV = "IAMGATE_NO_HISTORY"
+
+
+def history_request(args, cfg):
+    """What the head's analysis asks of git: when each grant appeared, and what `--diff-base` lacks."""
+    from ..history import HistoryRequest
+    off = args.no_history or os.environ.get(NO_HISTORY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return HistoryRequest(tuple(args.paths), args.diff_base, getattr(cfg, "deploy_lag_days", 0),
+                          getattr(cfg, "min_observation_days", 30), walk=not off)
 
 
 def add_time_arguments(p) -> None:
@@ -99,7 +127,7 @@ def scan_options(args, cfg) -> ScanOptions:
     params.update(parse_params(args.param))
     return ScanOptions(parameters=params, managed_policy_dir=args.managed_policies or cfg.managed_policies,
                        max_file_bytes=int(args.max_file_size * 1048576), workspace=args.confine_to,
-                       trusted_modules=cfg.trusted_modules)
+                       exclude=tuple(cfg.exclude), trusted_modules=cfg.trusted_modules)
 
 
 def with_support_data(cfg, data_dir: str | None):
@@ -129,6 +157,9 @@ class Check(Command):
                        help="baseline files or folders (iamgate.baseline/v1 or Access Analyzer output); repeatable")
         p.add_argument("--format", default="text", choices=FORMATS.names())
         p.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
+        p.add_argument("--json-version", type=int, choices=[1, 2], metavar="{1,2}",
+                       help="the JSON report's contract: 2 (iamgate.report/v2, the default) or 1 (iamgate.report/v1, "
+                            "kept for one release; see the README's migration notes)")
         p.add_argument("--fail-on", choices=SEVERITY_CHOICES, type=str.lower,
                        help="fail at or above this severity (default high)")
         p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
@@ -140,8 +171,8 @@ class Check(Command):
         p.add_argument("--require-all-deployments", action="store_true",
                        help="also fail it when a named deployment has no baseline (config: require-usage-data: "
                             "all-deployments)")
-        p.add_argument("--diff-base", metavar="REV",
-                       help="git revision to compare with: only findings absent there fail the gate")
+        add_history_arguments(p, "git revision to compare with: only findings absent there fail the gate, and "
+                                 "actions it does not grant are new")
         p.add_argument("--data-dir", metavar="DIR",
                        help="AWS support data written by `iamgate data update --out DIR` (default: $IAMGATE_DATA_DIR, "
                             "else the user cache, else the table iamgate ships)")
@@ -156,17 +187,17 @@ class Check(Command):
         options = scan_options(args, cfg)
         collected = collect_usage(baselines, self.extra_usage(args))  # once, also for the base tree
 
-        def run_on(paths, base=None, confine=None):
+        def run_on(paths, base=None, confine=None, history=None):
             """`confine`: the base commit's tree, which stands in for the workspace in diff mode."""
             opts = replace(options, workspace=confine) if confine else options
             return analyse(paths, baselines, cfg, options=opts, fail_on=args.fail_on, base=base,
-                           collected=collected)
+                           collected=collected, history=history)
 
-        report = run_on(args.paths)
+        report = run_on(args.paths, history=history_request(args, cfg))
         if args.diff_base:
             from ..diff import compare_with_base
             report = compare_with_base(report, args.diff_base, args.paths, run_on, confined=bool(options.workspace))
-        write_output(FORMATS.get(args.format)(color=use_color(args)).render(report), args.output)
+        write_output(report_format(args).render(report), args.output)
         return report.exit_code
 
     def extra_usage(self, args) -> list:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import sys
 
 from .. import config as config_mod
-from ..escape import terminal
+from ..escape import terminal, terminal_block
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
-from .check import add_scan_arguments, add_time_arguments, existing_inputs, scan_options, with_time_rules
+from .check import (add_history_arguments, add_scan_arguments, add_time_arguments, existing_inputs,
+                    history_request, scan_options, with_time_rules)
 
 MAX_LISTED = 8
 
@@ -75,6 +76,8 @@ class Fix(Command):
                        help="also use wildcards that reach beyond the pattern they replace, where today's catalog "
                             "proves they grant only kept actions (they widen as AWS adds actions)")
         p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+        add_history_arguments(p, "git revision the change is compared with (a PR's base): actions it does not "
+                                 "grant are new, and fix keeps them")
 
     def run(self, args) -> int:
         from ..fix.files import fix_files, write
@@ -85,7 +88,8 @@ class Fix(Command):
         if not baselines:
             raise UsageError("fix needs --baselines (or `baselines:` in the config): without usage nothing is unused")
         catalog = load_catalog()
-        report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg))
+        report = analyse(args.paths, baselines, cfg, catalog=catalog, options=scan_options(args, cfg),
+                         history=history_request(args, cfg))
         remediation = plan(report.results, catalog, cfg, compact_wildcards=args.compact)
         files, problems = fix_files(remediation, roots=report.roots)
         problems = list(remediation.problems) + problems
@@ -106,8 +110,9 @@ class Fix(Command):
             if not args.quiet:
                 n = sum(len({e.statement for e in f.edits}) for f in files)
                 print(f"iamgate fix: rewrote {n} statement(s) in {len(files)} file(s)", file=err)
-        else:
-            sys.stdout.write("".join(f.diff for f in files))
+        else:  # a terminal acts on control characters from the files: shown escaped there, raw into a file or pipe
+            diff = "".join(f.diff for f in files)
+            sys.stdout.write(terminal_block(diff) if sys.stdout.isatty() else diff)
         if not remediation.principals and not remediation.narrowings and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
         elif remediation.narrowings and not args.quiet:

@@ -84,6 +84,7 @@ def annotations(report) -> list[Annotation]:
                               repo_relative(e.file, root), e.line, 5))
     for s in report.skipped:
         out.append(Annotation("warning", s.reason, "iamgate: not read", repo_relative(s.file, root), None, 4))
+    out += [Annotation("warning", n, "iamgate: grant history", rank=25) for n in getattr(report, "history_notes", ())]
     warning = usage_warning(report)
     if warning:
         out.append(Annotation("warning", warning, "iamgate: nothing was judged", rank=30))

@@ -101,6 +101,8 @@ def sarif_log(report) -> dict:
                       "locations": [artifact_location(Location(e.file, e.line), root)]} for e in report.errors]
     notifications += [{"level": "warning", "message": {"text": plain(f"not read: {s.reason}")},
                        "locations": [artifact_location(Location(s.file), root)]} for s in report.skipped]
+    notifications += [{"level": "warning", "message": {"text": plain(n)}}
+                      for n in getattr(report, "history_notes", ())]
     for r in report.results:  # beside the findings: grant age unknown, too recent to judge, where judged
         pid = r.principal.id
         note = history_note(r)

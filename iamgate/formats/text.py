@@ -33,9 +33,12 @@ MAX_LISTED = 12
 SEVERITY_WIDTH = 8  # the widest severity, CRITICAL
 
 
-def short_list(actions, limit=MAX_LISTED) -> str:
+def short_list(actions, limit=MAX_LISTED, readable: bool = False) -> str:
+    """The first `limit` actions and how many more; `readable`: in AWS's case, converting only those shown
+    (a finding on a `NotAction` grant lists ~10,000 actions)."""
     actions = list(actions)
-    text = ", ".join(t(a) for a in actions[:limit])
+    shown = action_names(actions[:limit]) if readable else actions[:limit]
+    text = ", ".join(t(a) for a in shown)
     return text + (f", … and {len(actions) - limit} more" if len(actions) > limit else "")
 
 
@@ -65,8 +68,9 @@ class TextFormat(Format):
                                                               by_principal.get(r.principal.id, [])] or [-1]),
                                                         r.principal.id)):
             p = r.principal
-            counts = {k: len(r.actions(k)) for k in ("used", "unused", "unobservable", "unknown", "no-usage-data",
-                                                     "new", "too_recent")}
+            # the reasons of a verdict are disjoint: counted without building the sorted verdict lists
+            counts = {k: sum(map(len, r.groups.get(k, {}).values()))
+                      for k in ("used", "unused", "unobservable", "unknown", "no-usage-data", "new", "too_recent")}
             granted = sum(v for k, v in counts.items() if k != "unknown")
             name = f" ({t(p.display_name)}{'*' if p.name_is_prefix else ''})" if p.name and p.name != p.id else ""
             lines.append(self.c("bold", t(p.id)) + name + f"  {p.kind}  " + self.c("dim", t(p.location or "")))
@@ -97,9 +101,10 @@ class TextFormat(Format):
                 lines.append(f"  {self.severity(f.severity)} {f.check}  {t(f.location or '')}{why}{mark}")
                 lines.append(f"           {t(f.message)}")
                 if f.actions:
-                    lines.append("           " + short_list(action_names(f.actions)))
+                    lines.append("           " + short_list(f.actions, readable=True))
             lines.append("")
-        orphans = [f for f in report.findings if f.principal not in {r.principal.id for r in report.results}]
+        judged = {r.principal.id for r in report.results}
+        orphans = [f for f in report.findings if f.principal not in judged]
         for f in orphans:
             lines.append(f"{self.severity(f.severity)} {f.check}  {t(f.location or '')}  {t(f.message)}")
         if report.unmatched_baselines:

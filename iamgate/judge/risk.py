@@ -17,6 +17,7 @@ from importlib import resources
 
 from ..model import PrincipalResult, Statement
 from ..reference.catalog import Catalog, glob_match
+from .conditions import allow_restricts_passrole, deny_restricts_passrole
 from .grants import on_every_resource, on_every_role
 
 PRIVILEGE_ESCALATION = "privilege-escalation"
@@ -148,7 +149,8 @@ def principal_names(result: PrincipalResult) -> tuple[str, ...]:
 
 
 def unused_set(result: PrincipalResult) -> frozenset:
-    return frozenset().union(*result.groups.get("unused", {}).values())
+    parts = list(result.groups.get("unused", {}).values())
+    return parts[0] if len(parts) == 1 else frozenset().union(*parts)  # one reason: no copy
 
 
 def new_set(result: PrincipalResult) -> frozenset:
@@ -233,13 +235,6 @@ def allowlisted(result: PrincipalResult, allowlist, today, catalog: Catalog) -> 
 
 
 # -- iam:PassRole ---------------------------------------------------------------------------------
-def _has_key(condition, key: str) -> bool:
-    if not isinstance(condition, dict):
-        return False
-    return any(isinstance(block, dict) and any(str(k).lower() == key for k in block)
-               for block in condition.values())
-
-
 def _names_passrole(st: Statement) -> bool:
     if st.not_actions:
         return not any(glob_match(p, PASSROLE) for p in st.not_actions)
@@ -251,11 +246,12 @@ def names_any_role(st: Statement) -> bool:
 
 
 def unrestricted_passrole(result: PrincipalResult) -> tuple[Statement, ...]:
-    """Allows that grant iam:PassRole on every role with no iam:PassedToService condition
-    (and no Deny of PassRole conditioned on iam:PassedToService)."""
-    guarded = any(not st.is_allow and _has_key(st.condition, "iam:passedtoservice") and _names_passrole(st)
-                  for policy in result.principal.policies for st in policy.statements)
+    """Allows that grant iam:PassRole on every role with no condition restricting iam:PassedToService to
+    named services (and no Deny of PassRole that leaves it only to named services). An always-true
+    condition, or a `*`/`*.amazonaws.com` value, does not restrict (`iamgate.judge.conditions`)."""
+    guarded = any(not st.is_allow and deny_restricts_passrole(st.condition) and _names_passrole(st)
+                  and on_every_role(st) for policy in result.principal.policies for st in policy.statements)
     if guarded:
         return ()
     return tuple(st for st, acts in result.allows
-                 if PASSROLE in acts and names_any_role(st) and not _has_key(st.condition, "iam:passedtoservice"))
+                 if PASSROLE in acts and names_any_role(st) and not allow_restricts_passrole(st.condition))

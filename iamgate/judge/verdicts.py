@@ -302,13 +302,14 @@ class Decider:
         def put(verdict: str, reason: str, actions) -> None:
             if actions:  # two steps may give one reason (service-level usage only): keep both sets
                 reasons = out.setdefault(verdict, {})
-                reasons[reason] = reasons.get(reason, frozenset()) | frozenset(actions)
+                had = reasons.get(reason)  # no copy of a NotAction grant's ~20,000 actions when there is none
+                reasons[reason] = had | frozenset(actions) if had else frozenset(actions)
 
         b, obs = self.baseline, self.obs
         if b is None:
             put(NO_DATA, "no baseline for this principal", granted)
             return out
-        used = granted & b.used.keys()
+        used = granted.intersection(b.used)  # walks the baseline's few used actions, not the grant
         by_signals: dict[tuple, list[str]] = {}
         for a in used:
             by_signals.setdefault(b.used[a].signals, []).append(a)
@@ -317,7 +318,7 @@ class Decider:
         rest = granted - used
         configured = rest & obs.configured
         put(UNOBSERVABLE, REASONS["config"], configured)
-        rest -= configured
+        rest = rest - configured if configured else rest
         if b.unused_access is not None:  # an unused-access analyzer decides what it judged (unused_access_verdicts.py)
             judged = decide_unused_access(rest, b, obs)
             self.aged = frozenset().union(*judged.groups.get(UNUSED, {}).values())
@@ -377,7 +378,7 @@ def _reasons(unseen: frozenset, views: list[SourceView]) -> dict[str, frozenset]
         reason = "; ".join(key)
         if len(key) > 1:
             _COMBINED[reason] = key
-        out[reason] = out.get(reason, frozenset()) | acts
+        out[reason] = out[reason] | acts if reason in out else acts
     return out
 
 

@@ -7,6 +7,8 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import contains
 from pathlib import Path
 
 from ..files import write_text_atomic
@@ -62,6 +64,7 @@ class Catalog:
         self._by_service = {p: frozenset(f"{p}:{a}" for a in acts) for p, acts in services.items()}
         self._sorted = {p: sorted(acts) for p, acts in services.items()}  # for prefix lookups
         self._cache: dict = {}  # pattern, or ("all"|"not", *patterns) -> Expansion
+        self._canonical: dict[str, str] = {}  # as written -> as AWS writes it: computed once per action
 
     # -- lookup --------------------------------------------------------------
     @property
@@ -80,7 +83,12 @@ class Catalog:
         return tuple(x.strip() for x in self.access_level(action).split(",") if x.strip())
 
     def canonical(self, action: str) -> str:
-        return self.names.get(action.lower(), action)
+        hit = self._canonical.get(action)
+        if hit is None:
+            hit = self.names.get(action.lower(), action)
+            if len(self._canonical) < 1 << 17:  # bounded: what the scanned repository writes is not
+                self._canonical[action] = hit
+        return hit
 
     def sorted_names(self, service: str) -> list[str]:
         """The service's action names (lowercase, without the prefix), sorted: for prefix searches."""
@@ -97,7 +105,7 @@ class Catalog:
         key = actions if isinstance(actions, frozenset) else frozenset(actions)
         hit = self._sorted_cache.get(key)
         if hit is None:
-            hit = [a for a in self._all_sorted if a in key]
+            hit = list(compress(self._all_sorted, map(contains, repeat(key), self._all_sorted)))  # all in C
             if len(hit) != len(key):
                 hit = sorted(hit + [a for a in key if a not in self._all])
             if len(self._sorted_cache) > 512:
@@ -191,8 +199,7 @@ def action_names(actions) -> list[str]:
     """Actions as AWS writes them (`ec2:DescribeInstances`), for people to read: every format but the
     JSON report, whose lowercase keys are the machine contract. What the catalog does not know stays
     as written."""
-    canonical = load_catalog().canonical
-    return [canonical(a) for a in actions]
+    return list(map(load_catalog().canonical, actions))
 
 
 @lru_cache(maxsize=1)

@@ -74,6 +74,25 @@ def bundle() -> Bundle | None:
         return None
 
 
+@lru_cache(maxsize=1)
+def _bundle_names() -> dict[str, str]:
+    b = bundle()
+    if b is None:
+        return {}
+    out: dict[str, str] = {}
+    for member in b._zip.namelist():
+        if member.startswith("policy/") and member.endswith(".json"):
+            rel = member[len("policy/"):-len(".json")]
+            out.setdefault(rel.rsplit("/", 1)[-1], AWS_MANAGED_PREFIX + rel)
+    return out
+
+
+def aws_managed_arn(name: str) -> str | None:
+    """The ARN of the AWS managed policy with this name (`AdministratorAccess`), from the bundle; None
+    when the bundle has no such policy (a customer managed one, or one newer than the bundle)."""
+    return _bundle_names().get(name)
+
+
 def bundle_info() -> BundleInfo | None:
     b = bundle()
     return b.info if b else None

@@ -9,6 +9,7 @@ lines), `policy_document` (statements with unknown parts), `collector` (assembli
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -32,11 +33,20 @@ class ScanOptions:
     managed_policy_dir: str | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     workspace: str | None = None  # in the Action: nothing whose real path leaves this folder is read
+    exclude: tuple[str, ...] = ()  # the config's `exclude:` path globs, relative to the base
     # A named deployment's resolution (issue 21): its Terraform `-var-file`s (relative to the base folder,
     # read only inside the scanned paths) and its `terraform.workspace`; its parameters are in `parameters`.
     var_files: tuple[str, ...] = ()
     terraform_workspace: str | None = None
     trusted_modules: tuple[str, ...] = ()  # `.iamgate.yml` trusted-modules: remote module sources trusted unread
+
+
+def excluded(rel: str, globs) -> bool:
+    """Does the config exclude this path (`docs/*`, `legacy/**`, `services/api/serverless.ts`) or a folder above it?"""
+    parts = rel.split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(c, g.strip("/").removesuffix("/**")) or fnmatch.fnmatchcase(c, g)
+               for g in globs for c in candidates)
 
 
 OUTSIDE_ROOTS = "its real path leaves the scanned paths (a symbolic link); not read"
@@ -85,6 +95,8 @@ class Workspace:
                     else:
                         self.skipped.append(Skipped(self._shown(Path(dirpath, f)), OUTSIDE_ROOTS))
         self.files = list(dict.fromkeys(self.files))
+        if self.options.exclude:
+            self.files = [f for f in self.files if not excluded(self.rel(f), self.options.exclude)]
         # What may be read at all: the scanned paths and the repositories around them (Terraform's
         # local modules), never a link's target elsewhere; in the Action only inside the workspace.
         readable = set(self.roots) | {r for r in map(repo_root, self.roots) if r is not None}
@@ -179,6 +191,7 @@ def scan(workspace: Workspace, only: list[str] | None = None) -> SourceResult:
     principals: list[Principal] = []
     unresolved: list[Unresolved] = []
     errors: list[ScanError] = list(workspace.errors)
+    skipped_by_sources: list[Skipped] = []
     sources = sorted(SOURCES.all().values(), key=lambda s: (s.priority, s.name))
     for cls in sources:
         if only and cls.name not in only:
@@ -187,7 +200,8 @@ def scan(workspace: Workspace, only: list[str] | None = None) -> SourceResult:
         principals.extend(result.principals)
         unresolved.extend(result.unresolved)
         errors.extend(result.errors)
-    skipped = list(workspace.skipped)
+        skipped_by_sources.extend(result.skipped)
+    skipped = list(workspace.skipped) + skipped_by_sources
     for path, doc in workspace._docs.items():  # tried as JSON/YAML by every source, claimed by none
         if isinstance(doc, LoadError) and not workspace.is_claimed(path) and path in workspace.files:
             where = f" (line {doc.line})" if doc.line else ""

@@ -44,6 +44,17 @@ def name_pattern(value) -> str | None:
     return pattern if pattern.strip("*") and "$" not in pattern and "{" not in pattern else None
 
 
+_ANY_PARTITION = re.compile(r"^arn:\$\{[^{}]*\}:iam::aws:policy/([^${}]+)$")
+
+
+def aws_managed_in_any_partition(value) -> str | None:
+    """`arn:${data.aws_partition.current.partition}:iam::aws:policy/X`: AWS managed policy X whatever the
+    partition (aws, aws-cn, aws-us-gov publish it under the same name), read as `arn:aws:...` from the bundle."""
+    text = getattr(value, "text", None)
+    m = _ANY_PARTITION.match(text) if isinstance(value, Unknown) and isinstance(text, str) else None
+    return f"arn:aws:iam::aws:policy/{m.group(1)}" if m else None
+
+
 def _json_with_unknowns(doc):
     """A document given as a JSON string with unknown parts (`!Sub '{"Statement": … ${AWS::Region} …}'`)
     is still JSON: parsed, with each string that holds an unknown part kept Unknown, so only those
@@ -123,15 +134,19 @@ class Collector:
                       managed_arn=managed_arn)
 
     def managed_policy(self, ref: str, file: str, line: int | None, principal_id: str | None) -> Policy | None:
-        """A managed policy attached by ARN: its document from the cache, or an unresolved note."""
+        """A managed policy attached by ARN: its document from the cache or the bundle. One that cannot be
+        resolved is an unresolved grant (issue 19): it could grant anything, `AdministratorAccess` included."""
         arn = normalise_arn(ref)
         if arn is None:
-            self.note(file, line, f"managed policy {ref!r} is not an ARN and cannot be looked up", principal_id)
+            why = ("is a dynamic reference, resolved at deploy time" if "{{resolve:" in ref
+                   else "is not an ARN and cannot be looked up")
+            self.note(file, line, f"managed policy {ref!r} {why}", principal_id, grant=True)
             return None
         found = self.managed.lookup(arn)
         if found is None:
             self.note(file, line, f"managed policy {arn} is not in the managed-policy cache "
-                                  f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id)
+                                  f"({self.managed.directory}); run `iamgate managed-policies fetch`", principal_id,
+                      grant=True)
             return Policy(name=arn.rsplit("/", 1)[-1], location=Location(file, line), managed_arn=arn)
         return replace(self.policy(arn.rsplit("/", 1)[-1], found.document, file, line, principal_id, managed_arn=arn),
                        managed_origin=found.origin)

@@ -50,10 +50,26 @@ def _strings(value, what: str, line, out: ParsedPolicy, keep_unknown_text=False,
                     out.grant_unknowns.add(len(out.unknowns))
                 out.unknowns.append((item.line or line, f"{what} cannot be resolved: {item.reason}"))
         elif isinstance(item, (str, int, float)) and not isinstance(item, bool):
-            result.append(str(item))
+            result.append(item if isinstance(item, str) else str(item))  # a str keeps its marks (UnionStr)
         else:
             out.problems.append((line_of(item, line), f"{what} must be a string or a list of strings"))
     return tuple(result)
+
+
+def _strs(values) -> tuple[str, ...]:
+    return tuple(str.__str__(v) for v in values)
+
+
+def _is_branch(value) -> bool:
+    return type(value).__name__ in ("UnionStr", "UnionDict")
+
+
+def _maybe_absent(st: dict) -> bool:
+    for key in ("Action", "NotAction", "Resource", "NotResource"):
+        value = st.get(key)
+        if any(_is_branch(v) for v in (value if isinstance(value, list) else [value])):
+            return True
+    return False
 
 
 def _plain(value):
@@ -110,14 +126,27 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
         actions = _strings(st.get("Action"), "Action", sline, out, grant=allow)
         unknown_before = len(out.unknowns)
         not_actions = _strings(st.get("NotAction"), "NotAction", sline, out, grant=allow)
+        # entries from one branch of an undecided CloudFormation Fn::If may not be there: a Deny built from
+        # them may not apply, and an Allow's NotAction or NotResource excludes only what both branches exclude
+        maybe = _maybe_absent(st)
         not_action_unresolved = len(out.unknowns) > unknown_before
-        if not_action_unresolved:  # read the way that grants more: an Allow excludes only the known entries,
+        if allow and any(_is_branch(a) for a in not_actions):
+            not_actions = tuple(a for a in not_actions if not _is_branch(a))
+            not_action_unresolved = True
+        if len(out.unknowns) > unknown_before:  # read the way that grants more: an Allow excludes only the known entries,
             how = ("read as excluding only the known entries, which grants more" if allow  # a Deny denies nothing
                    else "read as denying nothing, since it may exclude everything")
             out.unknowns[-1] = (out.unknowns[-1][0], f"{out.unknowns[-1][1]}; {how}")
         resources = _strings(st.get("Resource"), "Resource", sline, out, keep_unknown_text=True)
         not_resources = _strings(st.get("NotResource"), "NotResource", sline, out, keep_unknown_text=True)
+        if allow and any(_is_branch(r) for r in not_resources):
+            not_resources = tuple(r for r in not_resources if not _is_branch(r)) or ("${undecided Fn::If}",)
         condition = st.get("Condition") or {}
+        if allow and isinstance(condition, dict):  # a condition from an undecided Fn::If branch may be absent
+            condition = {} if _is_branch(condition) else {op: block for op, block in condition.items()
+                                                           if not _is_branch(block)}
+        if not allow and maybe and not isinstance(condition, Unknown) and isinstance(condition, dict):
+            condition = {**condition, "Unresolved": {"iamgate:condition": "an undecided Fn::If branch"}}
         if isinstance(condition, Unknown):  # still a condition: never read it as unconditional
             out.unknowns.append((condition.line or sline, f"Condition cannot be resolved: {condition.reason}"))
             condition = {"Unresolved": {"iamgate:condition": condition.text}}
@@ -126,8 +155,8 @@ def parse_policy(doc, file: str, line: int | None = None) -> ParsedPolicy:
             condition = {}
         sid = st.get("Sid")
         out.statements.append(Statement(
-            effect=effect, actions=actions, not_actions=not_actions, resources=resources,
-            not_resources=not_resources, condition=_plain(condition),
+            effect=effect, actions=_strs(actions), not_actions=_strs(not_actions), resources=_strs(resources),
+            not_resources=_strs(not_resources), condition=_plain(condition),
             sid=str(sid) if sid is not None and not isinstance(sid, Unknown) else None,
             location=Location(file, sline), not_action_unresolved=not_action_unresolved))
     return out

@@ -182,9 +182,10 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         mapped += count
         target = p.denied if is_access_denied(error) else p.used
         for a in actions:
-            slot = target.setdefault(a, {"count": 0, "last_seen": None})
+            slot = target.setdefault(a, {"count": 0, "last_seen": None, "first_seen": None})
             slot["count"] += count
             slot["last_seen"] = _later(slot["last_seen"], t1)
+            slot["first_seen"] = _earlier(slot["first_seen"], t0)
             if target is p.used:
                 if region:
                     slot.setdefault("regions", set()).add(region)
@@ -227,8 +228,8 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
 
 def _used(slot: dict) -> UsedAction:
     arns, more, prefix = bounded(slot["arns"]) if slot.get("arns") else ((), 0, None)
-    return UsedAction(slot["count"], slot["last_seen"], (SIGNAL,), resources=arns, resources_more=more,
-                      resources_prefix=prefix)
+    return UsedAction(slot["count"], slot["last_seen"], (SIGNAL,), first_seen=slot.get("first_seen"),
+                      resources=arns, resources_more=more, resources_prefix=prefix)
 
 
 def account_window(arn: str, regions: set, coverage: dict | None, default: tuple) -> tuple[str | None, str | None]:

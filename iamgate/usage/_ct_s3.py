@@ -65,12 +65,13 @@ def _prefix_in_window(prefix: str, lo: tuple | None, hi: tuple | None) -> bool:
     return (lo is None or parts >= lo[:len(parts)]) and (hi is None or parts <= hi[:len(parts)])
 
 
-def list_keys(url: str, lo: tuple | None = None, hi: tuple | None = None, s3=None):
-    """Keys under s3://bucket/prefix. With a window, walks by `/` and skips days outside it."""
+def list_keys(url: str, lo: tuple | None = None, hi: tuple | None = None, s3=None, keep=None):
+    """Keys under s3://bucket/prefix. With a window, walks by `/` and skips days outside it; `keep(prefix)`
+    False skips a prefix too (the days an earlier run read, `_ct_state`)."""
     s3 = s3 or client()
     bucket, prefix = parse_url(url)
     paginator = s3.get_paginator("list_objects_v2")
-    if lo is None and hi is None:
+    if lo is None and hi is None and keep is None:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", ()):
                 yield obj["Key"], obj.get("Size", 0)
@@ -82,7 +83,7 @@ def list_keys(url: str, lo: tuple | None = None, hi: tuple | None = None, s3=Non
             for obj in page.get("Contents", ()):
                 yield obj["Key"], obj.get("Size", 0)
             for cp in page.get("CommonPrefixes", ()):
-                if _prefix_in_window(cp["Prefix"], lo, hi):
+                if _prefix_in_window(cp["Prefix"], lo, hi) and (keep is None or keep(cp["Prefix"])):
                     stack.append(cp["Prefix"])
 
 

@@ -6,6 +6,7 @@ DuckDB, which the tests use to check it against the local reader.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import time
 
@@ -21,6 +22,7 @@ _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_-]*$")
 GROUP_COLUMNS = ("identity_type", "identity_arn", "issuer_arn", "invoked_by", "eventsource", "eventname",
                  "errorcode", "awsregion", "eventtype", "eventcategory")
 PARTITIONS = ("timestamp", "year-month-day", "none")
+SETTLE_SECONDS = 3600  # an incremental query stops an hour before now: CloudTrail delivers within minutes
 RESOURCES_READ = 3  # the first entries of `resources[]` (the local reader reads as many)
 LIST_FIELDS = ("names",)  # request fields that hold a list of names
 
@@ -192,11 +194,20 @@ class AthenaUsage(UsageSource):
 
     def __init__(self, table: str, workgroup: str = "primary", output: str | None = None, *,
                  start: str | None = None, end: str | None = None, principal: str | None = None,
-                 partition: str = "timestamp", catalog: Catalog | None = None, client=None):
+                 partition: str = "timestamp", catalog: Catalog | None = None, client=None, state=None,
+                 now=None):
         if partition not in PARTITIONS:
             raise ValueError(f"--athena-partition must be one of {', '.join(PARTITIONS)}")
         self.table, self.workgroup, self.output = table, workgroup, output
         self.start, self.end = parse_time(start), parse_time(end, end=True)
+        self.state, self.scopes = state, {}
+        if state is not None:  # incremental: only the partitions (and events) since the last refresh
+            through = state.athena_through(table)
+            if through and (self.start is None or through > self.start):
+                self.start = through
+            if self.end is None:  # events still being delivered are left to the next run
+                now = now or _dt.datetime.now(_dt.timezone.utc)
+                self.end = (now - _dt.timedelta(seconds=SETTLE_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.principal, self.partition = principal, partition
         self.catalog, self.client = catalog, client
         self.sql = build_query(table, self.start, self.end, partition)
@@ -219,9 +230,17 @@ class AthenaUsage(UsageSource):
         if not counts and not errors:  # nothing to judge by: never an empty "100% mapped"
             errors.append(ScanError(f"athena:{self.table}", None, "no CloudTrail records in the query's window: "
                                                                   "no usage read from this source"))
+        if self.state is not None:
+            nothing_new = [e for e in errors if "no CloudTrail records" in e.message]
+            if nothing_new and len(errors) == 1 and self.state.athena_through(self.table):
+                errors = []  # the last refresh read up to here: nothing new is not an error
+                notes.append(f"athena:{self.table}: no new events since {self.state.athena_through(self.table)}")
+            if not errors and self.end:
+                self.state.athena_read(self.table, self.end)
+        self.scopes = coverage("", counts)
         summary = summarise(counts, files=0, catalog=self.catalog or load_catalog(), principal_glob=self.principal,
                             notes=tuple(notes), engine="athena",
-                            coverage=coverage("", counts))  # each account's own span, as for logs read directly
+                            coverage=self.scopes)  # each account's own span, as for logs read directly
         return summary, errors
 
     def collect(self) -> UsageResult:

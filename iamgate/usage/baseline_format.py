@@ -5,6 +5,11 @@ Access Analyzer's raw `get-generated-policy` output is accepted too and normalis
 reported, and the deployed grant it judged). Only such baselines are written as v2: a v1 reader
 would take their empty `used` for "nothing used" and call the whole grant unused, so it must
 reject them instead. Both versions are read.
+`iamgate.baseline/v3` is a baseline with history (issue 22, `iamgate.usage.history`): per action
+`first_seen` and `by_source.<kind>: {count, first_seen, last_seen}`, and top-level `coverage: {kind:
+[{start, end}]}`, the intervals each source watched. An older iamgate would take its window for one
+continuous watch (a gap in coverage would count as watched), so history is written as v3, which older
+versions reject. v1, v2 and v3 are read.
 """
 from __future__ import annotations
 
@@ -15,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 
 from ..files import write_json_atomic
-from ..model import Baseline, UnusedAccessEvidence, UsedAction
+from ..model import Baseline, Interval, SourceUse, UnusedAccessEvidence, UsedAction
 
 SCHEMA_ID = "iamgate.baseline/v1"
 SCHEMA_V2 = "iamgate.baseline/v2"
-SCHEMAS = (SCHEMA_ID, SCHEMA_V2)
+SCHEMA_V3 = "iamgate.baseline/v3"
+SCHEMAS = (SCHEMA_ID, SCHEMA_V2, SCHEMA_V3)
 
 
 class BaselineError(Exception):
@@ -85,18 +91,22 @@ def from_v1(data: dict, file: str = "") -> Baseline:
         raise BaselineError(f"not a valid {data.get('schema', SCHEMA_ID)} baseline at {where}: {error.message}")
     window = data.get("window") or {}
     used = {k.lower(): UsedAction(count=v.get("count"), last_seen=v.get("last_seen"),
-                                  signals=tuple(v.get("signals") or ()),
+                                  signals=tuple(v.get("signals") or ()), first_seen=v.get("first_seen"),
+                                  by_source={kind: SourceUse(s.get("count"), s.get("first_seen"), s.get("last_seen"))
+                                             for kind, s in (v.get("by_source") or {}).items()},
                                   resources=tuple(v.get("resources") or ()),
                                   resources_more=v.get("resources_more") or 0,
                                   resources_prefix=v.get("resources_prefix"))
             for k, v in (data.get("used") or {}).items()}
+    coverage = {kind: tuple(Interval(i["start"], i["end"]) for i in spans)
+                for kind, spans in (data.get("coverage") or {}).items()}
     return Baseline(
         principal_arn=data["principal_arn"], window_start=window.get("start"), window_end=window.get("end"),
         sources=tuple(data.get("sources") or ()), used=used,
         service_level_only=frozenset(s.lower() for s in data.get("service_level_only") or ()),
         not_accessed_services=frozenset(s.lower() for s in data.get("not_accessed_services") or ()),
         data_events_observed=frozenset(s.lower() for s in data.get("data_events_observed") or ()),
-        denied={k.lower(): v for k, v in (data.get("denied") or {}).items()}, files=(file,),
+        denied={k.lower(): v for k, v in (data.get("denied") or {}).items()}, files=(file,), coverage=coverage,
         unused_access=evidence_from_json(data["unused_access"]) if data.get("unused_access") else None,
         deployment=data.get("deployment"))
 
@@ -130,7 +140,7 @@ def parse(data, file: str = "") -> Baseline:
         return from_generated_policy(data, file)
     if isinstance(data, dict) and data.get("schema") in SCHEMAS:
         return from_v1(data, file)
-    raise BaselineError(f"neither a {SCHEMA_ID} (or v2) baseline nor Access Analyzer get-generated-policy output")
+    raise BaselineError(f"neither a {SCHEMA_ID} (or v2, v3) baseline nor Access Analyzer get-generated-policy output")
 
 
 def load(path: str | Path) -> Baseline:
@@ -144,11 +154,28 @@ def load(path: str | Path) -> Baseline:
     return parse(data, path.as_posix())
 
 
+def _history(u: UsedAction) -> dict:
+    """An action's history fields (v3), where it has them."""
+    out: dict = {"first_seen": u.first_seen} if u.first_seen else {}
+    if u.by_source:
+        out["by_source"] = {kind: {k: v for k, v in (("count", s.count), ("first_seen", s.first_seen),
+                                                     ("last_seen", s.last_seen)) if v is not None}
+                            for kind, s in sorted(u.by_source.items())}
+    return out
+
+
+def has_history(b: Baseline) -> bool:
+    return bool(b.coverage) or any(u.by_source or u.first_seen for u in b.used.values())
+
+
 def to_v1(b: Baseline) -> dict:
-    """The stored form: v1, or v2 when the baseline carries an unused-access section."""
+    """The stored form: v1; v2 when the baseline carries an unused-access section; v3 with history."""
     extra = {"unused_access": evidence_to_json(b.unused_access)} if b.unused_access is not None else {}
+    if b.coverage:
+        extra["coverage"] = {kind: [{"start": i.start, "end": i.end} for i in spans]
+                             for kind, spans in sorted(b.coverage.items())}
     return {
-        "schema": SCHEMA_V2 if extra else SCHEMA_ID,
+        "schema": SCHEMA_V3 if has_history(b) else SCHEMA_V2 if b.unused_access is not None else SCHEMA_ID,
         "principal_arn": b.principal_arn,
         **({"deployment": b.deployment} if b.deployment else {}),
         "window": {"start": b.window_start, "end": b.window_end},
@@ -156,7 +183,7 @@ def to_v1(b: Baseline) -> dict:
         "used": {a: {k: v for k, v in (("count", u.count), ("last_seen", u.last_seen),
                                         ("signals", list(u.signals)), ("resources", list(u.resources)),
                                         ("resources_more", u.resources_more or None),
-                                        ("resources_prefix", u.resources_prefix)) if v not in (None, [])}
+                                        ("resources_prefix", u.resources_prefix)) if v not in (None, [])} | _history(u)
                  for a, u in sorted(b.used.items())},
         "service_level_only": sorted(b.service_level_only),
         "not_accessed_services": sorted(b.not_accessed_services),
@@ -177,6 +204,19 @@ def _later(a, b):
     if b is None:
         return a
     return max(a, b)
+
+
+def _coverage(baselines: list[Baseline]) -> dict:
+    """The sources' intervals; where some baselines have coverage, the others' windows count as theirs."""
+    if not any(b.coverage for b in baselines):
+        return {}
+    spans: dict[str, set] = {}
+    for b in baselines:
+        own = b.coverage or ({k: (Interval(b.window_start, b.window_end),) for k in b.source_kinds}
+                             if b.window_start and b.window_end else {})
+        for kind, intervals in own.items():
+            spans.setdefault(kind, set()).update(intervals)
+    return {kind: tuple(sorted(v, key=lambda i: (i.start, i.end))) for kind, v in sorted(spans.items())}
 
 
 def has_resources(u: UsedAction) -> bool:
@@ -217,8 +257,11 @@ def merge(baselines: list[Baseline]) -> Baseline:
                 used[a] = u
             else:
                 count = None if prev.count is None and u.count is None else (prev.count or 0) + (u.count or 0)
+                firsts = [t for t in (prev.first_seen, u.first_seen) if t]
                 used[a] = replace(merge_resources(prev, u), count=count, last_seen=_later(prev.last_seen, u.last_seen),
-                                  signals=tuple(dict.fromkeys(prev.signals + u.signals)))
+                                  signals=tuple(dict.fromkeys(prev.signals + u.signals)),
+                                  first_seen=min(firsts) if firsts else None,
+                                  by_source={**prev.by_source, **u.by_source})
         for a, d in b.denied.items():
             prev_d = denied.get(a, {})
             denied[a] = {"count": (prev_d.get("count") or 0) + (d.get("count") or 0),
@@ -237,6 +280,7 @@ def merge(baselines: list[Baseline]) -> Baseline:
             a.partition(":")[0] for a in used},
         data_events_observed=frozenset().union(*(b.data_events_observed for b in baselines)),
         denied=denied, files=tuple(f for b in baselines for f in b.files),
+        coverage=_coverage(baselines),
         unused_access=max((b.unused_access for b in baselines if b.unused_access is not None),  # the latest
                           key=lambda e: e.analyzed_at or "", default=None))
     return merged

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..escape import terminal
 from ..files import write_json_atomic
 from . import baseline_format as fmt
+from . import history
+from ..model import Baseline
 from .access_analyzer import DAILY_JOBS, PolicyGenerator, QuotaExceeded, to_baseline
 from .aws_clients import SystemClock, iso
 from .aws_errors import PrincipalError, Stopped
@@ -210,8 +212,10 @@ COLLECT, LAST_ACCESSED, GENERATE = "collect", "last-accessed", "generate"
 
 class BaselineRun:
     def __init__(self, out: Path, generator: PolicyGenerator, last_accessed: LastAccessed | None,
-                 refresh_older_than: int, max_jobs: int | None = None, clock=None, progress: Progress | None = None):
+                 refresh_older_than: int, max_jobs: int | None = None, clock=None, progress: Progress | None = None,
+                 keep: int | None = history.KEEP_DAYS, replace: bool = False):
         self.out = Path(out)
+        self.keep, self.replace = keep, replace  # history (issue 22): days kept; start afresh instead
         self.generator = generator
         self.last_accessed = last_accessed
         self.refresh = refresh_older_than
@@ -229,15 +233,9 @@ class BaselineRun:
 
     def _aa_stamp(self, arn: str) -> dt.datetime | None:
         """When the principal's Access Analyzer baseline on disk was generated; None if there is none."""
-        path = self.out / baseline_relpath(arn)
-        if not path.is_file():
-            return None
-        try:
-            b = fmt.load(path)
-        except fmt.BaselineError:
-            return None
-        stamps = [s.get("generated_at") for s in b.sources if s.get("kind") == "access-analyzer"]
-        if b.principal_arn != arn or not stamps or not isinstance(stamps[0], str):
+        b = history.stored(self.out / baseline_relpath(arn), arn)
+        stamps = [s.get("generated_at") for s in b.sources if s.get("kind") == "access-analyzer"] if b else []
+        if not stamps or not isinstance(stamps[0], str):
             return None
         try:
             at = dt.datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))
@@ -424,6 +422,8 @@ class BaselineRun:
                 merged = replace(merged, sources=merged.sources + (failed_source(error, iso(now)),))
             how += f"; last accessed failed: {error}" if error else " + last accessed"
             self._record_last_accessed(arn, error, summary)
+        stored = None if self.replace else history.stored(self.out / rel, arn)
+        merged = history.merge(stored, merged, self.keep)  # the job's window joins the history
         fmt.write(replace(merged, deployment=self.deployment or merged.deployment), self.out / rel)
         self.state.finished(arn)
         summary.written.append(arn)
@@ -449,7 +449,12 @@ class BaselineRun:
         path = self.out / baseline_relpath(arn)
         b = fmt.load(path)
         kept = replace(b, sources=tuple(s for s in b.sources if s.get("kind") != SIGNAL), files=())
-        merged, error = self._with_last_accessed(kept, arn, b.window_start or iso(self.generator.start))
+        watched = history.own_coverage(b).get("access-analyzer") or (None,)
+        since = watched[-1].start if watched[-1] else (b.window_start or iso(self.generator.start))
+        until = watched[-1].end if watched[-1] else (b.window_end or iso(self.clock.now()))
+        fresh = Baseline(arn, since, until)  # last accessed over the latest job's window
+        la, error = self._with_last_accessed(fresh, arn, since)
+        merged = history.merge(kept, la, self.keep)
         fmt.write(replace(merged, deployment=self.deployment or merged.deployment), path)
         self._record_last_accessed(arn, error, summary)
         self.state.save()

@@ -17,7 +17,17 @@ from ..words import plural
 from . import USAGE, UsageResult, UsageSource
 from ._ct_agg import CloudTrailSummary, merge_counts, summarise
 from ._ct_map import EventMapper
-from ._ct_read import LOG_SUFFIXES, FileResult, ReadOptions, delivery_date, is_digest, scan_bytes, scan_path, widen
+from ._ct_read import (
+    LOG_SUFFIXES,
+    FileResult,
+    ReadOptions,
+    delivery_date,
+    is_digest,
+    log_scope,
+    scan_bytes,
+    scan_path,
+    widen,
+)
 
 IN_PROCESS_BYTES = 8 << 20  # below this much input a process pool costs more than it saves
 
@@ -62,8 +72,10 @@ class CloudTrailUsage(UsageSource):
 
     def __init__(self, sources: list[str], start: str | None = None, end: str | None = None,
                  principal: str | None = None, jobs: int | None = None, catalog: Catalog | None = None,
-                 resources: bool = True):
+                 resources: bool = True, state=None):
         self.sources = list(sources)
+        self.state = state  # _ct_state.ReadState: what earlier runs read (None: read everything)
+        self.already_read: dict = {}  # source -> files skipped as read by an earlier run
         self.start, self.end = parse_time(start), parse_time(end, end=True)
         self.principal = principal
         self.jobs = jobs or os.cpu_count() or 1
@@ -89,12 +101,13 @@ class CloudTrailUsage(UsageSource):
                 from . import _ct_s3
                 bucket, _ = _ct_s3.parse_url(src)
                 lo, hi = self._day_window()
+                keep = (lambda p, src=src: self.state.keep_dir(src, p)) if self.state else None
                 try:
-                    for key, size in _ct_s3.list_keys(src, lo, hi):
+                    for key, size in _ct_s3.list_keys(src, lo, hi, keep=keep):
                         if is_digest(key):
                             digests += 1
                         elif key.endswith(LOG_SUFFIXES) and self._in_window(key):
-                            files.append(LogFile(f"s3://{bucket}/{key}", size))
+                            self._add(files, src, LogFile(f"s3://{bucket}/{key}", size))
                         elif not key.endswith(LOG_SUFFIXES):
                             other += 1
                 except Exception as e:  # botocore errors: one located line, not a traceback
@@ -102,28 +115,37 @@ class CloudTrailUsage(UsageSource):
                 continue
             path = Path(src)
             if path.is_file():
-                files.append(LogFile(path.as_posix(), path.stat().st_size))
+                self._add(files, src, LogFile(path.as_posix(), path.stat().st_size))
                 continue
             if not path.is_dir():
                 errors.append(ScanError(src, None, "no such file or directory"))
                 continue
             for root, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (
+                    self.state is None or self.state.keep_dir(src, Path(root, d).as_posix())))
                 for n in sorted(names):
                     full = os.path.join(root, n)
                     if is_digest(full):
                         digests += 1
                     elif n.endswith(LOG_SUFFIXES):
                         if self._in_window(full):
-                            files.append(LogFile(Path(full).as_posix(), os.path.getsize(full)))
+                            self._add(files, src, LogFile(Path(full).as_posix(), os.path.getsize(full)))
                     else:
                         other += 1
         notes = []
+        if sum(self.already_read.values()):
+            notes.append(f"skipped {plural(sum(self.already_read.values()), 'log file')} read by an earlier run")
         if digests:
             notes.append(f"skipped {plural(digests, 'CloudTrail digest file')}")
         if other:
             notes.append(f"ignored {plural(other, 'file')} that are not .json/.json.gz logs")
         return files, errors, notes
+
+    def _add(self, files: list, src: str, f: LogFile) -> None:
+        if self.state is None or self.state.wants(src, f.ref):
+            files.append(f)
+        else:
+            self.already_read[src] = self.already_read.get(src, 0) + 1
 
     # -- reading ---------------------------------------------------------------
     def _read_all(self, files: list[LogFile], opts: ReadOptions):
@@ -170,9 +192,15 @@ class CloudTrailUsage(UsageSource):
             for line, msg in res.errors:
                 errors.append(ScanError(res.name, line, msg))
             problems.add(res)
+            if res.skipped and log_scope(res.name)[0]:  # in CloudTrail's delivery path: its events are lost
+                errors.append(ScanError(res.name, None, f"a log file in CloudTrail's delivery path that does not "
+                                                        f"read: {res.skipped}"))
+                continue
             if res.skipped:
                 skipped.append(f"{res.name}: {res.skipped}")
                 continue
+            if self.state is not None and not res.errors:
+                self.state.mark(self._source_of(res.name) or res.name, res.name)
             read += 1
             filtered += res.filtered
             merge_counts(counts, res.counts)
@@ -185,6 +213,10 @@ class CloudTrailUsage(UsageSource):
         notes += problems.warnings()
         listed = {e.file for e in errors if e.line is None}
         for src, (n, outside) in records.items():
+            if not n and not outside and self.already_read.get(src) and not any(
+                    self._source_of(f.ref) == src for f in files):
+                notes.append(f"{src}: no new log files since the last run")
+                continue
             if not n and src not in listed:  # nothing to judge by: never an empty "100% mapped"
                 why = (f"all {outside} records are outside --start/--end" if outside else
                        "no CloudTrail records" + ("" if any(self._source_of(f.ref) == src for f in files)
@@ -195,6 +227,7 @@ class CloudTrailUsage(UsageSource):
                          + (" ..." if len(skipped) > 5 else ""))
         if filtered:
             notes.append(f"{plural(filtered, 'event')} outside --start/--end not counted")
+        self.scopes = scopes  # (account, region) -> [first, last] event time of the logs read
         summary = summarise(counts, files=read, catalog=catalog, mapper=mapper, principal_glob=self.principal,
                             notes=tuple(notes), coverage=scopes)
         return summary, errors

@@ -17,7 +17,8 @@ from ..model import Baseline, Deployment, Principal
 from ..reference.catalog import glob_match
 from .baseline_format import merge
 
-_KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/"}
+# a permission set is provisioned as roles `AWSReservedSSO_<name>_<hash>` (iamgate/sources/sso.py)
+_KIND_IN_ARN = {"role": ":role/", "user": ":user/", "group": ":group/", "permission-set": ":role/"}
 # How sure a way of matching is: a baseline that fits two principals goes to the surer match.
 EXACT, NAMED, FITS = 3, 2, 1
 

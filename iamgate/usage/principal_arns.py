@@ -141,6 +141,8 @@ class Resolver:
 
         if p.kind not in ("role", "user"):
             why = ("a policy attached to no principal in the code" if p.kind == "policy"
+                   else "a permission set is provisioned as an AWSReservedSSO_<name>_* role in each assigned "
+                        "account (`check` matches a baseline of that role)" if p.kind == "permission-set"
                    else f"a {p.kind} makes no calls of its own")
             return NotResolved(p.id, f"{why}; Access Analyzer generates policies for roles and users only", p.location)
         for key in (p.id, *p.aliases, p.location.file if p.location else None, p.name):

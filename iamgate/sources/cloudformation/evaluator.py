@@ -21,6 +21,40 @@ MAX_DEPTH = 200
 _ARN_KINDS = {"AWS::IAM::Role": "role", "AWS::IAM::User": "user", "AWS::IAM::Group": "group"}
 
 
+class UnionStr(str):
+    """A string from one branch of an `Fn::If` whose condition is undecided: it may not be there."""
+
+
+class UnionList(LList):
+    """Both branches of an `Fn::If` whose condition is undecided (their union), or items of one."""
+
+
+def _undecided(value, condition: str):
+    """A branch of an undecided `Fn::If`: a Deny statement in it becomes conditional (it may not apply),
+    strings are marked so a Deny's Action or an Allow's NotAction built from them is read the cautious way."""
+    if isinstance(value, dict) and value.get("Effect") == "Deny":
+        out = LDict(value, line=getattr(value, "line", None))
+        out.key_lines.update(getattr(value, "key_lines", {}))
+        cond = dict(value["Condition"]) if isinstance(value.get("Condition"), dict) else {}
+        cond.setdefault("Unresolved", {})["iamgate:condition"] = f"condition {condition} is undecided"
+        out["Condition"] = cond
+        return out
+    if type(value) is str:
+        return UnionStr(value)
+    if isinstance(value, dict) and not isinstance(value, UnionDict):
+        out = UnionDict(value, line=getattr(value, "line", None))
+        out.key_lines.update(getattr(value, "key_lines", {}))
+        return out
+    if isinstance(value, list):
+        return UnionList([_undecided(v, condition) for v in value], line=getattr(value, "line", None))
+    return value
+
+
+class UnionDict(LDict):
+    """A mapping from one branch of an undecided `Fn::If`: it may not be there (an Allow's Condition built
+    from it may be absent, so the Allow is read without it)."""
+
+
 class ResourceRef(str):
     """A string produced by `Ref`/`Fn::GetAtt` on a resource of the same template."""
     logical_id: str
@@ -51,6 +85,8 @@ class Template:
             self.resources = self._expand_foreach(self.resources, 0)
         self._cond_cache: dict[str, bool | None] = {}
         self._cond_stack: set[str] = set()
+        self.union_notes: list[Unknown] = []  # each undecided Fn::If read as the union of its branches
+        self._noted: set[str] = set()
         # name_of(logical_id, attribute) -> text for Ref/GetAtt of a resource (e.g. a role's name)
         self.name_of = name_of or (lambda lid, attr: None)
 
@@ -133,6 +169,9 @@ class Template:
             spec = self.params.get(name)
             if not isinstance(spec, dict) or "Default" not in spec:
                 return Unknown(f"parameter {name} has no value (give --param {name}=...)", line=line)
+            if self._cond_stack:  # a default is a deploy-time choice, not a fact: it decides no Condition
+                return Unknown(f"parameter {name} has no pinned value (its default {spec['Default']!r} can be "
+                               f"overridden at deploy; give --param {name}=... to pin it)", line=line)
             value = spec["Default"]
         spec = self.params.get(name) if isinstance(self.params.get(name), dict) else {}
         ptype = str(spec.get("Type", ""))
@@ -177,6 +216,10 @@ class Template:
         if isinstance(node, list):
             out_list = LList(line=getattr(node, "line", None))
             for v in node:
+                either = self._if_items(v, depth + 1) if is_intrinsic(v) and "Fn::If" in v else None
+                if either is not None:  # an undecided Fn::If item: the items of either branch
+                    out_list.extend(either)
+                    continue
                 rv = self.resolve(v, depth + 1)
                 if rv is not NO_VALUE:
                     out_list.append(rv)
@@ -197,7 +240,7 @@ class Template:
                 return Unknown("Fn::If needs [condition, then, else]", line=line)
             v = self.condition(str(args[0]))
             if v is None:
-                return Unknown(f"condition {args[0]} cannot be evaluated", line=line)
+                return self._union(str(args[0]), r(args[1]), r(args[2]), line)
             return r(args[1] if v else args[2])
         if fn == "Fn::Sub":
             return self._sub(args, depth, line)
@@ -259,6 +302,58 @@ class Template:
             v = self._eval_condition(node, depth + 1)
             return Unknown(f"{fn} cannot be evaluated", line=line) if v is None else v
         return Unknown(f"unknown intrinsic function {fn}", line=line)
+
+    def _if_items(self, node, depth):
+        args = node["Fn::If"]
+        if not (isinstance(args, list) and len(args) == 3) or self.condition(str(args[0])) is not None:
+            return None
+        self._note_union(str(args[0]), line_of(node))
+        branches = (self.resolve(args[1], depth + 1), self.resolve(args[2], depth + 1))
+        return [_undecided(b, str(args[0])) for b in branches if b is not NO_VALUE]
+
+    def _note_union(self, name: str, line) -> None:
+        if name not in self._noted:
+            self._noted.add(name)
+            self.union_notes.append(Unknown(f"condition {name} cannot be decided statically ({self.why(name)}); "
+                                            "both branches of its Fn::If are read, as the union of what they grant",
+                                            line=line))
+
+    def _union(self, name: str, a, b, line):
+        """An `Fn::If` whose condition is undecided (a parameter with no pinned value, an unknown): it grants
+        what either branch grants. Lists join; a single value with no other branch stays; two different
+        single values cannot both be there, so they stay unknown."""
+        self._note_union(name, line)
+        if a is NO_VALUE or b is NO_VALUE:
+            return NO_VALUE if a is b else _undecided(b if a is NO_VALUE else a, name)
+        if isinstance(a, list) and isinstance(b, list):
+            return UnionList([*_undecided(a, name), *_undecided(b, name)], line=line)
+        if a == b and not isinstance(a, Unknown):
+            return a
+        return Unknown(f"condition {name} cannot be decided statically ({self.why(name)}), and its branches differ",
+                       line=line)
+
+    def why(self, name: str) -> str:
+        """What leaves a condition undecided, for the note: the parameters it reads, else an unknown."""
+        found: list[str] = []
+
+        def walk(node, depth=0):
+            if depth > 20:
+                return
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k == "Ref" and isinstance(v, str) and v in self.params and v not in self.overrides:
+                        found.append(v)
+                    elif k == "Condition" and isinstance(v, str) and v in self.conditions and v != name:
+                        walk(self.conditions[v], depth + 1)
+                    else:
+                        walk(v, depth + 1)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v, depth + 1)
+        walk(self.conditions.get(name))
+        names = list(dict.fromkeys(found))
+        return (f"parameter{'s' * (len(names) > 1)} {', '.join(names)} ha{'ve' if len(names) > 1 else 's'} no "
+                "pinned value; give --param to pin" if names else "it depends on a value known only at deploy")
 
     def _split(self, text: str, delim: str) -> list:
         """Fn::Split. Over a reference to a principal whose name CloudFormation generates, the part that is

@@ -8,6 +8,7 @@ from ...model import Location, SourceResult
 from .. import DOC_SUFFIXES, SOURCES, Source, Workspace
 from ..collector import Collector, name_pattern
 from ..loaders import line_of
+from .. import sso
 from ..policy_document import Unknown
 from .evaluator import ResourceRef, Template
 
@@ -76,6 +77,9 @@ class CloudFormationSource(Source):
         tpl = template or self.template(doc, workspace)
         extractor = _Extractor(self, tpl, file, out)
         extractor.run()
+        for note in tpl.union_notes:
+            out.note(file, note.line, note.reason)
+        unevaluated_transforms(doc, file, out)
         return tpl
 
     def template(self, doc, workspace: Workspace) -> Template:
@@ -85,6 +89,35 @@ class CloudFormationSource(Source):
 
     def extra_resource(self, ex: "_Extractor", lid: str, rtype: str, props: dict, line: int | None) -> None:
         """Hook for sources that extend CloudFormation (SAM, CDK) to handle more resource types."""
+
+
+# The template-level transforms iamgate evaluates: the SAM transform (aws-sam-translator) and
+# AWS::LanguageExtensions (Fn::ForEach, Fn::Length, ... in the evaluator). Any other (a macro, AWS::Include)
+# rewrites the template at deploy time: it can add or change any role, so nothing in the template is vouched for.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/transform-section-structure.html
+EVALUATED_TRANSFORMS = ("AWS::Serverless-2016-10-31", "AWS::LanguageExtensions")
+
+
+def unevaluated_transforms(doc, file: str, out: Collector) -> None:
+    """Every principal of a template with a macro or `AWS::Include` transform is an unresolved grant."""
+    if "Transform" not in doc:
+        return
+    raw = doc.get("Transform")
+    line = doc.line_of("Transform") if hasattr(doc, "line_of") else line_of(doc)
+    names = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        name = item.get("Name") if isinstance(item, dict) else item
+        if not (isinstance(name, str) and name in EVALUATED_TRANSFORMS):
+            names.append(name if isinstance(name, str) else repr(name))
+    if not names:
+        return
+    what = f"template transform {', '.join(names)} is not evaluated (a macro or AWS::Include rewrites the " \
+           "template at deploy time)"
+    owners = [pid for pid, d in out.drafts.items() if d.location is None or d.location.file == file]
+    for pid in owners:
+        out.note(file, line, f"{pid}: {what}", pid, grant=True)
+    if not owners:
+        out.note(file, line, f"{what}; it can add any role", None, grant=True)
 
 
 def join_results(results: list[SourceResult]) -> SourceResult:
@@ -174,12 +207,15 @@ class _Extractor:
                 self.attached_policy(lid, rtype, self.props(lid, res), line)
             elif rtype in INLINE_POLICY_TYPES:
                 self.inline_policy_resource(lid, rtype, self.props(lid, res), line)
+            elif rtype == "AWS::SSO::PermissionSet":
+                self.permission_set(lid, self.props(lid, res), line)
             else:
                 self.source.extra_resource(self, lid, rtype, res, line)
         for mid, pids in self.pending_managed.items():
             for pid in pids:
                 self.out.note(self.file, self.out.drafts[pid].location.line if self.out.drafts[pid].location else None,
-                              f"{pid}: ManagedPolicyArns names {mid}, which is not an AWS::IAM::ManagedPolicy here", pid)
+                              f"{pid}: ManagedPolicyArns names {mid}, which is not an AWS::IAM::ManagedPolicy here", pid,
+                              grant=True)
         for gid, members in self.group_members.items():
             group = self.out.drafts.get(self.ids.get(gid, ""))
             for uid in members:
@@ -234,7 +270,8 @@ class _Extractor:
             if isinstance(ref, ResourceRef):
                 self.pending_managed.setdefault(ref.logical_id, []).append(pid)
             elif isinstance(ref, Unknown):
-                self.out.note(self.file, rline, f"{pid}: managed policy cannot be resolved: {ref.reason}", pid)
+                self.out.note(self.file, rline, f"{pid}: managed policy cannot be resolved: {ref.reason}", pid,
+                              grant=True)
             elif isinstance(ref, str):
                 pol = self.out.managed_policy(ref, self.file, rline, pid)
                 if pol is not None:
@@ -279,6 +316,22 @@ class _Extractor:
             return
         for pid in dict.fromkeys(targets):
             self.out.drafts[pid].policies.append(policy)
+
+    def permission_set(self, lid: str, props: dict, line) -> None:
+        """`AWS::SSO::PermissionSet`: managed policies, inline policy, customer managed references, boundary."""
+        sso.permission_set(self.out, lid, props.get("Name"), self.file, line)
+        self.ids[lid] = lid
+        if props.get("InlinePolicy") is not None:
+            pline = line_of(props.get("InlinePolicy"), line)
+            self.out.drafts[lid].policies.append(self.out.policy("InlinePolicy", props["InlinePolicy"], self.file,
+                                                                 pline, lid))
+        self.add_managed_arns(lid, props.get("ManagedPolicies"), line)
+        for ref in _as_list(props.get("CustomerManagedPolicyReferences")):
+            ref = ref if isinstance(ref, dict) else {"Name": ref}
+            sso.customer_managed_reference(self.out, lid, ref.get("Name"), ref.get("Path"), self.file,
+                                           line_of(ref, line))
+        if props.get("PermissionsBoundary") is not None:
+            sso.boundary(self.out, lid, self.file, line_of(props.get("PermissionsBoundary"), line))
 
     def inline_policy_resource(self, lid: str, rtype: str, props: dict, line) -> None:
         kind, key = INLINE_POLICY_TYPES[rtype]

@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...model import Location, Policy
-from ..collector import Collector, name_pattern
+from ..collector import Collector, aws_managed_in_any_partition, name_pattern
 from ..loaders import LDict, LList, LoadError, line_of
 from ..policy_document import Unknown
+from .sso import SSO_TYPES
+from .sso import build as build_permission_sets
 from .strings import decode_json
 from .values import Encoded, SDict, Text, origin_of
 
@@ -29,7 +31,8 @@ EXCLUSIVE_ATTACHMENT_TYPES = {"aws_iam_role_policy_attachments_exclusive": ("rol
 _KIND_TYPE = {v: k for k, v in PRINCIPAL_TYPES.items()}
 IAM_TYPES = (set(PRINCIPAL_TYPES) | set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
              | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy", "aws_iam_policy_attachment",
-                                                 "aws_iam_user_group_membership", "aws_iam_group_membership"})
+                                                 "aws_iam_user_group_membership", "aws_iam_group_membership"}
+             | SSO_TYPES)
 LINK_TYPES = (set(INLINE_POLICY_TYPES) | set(ATTACHMENT_TYPES) | set(EXCLUSIVE_INLINE_TYPES)
               | set(EXCLUSIVE_ATTACHMENT_TYPES) | {"aws_iam_policy_attachment", "aws_iam_user_group_membership",
                                                    "aws_iam_group_membership"})
@@ -195,6 +198,7 @@ class IamBuilder:
         for r in self.of_type(*EXCLUSIVE_INLINE_TYPES):
             self.exclusive_inline(r)
         self.group_memberships()
+        build_permission_sets(self)
         for r in self.of_type(*LINK_TYPES):
             if r.address not in self.accounted:  # fail closed: a link nothing explains is still reported
                 self.out.note(r.file, r.line, f"{r.address}: {UNLINKED}")
@@ -323,10 +327,10 @@ class IamBuilder:
             if key in self.policies:
                 by_policy.setdefault(key, []).append(a)
                 continue
-            ref = a.ref
+            ref = aws_managed_in_any_partition(a.ref) or a.ref
             if isinstance(ref, Unknown):  # at the attachment's own line: the unknown may come from another file
                 self.out.note(a.res.file, self.line_of(a.res, a.what),
-                              f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid)
+                              f"{a.res.address}: policy ARN cannot be resolved: {ref.reason}", a.pid, grant=True)
                 # the principal still shows the policy it has, its grant unknown
                 self.out.drafts[a.pid].policies.append(Policy(name=ref.text or "unresolved policy ARN",
                                                               location=Location(a.res.file, a.res.line)))
@@ -337,7 +341,7 @@ class IamBuilder:
             else:
                 self.out.note(a.res.file, self.line_of(a.res, a.what), f"{a.res.address}: "
                               f"{self.expression(a.res, a.what)} is {'null' if ref is None else 'not a string'}"
-                              "; the policy it attaches cannot be resolved", a.pid)
+                              "; the policy it attaches cannot be resolved", a.pid, grant=True)
         for address, r in self.policies.items():
             targets = list(dict.fromkeys(a.pid for a in by_policy.get(address, [])))
             name = r.values.get("name") or r.values.get("name_prefix") or address

@@ -14,6 +14,7 @@ from ..budget import charge
 from ..collector import Collector
 from ..loaders import LDict, LList, LoadError
 from ..policy_document import Unknown
+from .data_sources import aws_iam_policy_arn
 from .downloads import Downloads, read_downloads
 from .expressions import Obj, Scope, unknown_at
 from .functions import evaluator
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 _META_ATTRS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 _SKIP_BLOCKS = {"lifecycle", "provisioner", "connection", "timeouts"}
 _MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
-_IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy"}
+_IAM_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy", "aws_ssoadmin_permission_set"}
 _GENERATED_ATTRS = {"name", "id", "arn", "unique_id"}  # null in the code: AWS or Terraform picks them at apply
 MAX_MODULE_DEPTH = 16
 MAX_COUNT = 10000  # instances of one block: beyond the IAM quotas (5,000 roles or users per account)
@@ -111,6 +112,8 @@ class ResourceInstance(Obj):
     def get(self, name: str, line):
         if self.mode == "data" and self.type == "aws_iam_policy_document" and name in ("json", "minified_json"):
             return Encoded(policy_document(self.values(), self.block.file, self.block.line), self.block.file)
+        if self.mode == "data" and self.type == "aws_iam_policy" and name == "arn":
+            return aws_iam_policy_arn(self, line)
         body = self.block.body
         if name in body.attrs and name not in _META_ATTRS:
             return self.tag(self.attr(name), name)

@@ -19,7 +19,7 @@ from .iam import IAM_TYPES, PRINCIPAL_TYPES, IamBuilder, TfResource, as_list, po
 from .values import Encoded, Ref, RefUnknown, with_lines
 
 _MODULE_RX = re.compile(r'module\.([A-Za-z0-9_-]+)(\[[^\]]*\])?')
-_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy", "data.aws_iam_policy_document"}
+_ORIGIN_TYPES = set(PRINCIPAL_TYPES) | {"aws_iam_policy", "data.aws_iam_policy_document", "aws_ssoadmin_permission_set"}
 _POLICY_KEYS = {"policy"}
 _COMPUTED_OPTIONAL = {"managed_policy_arns", "inline_policy", "name", "name_prefix", "path"}
 
