@@ -8,6 +8,7 @@ import re
 import pytest
 
 from conftest import cli_in_process
+from iamgate.formats.json import expanded
 from test_history import MID, OLD, PR, RECENT, build, day
 from test_history_cli import baseline
 
@@ -15,7 +16,7 @@ from test_history_cli import baseline
 def check(repo, *args):
     got = cli_in_process("check", "infra", "--baselines", baseline(repo), "--format", "json", *args, cwd=repo)
     assert got.returncode in (0, 1), got.stderr
-    (p,) = json.loads(got.stdout)["principals"]
+    (p,) = expanded(json.loads(got.stdout))["principals"]
     return p
 
 

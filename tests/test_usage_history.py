@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from iamgate.formats.json import expanded
+
 from conftest import cli_in_process
 from fixtures.aws.helpers import s3_bucket
 from iamgate.model import Baseline, Interval, SourceUse, UsedAction
@@ -445,7 +447,7 @@ def test_purgequeue_remembered_150_days_is_judged_by_max_idle(tmp_path, max_idle
     assert second.returncode == 0, second.stderr
     r = cli_in_process("check", "app.yaml", "--baselines", str(out), "--config", "iamgate.yml", "--format", "json",
                        cwd=tmp_path)
-    report = json.loads(r.stdout)
+    report = expanded(json.loads(r.stdout))
     [app] = report["principals"]
     assert "sqs:purgequeue" in app["actions"][verdict], app["actions"]
     if verdict == "unused":
