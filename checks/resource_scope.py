@@ -115,11 +115,12 @@ class ResourceScope(Check):
             baselines = baselines_of(r)
             if not baselines:
                 continue
+            seen = frozenset().union(*(b.used.keys() for b in baselines))  # only a used action has resources
             for st, acts in r.allows:
                 if not st.resources or st.not_resources:
                     continue
                 groups: dict = {}
-                for a in sorted(acts):
+                for a in sorted(acts & seen):
                     got = used_resources(baselines, a)
                     if got is None or star_only(a) or restricts_resources(st, a):
                         continue
