@@ -117,7 +117,7 @@ def test_without_resources_the_reader_counts_the_same(tmp_path, catalog):
      [("bucket", "arn:aws:s3:::b"), ("object", "arn:aws:s3:::b/*")]),
     ("dynamodb.amazonaws.com", "DescribeTable", {"tableName": "Orders"}, None, [("table", TABLE)]),
     ("sqs.amazonaws.com", "SendMessage",
-     {"queueUrl": "https://sqs.us-east-1.amazonaws.com/444455556666/orders-queue", "messageBody": "x"}, None,
+     {"queueUrl": "https://sqs.us-east-1.amazonaws.com/444455556666/orders-queue", "messageBody": "x"}, None,  # offline
      [("queue", "arn:aws:sqs:us-east-1:444455556666:orders-queue")]),
     ("sns.amazonaws.com", "Publish", {"topicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:orders-topic"}, None,
      [("topic", f"arn:aws:sns:us-east-1:{ACCOUNT}:orders-topic")]),
