@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Mapping
 
 from .checks._allowlist import apply_allowlist
+from .checks.resource_scope import resource_notes
 from .config import Config
 from .judge.evidence import judge
 from .judge.verdicts import Observability
@@ -259,7 +260,6 @@ def analyse(paths: list[str], baseline_paths: list[str], config: Config, catalog
     results = [judge(evidence(p, gathered.deployments.get(p.id, ()), histories.get(p.id), config), catalog, obs)
                for p in gathered.principals]
     findings, suppressed = run_checks(results, unresolved, catalog, config, today)
-    from .checks.resource_scope import resource_notes
     notes += resource_notes(results)
     m = gathered.matching
     return Report(catalog=catalog.info(), results=tuple(results), findings=tuple(findings), errors=tuple(errors),
