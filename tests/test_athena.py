@@ -172,7 +172,8 @@ def test_each_athena_client_gets_its_own_config(monkeypatch):
     assert second.meta.config.retries["mode"] == "standard" and "iamgate/" in second.meta.config.user_agent_extra
 
 
-def _stubbed_query(rows):
+def stubbed_query(rows):
+    """A Stubber-backed Athena client whose one query succeeds with `rows` (None: Athena's NULL, no value)."""
     import boto3
     from botocore.stub import ANY, Stubber
     client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
@@ -181,9 +182,9 @@ def _stubbed_query(rows):
                       {"QueryString": ANY, "WorkGroup": "primary", "ResultConfiguration": {"OutputLocation": "s3://r/"}})
     stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}},
                       {"QueryExecutionId": "q-1"})
-    header = list(athena.GROUP_COLUMNS) + ["events", "first_seen", "last_seen"]
     stub.add_response("get_query_results", {"ResultSet": {"Rows": [
-        {"Data": [{"VarCharValue": str(v)} for v in r]} for r in [header, *rows]]}}, {"QueryExecutionId": "q-1"})
+        {"Data": [{} if v is None else {"VarCharValue": str(v)} for v in r]} for r in [_header(), *rows]]}},
+        {"QueryExecutionId": "q-1"})
     return client, stub
 
 
@@ -194,7 +195,7 @@ def test_an_accounts_window_is_the_span_of_its_own_logs_and_no_rows_is_an_error(
         arn = f"arn:aws:sts::{account}:assumed-role/app/s"
         return ["AssumedRole", arn, f"arn:aws:iam::{account}:role/app", "", "ec2.amazonaws.com",
                 "DescribeInstances", "", "us-east-1", "AwsApiCall", "Management", 3, first, last]
-    client, stub = _stubbed_query([row("111122223333", "2024-08-01T00:00:00Z", "2024-10-30T00:00:00Z"),
+    client, stub = stubbed_query([row("111122223333", "2024-08-01T00:00:00Z", "2024-10-30T00:00:00Z"),
                                    row("444455556666", "2024-09-01T10:00:00Z", "2024-09-01T10:01:00Z")])
     with stub:
         summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
@@ -202,7 +203,7 @@ def test_an_accounts_window_is_the_span_of_its_own_logs_and_no_rows_is_an_error(
     spans = {b.principal_arn.split(":")[4]: (b.window_start, b.window_end) for b in summary.baselines}
     assert spans["444455556666"] == ("2024-09-01T10:00:00Z", "2024-09-01T10:01:00Z")
     assert spans["111122223333"] == ("2024-08-01T00:00:00Z", "2024-10-30T00:00:00Z")
-    client, stub = _stubbed_query([])
+    client, stub = stubbed_query([])
     with stub:
         summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
     assert summary.baselines == () and "no CloudTrail records" in errors[0].message

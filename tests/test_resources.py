@@ -417,26 +417,14 @@ def test_fix_in_sam_references_the_function_it_defines(tmp_path, catalog, capsys
 
 def test_athena_returns_the_resources_too(tmp_path, catalog):
     """The query's resource columns, run on DuckDB over the scenario, served through a Stubber client."""
-    import boto3
-    from botocore.stub import ANY, Stubber
-
     from iamgate.usage import athena
-    from test_athena import TABLE, duckdb_rows
+    from test_athena import TABLE, duckdb_rows, stubbed_query
     logs = tmp_path / "json"
     logs.mkdir()
     (logs / "records.json").write_text(json.dumps(scenario()))
     sql = athena.build_query(TABLE, None, None)
     assert "resources[1].arn" in sql and "json_extract_scalar(requestparameters, '$.secretId')" in sql
-    rows = duckdb_rows(sql, logs)
-    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stub = Stubber(client)
-    stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"},
-                      {"QueryString": ANY, "WorkGroup": "primary", "ResultConfiguration": {"OutputLocation": "s3://r/"}})
-    stub.add_response("get_query_execution", {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}},
-                      {"QueryExecutionId": "q-1"})
-    header = {"Data": [{"VarCharValue": "identity_type"}]}
-    body = [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in rows]
-    stub.add_response("get_query_results", {"ResultSet": {"Rows": [header] + body}}, {"QueryExecutionId": "q-1"})
+    client, stub = stubbed_query(duckdb_rows(sql, logs))
     with stub:
         summary, errors = athena.AthenaUsage(TABLE, output="s3://r/", catalog=catalog, client=client).scan()
     assert errors == []
