@@ -173,11 +173,10 @@ def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: fr
     """The combinations granted across all the principal's policies, supersets folded into subsets.
     Completed by an unused action, or by a new one (this change grants the last step)."""
     granted = result.granted
-    completing = (unused | new) - accepted
     fired = []
     for c in combos:
-        if c.actions <= granted:
-            hit = tuple(sorted(c.actions & completing))
+        if c.actions <= granted:  # the few actions of a combination looked up, no copy of a large grant
+            hit = tuple(sorted(a for a in c.actions if (a in unused or a in new) and a not in accepted))
             if hit:
                 fired.append((c, "critical", COMPLETED_BY_UNUSED if set(hit) - new else COMPLETED_BY_NEW, hit))
             else:
@@ -197,18 +196,26 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
     unused, new = unused_set(result), new_set(result)
     esc = (escalations(result, data.combinations, unused, accepted, new) if PRIVILEGE_ESCALATION not in disabled
            else ())
-    rest = (unused | new) - frozenset().union(*(e.completing for e in esc))
+    # the claims are small (risk lists, combinations); the ranked set may be a NotAction grant's ~20,000
+    # actions: it is copied once, into what is left to the access-level checks, and only if anything was claimed
+    taken = frozenset().union(*(e.completing for e in esc))
     claimed = {}
     for check, key in LIST_CHECKS:
-        if check in disabled or not rest:
+        if check in disabled:
             continue
-        hit = rest & data.lists[key].actions
+        hit = frozenset(a for a in data.lists[key].actions if (a in unused or a in new) and a not in taken)
         if hit and check == DATA_EXFILTRATION:
-            hit &= star_granted(result)
+            hit = _on_every_resource(result, hit)
         if hit:
             claimed[check] = hit
-            rest -= hit
-    return Assessment(esc, claimed, rest & unused, new, rest & new)
+            taken |= hit
+    return Assessment(esc, claimed, unused - taken if taken else unused, new, new - taken if taken else new)
+
+
+def _on_every_resource(result: PrincipalResult, actions: frozenset) -> frozenset:
+    """The actions some Allow grants on every resource (`star_granted`, without building its union)."""
+    wide = [acts for st, acts in result.allows if on_every_resource(st)]
+    return frozenset(a for a in actions if any(a in acts for acts in wide))
 
 
 def assessment(analysis, result: PrincipalResult) -> Assessment:
