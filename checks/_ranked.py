@@ -32,7 +32,7 @@ class RankedActions(Check):
 def by_place_and_level(result, catalog, actions) -> dict:
     """(location, severity by access level) -> the actions first granted there at that level."""
     out: dict = {}
-    for loc, acts in result.by_first_location(actions).items():
+    for loc, acts in result.first_location_sets(actions).items():  # sorted per level, not twice
         for sev, part in split_by_access_level(catalog, acts).items():
             out[(loc, sev)] = part
     return out

@@ -31,9 +31,11 @@ class UnusedActions(Check):
                 window = f" between {r.baseline.window_start[:10]} and {(r.baseline.window_end or '?')[:10]}"
             # the real period where the judge knows it (granted inside the window, last used long ago)
             periods: dict[str, frozenset] = {}
-            for reason, acts in r.groups.get("unused", {}).items():
+            reasons = r.groups.get("unused", {})
+            for reason, acts in reasons.items():
                 period = reason if reason.startswith(TIMED) else f"never used{window}"
-                periods[period] = periods.get(period, frozenset()) | (acts & unused)
+                part = unused if len(reasons) == 1 else acts & unused  # one reason holds all (no copy)
+                periods[period] = periods[period] | part if period in periods else part
             groups = {(loc, sev, period): part for period, acts in periods.items()
                       for (loc, sev), part in by_place_and_level(r, analysis.catalog, acts).items()}
             for (loc, sev, period), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), *kv[0][1:])):

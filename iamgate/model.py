@@ -329,22 +329,31 @@ class PrincipalResult:
 
     def by_first_location(self, actions) -> dict:
         """Group actions by the first statement that grants them (set operations, not a loop per action)."""
+        from .reference.catalog import sort_actions  # large sets: filtered from the presorted catalog
+        return {loc: sort_actions(acts) for loc, acts in self.first_location_sets(actions).items()}
+
+    def first_location_sets(self, actions) -> dict[Location | None, set]:
+        """`by_first_location`, unsorted: location -> the set of actions first granted there."""
         remaining = set(actions)
         out: dict = {}
         for pattern in list(remaining & set(self.unknown)):
-            out.setdefault(self.first_location(pattern), []).append(pattern)
+            out.setdefault(self.first_location(pattern), set()).add(pattern)
             remaining.discard(pattern)
         for st, acts in self.allows:
             if not remaining:
                 break
             hit = remaining & acts
             if hit:
-                out.setdefault(st.location, []).extend(hit)
-                remaining -= hit
+                had = out.get(st.location)
+                out[st.location] = had | hit if had else hit
+                if len(hit) == len(remaining):  # all of it (a NotAction grant's): no removal one by one
+                    remaining = set()
+                else:
+                    remaining -= hit
         if remaining:
-            out.setdefault(None, []).extend(remaining)
-        from .reference.catalog import sort_actions  # large sets: filtered from the presorted catalog
-        return {loc: sort_actions(acts) for loc, acts in out.items()}
+            had = out.get(None)
+            out[None] = had | remaining if had else remaining
+        return out
 
     @cached_property
     def verdicts(self) -> tuple[Verdict, ...]:

@@ -118,6 +118,23 @@ def deny_covers(deny: Statement, allow: Statement) -> bool:
     return False
 
 
+_UNIONS: dict[frozenset, tuple[list, frozenset]] = {}  # ids of the sets -> (the sets, their union)
+
+
+def _union(sets: list[frozenset]) -> frozenset:
+    """The union, one object per distinct list of (cached) expansions when it is large: principals granted the
+    same NotAction and a few more actions share it, and so the judge's work on it (`Decider._shared_steps`)."""
+    if sum(map(len, sets)) < 1000:
+        return frozenset().union(*sets)
+    key = frozenset(map(id, sets))
+    hit = _UNIONS.get(key)
+    if hit is None:
+        if len(_UNIONS) >= 256:
+            _UNIONS.clear()
+        hit = _UNIONS[key] = (sets, frozenset().union(*sets))  # the sets stay alive: their ids stay theirs
+    return hit[1]
+
+
 def compute(principal: Principal, catalog: Catalog) -> Grants:
     g = Grants()
     allows: list[tuple[Statement, frozenset[str]]] = []
@@ -153,8 +170,7 @@ def compute(principal: Principal, catalog: Catalog) -> Grants:
     sets = [acts for _, acts in g.allows]
     widest = max(sets, key=len, default=frozenset())
     # a NotAction grant holds the rest: share its (cached) set rather than copy ~20,000 actions per principal
-    granted = g.actions = (widest if all(s is widest or s <= widest for s in sets)
-                           else frozenset().union(*sets))
+    granted = g.actions = (widest if all(s is widest or s <= widest for s in sets) else _union(sets))
     g.denied = frozenset(removed_any - granted)
     g.deny_notes = [(frozenset(acts & granted), note) for note, acts in notes.items() if acts & granted]
     return g

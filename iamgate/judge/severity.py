@@ -38,14 +38,16 @@ def access_level_sets(catalog: Catalog) -> dict[str, tuple[frozenset[str], list[
 
 def split_by_access_level(catalog: Catalog, actions) -> dict[str, list[str]]:
     """Sorted actions per severity; unknown patterns count as low."""
-    acts = actions if isinstance(actions, frozenset) else frozenset(actions)
+    acts = actions if isinstance(actions, (set, frozenset)) else frozenset(actions)
     big = len(acts) >= 3000  # a NotAction grant: ~10,000 unused actions
     out = {}
+    found = 0
     for sev, (members, ordered) in access_level_sets(catalog).items():
         hit = list(compress(ordered, map(contains, repeat(acts), ordered))) if big else sorted(acts & members)
         if hit:
             out[sev] = hit
-    rest = acts - catalog.all_actions
-    if rest:
+            found += len(hit)
+    if found < len(acts):  # patterns the catalog does not know
+        rest = acts - catalog.all_actions
         out["low"] = sorted(out.get("low", []) + list(rest))
     return out

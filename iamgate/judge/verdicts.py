@@ -104,6 +104,7 @@ class Observability:
         self.support = support if support is not None else support_mod.load()
         self._services: dict[frozenset, frozenset] = {}
         self._views: dict[tuple, SourceView] = {}
+        self.shared: dict[tuple, tuple] = {}  # Decider: a large grant's verdicts, split once (`_shared_steps`)
         by_reason: dict[str, set[str]] = {}
         for entry in _data("unobservable.json").get("entries", []):
             by_reason.setdefault(entry["reason"], set()).update(catalog.expand(entry["pattern"]).actions)
@@ -269,6 +270,9 @@ def judged(result: PrincipalResult) -> Judged:
                   unobservable=tuple(sorted(hidden.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
+SHARED_FROM = 1000  # grants this large (NotAction, `*`) are split once per distinct set, not per principal
+
+
 @lru_cache(maxsize=1)
 def default_observability(catalog: Catalog) -> Observability:
     return Observability(catalog)
@@ -315,6 +319,12 @@ class Decider:
             by_signals.setdefault(b.used[a].signals, []).append(a)
         for signals, acts in sorted(by_signals.items()):
             put(USED, f"observed ({', '.join(signals) or 'baseline'})", acts)
+        if b.unused_access is None and len(granted) >= SHARED_FROM:
+            # a large grant (NotAction, `*`) split once for every principal granted the same set under
+            # baselines of the same shape; this baseline's few used actions are taken out of the parts
+            for verdict, reason, acts in self._shared_steps(granted):
+                put(verdict, reason, acts - used if not used.isdisjoint(acts) else acts)
+            return out
         rest = granted - used
         configured = rest & obs.configured
         put(UNOBSERVABLE, REASONS["config"], configured)
@@ -330,30 +340,52 @@ class Decider:
                     put(NO_DATA, reason, acts)
                 return out
             rest = judged.left
+        for step in self._steps(rest, self.views()):
+            put(*step)
+        return out
+
+    def _shared_steps(self, granted: frozenset) -> list[tuple[str, str, frozenset]]:
+        """The verdicts of `granted` after the used ones (configured, then `_steps`) as if nothing was used,
+        remembered per (granted set, what of the baseline they depend on): only membership tests split the
+        grant, so each part minus this baseline's used actions is what it would have been."""
+        b, obs, views = self.baseline, self.obs, self.views()
+        key = (id(granted), tuple(map(id, views)), b.not_accessed_services, b.service_level_only,
+               b.source_kinds == {"last-accessed"})
+        hit = obs.shared.get(key)
+        if hit is None:
+            configured = granted & obs.configured
+            steps = [(UNOBSERVABLE, REASONS["config"], configured)]
+            steps += self._steps(granted - configured if configured else granted, views)
+            if len(obs.shared) >= 256:
+                obs.shared.clear()
+            hit = obs.shared[key] = (granted, views, steps)  # the objects whose ids are the key stay alive
+        return hit[2]
+
+    def _steps(self, rest: frozenset, views: list[SourceView]) -> list[tuple[str, str, frozenset]]:
+        """(verdict, reason, actions) for what is neither used nor configured: service never accessed,
+        service-level only, then not observed where a source covers it, else unobservable with each reason."""
+        b, obs = self.baseline, self.obs
+        out = []
         if b.not_accessed_services:
             never = rest & obs.never_accessed(b)
-            put(UNUSED, NEVER_ACCESSED, never)
+            out.append((UNUSED, NEVER_ACCESSED, never))
             rest -= never
         if b.service_level_only:
             service_level = rest & obs.services(b.service_level_only)
             if b.source_kinds == {"last-accessed"}:  # no tracked action accessed: the tracked ones were not used
                 service_level -= obs.support.last_accessed
-            put(UNOBSERVABLE, SERVICE_LEVEL, service_level)
+            out.append((UNOBSERVABLE, SERVICE_LEVEL, service_level))
             rest -= service_level
         # observable where any source of the baseline covers the action; the reason names each source that does not
-        views = self.views()
         if not views:  # every source failed: nothing could have seen what was not observed
-            put(NO_DATA, ALL_SOURCES_FAILED, rest)
-            return out
+            return out + [(NO_DATA, ALL_SOURCES_FAILED, rest)]
         unseen = rest
         for view in views:
             unseen = unseen - view.covered
             if not unseen:
                 break
-        put(UNUSED, NOT_OBSERVED, rest - unseen)
-        for reason, acts in _reasons(unseen, views).items():
-            put(UNOBSERVABLE, reason, acts)
-        return out
+        out.append((UNUSED, NOT_OBSERVED, rest - unseen))
+        return out + [(UNOBSERVABLE, reason, acts) for reason, acts in _reasons(unseen, views).items()]
 
 
 def _reasons(unseen: frozenset, views: list[SourceView]) -> dict[str, frozenset]:
