@@ -332,27 +332,45 @@ class PrincipalResult:
         from .reference.catalog import sort_actions  # large sets: filtered from the presorted catalog
         return {loc: sort_actions(acts) for loc, acts in self.first_location_sets(actions).items()}
 
-    def first_location_sets(self, actions) -> dict[Location | None, set]:
-        """`by_first_location`, unsorted: location -> the set of actions first granted there."""
-        remaining = set(actions)
+    def first_location_sets(self, actions) -> dict[Location | None, frozenset]:
+        """`by_first_location`, unsorted: location -> the set of actions first granted there.
+
+        A large set (a NotAction grant's unused actions) is not copied to be whittled down: while only a few of
+        it are placed, what remains is `actions` less those (`taken`), and the statement granting most of it
+        gets `actions` less the few it does not grant, remembered as such (`catalog.less`) for sorting."""
+        from .reference.catalog import LESS_FROM, less
+        actions = actions if isinstance(actions, frozenset) else frozenset(actions)
         out: dict = {}
-        for pattern in list(remaining & set(self.unknown)):
-            out.setdefault(self.first_location(pattern), set()).add(pattern)
-            remaining.discard(pattern)
+
+        def place(loc, hit) -> None:
+            had = out.get(loc)
+            out[loc] = had | hit if had else hit
+
+        taken: set = set()  # placed so far, while `remaining` is not built
+        remaining: set | None = None if len(actions) >= LESS_FROM else set(actions)
+        for pattern in list(actions & set(self.unknown)):
+            place(self.first_location(pattern), frozenset({pattern}))
+            taken.add(pattern)
+        if remaining is not None:
+            remaining -= taken
         for st, acts in self.allows:
-            if not remaining:
-                break
-            hit = remaining & acts
+            if remaining is None and len(acts) < LESS_FROM:  # a few of a large set, looked up one by one
+                hit = frozenset(a for a in acts if a in actions and a not in taken)
+                taken |= hit
+            elif remaining is None:  # the large statement: all that remains but what it does not grant
+                outside = actions - acts  # few
+                hit = less(actions, taken | outside)
+                remaining = set(outside) - taken
+            else:
+                if not remaining:
+                    break
+                hit = frozenset(remaining & acts)
+                remaining -= hit
             if hit:
-                had = out.get(st.location)
-                out[st.location] = had | hit if had else hit
-                if len(hit) == len(remaining):  # all of it (a NotAction grant's): no removal one by one
-                    remaining = set()
-                else:
-                    remaining -= hit
-        if remaining:
-            had = out.get(None)
-            out[None] = had | remaining if had else remaining
+                place(st.location, hit)
+        rest = frozenset(remaining) if remaining is not None else less(actions, taken)
+        if rest:
+            place(None, rest)
         return out
 
     @cached_property

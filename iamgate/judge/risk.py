@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from importlib import resources
 
 from ..model import PrincipalResult, Statement
-from ..reference.catalog import Catalog, glob_match
+from ..reference.catalog import Catalog, glob_match, less
 from .conditions import allow_restricts_passrole, deny_restricts_passrole
 from .grants import on_every_resource, on_every_role
 
@@ -209,7 +209,7 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
         if hit:
             claimed[check] = hit
             taken |= hit
-    return Assessment(esc, claimed, unused - taken if taken else unused, new, new - taken if taken else new)
+    return Assessment(esc, claimed, less(unused, taken), new, new - taken if taken else new)
 
 
 def _on_every_resource(result: PrincipalResult, actions: frozenset) -> frozenset:

@@ -5,7 +5,7 @@ from functools import lru_cache
 from itertools import compress, repeat
 from operator import contains
 
-from ..reference.catalog import Catalog
+from ..reference.catalog import Catalog, derivation, drop_sorted
 
 LEVEL_SEVERITY = {"Permissions management": "high", "Write": "medium", "Tagging": "low", "Read": "low", "List": "low"}
 _ORDER = ("info", "low", "medium", "high", "critical")
@@ -36,8 +36,25 @@ def access_level_sets(catalog: Catalog) -> dict[str, tuple[frozenset[str], list[
     return {sev: (frozenset(acts), sorted(acts)) for sev, acts in out.items()}
 
 
+_SPLIT: dict[tuple, tuple] = {}  # ids of a shared large set and the catalog -> (the set, the catalog, its split)
+
+
 def split_by_access_level(catalog: Catalog, actions) -> dict[str, list[str]]:
     """Sorted actions per severity; unknown patterns count as low."""
+    known = derivation(actions)
+    if known is not None:  # a shared set less a few: split once, those few dropped from each list
+        root, removed = known
+        hit = _SPLIT.get((id(root), id(catalog)))
+        if hit is None or hit[0] is not root or hit[1] is not catalog:
+            if len(_SPLIT) >= 64:
+                _SPLIT.clear()
+            hit = _SPLIT[(id(root), id(catalog))] = (root, catalog, _split(catalog, root))
+        out = {sev: drop_sorted(acts, removed) for sev, acts in hit[2].items()}
+        return {sev: acts for sev, acts in out.items() if acts}
+    return _split(catalog, actions)
+
+
+def _split(catalog: Catalog, actions) -> dict[str, list[str]]:
     acts = actions if isinstance(actions, (set, frozenset)) else frozenset(actions)
     big = len(acts) >= 3000  # a NotAction grant: ~10,000 unused actions
     out = {}

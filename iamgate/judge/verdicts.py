@@ -32,7 +32,7 @@ from ..model import (
     PrincipalResult,
 )
 from ..reference import support as support_mod
-from ..reference.catalog import Catalog
+from ..reference.catalog import Catalog, less
 from ..reference.support import ActionSupport
 from .unused_access import KIND
 from .unused_access import decide as decide_unused_access
@@ -323,7 +323,7 @@ class Decider:
             # a large grant (NotAction, `*`) split once for every principal granted the same set under
             # baselines of the same shape; this baseline's few used actions are taken out of the parts
             for verdict, reason, acts in self._shared_steps(granted):
-                put(verdict, reason, acts - used if not used.isdisjoint(acts) else acts)
+                put(verdict, reason, less(acts, used) if not used.isdisjoint(acts) else acts)
             return out
         rest = granted - used
         configured = rest & obs.configured
