@@ -36,9 +36,9 @@ SEVERITY_WIDTH = 8  # the widest severity, CRITICAL
 def short_list(actions, limit=MAX_LISTED, readable: bool = False) -> str:
     """The first `limit` actions and how many more; `readable`: in AWS's case, converting only those shown
     (a finding on a `NotAction` grant lists ~10,000 actions)."""
-    actions = list(actions)
+    actions = actions if isinstance(actions, (list, tuple)) else list(actions)  # a finding's: no copy of 10,000
     shown = action_names(actions[:limit]) if readable else actions[:limit]
-    text = ", ".join(t(a) for a in shown)
+    text = t(", ".join(map(str, shown)))  # escaped once: the separators hold no control character
     return text + (f", … and {len(actions) - limit} more" if len(actions) > limit else "")
 
 

@@ -143,6 +143,16 @@ CfnYamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:t
                                     list("tTfF"))
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _construct(loader, node):
+    """A plain string as it is (what most of a template is); anything else by its constructor."""
+    if node.__class__ is yaml.ScalarNode and node.tag == _STR:
+        return node.value
+    return loader.construct_object(node, deep=True)
+
+
 def _construct_mapping(loader, node):
     obj = LDict(line=node.start_mark.line + 1)
     for key_node, value_node in node.value:
@@ -153,16 +163,16 @@ def _construct_mapping(loader, node):
                     for k, v in m.items():
                         obj.setdefault(k, v)
             continue
-        key = loader.construct_object(key_node, deep=True)
+        key = _construct(loader, key_node)
         if isinstance(key, (list, dict)):
             raise LoadError("a mapping key must be a scalar", key_node.start_mark.line + 1)
-        obj[key] = loader.construct_object(value_node, deep=True)
+        obj[key] = _construct(loader, value_node)
         obj.key_lines[key] = key_node.start_mark.line + 1
     return obj
 
 
 def _construct_sequence(loader, node):
-    return LList((loader.construct_object(c, deep=True) for c in node.value), line=node.start_mark.line + 1)
+    return LList((_construct(loader, c) for c in node.value), line=node.start_mark.line + 1)
 
 
 def _construct_tag(loader, tag_suffix, node):
@@ -220,7 +230,8 @@ def expanded_size(doc, limit: int = MAX_EXPANDED_NODES) -> int:
 def load_yaml(text: str):
     try:
         doc = yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
-        if "*" in text and expanded_size(doc) > MAX_EXPANDED_NODES:
+        # an alias (`*name`) needs an anchor (`&name`): without both, nothing is shared to expand
+        if "*" in text and "&" in text and expanded_size(doc) > MAX_EXPANDED_NODES:
             raise LoadError("YAML aliases expand to more than 5 million nodes (an alias bomb?); not read")
         return doc
     except yaml.MarkedYAMLError as e:
