@@ -8,6 +8,8 @@ issue 18's targets, all measured in this one run:
 
 Times are CPU seconds (user + system) of the whole CLI run in a child process, and of the peer in this
 process: the machine is shared, and wall time moves with its load (printed too). Each is the best of --runs.
+iamgate's bytecode is compiled first, as pip does when it installs a package: without it (an editable install
+under PYTHONDONTWRITEBYTECODE) every run would compile ~110 modules again, 0.2-0.4 s (--no-compile keeps that).
 
 Usage: python bench/bench_check.py [--roles 1000] [--small 250] [--runs 3] [--v1] [--keep DIR]
 --v1 also times and sizes the old iamgate.report/v1 (`--json-version 1`), the "before" of the JSON report.
@@ -15,6 +17,7 @@ Usage: python bench/bench_check.py [--roles 1000] [--small 250] [--runs 3] [--v1
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -114,13 +117,19 @@ def main() -> None:
     ap.add_argument("--peer-runs", type=int, default=1)
     ap.add_argument("--v1", action="store_true", help="also the iamgate.report/v1 JSON report (slow, ~580 MB)")
     ap.add_argument("--keep", help="generate into this folder and keep it")
+    ap.add_argument("--no-compile", action="store_true", help="do not compile iamgate's bytecode before timing")
     args = ap.parse_args()
+    if not args.no_compile:
+        import compileall
+        import iamgate
+        for folder in {Path(iamgate.__file__).parent, Path(importlib.import_module("iamgate.checks").__file__).parent}:
+            compileall.compile_dir(folder, quiet=1)
     base = Path(args.keep or tempfile.mkdtemp(prefix="iamgate-bench-"))
     big, small = base / f"roles-{args.roles}", base / f"roles-{args.small}"
     n_statements = generate(big, args.roles)
     generate(small, args.small)
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; python {sys.version.split()[0]}; best of {args.runs} "
-          f"runs, CPU seconds (wall in brackets)")
+          f"runs, CPU seconds (wall in brackets); bytecode {'not ' if args.no_compile else ''}compiled first")
 
     text, text_wall, code = run_check(big, ["--format", "text", "--output", "report.txt"], args.runs)
     print(f"check --format text, {args.roles} roles, {n_statements} statements (exit {code}): "

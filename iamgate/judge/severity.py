@@ -49,7 +49,11 @@ def split_by_access_level(catalog: Catalog, actions) -> dict[str, list[str]]:
             if len(_SPLIT) >= 64:
                 _SPLIT.clear()
             hit = _SPLIT[(id(root), id(catalog))] = (root, catalog, _split(catalog, root))
-        out = {sev: drop_sorted(acts, removed) for sev, acts in hit[2].items()}
+        levels = access_level_sets(catalog)
+        unknown = removed - catalog.all_actions  # listed as low
+        out = {sev: drop_sorted(acts, (removed & levels[sev][0] if sev in levels else removed) |
+                                (unknown if sev == "low" else frozenset()))
+               for sev, acts in hit[2].items()}
         return {sev: acts for sev, acts in out.items() if acts}
     return _split(catalog, actions)
 
