@@ -147,10 +147,22 @@ def _table(report) -> list[str]:
     names: set[str] = set()
     for granted in {id(r.granted): r.granted for r in report.results}.values():  # a NotAction grant's is shared
         names |= granted
+    within: dict[tuple[int, int], tuple] = {}  # principals share large sets: each (set, grant) checked once
+
+    def inside(acts: frozenset, granted: frozenset) -> bool:
+        if acts is granted or len(acts) < 64:
+            return acts is granted or acts <= granted
+        known = derivation(acts)  # a shared set less a few is inside where the shared one is
+        whole = known[0] if known is not None else acts
+        hit = within.get((id(whole), id(granted)))
+        if hit is None:
+            hit = within[(id(whole), id(granted))] = (whole, granted, whole <= granted)  # both kept alive
+        return hit[2]
+
     for r in report.results:
         for v, reasons in r.groups.items():
             for acts in reasons.values():
-                if v == UNKNOWN or not acts <= r.granted:  # the other verdicts split the granted actions
+                if v == UNKNOWN or not inside(acts, r.granted):  # the other verdicts split the granted actions
                     names |= acts
     for f in (*report.findings, *report.suppressed):
         names.update(f.actions)
@@ -170,14 +182,15 @@ def report_dict_v2(report) -> dict:
 
     def indices(acts: frozenset) -> list[int]:
         """Sorted indices; a large set (a NotAction grant's) is picked from the sorted table, faster than sorting."""
-        if len(acts) * 8 < len(table):
+        if len(acts) < 64:
             return sorted(map(ids, acts))
         known = derivation(acts)
         if known is not None:  # a shared set less a few actions (`catalog.less`): those few dropped from its list
             return drop_sorted(indices(known[0]), {index[a] for a in known[1] if a in index})
-        hit = seen.get(acts)
+        hit = seen.get(acts)  # principals share the sets of a large grant's split (the same objects: no compare)
         if hit is None:  # map(contains, ...): 3x faster than map(acts.__contains__, ...)
-            hit = seen[acts] = list(compress(every, map(contains, repeat(acts), table)))
+            hit = seen[acts] = (list(compress(every, map(contains, repeat(acts), table))) if len(acts) * 8 >= len(table)
+                                else sorted(map(ids, acts)))
         return hit
 
     def principal(r: PrincipalResult) -> dict:
@@ -251,14 +264,18 @@ def _v2_text(doc: dict) -> str:
     thousands of indices would be one line per number), compact within them."""
     import msgspec  # json's own encoder is pure Python once it indents: 10x slower on big reports
     enc = msgspec.json.encode
-    parts = []
-    for key, value in doc.items():
+    chunks = [b"{\n  "]  # joined once: a report of tens of MB is copied once, not per level of nesting
+    for n, (key, value) in enumerate(doc.items()):
+        chunks += (b",\n  ", enc(key)) if n else (enc(key),)
         if isinstance(value, list) and value and key != "actions":
-            body = b",\n    ".join(map(enc, value))
-            parts.append(enc(key) + b": [\n    " + body + b"\n  ]")
+            chunks.append(b": [\n    ")
+            for i, item in enumerate(map(enc, value)):
+                chunks += (b",\n    ", item) if i else (item,)
+            chunks.append(b"\n  ]")
         else:
-            parts.append(enc(key) + b": " + enc(value))
-    return (b"{\n  " + b",\n  ".join(parts) + b"\n}\n").decode()
+            chunks += (b": ", enc(value))
+    chunks.append(b"\n}\n")
+    return b"".join(chunks).decode()
 
 
 @FORMATS.register
