@@ -164,8 +164,8 @@ def _table(report) -> list[str]:
             for acts in reasons.values():
                 if v == UNKNOWN or not inside(acts, r.granted):  # the other verdicts split the granted actions
                     names |= acts
-    for f in (*report.findings, *report.suppressed):
-        names.update(f.actions)
+    for acts in {f.actions for f in (*report.findings, *report.suppressed)}:  # findings on shared sets repeat lists
+        names.update(acts)
     for r in report.results:
         for acts in r.used_in.values():
             names |= acts

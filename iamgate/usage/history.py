@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 from ..files import write_bytes_atomic, write_json_atomic
@@ -59,6 +60,7 @@ def _time(text: str | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
+@lru_cache(maxsize=4096)  # every baseline of a refresh has the same window: one parse per distinct time
 def norm(text: str | None) -> str | None:
     """An ISO time (or date) as `YYYY-MM-DDTHH:MM:SSZ`, so that text order is time order."""
     t = _time(text)
