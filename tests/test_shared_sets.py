@@ -92,13 +92,15 @@ def _baseline(**kw):
                                 {"service_level_only": frozenset({"s3"})},
                                 {"sources": ({"kind": "last-accessed"},), "service_level_only": frozenset({"kms"})},
                                 {"sources": ({"kind": "access-analyzer"}, {"kind": "cloudtrail"})},
-                                {"sources": ({"kind": "cloudtrail", "error": "boom"},)}])
+                                {"sources": ({"kind": "cloudtrail", "error": "boom"},)},
+                                {"sources": ({"kind": "unused-access"},)}])  # a view made per baseline: not shared
 def test_a_large_grant_split_once_gives_each_principal_its_own_verdicts(catalog, monkeypatch, kw):
     obs = Observability(catalog, ("logs:*",))
     granted = catalog.expand_not_actions(["organizations:*"]).actions
     b = _baseline(**kw)
     shared = Decider(b, obs).groups(granted)
     again = Decider(_baseline(**kw), obs).groups(granted)  # a second principal: from the remembered split
+    assert len(obs.shared) == (0 if kw.get("sources") == ({"kind": "unused-access"},) else 1)
     monkeypatch.setattr(verdicts, "SHARED_FROM", 10 ** 9)
     plain = Decider(b, obs).groups(granted)
     for got in (shared, again):

@@ -129,7 +129,7 @@ def _union(sets: list[frozenset]) -> frozenset:
     key = frozenset(map(id, sets))
     hit = _UNIONS.get(key)
     if hit is None:
-        if len(_UNIONS) >= 256:
+        if len(_UNIONS) >= 64:
             _UNIONS.clear()
         hit = _UNIONS[key] = (sets, frozenset().union(*sets))  # the sets stay alive: their ids stay theirs
     return hit[1]

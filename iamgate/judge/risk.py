@@ -163,11 +163,6 @@ def ranked_set(result: PrincipalResult) -> frozenset:
     return unused_set(result) | new_set(result)
 
 
-def star_granted(result: PrincipalResult) -> frozenset:
-    """Actions some Allow grants on every resource (`Resource: *`, or a `NotResource`)."""
-    return frozenset().union(*(acts for st, acts in result.allows if on_every_resource(st)))
-
-
 def escalations(result: PrincipalResult, combos, unused: frozenset, accepted: frozenset = frozenset(),
                 new: frozenset = frozenset()):
     """The combinations granted across all the principal's policies, supersets folded into subsets.
@@ -203,7 +198,7 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
     for check, key in LIST_CHECKS:
         if check in disabled:
             continue
-        hit = frozenset(a for a in data.lists[key].actions if (a in unused or a in new) and a not in taken)
+        hit = _ranked_in(data.lists[key].actions, unused, new, taken)
         if hit and check == DATA_EXFILTRATION:
             hit = _on_every_resource(result, hit)
         if hit:
@@ -212,8 +207,16 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
     return Assessment(esc, claimed, less(unused, taken), new, new - taken if taken else new)
 
 
+def _ranked_in(listed: frozenset, unused: frozenset, new: frozenset, taken: frozenset) -> frozenset:
+    """The unused and new actions in a risk list, not yet taken: walks whichever side is smaller."""
+    if len(listed) < len(unused) + len(new):
+        return frozenset(a for a in listed if (a in unused or a in new) and a not in taken)
+    return frozenset(a for part in (unused, new) for a in part if a in listed and a not in taken)
+
+
 def _on_every_resource(result: PrincipalResult, actions: frozenset) -> frozenset:
-    """The actions some Allow grants on every resource (`star_granted`, without building its union)."""
+    """The actions some Allow grants on every resource (`Resource: *`, or a `NotResource`), without building
+    the union of those grants."""
     wide = [acts for st, acts in result.allows if on_every_resource(st)]
     return frozenset(a for a in actions if any(a in acts for acts in wide))
 

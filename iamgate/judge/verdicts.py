@@ -319,10 +319,11 @@ class Decider:
             by_signals.setdefault(b.used[a].signals, []).append(a)
         for signals, acts in sorted(by_signals.items()):
             put(USED, f"observed ({', '.join(signals) or 'baseline'})", acts)
-        if b.unused_access is None and len(granted) >= SHARED_FROM:
+        shared = self._shared_steps(granted) if b.unused_access is None and len(granted) >= SHARED_FROM else None
+        if shared is not None:
             # a large grant (NotAction, `*`) split once for every principal granted the same set under
             # baselines of the same shape; this baseline's few used actions are taken out of the parts
-            for verdict, reason, acts in self._shared_steps(granted):
+            for verdict, reason, acts in shared:
                 put(verdict, reason, less(acts, used) if not used.isdisjoint(acts) else acts)
             return out
         rest = granted - used
@@ -344,11 +345,15 @@ class Decider:
             put(*step)
         return out
 
-    def _shared_steps(self, granted: frozenset) -> list[tuple[str, str, frozenset]]:
+    def _shared_steps(self, granted: frozenset) -> list[tuple[str, str, frozenset]] | None:
         """The verdicts of `granted` after the used ones (configured, then `_steps`) as if nothing was used,
         remembered per (granted set, what of the baseline they depend on): only membership tests split the
-        grant, so each part minus this baseline's used actions is what it would have been."""
+        grant, so each part minus this baseline's used actions is what it would have been. None where a
+        source's view is made afresh per baseline (nothing to share)."""
         b, obs, views = self.baseline, self.obs, self.views()
+        kept = {id(v) for v in obs._views.values()}
+        if not all(id(v) in kept for v in views):
+            return None
         key = (id(granted), tuple(map(id, views)), b.not_accessed_services, b.service_level_only,
                b.source_kinds == {"last-accessed"})
         hit = obs.shared.get(key)
@@ -356,7 +361,7 @@ class Decider:
             configured = granted & obs.configured
             steps = [(UNOBSERVABLE, REASONS["config"], configured)]
             steps += self._steps(granted - configured if configured else granted, views)
-            if len(obs.shared) >= 256:
+            if len(obs.shared) >= 64:
                 obs.shared.clear()
             hit = obs.shared[key] = (granted, views, steps)  # the objects whose ids are the key stay alive
         return hit[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
@@ -191,6 +192,7 @@ class Catalog:
 # level or listing it by index drops those few from the shared set's sorted list instead of walking it all.
 LESS_FROM = 3000  # the size from which sorting filters the presorted catalog (`Catalog.sort`)
 _LESS: dict[int, tuple[frozenset, frozenset, frozenset]] = {}  # id(result) -> (result, root, removed)
+_less_room = [256]  # entries before the next pruning
 
 
 def less(base: frozenset, removed) -> frozenset:
@@ -206,9 +208,17 @@ def less(base: frozenset, removed) -> frozenset:
 def remember(out: frozenset, base: frozenset, removed) -> None:
     """Record that the frozenset `out` holds what `base` holds less `removed`."""
     root, before = derivation(base) or (base, frozenset())
-    if len(_LESS) >= 4096:
-        _LESS.clear()
+    if len(_LESS) >= _less_room[0]:
+        _prune()
     _LESS[id(out)] = (out, root, before | frozenset(removed))  # the sets stay alive: their ids stay theirs
+
+
+def _prune() -> None:
+    """Forget the sets nothing but this record holds any more (their report is gone). The record keeps the
+    others alive, so an id is never reused while it is here; it grows to twice what is still in use."""
+    for key in [k for k, (out, _, _) in _LESS.items() if sys.getrefcount(out) <= 3]:  # the record, `out`, the call
+        del _LESS[key]
+    _less_room[0] = max(256, 2 * len(_LESS))
 
 
 def derivation(actions) -> tuple[frozenset, frozenset] | None:
