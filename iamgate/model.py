@@ -338,7 +338,7 @@ class PrincipalResult:
         A large set (a NotAction grant's unused actions) is not copied to be whittled down: while only a few of
         it are placed, what remains is `actions` less those (`taken`), and the statement granting most of it
         gets `actions` less the few it does not grant, remembered as such (`catalog.less`) for sorting."""
-        from .reference.catalog import LESS_FROM, less
+        from .reference.catalog import LESS_FROM, difference, less
         actions = actions if isinstance(actions, frozenset) else frozenset(actions)
         out: dict = {}
 
@@ -358,7 +358,7 @@ class PrincipalResult:
                 hit = frozenset(a for a in acts if a in actions and a not in taken)
                 taken |= hit
             elif remaining is None:  # the large statement: all that remains but what it does not grant
-                outside = actions - acts  # few
+                outside = difference(actions, acts)  # few
                 hit = less(actions, taken | outside)
                 remaining = set(outside) - taken
             else:

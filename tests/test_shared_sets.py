@@ -9,7 +9,7 @@ import pytest
 from iamgate.judge import grants, severity, verdicts
 from iamgate.judge.verdicts import Decider, Observability
 from iamgate.model import Baseline, Location, Policy, Principal, PrincipalResult, Statement, UsedAction
-from iamgate.reference.catalog import derivation, drop_sorted, less
+from iamgate.reference.catalog import derivation, difference, drop_sorted, less
 from iamgate.sources.loaders import LoadError, load_yaml
 
 
@@ -40,6 +40,8 @@ def test_less_remembers_the_root_and_everything_removed(catalog):
     assert got_root is root and {"s3:getobject", "s3:putobject", "ec2:runinstances"} <= removed
     assert derivation(frozenset(set(two))) is None  # an equal set made otherwise is not taken for it
     assert less(root, ()) is root
+    stmt = catalog.expand_all(["s3:*", "ec2:*"]).actions
+    assert difference(two, stmt) == two - stmt and difference(two, stmt) == difference(frozenset(set(two)), stmt)
     small = less(frozenset({"a", "b"}), {"a"})
     assert small == {"b"} and derivation(small) is None  # small sets are sorted directly
 

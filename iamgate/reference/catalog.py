@@ -227,6 +227,24 @@ def derivation(actions) -> tuple[frozenset, frozenset] | None:
     return (hit[1], hit[2]) if hit is not None and hit[0] is actions and len(hit[2]) <= 512 else None
 
 
+_MINUS: dict[tuple[int, int], tuple[frozenset, frozenset, frozenset]] = {}  # ids -> (root, other, root - other)
+
+
+def difference(actions: frozenset, other: frozenset) -> frozenset:
+    """`actions - other`; for a shared set less a few (`less`), the shared set less `other` is computed once per
+    pair and those few taken from it (what a large grant's statement leaves out is the same for everyone)."""
+    known = derivation(actions)
+    if known is None:
+        return actions - other
+    root, removed = known
+    hit = _MINUS.get((id(root), id(other)))
+    if hit is None or hit[0] is not root or hit[1] is not other:
+        if len(_MINUS) >= 64:
+            _MINUS.clear()
+        hit = _MINUS[(id(root), id(other))] = (root, other, root - other)  # both kept alive: their ids stay theirs
+    return hit[2] - removed
+
+
 def drop_sorted(ordered: list, removed) -> list:
     """A copy of the sorted list without `removed` (a few): found by bisection, the rest copied in slices."""
     n = len(ordered)
