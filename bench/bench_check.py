@@ -7,7 +7,9 @@ issue 18's targets, all measured in this one run:
 - cost grows linearly: t(1,000 roles) / t(250 roles) < 4.6 (text).
 
 Times are CPU seconds (user + system) of the whole CLI run in a child process, and of the peer in this
-process: the machine is shared, and wall time moves with its load (printed too). Each is the best of --runs.
+process: the machine is shared, and wall time moves with its load (printed too). Each is the best of --runs;
+the text, JSON and small-set runs take turns, so that a ratio between them does not rest on the load of
+two different minutes.
 iamgate's bytecode is compiled first, as pip does when it installs a package: without it (an editable install
 under PYTHONDONTWRITEBYTECODE) every run would compile ~110 modules again, 0.2-0.4 s (--no-compile keeps that).
 
@@ -72,6 +74,12 @@ def generate(root: Path, roles: int, per_template: int = 10) -> int:
     return statements
 
 
+def run_turns(jobs: list[tuple[Path, list[str]]], runs: int) -> list[tuple[float, float, int]]:
+    """`run_check` of each (root, args) once per round, `runs` rounds: (best CPU, best wall, exit code) each."""
+    got = [[run_check(root, args, 1) for root, args in jobs] for _ in range(runs)]
+    return [(min(r[i][0] for r in got), min(r[i][1] for r in got), got[-1][i][2]) for i in range(len(jobs))]
+
+
 def run_check(root: Path, args: list[str], runs: int) -> tuple[float, float, int]:
     """(best CPU seconds, best wall seconds, exit code) of `iamgate check infra --baselines baselines ARGS`."""
     cpu, wall, code = [], [], 0
@@ -131,10 +139,11 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; python {sys.version.split()[0]}; best of {args.runs} "
           f"runs, CPU seconds (wall in brackets); bytecode {'not ' if args.no_compile else ''}compiled first")
 
-    text, text_wall, code = run_check(big, ["--format", "text", "--output", "report.txt"], args.runs)
+    (text, text_wall, code), (js, js_wall, _), (t_small, t_small_wall, _) = run_turns(
+        [(big, ["--format", "text", "--output", "report.txt"]), (big, ["--format", "json", "--output", "report.json"]),
+         (small, ["--format", "text", "--output", "report.txt"])], args.runs)
     print(f"check --format text, {args.roles} roles, {n_statements} statements (exit {code}): "
           f"{text:.2f} s ({text_wall:.2f} s)")
-    js, js_wall, _ = run_check(big, ["--format", "json", "--output", "report.json"], args.runs)
     size = (big / "report.json").stat().st_size / 1e6
     report = json.loads((big / "report.json").read_text())
     matched = sum(1 for p in report["principals"] if p["baseline"])
@@ -149,7 +158,6 @@ def main() -> None:
         (big / "report-v1.json").unlink()
         print(f"before: check --format json --json-version 1: {v1:.2f} s ({v1_wall:.2f} s), report {v1_size:.1f} MB; "
               f"v1/text {v1 / text:.2f}x, v1/v2 size {v1_size / size:.1f}x")
-    t_small, t_small_wall, _ = run_check(small, ["--format", "text", "--output", "report.txt"], args.runs)
     print(f"check --format text, {args.small} roles: {t_small:.2f} s ({t_small_wall:.2f} s)")
     p_cpu, p_wall, n = peer(big, args.peer_runs)
     print(f"peer: policyuniverse.expand_policy on the same {n} statements: {p_cpu:.2f} s ({p_wall:.2f} s)")
