@@ -29,10 +29,10 @@ class RankedActions(Check):
                                   f"{n} {kind} action{'s' if n != 1 else ''} ({self.what})", reason=reason)
 
 
-def by_place_and_level(result, catalog, actions) -> dict:
-    """(location, severity by access level) -> the actions first granted there at that level."""
+def by_place_and_level(result, catalog, actions, without: frozenset = frozenset()) -> dict:
+    """(location, severity by access level) -> the actions, less `without`, first granted there at that level."""
     out: dict = {}
-    for loc, acts in result.first_location_sets(actions).items():  # sorted per level, not twice
+    for loc, acts in result.first_location_sets(actions, without).items():  # sorted per level, not twice
         for sev, part in split_by_access_level(catalog, acts).items():
             out[(loc, sev)] = part
     return out

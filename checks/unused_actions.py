@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from iamgate.judge.risk import assessment
+from iamgate.reference.catalog import less
 from iamgate.model import Finding
 
 from . import CHECKS, Analysis, Check
@@ -23,8 +24,8 @@ class UnusedActions(Check):
 
     def run(self, analysis: Analysis):
         for r in analysis.results:
-            unused = assessment(analysis, r).unranked
-            if not unused:
+            a = assessment(analysis, r)
+            if not a.any_unranked():
                 continue
             window = ""
             if r.baseline and r.baseline.window_start:
@@ -32,12 +33,14 @@ class UnusedActions(Check):
             # the real period where the judge knows it (granted inside the window, last used long ago)
             periods: dict[str, frozenset] = {}
             reasons = r.groups.get("unused", {})
+            one = len(reasons) == 1  # one reason holds them all: the ranked ones are left out while grouping
             for reason, acts in reasons.items():
                 period = reason if reason.startswith(TIMED) else f"never used{window}"
-                part = unused if len(reasons) == 1 else acts & unused  # one reason holds all (no copy)
+                part = acts if one else less(acts, a.taken)
                 periods[period] = periods[period] | part if period in periods else part
             groups = {(loc, sev, period): part for period, acts in periods.items()
-                      for (loc, sev), part in by_place_and_level(r, analysis.catalog, acts).items()}
+                      for (loc, sev), part in by_place_and_level(r, analysis.catalog, acts,
+                                                                 a.taken if one else frozenset()).items()}
             for (loc, sev, period), actions in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), *kv[0][1:])):
                 n = len(actions)
                 yield Finding(self.name, sev, r.principal.id, tuple(actions), loc,

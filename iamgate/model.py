@@ -332,23 +332,25 @@ class PrincipalResult:
         from .reference.catalog import sort_actions  # large sets: filtered from the presorted catalog
         return {loc: sort_actions(acts) for loc, acts in self.first_location_sets(actions).items()}
 
-    def first_location_sets(self, actions) -> dict[Location | None, frozenset]:
-        """`by_first_location`, unsorted: location -> the set of actions first granted there.
+    def first_location_sets(self, actions, without: frozenset = frozenset()) -> dict[Location | None, frozenset]:
+        """`by_first_location` of `actions` less `without`, unsorted: location -> the actions first granted there.
 
         A large set (a NotAction grant's unused actions) is not copied to be whittled down: while only a few of
         it are placed, what remains is `actions` less those (`taken`), and the statement granting most of it
         gets `actions` less the few it does not grant, remembered as such (`catalog.less`) for sorting."""
         from .reference.catalog import LESS_FROM, difference, less
         actions = actions if isinstance(actions, frozenset) else frozenset(actions)
+        if without and len(actions) < LESS_FROM:
+            actions, without = actions - without, frozenset()
         out: dict = {}
 
         def place(loc, hit) -> None:
             had = out.get(loc)
             out[loc] = had | hit if had else hit
 
-        taken: set = set()  # placed so far, while `remaining` is not built
+        taken: set = {a for a in without if a in actions}  # placed so far (or left out), while `remaining` is not built
         remaining: set | None = None if len(actions) >= LESS_FROM else set(actions)
-        for pattern in list(actions & set(self.unknown)):
+        for pattern in list(actions & set(self.unknown) - taken if taken else actions & set(self.unknown)):
             place(self.first_location(pattern), frozenset({pattern}))
             taken.add(pattern)
         if remaining is not None:

@@ -82,6 +82,9 @@ def test_first_location_sets_of_a_large_set_match_action_by_action(catalog, orde
         got = r.first_location_sets(actions)
         assert {loc: set(acts) for loc, acts in got.items()} == naive_first_locations(r, actions)
         assert r.by_first_location(actions) == {loc: sorted(acts) for loc, acts in got.items()}
+        without = frozenset({"s3:putobject", "iam:passrole", "zzz:nothing", "ec2:runinstances", "not:granted"})
+        less_got = r.first_location_sets(actions, without)  # grouped as if `without` had been taken out first
+        assert {loc: set(acts) for loc, acts in less_got.items()} == naive_first_locations(r, actions - without)
 
 
 def _baseline(**kw):
@@ -125,3 +128,17 @@ def test_yaml_alias_bomb_is_refused_and_a_star_alone_is_not_an_alias():
     with pytest.raises(LoadError, match="alias bomb"):
         load_yaml("\n".join(lines) + "\n")
     assert load_yaml('Resource: "*"\nAction: "s3:*"\n') == {"Resource": "*", "Action": "s3:*"}
+
+
+def test_the_risk_ranking_leaves_the_unranked_actions_to_be_taken_out_late(catalog):
+    from iamgate.judge.risk import assess, load
+    p = Principal("P", "role", name="p", policies=(Policy("p", (st(not_actions=["organizations:*"]),)),))
+    granted = grants.compute(p, catalog).actions
+    r = PrincipalResult(p, None, {"unused": {"never": less(granted, {"s3:getobject"})}},
+                        tuple(grants.compute(p, catalog).allows), granted_actions=granted)
+    a = assess(r, load())
+    assert a.taken and a.taken <= a.unused and a.any_unranked()
+    assert a.unranked == a.unused - a.taken
+    assert frozenset().union(*a.claimed.values()) | frozenset(x for e in a.escalations for x in e.completing) == a.taken
+    none = assess(PrincipalResult(p, None, {"unused": {"never": a.taken}}, r.allows, granted_actions=granted), load())
+    assert not none.any_unranked() and not none.unranked

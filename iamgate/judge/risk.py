@@ -137,9 +137,19 @@ class Escalation:
 class Assessment:
     escalations: tuple[Escalation, ...]
     claimed: dict = field(hash=False)  # check id -> the unused and new actions it reports
-    unranked: frozenset = frozenset()  # unused actions left to `unused-actions`
     new: frozenset = frozenset()  # the principal's new actions: a check reports them apart from the unused ones
     unranked_new: frozenset = frozenset()  # new actions left to `new-grants`
+    unused: frozenset = frozenset()  # every unused action, ranked or not
+    taken: frozenset = frozenset()  # the unused and new actions a risk check reports (few)
+
+    @cached_property
+    def unranked(self) -> frozenset:
+        """Unused actions left to `unused-actions` (`unused` less `taken`; that check takes them out as it
+        groups them, without this copy of a NotAction grant's ~20,000)."""
+        return less(self.unused, self.taken)
+
+    def any_unranked(self) -> bool:
+        return len(self.unused) > len(self.taken) or not self.unused <= self.taken
 
 
 def principal_names(result: PrincipalResult) -> tuple[str, ...]:
@@ -192,7 +202,7 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
     esc = (escalations(result, data.combinations, unused, accepted, new) if PRIVILEGE_ESCALATION not in disabled
            else ())
     # the claims are small (risk lists, combinations); the ranked set may be a NotAction grant's ~20,000
-    # actions: it is copied once, into what is left to the access-level checks, and only if anything was claimed
+    # actions: it is not copied here (`Assessment.unranked`)
     taken = frozenset().union(*(e.completing for e in esc))
     claimed = {}
     for check, key in LIST_CHECKS:
@@ -204,7 +214,7 @@ def assess(result: PrincipalResult, data: RiskData, disabled=(), accepted: froze
         if hit:
             claimed[check] = hit
             taken |= hit
-    return Assessment(esc, claimed, less(unused, taken), new, new - taken if taken else new)
+    return Assessment(esc, claimed, new, new - taken if taken else new, unused, taken)
 
 
 def _ranked_in(listed: frozenset, unused: frozenset, new: frozenset, taken: frozenset) -> frozenset:
