@@ -8,12 +8,12 @@ issue 18's targets, all measured in this one run:
 
 Times are CPU seconds (user + system) of the whole CLI run in a child process, and of the peer in this
 process: the machine is shared, and wall time moves with its load (printed too). Each is the best of --runs;
-the text, JSON and small-set runs take turns, so that a ratio between them does not rest on the load of
-two different minutes.
+the text, JSON and small-set runs and the peer take turns (the peer in the first --peer-runs rounds, default
+all), so that a ratio between them does not rest on the load of two different minutes.
 iamgate's bytecode is compiled first, as pip does when it installs a package: without it (an editable install
 under PYTHONDONTWRITEBYTECODE) every run would compile ~110 modules again, 0.2-0.4 s (--no-compile keeps that).
 
-Usage: python bench/bench_check.py [--roles 1000] [--small 250] [--runs 3] [--v1] [--keep DIR]
+Usage: python bench/bench_check.py [--roles 1000] [--small 250] [--runs 3] [--peer-runs N] [--v1] [--keep DIR] [--no-compile]
 --v1 also times and sizes the old iamgate.report/v1 (`--json-version 1`), the "before" of the JSON report.
 """
 from __future__ import annotations
@@ -74,10 +74,16 @@ def generate(root: Path, roles: int, per_template: int = 10) -> int:
     return statements
 
 
-def run_turns(jobs: list[tuple[Path, list[str]]], runs: int) -> list[tuple[float, float, int]]:
-    """`run_check` of each (root, args) once per round, `runs` rounds: (best CPU, best wall, exit code) each."""
-    got = [[run_check(root, args, 1) for root, args in jobs] for _ in range(runs)]
-    return [(min(r[i][0] for r in got), min(r[i][1] for r in got), got[-1][i][2]) for i in range(len(jobs))]
+def run_turns(jobs: list[tuple[Path, list[str]]], runs: int, peer_root: Path, peer_runs: int):
+    """`run_check` of each (root, args) once per round, `runs` rounds, the peer in the first `peer_runs`:
+    ((best CPU, best wall, exit code) per job, (best CPU, best wall, statements) of the peer)."""
+    got, peers = [], []
+    for i in range(runs):
+        got.append([run_check(root, args, 1) for root, args in jobs])
+        if i < peer_runs:
+            peers.append(peer(peer_root, 1))
+    best = [(min(r[i][0] for r in got), min(r[i][1] for r in got), got[-1][i][2]) for i in range(len(jobs))]
+    return best, (min(p[0] for p in peers), min(p[1] for p in peers), peers[0][2])
 
 
 def run_check(root: Path, args: list[str], runs: int) -> tuple[float, float, int]:
@@ -122,7 +128,7 @@ def main() -> None:
     ap.add_argument("--roles", type=int, default=1000)
     ap.add_argument("--small", type=int, default=250, help="the smaller set, for t(roles)/t(small)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--peer-runs", type=int, default=1)
+    ap.add_argument("--peer-runs", type=int, help="rounds that also time the peer (default: all of them)")
     ap.add_argument("--v1", action="store_true", help="also the iamgate.report/v1 JSON report (slow, ~580 MB)")
     ap.add_argument("--keep", help="generate into this folder and keep it")
     ap.add_argument("--no-compile", action="store_true", help="do not compile iamgate's bytecode before timing")
@@ -139,9 +145,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; python {sys.version.split()[0]}; best of {args.runs} "
           f"runs, CPU seconds (wall in brackets); bytecode {'not ' if args.no_compile else ''}compiled first")
 
-    (text, text_wall, code), (js, js_wall, _), (t_small, t_small_wall, _) = run_turns(
+    ((text, text_wall, code), (js, js_wall, _), (t_small, t_small_wall, _)), (p_cpu, p_wall, n) = run_turns(
         [(big, ["--format", "text", "--output", "report.txt"]), (big, ["--format", "json", "--output", "report.json"]),
-         (small, ["--format", "text", "--output", "report.txt"])], args.runs)
+         (small, ["--format", "text", "--output", "report.txt"])], args.runs, big,
+        args.runs if args.peer_runs is None else max(1, args.peer_runs))
     print(f"check --format text, {args.roles} roles, {n_statements} statements (exit {code}): "
           f"{text:.2f} s ({text_wall:.2f} s)")
     size = (big / "report.json").stat().st_size / 1e6
@@ -159,8 +166,8 @@ def main() -> None:
         print(f"before: check --format json --json-version 1: {v1:.2f} s ({v1_wall:.2f} s), report {v1_size:.1f} MB; "
               f"v1/text {v1 / text:.2f}x, v1/v2 size {v1_size / size:.1f}x")
     print(f"check --format text, {args.small} roles: {t_small:.2f} s ({t_small_wall:.2f} s)")
-    p_cpu, p_wall, n = peer(big, args.peer_runs)
-    print(f"peer: policyuniverse.expand_policy on the same {n} statements: {p_cpu:.2f} s ({p_wall:.2f} s)")
+    print(f"peer: policyuniverse.expand_policy on the same {n} statements: {p_cpu:.2f} s ({p_wall:.2f} s), best of "
+          f"{args.runs if args.peer_runs is None else max(1, args.peer_runs)}")
     print("ratios, this run:")
     print(f"  json / text            {js / text:.2f}  ({verdict(js / text, 1.3)})")
     print(f"  text / policyuniverse  {text / p_cpu:.2f}  ({verdict(text / p_cpu, 0.25)})")
