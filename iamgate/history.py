@@ -415,11 +415,31 @@ class HistoryRequest:
             if start is None:  # no baseline: only `new` and the recent past matter to the judge
                 floors[p.id] = exact[p.id] = (self.now or dt.datetime.now(dt.timezone.utc)).date() - \
                     dt.timedelta(days=self.min_observation_days)
-        granted = {p.id: grants_mod.compute(p, catalog).actions for p in principals}
+        granted = _Granted({p.id: p for p in principals}, lambda p: grants_mod.compute(p, catalog).actions)
         return grant_histories(principals, granted, evaluator(options, catalog), list(self.paths), floors, exact,
                                self.diff_base, self.deploy_lag_days, self.now,
                                outside_dirs=[options.managed_policy_dir] if options.managed_policy_dir else (),
                                walk=self.walk)
+
+
+class _Granted(Mapping):
+    """principal id -> what it is granted at the head, computed when first asked for: where there is no
+    history to read (no git, `--no-history`), nothing asks."""
+
+    def __init__(self, principals: dict, compute: Callable):
+        self._principals, self._compute, self._done = principals, compute, {}
+
+    def __getitem__(self, pid: str) -> frozenset:
+        hit = self._done.get(pid)
+        if hit is None:
+            hit = self._done[pid] = self._compute(self._principals[pid])
+        return hit
+
+    def __iter__(self):
+        return iter(self._principals)
+
+    def __len__(self) -> int:
+        return len(self._principals)
 
 
 def hoist(histories: Mapping[str, GrantHistory]) -> tuple[dict[str, GrantHistory], tuple[str, ...]]:
