@@ -16,6 +16,8 @@ _GLOBAL_KEYS = ("aws:resourcetag/*", "aws:resourceaccount", "aws:resourceorgid",
                 "ssm:resourcetag/*", "kms:resourcealiases", "kms:requestalias")
 _LEVEL_SEVERITY = {"Permissions management": "high", "Write": "medium"}  # else low
 _VAR = re.compile(r"\$\{[^}]*\}")
+# an IAM policy variable (`${aws:username}`, `${s3:prefix}`, `${*}`): one value per request, never narrowed
+_POLICY_VAR = re.compile(r"\$\{(?:[*?$]|[A-Za-z0-9-]+:(?!:)[^}]*)\}")
 
 
 def baselines_of(r: PrincipalResult) -> tuple:
@@ -46,6 +48,26 @@ def used_resources(baselines, action: str) -> tuple[tuple[str, ...], int] | None
     return (tuple(sorted(arns)), more) if seen else None
 
 
+def needed_resources(baselines, action: str) -> tuple[str, ...] | None:
+    """What a narrowed grant must still cover: the used ARNs, or, for a baseline that saw more than it lists,
+    their common prefix as a wildcard (`…table/t-0*`): the unlisted ones were used too. None as
+    `used_resources`, and for a bounded list without a prefix."""
+    out: set = set()
+    for b in baselines:
+        u = b.used.get(action)
+        if u is None:
+            continue
+        if not (u.resources or u.resources_more):
+            return None
+        if u.resources_more:
+            if not u.resources_prefix:
+                return None
+            out.add(u.resources_prefix + "*")
+        else:
+            out.update(u.resources)
+    return tuple(sorted(out)) if out else None
+
+
 def restricts_resources(st: Statement, action: str) -> bool:
     """A Condition that already picks among the resources (tags, account, the action's resource keys)."""
     keys = {k.lower() for ops in (st.condition or {}).values() if isinstance(ops, dict) for k in ops}
@@ -55,15 +77,33 @@ def restricts_resources(st: Statement, action: str) -> bool:
     return any(glob_match(p, k) for k in keys for p in own)
 
 
-def wide_patterns(st: Statement, used: tuple[str, ...]) -> tuple[str, ...]:
-    """The statement's resources wider than the used ARNs: `*`, or a wildcard ARN matching them all."""
-    out = []
+def covers(pattern: str, arn: str) -> bool:
+    """Does the Resource `pattern` grant every ARN `arn` stands for (itself a glob, as an S3 prefix
+    `…/exports/*` is)? An unresolved `${…}` part of the pattern is read as `*` (it names one value, which
+    the deployment knows); a `?` never stands for a wildcard of `arn`."""
+    if _POLICY_VAR.search(pattern):
+        return False
+    pattern = _VAR.sub("*", pattern)
+    if "?" in pattern and ("*" in arn or "?" in arn):
+        return False
+    return glob_match(pattern, arn)
+
+
+def wide_patterns(st: Statement, used: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the statement's resources wider than needed, the used ARNs they cover): `*`, or a wildcard ARN that
+    covers some used ARNs and is strictly wider than each of them. A pattern that covers none is left
+    alone: an absent resource is no proof that the grant is too wide on it."""
+    wide, covered = [], set()
     for res in st.resources:
         if res == "*":
-            out.append(res)
-        elif "*" in res and not any("*" in u for u in used) and all(glob_match(res, u) for u in used):
-            out.append(res)
-    return tuple(out)
+            wide.append(res)
+            covered.update(used)
+        elif "*" in _VAR.sub("", res) or "?" in _VAR.sub("", res):  # `${AWS::Region}` alone names one value
+            hit = [u for u in used if covers(res, u)]
+            if hit and not any(covers(u, res) for u in hit):
+                wide.append(res)
+                covered.update(hit)
+    return tuple(wide), tuple(sorted(covered))
 
 
 def _kind(arn: str) -> str:
@@ -124,18 +164,21 @@ class ResourceScope(Check):
                     got = used_resources(baselines, a)
                     if got is None or star_only(a) or restricts_resources(st, a):
                         continue
-                    wide = wide_patterns(st, got[0])
+                    need = needed_resources(baselines, a)
+                    wide, covered = wide_patterns(st, need or ())
                     if not wide:
                         continue
+                    if wide != ("*",) and covered != need:  # part of the usage is granted elsewhere
+                        got = (tuple(u for u in got[0] if any(covers(w, u) for w in wide)), 0)
                     level = analysis.catalog.access_level(a) or ""
                     sev = next((v for k, v in _LEVEL_SEVERITY.items() if k in level), "low")
-                    groups.setdefault((got, wide, sev), []).append(a)
-                for ((used, more), wide, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
+                    groups.setdefault((got, wide, covered, sev), []).append(a)
+                for ((used, more), wide, covered, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
                     names = ", ".join(analysis.catalog.canonical(a) for a in actions)
                     on = " and ".join(wide)
                     yield Finding(self.name, sev, r.principal.id, tuple(actions), st.location,
-                                  f"{names} on {on}, {describe(used, more)}", reason="resources known from usage",
-                                  resources=used)
+                                  f"{names} on {on}, {describe(used or covered, more)}",
+                                  reason="resources known from usage", resources=covered)
 
 
 def resource_notes(results) -> list[str]:

@@ -27,6 +27,7 @@ class ResourceFix:
     # a split: (actions, their ARNs) per new statement, and the actions that keep the statement's `*`
     groups: tuple = ()
     rest: tuple[str, ...] = ()
+    accounts: frozenset = frozenset()  # the principal's baselines' accounts: only their ARNs take AccountId
 
 
 def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_of=None):
@@ -47,10 +48,13 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
                 slot["actions"].setdefault(a, set()).update(f.resources)
             slot["principals"].append(f.principal)
     grants: dict = {}
+    accounts: dict = {}
     for r in results:
         for st, acts in r.allows:
             if st.location in by_loc:
                 grants.setdefault(st.location, [st, set()])[1].update(acts)
+                accounts.setdefault(st.location, set()).update(
+                    b.account for b in check.baselines_of(r) if b.account)
     out, problems = [], []
     for loc, slot in by_loc.items():
         if loc in removed or loc not in grants:
@@ -65,7 +69,8 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         pids = tuple(dict.fromkeys(slot["principals"]))
         if not missing and len(by_arns) == 1:
             arns = next(iter(by_arns))
-            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"]))))
+            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"])),
+                                   accounts=frozenset(accounts.get(loc, ()))))
             continue
         why = ("it has a Condition" if st.condition else "its Action is a NotAction" if st.not_actions else
                "its Action has wildcards" if any("*" in a or "?" in a for a in st.actions) else "")
@@ -76,7 +81,7 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         groups = tuple((tuple(catalog.canonical(a) for a in sorted(acts)), arns)
                        for arns, acts in sorted(by_arns.items(), key=lambda kv: sorted(kv[1])))
         out.append(ResourceFix(loc, st, pids, (), tuple(sorted(slot["actions"])), groups,
-                               tuple(catalog.canonical(a) for a in missing)))
+                               tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ()))))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
 
 
@@ -173,7 +178,9 @@ def tf_defined(text: str) -> dict:
 
 # -- rendering ----------------------------------------------------------------------------------------
 
-def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool):
+def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts=frozenset()):
+    """One item of the narrowed Resource. The account becomes `${AWS::AccountId}` only where it is the account of
+    a baseline of the principal (another account's resource stays that account's)."""
     service, name, key = arn_name(arn)
     hit = defined.get((service, name))
     if hit:
@@ -184,21 +191,24 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool):
             return json.loads(json.dumps(CFN_TYPES[rtype][2]).replace("{id}", lid))
         return CFN_TYPES[rtype][1].format(id=lid)
     parts = arn.split(":", 5)
-    if uses_pseudo and len(parts) == 6 and (parts[4] or parts[3]):
+    own = len(parts) == 6 and parts[4] in accounts
+    if uses_pseudo and len(parts) == 6 and (own or parts[3]):
         sub = ":".join([parts[0], "${AWS::Partition}", parts[2], "${AWS::Region}" if parts[3] else "",
-                        "${AWS::AccountId}" if parts[4] else "", parts[5]])
+                        "${AWS::AccountId}" if own else parts[4], parts[5]])
         return {"Fn::Sub": sub} if as_json else f'!Sub "{sub}"'
     return arn if as_json else f'"{arn}"'
 
 
-def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None) -> str:
+def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None,
+            accounts=frozenset()) -> str:
     service, name, key = arn_name(arn)
     ref = defined.get((service, name))
     if ref:
         return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
     parts = arn.split(":", 5)
-    if len(parts) == 6 and ((caller_identity and parts[4]) or (region and parts[3])):
-        if caller_identity and parts[4]:
+    own = caller_identity and len(parts) == 6 and parts[4] in accounts
+    if len(parts) == 6 and (own or (region and parts[3])):
+        if own:
             parts[4] = f"${{{caller_identity}.account_id}}"
         if region and parts[3]:
             parts[3] = f"${{{region}.name}}"
@@ -206,10 +216,13 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
     return f'"{arn}"'
 
 
-_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>"\*"|\'\*\'|\*|\[[ \t]*["\']?\*["\']?[ \t]*\])'
-                       r'[ \t]*$', re.M)
-_JSON_RES = re.compile(r'"Resource"\s*:\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
-_TF_RES = re.compile(r'\b(?P<key>Resource|resources)\s*=\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
+_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$',
+                       re.M)
+_JSON_STR = r'"(?:[^"\\\n]|\\.)*"'
+_JSON_RES = re.compile(rf'"Resource"\s*:\s*(?P<value>{_JSON_STR}|\[\s*{_JSON_STR}\s*\]|'
+                       rf'\{{\s*"Fn::Sub"\s*:\s*{_JSON_STR}\s*\}})')
+_TF_ORIGINAL = re.compile(rf'\b(?:Resource|resources)\s*=\s*(?P<value>{_JSON_STR}|\[[^\]\n]*\])')
+_TF_RES = re.compile(rf'\b(?P<key>Resource|resources)\s*=\s*(?P<value>{_JSON_STR}|\[\s*{_JSON_STR}\s*,?\s*\])')
 _STATEMENT_END = re.compile(r'"?(?:Effect|effect)"?\s*[:=]|\bstatement\s*\{|^\s*-\s*Effect:', re.M)
 
 
@@ -251,7 +264,7 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
         if f.groups:
             render = {"yaml": _split_yaml, "json": _split_json, "terraform": _split_tf}[kind]
             ctx = (defined, caller, region) if kind == "terraform" else (defined, uses_pseudo)
-            edit = render(text, f, ctx)
+            edit = render(text, f, ctx) if _splits(f) else None
             if edit is None:
                 problems.append(Problem(f.location, "Resource not narrowed: the statement's actions need different "
                                                     "resources and its text could not be split here; split it by "
@@ -262,17 +275,18 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
         start, end = _span(text, f.location.line or 1)
         rx = {"yaml": _YAML_RES, "json": _JSON_RES, "terraform": _TF_RES}[kind]
         m = rx.search(text, start, end)
-        if m is None:
-            problems.append(Problem(f.location, "Resource not narrowed: it is not a literal \"*\" here; narrow it to "
-                                                + ", ".join(f.resources) + " by hand", f.principals[0]))
+        if m is None or not _narrows(kind, m.group("value"), f.resources):
+            problems.append(Problem(f.location, "Resource not narrowed: it is not one literal \"*\" or wildcard ARN "
+                                                "here; narrow it to " + ", ".join(f.resources) + " by hand",
+                                    f.principals[0]))
             continue
         if kind == "terraform":
-            items = [tf_item(a, defined, caller, region) for a in f.resources]
+            items = [tf_item(a, defined, caller, region, f.accounts) for a in f.resources]
             new = "[" + ", ".join(items) + "]"
         elif kind == "json":
-            new = json.dumps([cfn_item(a, defined, uses_pseudo, True) for a in f.resources])
+            new = json.dumps([cfn_item(a, defined, uses_pseudo, True, f.accounts) for a in f.resources])
         else:
-            items = [cfn_item(a, defined, uses_pseudo, False) for a in f.resources]
+            items = [cfn_item(a, defined, uses_pseudo, False, f.accounts) for a in f.resources]
             pad = " " * (len(m.group("indent").replace("-", " ")) + 2)
             new = "".join("\n" + pad + "- " + i for i in items)
         s, e = m.span("value")
@@ -282,11 +296,65 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
     return out, problems
 
 
+def written_resource(kind: str, value: str) -> str | None:
+    """The one resource a Resource value written as `value` names (`"*"`, `arn:aws:s3:::*`, `!Sub "arn:…"`,
+    `["…"]`, `{"Fn::Sub": "…"}`), or None when it is anything else (several, a reference, a function)."""
+    try:
+        if kind == "yaml":
+            import yaml
+            if value == "*":
+                return value
+            tagged = re.match(r"!Sub[ \t]+(?=\S)", value)
+            got = yaml.safe_load(value[tagged.end():] if tagged else value)
+        else:
+            got = json.loads(value)
+    except Exception:  # noqa: BLE001 - not a plain scalar (a tag, an alias, bad syntax): left for a person
+        return None
+    if isinstance(got, list) and len(got) == 1:
+        got = got[0]
+    if isinstance(got, dict) and kind != "terraform" and list(got) == ["Fn::Sub"]:
+        got = got["Fn::Sub"]
+    if not isinstance(got, str):
+        return None
+    return got.replace("$${", "${") if kind == "terraform" else got
+
+
+def _narrows(kind: str, value: str, arns) -> bool:
+    """Is the Resource written as `value` one `*`, or one wildcard ARN covering each of `arns`? Narrowing it to
+    them then never grants what it did not."""
+    from ..checks.resource_scope import covers
+    written = written_resource(kind, value)
+    if written is None or not arns:
+        return False
+    return written == "*" or (re.search(r"[*?]", re.sub(r"\$\{[^}]*\}", "", written)) is not None
+                              and all(covers(written, a) for a in arns))
+
+
 # -- splitting a statement whose actions need different resources ---------------------------------------
 
 def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None]]:
-    """(actions, ARNs or None for the original `*`) per new statement."""
+    """(actions, ARNs or None for the original Resource) per new statement."""
     return [(acts, arns) for acts, arns in f.groups] + ([(f.rest, None)] if f.rest else [])
+
+
+def _splits(f: ResourceFix) -> bool:
+    """A split rewrites the whole statement: only one whose Resource is one `*`, or one wildcard ARN covering
+    each group's ARNs (the actions left over keep it as written), so no statement grants what it did not."""
+    from ..checks.resource_scope import covers
+    if len(f.statement.resources) != 1:
+        return False
+    (res,) = f.statement.resources
+    return res == "*" or all(covers(res, a) for _, arns in f.groups for a in arns)
+
+
+def _hcl(value: str) -> str:
+    """A string literal in HCL: JSON's escapes, and no template sequence (`${`, `%{`) from the scanned file."""
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def _sid(f: ResourceFix, i: int) -> str | None:
+    """The statement's `Sid` goes to the first new statement only (a policy's Sids are unique)."""
+    return f.statement.sid if i == 0 and isinstance(f.statement.sid, str) else None
 
 
 def _matching(text: str, i: int) -> int | None:
@@ -321,14 +389,31 @@ def _split_yaml(text: str, f: ResourceFix, ctx):
                 return None
             last = doc.lines.end(doc.lines.line_of(content_end(node) - 1))
             pad, nl = " " * col, doc.nl
+            original = _yaml_items(text, next((v for k, v in node.value if getattr(k, "value", None) == "Resource"),
+                                              None))
+            if original is None:
+                return None
             out = []
-            for acts, arns in _parts(f):
-                res = ['"*"'] if arns is None else [cfn_item(a, defined, uses_pseudo, False) for a in arns]
-                out.append(" " * (col - 2) + "- Effect: Allow" + nl + pad + "Action:" + "".join(
+            for i, (acts, arns) in enumerate(_parts(f)):
+                res = original if arns is None else [cfn_item(a, defined, uses_pseudo, False, f.accounts)
+                                                     for a in arns]
+                sid = _sid(f, i)
+                head = f"- Sid: {json.dumps(sid)}" + nl + pad + "Effect: Allow" if sid else "- Effect: Allow"
+                out.append(" " * (col - 2) + head + nl + pad + "Action:" + "".join(
                     nl + pad + "  - " + a for a in acts) + nl + pad + "Resource:" + "".join(
                     nl + pad + "  - " + r for r in res) + nl)
             return first, last, "".join(out)
     return None
+
+
+def _yaml_items(text: str, node) -> list[str] | None:
+    """The Resource's items as written, one line each (`"*"`, `!Sub "arn:…"`), or None."""
+    import yaml
+    nodes = node.value if isinstance(node, yaml.SequenceNode) else [node] if isinstance(node, yaml.ScalarNode) else []
+    out = [text[n.start_mark.index:n.end_mark.index] for n in nodes if isinstance(n, yaml.ScalarNode)]
+    if not out or len(out) != len(nodes) or any("\n" in t or not t.strip() for t in out):
+        return None
+    return out
 
 
 def _split_json(text: str, f: ResourceFix, ctx):
@@ -338,15 +423,16 @@ def _split_json(text: str, f: ResourceFix, ctx):
     if end is None:
         return None
     try:
-        json.loads(text[start:end])
-    except ValueError:
+        original = json.loads(text[start:end])["Resource"]
+    except (ValueError, KeyError, TypeError):
         return None
     col = start - (text.rfind("\n", 0, start) + 1)
     pad = " " * col
     objs = []
-    for acts, arns in _parts(f):
-        res = ["*"] if arns is None else [cfn_item(a, defined, uses_pseudo, True) for a in arns]
-        body = json.dumps({"Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
+    for i, (acts, arns) in enumerate(_parts(f)):
+        res = original if arns is None else [cfn_item(a, defined, uses_pseudo, True, f.accounts) for a in arns]
+        sid = {"Sid": _sid(f, i)} if _sid(f, i) else {}
+        body = json.dumps({**sid, "Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
         objs.append(body.replace("\n", "\n" + pad))
     return start, end, (",\n" + pad).join(objs)
 
@@ -365,15 +451,24 @@ def _split_tf(text: str, f: ResourceFix, ctx):
     if block:
         col = len(text[line0:start]) - len(text[line0:start].lstrip())
     pad = " " * col
+    m = _TF_ORIGINAL.search(text, start, end)
+    if m is None:
+        return None
+    original = m.group("value") if m.group("value").startswith("[") else f"[{m.group('value')}]"
     out = []
-    for acts, arns in _parts(f):
-        res = '["*"]' if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region) for a in arns) + "]"
+    for i, (acts, arns) in enumerate(_parts(f)):
+        res = original if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region, f.accounts)
+                                                            for a in arns) + "]"
         names = "[" + ", ".join(f'"{a}"' for a in acts) + "]"
+        sid = _sid(f, i)
         if block:
-            out.append(f'statement {{\n{pad}  effect    = "Allow"\n{pad}  actions   = {names}\n'
+            head = f"\n{pad}  sid       = {_hcl(sid)}" if sid else ""
+            out.append(f'statement {{{head}\n{pad}  effect    = "Allow"\n{pad}  actions   = {names}\n'
                        f'{pad}  resources = {res}\n{pad}}}')
         else:
-            out.append(f'{{\n{pad}  Effect   = "Allow"\n{pad}  Action   = {names}\n{pad}  Resource = {res}\n{pad}}}')
+            head = f"\n{pad}  Sid      = {_hcl(sid)}" if sid else ""
+            out.append(f'{{{head}\n{pad}  Effect   = "Allow"\n{pad}  Action   = {names}\n{pad}  Resource = {res}\n'
+                       f'{pad}}}')
     if block:
         return line0 + col, end, ("\n" + pad).join(out)
     return start, end, (",\n" + pad).join(out)

@@ -1,0 +1,229 @@
+"""Issue 23, the rest of `fix`: narrowing a wildcard ARN wider than the used ones (not only `"*"`), splits that
+keep what they cannot narrow as written, and narrowings that never grant what the statement did not (another
+account's resource, a bound list of ARNs, an IAM policy variable). Through `iamgate check` / `iamgate fix`."""
+from __future__ import annotations
+
+import json
+
+import hcl2
+
+from iamgate import cli
+from iamgate.formats.json import expanded
+from iamgate.sources.loaders import load_yaml
+from test_resources import ACCOUNT, CFN_JSON, KEY, SECRET, TABLE, TF, record, run, scan, scenario
+
+PARAM = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/orders/prod/endpoint"
+
+HEAD = """AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  OrdersTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: Orders
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: orders-ingest
+      AssumeRolePolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+      Policies:
+        - PolicyName: ingest
+          PolicyDocument:
+            Statement:
+"""
+
+WILD = HEAD + """              - Effect: Allow
+                Action: s3:GetObject
+                Resource: arn:aws:s3:::*
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: !Sub "arn:${AWS::Partition}:dynamodb:*:*:table/*"
+              - Effect: Allow
+                Action: ssm:GetParameter
+                Resource: ["arn:aws:ssm:us-east-1:111122223333:parameter/orders/*"]
+              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: arn:aws:kms:*:444455556666:key/*
+              - Effect: Allow
+                Action: secretsmanager:GetSecretValue
+                Resource: arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/orders/db-AbCdEf
+"""
+
+
+def findings(capsys, *extra) -> dict:
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json", *extra)
+    return {f["actions"][0]: f for f in expanded(json.loads(out))["findings"] if f["check"] == "resource-scope"}
+
+
+def statements(text: str) -> list[dict]:
+    return load_yaml(text)["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def test_check_and_fix_narrow_a_wildcard_arn_wider_than_the_used_ones(tmp_path, catalog, capsys, monkeypatch):
+    path = scan(tmp_path, "template.yaml", WILD, catalog)
+    monkeypatch.chdir(tmp_path)
+    found = findings(capsys)
+    # `arn:aws:s3:::*` is wider than the used prefix `orders-exports/exports/*` (itself a wildcard)
+    assert found["s3:getobject"]["resources"] == ["arn:aws:s3:::orders-exports/exports/*"]
+    assert "s3:GetObject on arn:aws:s3:::*, used on 1 object prefix" in found["s3:getobject"]["message"]
+    assert found["dynamodb:getitem"]["resources"] == [TABLE]
+    assert found["ssm:getparameter"]["resources"] == [PARAM]
+    # another account's keys cover none of the used ones: no proof it is too wide there; an exact ARN is not wide
+    assert "kms:decrypt" not in found and "secretsmanager:getsecretvalue" not in found
+    code, out = run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    sts = statements(text)
+    assert sts[0]["Resource"] == ["arn:aws:s3:::orders-exports/exports/*"]
+    assert "                Resource:\n                  - !GetAtt OrdersTable.Arn\n" in text
+    assert sts[2]["Resource"] == [PARAM]
+    assert sts[3]["Resource"] == "arn:aws:kms:*:444455556666:key/*"  # untouched
+    assert sts[4]["Resource"] == SECRET
+    assert not findings(capsys)
+
+
+def test_a_policy_variable_is_never_narrowed(tmp_path, catalog, capsys, monkeypatch):
+    text = HEAD + """              - Effect: Allow
+                Action: s3:GetObject
+                Resource: arn:aws:s3:::orders-exports/${aws:username}/*
+              - Effect: Allow
+                Action: s3:GetObject
+                Resource: arn:aws:s3:::orders-exports/exp?rts/*
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert not findings(capsys)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    assert path.read_text() == text
+
+
+def test_fix_narrows_wildcard_arns_in_cloudformation_json_and_terraform(tmp_path, catalog, capsys, monkeypatch):
+    doc = json.loads(json.dumps(CFN_JSON))
+    sts = doc["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    sts[0]["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}
+    sts[1]["Resource"] = ["arn:aws:ssm:*:*:parameter/*"]
+    path = scan(tmp_path / "j", "template.json", json.dumps(doc, indent=2), catalog)
+    monkeypatch.chdir(tmp_path / "j")
+    assert set(findings(capsys)) == {"secretsmanager:getsecretvalue", "ssm:getparameter"}
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    sts = json.loads(path.read_text())["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert sts[0]["Resource"] == [{"Ref": "Secret"}]
+    assert sts[1]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:"
+                                              "parameter/orders/prod/endpoint"}]  # the template uses AccountId
+    assert not findings(capsys)
+
+    tf = TF.replace('Action   = "kms:Decrypt"\n        Resource = "*"',
+                    'Action   = "kms:Decrypt"\n        Resource = "arn:aws:kms:*:*:key/*"').replace(
+        'resources = ["*"]', 'resources = ["arn:${data.aws_partition.current.partition}:ssm:*:*:parameter/*"]')
+    path = scan(tmp_path / "t", "main.tf", 'data "aws_partition" "current" {}\n' + tf, catalog)
+    monkeypatch.chdir(tmp_path / "t")
+    assert {"kms:decrypt", "ssm:getparameter"} <= set(findings(capsys))
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert ('Resource = ["arn:aws:kms:us-east-1:${data.aws_caller_identity.current.account_id}:key/'
+            '1234abcd-12ab-34cd-56ef-1234567890ab"]') in text
+    assert ('resources = ["arn:aws:ssm:us-east-1:${data.aws_caller_identity.current.account_id}:'
+            'parameter/orders/prod/endpoint"]') in text
+    hcl2.loads(text)
+
+
+def test_a_bounded_list_narrows_to_its_prefix_never_to_the_listed_arns(tmp_path, catalog, capsys, monkeypatch):
+    """57 tables used, 50 listed: narrowing to the 50 would take away 7 the role uses."""
+    records = [record("dynamodb.amazonaws.com", "DescribeTable", {"tableName": f"t-{i:03d}"}, i=i) for i in range(57)]
+    text = HEAD + """              - Effect: Allow
+                Action: dynamodb:DescribeTable
+                Resource: arn:aws:dynamodb:*:*:table/*
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    found = findings(capsys)["dynamodb:describetable"]
+    assert found["resources"] == [f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t-0*"]
+    assert "used on 57 tables" in found["message"]
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    assert statements(path.read_text())[0]["Resource"] == [f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t-0*"]
+
+
+def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, monkeypatch):
+    """The template uses AWS::AccountId, but the key is another account's: writing `${AWS::AccountId}` would
+    name a key the role never used and drop the one it did."""
+    other = "arn:aws:kms:us-east-1:444455556666:key/9999abcd-12ab-34cd-56ef-1234567890ab"
+    records = scenario() + [record("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+                                   [{"accountId": "444455556666", "type": "AWS::KMS::Key", "ARN": other}], i=7)]
+    text = HEAD.replace("      RoleName: orders-ingest", "      RoleName: orders-ingest\n"
+                        "      Description: !Sub \"ingest in ${AWS::AccountId}\"") + """              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: "*"
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    res = statements(path.read_text())[0]["Resource"]
+    assert {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/"
+                       "1234abcd-12ab-34cd-56ef-1234567890ab"} in res
+    assert {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:444455556666:key/"
+                       "9999abcd-12ab-34cd-56ef-1234567890ab"} in res
+
+
+SPLIT = HEAD + """              - Sid: ReadOrders
+                Effect: Allow
+                Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]
+                Resource: !Sub "arn:${AWS::Partition}:*:*:*:*"
+"""
+
+
+def test_a_split_keeps_the_wildcard_arn_for_actions_without_resource_data(tmp_path, catalog, capsys, monkeypatch):
+    records = scenario() + [record("dynamodb.amazonaws.com", "DescribeTable", None, i=8)]  # names no table
+    path = scan(tmp_path, "template.yaml", SPLIT, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    assert set(findings(capsys)) == {"secretsmanager:getsecretvalue", "ssm:getparameter"}
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    sts = statements(text)
+    assert sts == [
+        {"Sid": "ReadOrders", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]},
+        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [PARAM]},
+        {"Effect": "Allow", "Action": ["dynamodb:DescribeTable"], "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:*:*:*:*"}]}]
+    assert '- !Sub "arn:${AWS::Partition}:*:*:*:*"' in text  # as it was written
+    assert not findings(capsys)
+
+
+def test_a_split_with_a_condition_is_left_for_a_person_and_says_so(tmp_path, catalog, capsys, monkeypatch):
+    text = SPLIT.replace('Resource: !Sub "arn:${AWS::Partition}:*:*:*:*"\n',
+                         'Resource: "*"\n                Condition:\n                  IpAddress:\n'
+                         '                    aws:SourceIp: 203.0.113.0/24\n').replace(
+        ", dynamodb:DescribeTable", "")
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert set(findings(capsys)) == {"secretsmanager:getsecretvalue", "ssm:getparameter"}
+    cli.main(["fix", "infra", "--baselines", "b", "--write"])
+    out = capsys.readouterr().err
+    assert "Resource not narrowed: its actions need different resources and it has a Condition" in out
+    assert path.read_text() == text
+
+
+def test_terraform_split_keeps_the_sid_and_the_written_resource(tmp_path, catalog, capsys, monkeypatch):
+    records = scenario() + [record("dynamodb.amazonaws.com", "DescribeTable", None, i=8)]
+    tf = TF.replace('''      {
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = "*"
+      },''', '''      {
+        Sid      = "Keys"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "dynamodb:DescribeTable"]
+        Resource = "arn:aws:*"
+      },''')
+    path = scan(tmp_path, "main.tf", tf, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    doc = hcl2.loads(text)
+    assert 'Sid      = "Keys"\n' in text and text.count("Sid") == 1
+    assert 'Action   = ["dynamodb:DescribeTable"]\n        Resource = ["arn:aws:*"]' in text
+    assert 'Action   = ["kms:Decrypt"]\n        Resource = ["arn:aws:kms:us-east-1:${data.aws_caller_identity' in text
+    assert doc
