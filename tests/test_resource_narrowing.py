@@ -227,3 +227,33 @@ def test_terraform_split_keeps_the_sid_and_the_written_resource(tmp_path, catalo
     assert 'Action   = ["dynamodb:DescribeTable"]\n        Resource = ["arn:aws:*"]' in text
     assert 'Action   = ["kms:Decrypt"]\n        Resource = ["arn:aws:kms:us-east-1:${data.aws_caller_identity' in text
     assert doc
+
+
+def suggestions_for(tmp_path, catalog, monkeypatch, text: str, records=None):
+    from iamgate.config import Config
+    from iamgate.fix.files import fix_files
+    from iamgate.fix.plan import plan
+    from iamgate.fix.suggestions import plan_suggestions
+    from iamgate.pipeline import analyse
+    scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    report = analyse(["infra"], ["b"], Config(), base=str(tmp_path))
+    remediation = plan(report.results, catalog, Config())
+    files, problems = fix_files(remediation, tmp_path)
+    everything = {"infra/template.yaml": [(1, len(text.splitlines()))]}
+    return plan_suggestions(remediation, files, everything, "k1", lambda f: f), files
+
+
+def test_pr_suggestions_carry_the_wildcard_narrowing_and_the_split(tmp_path, catalog, monkeypatch):
+    sp, files = suggestions_for(tmp_path / "w", catalog, monkeypatch, WILD)
+    bodies = "\n".join(s.body for s in sp.suggestions)
+    assert "narrows `Resource` `arn:aws:s3:::*` to the 1 resource(s)" in bodies
+    assert '- "arn:aws:s3:::orders-exports/exports/*"' in bodies and "- !GetAtt OrdersTable.Arn" in bodies
+    assert "arn:aws:kms:*:444455556666" not in bodies  # nothing to narrow there
+    assert len(sp.suggestions) == 3 and len(files) == 1  # one per narrowed statement
+
+    records = scenario() + [record("dynamodb.amazonaws.com", "DescribeTable", None, i=8)]
+    sp, files = suggestions_for(tmp_path / "s", catalog, monkeypatch, SPLIT, records)
+    (s,) = sp.suggestions
+    assert "(split: the actions were used on different resources; `dynamodb:DescribeTable` keep" in s.body
+    assert f'- "{SECRET}"' in s.body and '- !Sub "arn:${AWS::Partition}:*:*:*:*"' in s.body
