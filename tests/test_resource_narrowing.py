@@ -257,3 +257,84 @@ def test_pr_suggestions_carry_the_wildcard_narrowing_and_the_split(tmp_path, cat
     (s,) = sp.suggestions
     assert "(split: the actions were used on different resources; `dynamodb:DescribeTable` keep" in s.body
     assert f'- "{SECRET}"' in s.body and '- !Sub "arn:${AWS::Partition}:*:*:*:*"' in s.body
+
+
+MODULE = """variable "name" {}
+variable "account" {}
+
+resource "aws_dynamodb_table" "t" {
+  name     = var.name
+  hash_key = "id"
+}
+
+output "table_arn" {
+  value = "arn:aws:dynamodb:us-east-1:${var.account}:table/${var.name}"
+}
+
+output "apply_time_arn" {
+  value = aws_dynamodb_table.t.arn
+}
+"""
+
+ROOT = """module "orders" {
+  source  = "./modules/table"
+  name    = "Orders"
+  account = "111122223333"
+}
+
+module "others" {
+  source  = "./modules/table"
+  name    = "Others"
+  account = "111122223333"
+}
+
+module "counted" {
+  count   = 1
+  source  = "./modules/table"
+  name    = "Orders"
+  account = "111122223333"
+}
+
+resource "aws_iam_role" "ingest" {
+  name = "orders-ingest"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "ingest" {
+  role = aws_iam_role.ingest.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = "dynamodb:GetItem"
+        Resource = "*"
+      },
+      {
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = "*"
+      },
+    ]
+  })
+}
+"""
+
+
+def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tmp_path, catalog, capsys,
+                                                                             monkeypatch):
+    path = scan(tmp_path, "main.tf", ROOT, catalog)
+    (tmp_path / "infra" / "modules" / "table").mkdir(parents=True)
+    (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(MODULE)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    # the table's ARN is what module.orders.table_arn resolves to; module.others names another table, the
+    # counted call has several instances, and an `.arn` known only at apply time proves nothing
+    assert "Resource = [module.orders.table_arn]" in text
+    assert f'Resource = ["{KEY}"]' in text  # no module outputs the key: written as the ARN
+    hcl2.loads(text)
+    assert not findings(capsys)

@@ -94,7 +94,7 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
         problems += found
         if narrow:
             kind = {fix_terraform: "terraform", fix_json: "json", fix_yaml: "yaml"}[editor]
-            more, found = fix_resources.edits(kind, text, narrow)
+            more, found = fix_resources.edits(kind, text, narrow, path, roots)
             taken = [(e.start, e.end) for e in edits]
             for e in more:  # never where an action edit already changes the text
                 if any(e.start < b and a < e.end for a, b in taken):

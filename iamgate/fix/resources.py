@@ -201,7 +201,12 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts
 
 def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None,
             accounts=frozenset()) -> str:
+    if ("arn", arn) in defined:
+        return defined[("arn", arn)]
     service, name, key = arn_name(arn)
+    bucket = defined.get(("arn", arn.partition("/")[0])) if service == "s3" and key is not None else None
+    if bucket:  # an object prefix of a bucket whose ARN a module outputs
+        return f'"${{{bucket}}}/{key}"'
     ref = defined.get((service, name))
     if ref:
         return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
@@ -238,12 +243,18 @@ def _span(text: str, line: int) -> tuple[int, int]:
     return start, end
 
 
-def edits(kind: str, text: str, fixes: list[ResourceFix]):
-    """(Edit list, problems) for one file; `kind`: yaml | json | terraform."""
+def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
+    """(Edit list, problems) for one file; `kind`: yaml | json | terraform. `path`, `roots`: where the file is
+    and where its configuration may be read (a Terraform file's module calls)."""
     from .edits import Edit
     out, problems = [], []
     if kind == "terraform":
         defined = tf_defined(text)
+        if path is not None and fixes:
+            from ..sources.terraform.configuration import module_outputs
+            outputs = module_outputs(path.parent.resolve(), roots or [path.parent.resolve()])
+            # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several)
+            defined.update({("arn", arn): ref for ref, arn in sorted(outputs.items(), reverse=True)})
         m = re.search(r'data\s+"aws_caller_identity"\s+"([A-Za-z0-9_-]+)"', text)
         caller = f"data.aws_caller_identity.{m.group(1)}" if m else None
         m = re.search(r'data\s+"aws_region"\s+"([A-Za-z0-9_-]+)"', text)

@@ -234,3 +234,40 @@ def _literal(node, block: Block) -> str | None:
         return None
     value = evaluator().safe(node, Scope(_NoReferences(), block.file, block.src))
     return value if isinstance(value, str) else None
+
+
+def module_outputs(directory: Path, roots) -> dict[str, str]:
+    """`module.NAME.OUTPUT` -> the string the evaluator resolves that output to, for each call of the root
+    module in `directory` with one instance (no `count`, no `for_each`). Only values known in full: an output
+    that is known at apply time only (`aws_dynamodb_table.x.arn`) or has an unknown part is left out."""
+    from ..policy_document import Unknown
+    from .modules import ModuleOutputs
+    workspace = Workspace([str(r) for r in roots])
+    source = TerraformSource()
+    out = Collector(source.name, None)
+    files = sorted(p for p in directory.iterdir() if config_suffix(p.name)) if directory.is_dir() else []
+    found: dict[str, str] = {}
+    try:
+        with budget():
+            module = source.module(workspace, directory, out, files)
+            if module is None or module.parts:
+                return {}
+            inst = ModuleInstance(RootEnvironment(source, workspace, directory, out), module, "",
+                                  source.tfvars(workspace, directory, out))
+            for name, block in sorted(module.modules.items()):
+                if "count" in block.body.attrs or "for_each" in block.body.attrs:
+                    continue
+                children = inst.children(name, block)
+                if isinstance(children, Unknown) or len(children) != 1:
+                    continue
+                child = children[0][1]
+                for output in sorted(child.module.outputs):
+                    try:
+                        value = ModuleOutputs(child).get(output, None)
+                    except (EvalError, RecursionError):
+                        continue
+                    if isinstance(value, str) and "${" not in value:
+                        found[f"module.{name}.{output}"] = str(value)
+    except (BudgetExceeded, EvalError, RecursionError):
+        return found
+    return found
