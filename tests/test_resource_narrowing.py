@@ -127,8 +127,9 @@ def test_fix_narrows_wildcard_arns_in_cloudformation_json_and_terraform(tmp_path
     text = path.read_text()
     assert ('Resource = ["arn:aws:kms:us-east-1:${data.aws_caller_identity.current.account_id}:key/'
             '1234abcd-12ab-34cd-56ef-1234567890ab"]') in text
-    assert ('resources = ["arn:aws:ssm:us-east-1:${data.aws_caller_identity.current.account_id}:'
-            'parameter/orders/prod/endpoint"]') in text
+    # the partition stays the variable the pattern wrote
+    assert ('resources = ["arn:${data.aws_partition.current.partition}:ssm:us-east-1:'
+            '${data.aws_caller_identity.current.account_id}:parameter/orders/prod/endpoint"]') in text
     hcl2.loads(text)
 
 
@@ -337,4 +338,27 @@ def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tm
     assert "Resource = [module.orders.table_arn]" in text
     assert f'Resource = ["{KEY}"]' in text  # no module outputs the key: written as the ARN
     hcl2.loads(text)
+    assert not findings(capsys)
+
+
+def test_the_narrowed_arn_keeps_the_patterns_variables_and_literal_region(tmp_path, catalog, capsys, monkeypatch):
+    """`${AWS::Region}` may be another region than the one the pattern names, and `OrdersTable` is in the
+    stack's region: both would grant what the statement did not. The pattern's `${AWS::AccountId}` stays."""
+    text = HEAD.replace("      RoleName: orders-ingest", "      RoleName: orders-ingest\n"
+                        "      Description: !Sub \"ingest in ${AWS::AccountId}\"") + """              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: !Sub "arn:aws:kms:us-east-1:${AWS::AccountId}:key/*"
+              - Effect: Allow
+                Action: dynamodb:GetItem
+                Resource: arn:aws:dynamodb:us-east-1:*:table/*
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert set(findings(capsys)) == {"kms:decrypt", "dynamodb:getitem"}
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    sts = statements(path.read_text())
+    assert sts[0]["Resource"] == [{"Fn::Sub": "arn:aws:kms:us-east-1:${AWS::AccountId}:key/"
+                                              "1234abcd-12ab-34cd-56ef-1234567890ab"}]
+    assert sts[1]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:us-east-1:${AWS::AccountId}:"
+                                              "table/Orders"}]
     assert not findings(capsys)

@@ -28,6 +28,7 @@ class ResourceFix:
     groups: tuple = ()
     rest: tuple[str, ...] = ()
     accounts: frozenset = frozenset()  # the principal's baselines' accounts: only their ARNs take AccountId
+    regional: bool = True  # False: the narrowed pattern names its region, which the new ARNs keep as written
 
 
 def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_of=None):
@@ -65,24 +66,75 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         by_arns: dict = {}
         for a, arns in slot["actions"].items():
             if a in keep:
-                by_arns.setdefault(tuple(sorted(arns)), []).append(a)
+                by_arns.setdefault(tuple(sorted({_in_pattern(arn, st.resources) for arn in arns})), []).append(a)
         pids = tuple(dict.fromkeys(slot["principals"]))
+        odd = sorted(a for arns in slot["actions"].values() for a in arns if "${" in a or "%{" in a)
+        if odd:  # would read as a variable in `!Sub` or HCL
+            problems.append(Problem(loc, f"Resource not narrowed: the used ARN {odd[0]} holds `${{` or `%{{`; "
+                                         "narrow it by hand", pids[0]))
+            continue
+        fields = _fixed_fields(st)
+        if "account" in fields:
+            accounts[loc] = set()
+        regional = "region" not in fields
         if not missing and len(by_arns) == 1:
             arns = next(iter(by_arns))
             out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"])),
-                                   accounts=frozenset(accounts.get(loc, ()))))
+                                   accounts=frozenset(accounts.get(loc, ())), regional=regional))
             continue
         why = ("it has a Condition" if st.condition else "its Action is a NotAction" if st.not_actions else
                "its Action has wildcards" if any("*" in a or "?" in a for a in st.actions) else "")
         if why or not by_arns:
-            problems.append(Problem(loc, f"Resource not narrowed: its actions need different resources and {why}; "
-                                         "split the statement by hand", pids[0]))
+            problems.append(Problem(loc, "Resource not narrowed: its actions need different resources"
+                                         + (f" and {why}" if why else "") + "; split the statement by hand", pids[0]))
             continue
         groups = tuple((tuple(catalog.canonical(a) for a in sorted(acts)), arns)
                        for arns, acts in sorted(by_arns.items(), key=lambda kv: sorted(kv[1])))
         out.append(ResourceFix(loc, st, pids, (), tuple(sorted(slot["actions"])), groups,
-                               tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ()))))
+                               tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ())),
+                               regional))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
+
+
+def arn_fields(text: str) -> list[str]:
+    """An ARN's six fields (the last keeps its colons), a colon inside `${…}` (`${AWS::Region}`) not splitting."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{" and text[i - 1:i] == "$":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == ":" and not depth and len(out) < 5:
+            out.append(text[start:i])
+            start = i + 1
+    return out + [text[start:]]
+
+
+def _in_pattern(arn: str, resources) -> str:
+    """A used ARN as the narrowed statement may grant it: where its one wildcard Resource writes the partition,
+    region or account as a variable (`${AWS::AccountId}`, `${data.aws_region.x.name}`), the ARN keeps that
+    variable, so the narrowed grant stays within the old one whatever it resolves to."""
+    if len(resources) != 1 or resources[0] == "*":
+        return arn
+    pattern, parts = arn_fields(resources[0]), arn_fields(arn)
+    if len(pattern) < 6 or len(parts) < 6:
+        return arn
+    for i in (1, 3, 4):
+        if "${" in pattern[i]:
+            parts[i] = pattern[i]
+    return ":".join(parts)
+
+
+def _fixed_fields(st: Statement) -> set:
+    """The ARN fields (`region`, `account`) a wildcard Resource names literally: a narrowed ARN keeps them as
+    written rather than `${AWS::Region}`, which may be another region and grant what the statement did not."""
+    if len(st.resources) != 1 or st.resources[0] == "*":
+        return set()
+    parts = arn_fields(st.resources[0])
+    if len(parts) < 6:
+        return set()
+    return {name for name, value in (("region", parts[3]), ("account", parts[4]))
+            if not re.search(r"[*?]|\$\{", value)}
 
 
 # -- what the file defines -------------------------------------------------------------------------------
@@ -113,7 +165,7 @@ TF_TYPES = {
 
 def arn_name(arn: str) -> tuple[str, str, str | None]:
     """(service, resource name, S3 object prefix) of an ARN, as a template's name property holds it."""
-    parts = arn.split(":", 5)
+    parts = arn_fields(arn)
     service, rest = parts[2], parts[5] if len(parts) > 5 else ""
     if service == "s3":
         bucket, slash, key = rest.partition("/")
@@ -178,11 +230,12 @@ def tf_defined(text: str) -> dict:
 
 # -- rendering ----------------------------------------------------------------------------------------
 
-def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts=frozenset()):
+def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts=frozenset(), regional=True):
     """One item of the narrowed Resource. The account becomes `${AWS::AccountId}` only where it is the account of
-    a baseline of the principal (another account's resource stays that account's)."""
+    a baseline of the principal (another account's resource stays that account's); the region becomes
+    `${AWS::Region}` only when `regional` (the narrowed pattern does not name one region)."""
     service, name, key = arn_name(arn)
-    hit = defined.get((service, name))
+    hit = defined.get((service, name)) if regional else None  # (see tf_item)
     if hit:
         lid, rtype = hit
         if key is not None:  # an object prefix of a bucket the template defines
@@ -190,32 +243,37 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts
         if as_json:
             return json.loads(json.dumps(CFN_TYPES[rtype][2]).replace("{id}", lid))
         return CFN_TYPES[rtype][1].format(id=lid)
-    parts = arn.split(":", 5)
+    parts = arn_fields(arn)
     own = len(parts) == 6 and parts[4] in accounts
-    if uses_pseudo and len(parts) == 6 and (own or parts[3]):
-        sub = ":".join([parts[0], "${AWS::Partition}", parts[2], "${AWS::Region}" if parts[3] else "",
-                        "${AWS::AccountId}" if own else parts[4], parts[5]])
-        return {"Fn::Sub": sub} if as_json else f'!Sub "{sub}"'
+    if uses_pseudo and len(parts) == 6 and (own or (regional and parts[3])):
+        region = "${AWS::Region}" if regional and parts[3] and "${" not in parts[3] else parts[3]
+        arn = ":".join([parts[0], "${AWS::Partition}", parts[2], region, "${AWS::AccountId}" if own else parts[4],
+                        parts[5]])
+    if "${" in arn:  # a pseudo parameter: the narrowed pattern's own, or the file's
+        return {"Fn::Sub": arn} if as_json else f'!Sub "{arn}"'
     return arn if as_json else f'"{arn}"'
 
 
 def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None,
-            accounts=frozenset()) -> str:
+            accounts=frozenset(), regional=True) -> str:
     if ("arn", arn) in defined:
         return defined[("arn", arn)]
     service, name, key = arn_name(arn)
+    if not regional:  # a resource of this configuration is in its region, which the narrowed pattern may not be
+        defined = {}
     bucket = defined.get(("arn", arn.partition("/")[0])) if service == "s3" and key is not None else None
     if bucket:  # an object prefix of a bucket whose ARN a module outputs
         return f'"${{{bucket}}}/{key}"'
     ref = defined.get((service, name))
     if ref:
         return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
-    parts = arn.split(":", 5)
+    parts = arn_fields(arn)
     own = caller_identity and len(parts) == 6 and parts[4] in accounts
+    region = region if regional else None
     if len(parts) == 6 and (own or (region and parts[3])):
         if own:
             parts[4] = f"${{{caller_identity}.account_id}}"
-        if region and parts[3]:
+        if region and parts[3] and "${" not in parts[3]:
             parts[3] = f"${{{region}.name}}"
         return '"' + ":".join(parts) + '"'
     return f'"{arn}"'
@@ -292,12 +350,12 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
                                     f.principals[0]))
             continue
         if kind == "terraform":
-            items = [tf_item(a, defined, caller, region, f.accounts) for a in f.resources]
+            items = [tf_item(a, defined, caller, region, f.accounts, f.regional) for a in f.resources]
             new = "[" + ", ".join(items) + "]"
         elif kind == "json":
-            new = json.dumps([cfn_item(a, defined, uses_pseudo, True, f.accounts) for a in f.resources])
+            new = json.dumps([cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional) for a in f.resources])
         else:
-            items = [cfn_item(a, defined, uses_pseudo, False, f.accounts) for a in f.resources]
+            items = [cfn_item(a, defined, uses_pseudo, False, f.accounts, f.regional) for a in f.resources]
             pad = " " * (len(m.group("indent").replace("-", " ")) + 2)
             new = "".join("\n" + pad + "- " + i for i in items)
         s, e = m.span("value")
@@ -406,7 +464,7 @@ def _split_yaml(text: str, f: ResourceFix, ctx):
                 return None
             out = []
             for i, (acts, arns) in enumerate(_parts(f)):
-                res = original if arns is None else [cfn_item(a, defined, uses_pseudo, False, f.accounts)
+                res = original if arns is None else [cfn_item(a, defined, uses_pseudo, False, f.accounts, f.regional)
                                                      for a in arns]
                 sid = _sid(f, i)
                 head = f"- Sid: {json.dumps(sid)}" + nl + pad + "Effect: Allow" if sid else "- Effect: Allow"
@@ -441,7 +499,7 @@ def _split_json(text: str, f: ResourceFix, ctx):
     pad = " " * col
     objs = []
     for i, (acts, arns) in enumerate(_parts(f)):
-        res = original if arns is None else [cfn_item(a, defined, uses_pseudo, True, f.accounts) for a in arns]
+        res = original if arns is None else [cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional) for a in arns]
         sid = {"Sid": _sid(f, i)} if _sid(f, i) else {}
         body = json.dumps({**sid, "Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
         objs.append(body.replace("\n", "\n" + pad))
@@ -468,7 +526,7 @@ def _split_tf(text: str, f: ResourceFix, ctx):
     original = m.group("value") if m.group("value").startswith("[") else f"[{m.group('value')}]"
     out = []
     for i, (acts, arns) in enumerate(_parts(f)):
-        res = original if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region, f.accounts)
+        res = original if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region, f.accounts, f.regional)
                                                             for a in arns) + "]"
         names = "[" + ", ".join(f'"{a}"' for a in acts) + "]"
         sid = _sid(f, i)
