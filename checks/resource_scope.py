@@ -17,6 +17,7 @@ _GLOBAL_KEYS = ("aws:resourcetag/*", "aws:resourceaccount", "aws:resourceorgid",
 _LEVEL_SEVERITY = {"Permissions management": "high", "Write": "medium"}  # else low
 _VAR = re.compile(r"\$\{[^}]*\}")
 # an IAM policy variable (`${aws:username}`, `${s3:prefix}`, `${*}`): one value per request, never narrowed
+_OWN_ACCOUNT = re.compile(r"\$\{(?:AWS::AccountId|data\.aws_caller_identity\.[\w-]+\.account_id)\}")
 _POLICY_VAR = re.compile(r"\$\{(?:[*?$]|[A-Za-z0-9-]+:(?!:)[^}]*)\}")
 
 
@@ -89,17 +90,20 @@ def covers(pattern: str, arn: str) -> bool:
     return glob_match(pattern, arn)
 
 
-def wide_patterns(st: Statement, used: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def wide_patterns(st: Statement, used: tuple[str, ...], accounts=frozenset()) -> tuple[tuple[str, ...],
+                                                                                       tuple[str, ...]]:
     """(the statement's resources wider than needed, the used ARNs they cover): `*`, or a wildcard ARN that
     covers some used ARNs and is strictly wider than each of them. A pattern that covers none is left
-    alone: an absent resource is no proof that the grant is too wide on it."""
+    alone: an absent resource is no proof that the grant is too wide on it. The principal's own account
+    (`${AWS::AccountId}`, the caller identity) is one of `accounts` where they are known."""
     wide, covered = [], set()
     for res in st.resources:
         if res == "*":
             wide.append(res)
             covered.update(used)
         elif "*" in _VAR.sub("", res) or "?" in _VAR.sub("", res):  # `${AWS::Region}` alone names one value
-            hit = [u for u in used if covers(res, u)]
+            own = [_OWN_ACCOUNT.sub(a, res) for a in sorted(accounts)] if _OWN_ACCOUNT.search(res) else []
+            hit = [u for u in used if any(covers(p, u) for p in own or [res])]
             if hit and not any(covers(u, res) for u in hit):
                 wide.append(res)
                 covered.update(hit)
@@ -156,6 +160,7 @@ class ResourceScope(Check):
             if not baselines:
                 continue
             seen = frozenset().union(*(b.used.keys() for b in baselines))  # only a used action has resources
+            accounts = frozenset(b.account for b in baselines if b.account)
             for st, acts in r.allows:
                 if not st.resources or st.not_resources:
                     continue
@@ -165,11 +170,11 @@ class ResourceScope(Check):
                     if got is None or star_only(a) or restricts_resources(st, a):
                         continue
                     need = needed_resources(baselines, a)
-                    wide, covered = wide_patterns(st, need or ())
+                    wide, covered = wide_patterns(st, need or (), accounts)
                     if not wide:
                         continue
                     if wide != ("*",) and covered != need:  # part of the usage is granted elsewhere
-                        got = (tuple(u for u in got[0] if any(covers(w, u) for w in wide)), 0)
+                        got = (tuple(u for u in got[0] if any(covers(c, u) for c in covered)), 0)
                     level = analysis.catalog.access_level(a) or ""
                     sev = next((v for k, v in _LEVEL_SEVERITY.items() if k in level), "low")
                     groups.setdefault((got, wide, covered, sev), []).append(a)

@@ -362,3 +362,30 @@ def test_the_narrowed_arn_keeps_the_patterns_variables_and_literal_region(tmp_pa
     assert sts[1]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:us-east-1:${AWS::AccountId}:"
                                               "table/Orders"}]
     assert not findings(capsys)
+
+
+def test_the_own_account_variable_covers_only_the_principals_account(tmp_path, catalog, capsys, monkeypatch):
+    """`${AWS::AccountId}` is the role's account: a key of another account that the role used is not what
+    this statement grants, so it is neither reported nor written here."""
+    other = "arn:aws:kms:us-east-1:444455556666:key/9999abcd-12ab-34cd-56ef-1234567890ab"
+    records = scenario() + [record("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+                                   [{"accountId": "444455556666", "type": "AWS::KMS::Key", "ARN": other}], i=7)]
+    text = HEAD + """              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: !Sub "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"
+              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: arn:aws:kms:us-east-1:444455556666:key/*
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    _, out = run(capsys, "check", "infra", "--baselines", "b", "--format", "json")
+    found = sorted((f["resources"], f["message"]) for f in expanded(json.loads(out))["findings"]
+                   if f["check"] == "resource-scope")
+    assert found == [([KEY], f"kms:Decrypt on arn:aws:kms:*:${{AWS::AccountId}}:key/*, used on 1 key: {KEY}"),
+                     ([other], f"kms:Decrypt on arn:aws:kms:us-east-1:444455556666:key/*, used on 1 key: {other}")]
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    sts = statements(path.read_text())
+    assert sts[0]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/"
+                                              "1234abcd-12ab-34cd-56ef-1234567890ab"}]
+    assert sts[1]["Resource"] == [other]  # the other account's keys: narrowed to the one used there
