@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import hcl2
+import pytest
 
 from iamgate import cli
 from iamgate.formats.json import expanded
@@ -389,3 +390,30 @@ def test_the_own_account_variable_covers_only_the_principals_account(tmp_path, c
     assert sts[0]["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/"
                                               "1234abcd-12ab-34cd-56ef-1234567890ab"}]
     assert sts[1]["Resource"] == [other]  # the other account's keys: narrowed to the one used there
+
+
+@pytest.mark.parametrize("body, why", [
+    ("                NotAction: iam:*\n", "its Action is a NotAction"),
+    ('                Action: [kms:Decrypt, "secretsmanager:Get*"]\n', "its Action has wildcards"),
+])
+def test_a_split_it_cannot_make_safely_is_left_as_written_and_said(tmp_path, catalog, capsys, monkeypatch, body, why):
+    text = HEAD + "              - Effect: Allow\n" + body + '                Resource: "*"\n'
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    cli.main(["fix", "infra", "--baselines", "b", "--write"])
+    err = capsys.readouterr().err
+    assert f"infra/template.yaml:23: Resource not narrowed: its actions need different resources and {why}; " \
+           "split the statement by hand" in err
+    assert path.read_text() == text
+
+
+def test_the_summary_counts_only_the_statements_narrowed(tmp_path, catalog, capsys, monkeypatch):
+    text = WILD.replace("Resource: arn:aws:s3:::*", "Resource: [arn:aws:s3:::*, arn:aws:s3:::other/*]")
+    scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    cli.main(["fix", "infra", "--baselines", "b"])
+    err = capsys.readouterr().err
+    assert "Resource not narrowed: it is not one literal \"*\" or wildcard ARN here; narrow it to " \
+           "arn:aws:s3:::orders-exports/exports/* by hand" in err
+    assert "2 statement(s) granted on `*` or a wildcard ARN narrowed to the resources used; 1 left to narrow by " \
+           "hand" in err

@@ -116,6 +116,9 @@ class Fix(Command):
         if not remediation.principals and not remediation.narrowings and not args.quiet:
             print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
         elif remediation.narrowings and not args.quiet:
-            print(f"iamgate fix: {len(remediation.narrowings)} statement(s) granted on `*` narrowed to the resources "
-                  "used", file=err)
+            left = {p.location for p in problems if p.message.startswith("Resource not narrowed")}
+            n = sum(1 for x in remediation.narrowings if x.location not in left)
+            print(f"iamgate fix: {n} statement(s) granted on `*` or a wildcard ARN narrowed to the resources used"
+                  + (f"; {len(remediation.narrowings) - n} left to narrow by hand" if n < len(remediation.narrowings)
+                     else ""), file=err)
         return 2 if report.errors else 0  # an input it could not read is left unfixed: an error

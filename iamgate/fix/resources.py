@@ -1,11 +1,16 @@
-"""Narrow `Resource: "*"` to the resources the actions were used on (issue 23), in the file's own syntax.
+"""Narrow `Resource: "*"`, or a wildcard ARN wider than needed, to the resources the actions were used on (issue
+23), in the file's own syntax.
 
 The plan comes from the resource-scope check's findings: a statement is narrowed when every action it
-keeps has known resources there; its new Resource is the union of their used ARNs. A used ARN that a
+keeps has known resources there; its new Resource is the used ARNs its Resource covers. A used ARN that a
 resource of the same file defines becomes a reference to it (`!GetAtt OrdersTable.Arn`, `!Ref Topic`,
-`aws_dynamodb_table.orders.arn`); the others are written as ARNs, with `${AWS::AccountId}`/`${AWS::Region}`
-(or `data.aws_caller_identity`) where the file already uses them. A statement whose actions need
-different resources (some only `*`) is left for a person, with a note.
+`aws_dynamodb_table.orders.arn`), or in Terraform the output of a module call that resolves to exactly it
+(`module.orders.table_arn`); the others are written as ARNs, with `${AWS::AccountId}`/`${AWS::Region}` (or
+`data.aws_caller_identity`) where the file already uses them and the narrowed pattern leaves them open. A
+statement whose actions need different resources is split, one statement per set of ARNs, and the actions
+without resource data keep the Resource as written; where that is not safe (a Condition, a NotAction,
+wildcard actions, several resources) it is left for a person, with a note. Nothing narrowed grants what the
+statement did not.
 """
 from __future__ import annotations
 
