@@ -78,12 +78,31 @@ def restricts_resources(st: Statement, action: str) -> bool:
     return any(glob_match(p, k) for k in keys for p in own)
 
 
+def arn_fields(text: str) -> list[str]:
+    """An ARN's six fields (the last keeps its colons), a colon inside `${…}` (`${AWS::Region}`) not splitting."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{" and text[i - 1:i] == "$":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == ":" and not depth and len(out) < 5:
+            out.append(text[start:i])
+            start = i + 1
+    return out + [text[start:]]
+
+
 def covers(pattern: str, arn: str) -> bool:
     """Does the Resource `pattern` grant every ARN `arn` stands for (itself a glob, as an S3 prefix
-    `…/exports/*` is)? An unresolved `${…}` part of the pattern is read as `*` (it names one value, which
-    the deployment knows); a `?` never stands for a wildcard of `arn`."""
+    `…/exports/*` is)? An unresolved `${…}` partition, region or account of the pattern is read as `*` (it names
+    one value, which the deployment knows); one in its service or resource part (`${BucketName}/*`) may name
+    anything, so the pattern is not known to cover it. A `?` never stands for a wildcard of `arn`."""
     if _POLICY_VAR.search(pattern):
         return False
+    if "${" in pattern:
+        fields = arn_fields(pattern)
+        if len(fields) < 6 or any("${" in fields[i] for i in (0, 2, 5)):
+            return False
     pattern = _VAR.sub("*", pattern)
     if "?" in pattern and ("*" in arn or "?" in arn):
         return False

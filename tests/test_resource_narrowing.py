@@ -417,3 +417,16 @@ def test_the_summary_counts_only_the_statements_narrowed(tmp_path, catalog, caps
            "arn:aws:s3:::orders-exports/exports/* by hand" in err
     assert "2 statement(s) granted on `*` or a wildcard ARN narrowed to the resources used; 1 left to narrow by " \
            "hand" in err
+
+
+def test_a_variable_in_the_resource_part_is_never_read_as_a_wildcard(tmp_path, catalog, capsys, monkeypatch):
+    """`${Bucket}` is one bucket per deployment, maybe not the one used: neither reported nor narrowed."""
+    text = HEAD.replace("Resources:\n", "Parameters:\n  Bucket: {Type: String}\nResources:\n", 1) + """              - Effect: Allow
+                Action: s3:GetObject
+                Resource: !Sub "arn:${AWS::Partition}:s3:::${Bucket}/*"
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert not findings(capsys)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    assert path.read_text() == text

@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..checks.resource_scope import arn_fields
 from ..model import Location, Statement
 from .plan import Problem
 
@@ -99,20 +100,6 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
                                tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ())),
                                regional))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
-
-
-def arn_fields(text: str) -> list[str]:
-    """An ARN's six fields (the last keeps its colons), a colon inside `${…}` (`${AWS::Region}`) not splitting."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "{" and text[i - 1:i] == "$":
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-        elif ch == ":" and not depth and len(out) < 5:
-            out.append(text[start:i])
-            start = i + 1
-    return out + [text[start:]]
 
 
 def _in_pattern(arn: str, resources) -> str:
