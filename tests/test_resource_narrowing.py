@@ -11,33 +11,11 @@ import pytest
 from iamgate import cli
 from iamgate.formats.json import expanded
 from iamgate.sources.loaders import load_yaml
-from test_resources import ACCOUNT, CFN_JSON, KEY, SECRET, TABLE, TF, record, run, scan, scenario
+from test_resources import ACCOUNT, CFN, CFN_JSON, KEY, SECRET, TABLE, TF, record, run, scan, scenario
 
 PARAM = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/orders/prod/endpoint"
 
-HEAD = """AWSTemplateFormatVersion: "2010-09-09"
-Resources:
-  OrdersTable:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      TableName: Orders
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
-      KeySchema: [{AttributeName: id, KeyType: HASH}]
-  Role:
-    Type: AWS::IAM::Role
-    Properties:
-      RoleName: orders-ingest
-      AssumeRolePolicyDocument:
-        Statement:
-          - Effect: Allow
-            Principal: {Service: lambda.amazonaws.com}
-            Action: sts:AssumeRole
-      Policies:
-        - PolicyName: ingest
-          PolicyDocument:
-            Statement:
-"""
+HEAD = CFN[:CFN.index("              - Effect: Allow\n                Action: s3:GetObject")]  # up to the statements
 
 WILD = HEAD + """              - Effect: Allow
                 Action: s3:GetObject
@@ -297,33 +275,7 @@ module "counted" {
   account = "111122223333"
 }
 
-resource "aws_iam_role" "ingest" {
-  name = "orders-ingest"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
-  })
-}
-
-resource "aws_iam_role_policy" "ingest" {
-  role = aws_iam_role.ingest.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect   = "Allow"
-        Action   = "dynamodb:GetItem"
-        Resource = "*"
-      },
-      {
-        Effect   = "Allow"
-        Action   = "kms:Decrypt"
-        Resource = "*"
-      },
-    ]
-  })
-}
-"""
+""" + TF[TF.index('resource "aws_iam_role" "ingest"'):TF.index('data "aws_iam_policy_document"')]
 
 
 def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tmp_path, catalog, capsys,
