@@ -1,12 +1,13 @@
 """iamgate's CloudTrail engine vs trailscraper, side by side on generated delivery files.
 
-    python bench/bench_cloudtrail.py [--events 500000] [--trailscraper-events N (default: --events)]
+    python bench/bench_cloudtrail.py [--events 500000] [--runs 3] [--trailscraper-events N (default: --events)]
                                      [--trailscraper /tmp/tsvenv/bin/trailscraper] [--workdir DIR]
 
 1. iamgate (all cores) on --events gzipped events shaped like ../shared/corpus records, with the resources
    of each call (issue 23) and without them: the ratio must stay <= 1.3;
 2. the decode floor on the same files: isal gunzip + msgspec typed decode of exactly the fields iamgate
-   reads, one process per core, nothing else: iamgate's share of it must be >= 0.75;
+   reads, one process per core, nothing else: iamgate's share of it must be >= 0.75; and the floor plus
+   a bare counting loop (five fields, no mapping), the ceiling of any per-record Python step;
 3. both tools on the same --trailscraper-events subset, in trailscraper-readable form (no
    `resources: null`: trailscraper crashes on it), `trailscraper select | trailscraper generate`.
 Prints events/s for each and the ratios. Install trailscraper in its own venv:
@@ -18,6 +19,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,31 @@ def _floor_file(path: str) -> int:
         return len(_RESOURCES.envelope.decode(_gunzip(f.read())).Records)
 
 
-def run_floor(path: Path) -> tuple[float, int, float]:
+def _bare_file(path: str) -> int:
+    """The decode floor plus the least a Python step per record costs: count records by five fields
+    (caller ARN, eventSource, eventName, errorCode, awsRegion) with their first and last times. No
+    identity mapping, request detail or resources: a ceiling for any design that touches each record
+    in Python, not an alternative to iamgate."""
+    from iamgate.usage._ct_read import _RESOURCES, _gunzip
+    with open(path, "rb") as f:
+        records = _RESOURCES.envelope.decode(_gunzip(f.read())).Records
+    counts: dict = {}
+    for r in records:
+        t, u = r.eventTime, r.userIdentity
+        key = (u.arn if u is not None else None, r.eventSource, r.eventName, r.errorCode, r.awsRegion)
+        slot = counts.get(key)
+        if slot is None:
+            counts[key] = [1, t, t]
+        else:
+            slot[0] += 1
+            if t < slot[1]:
+                slot[1] = t
+            if t > slot[2]:
+                slot[2] = t
+    return len(records)
+
+
+def run_floor(path: Path, per_file=_floor_file) -> tuple[float, int, float]:
     """The decode floor: gunzip + typed decode of the fields iamgate needs, one process per core."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -59,7 +85,7 @@ def run_floor(path: Path) -> tuple[float, int, float]:
     jobs = os.cpu_count() or 1
     c, t = _cpu(), time.perf_counter()
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
-        n = sum(pool.map(_floor_file, files, chunksize=max(1, min(16, len(files) // (jobs * 8)))))
+        n = sum(pool.map(per_file, files, chunksize=max(1, min(16, len(files) // (jobs * 8)))))
     return time.perf_counter() - t, n, _cpu() - c
 
 
@@ -91,6 +117,8 @@ def run_trailscraper(exe: str, path: Path) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=500_000)
+    ap.add_argument("--runs", type=int, default=3, help="paired rounds of iamgate (with and without resources), "
+                    "the floor and the bare loop; medians are printed")
     ap.add_argument("--trailscraper-events", type=int, default=None,
                     help="events for the side-by-side run (default: the same as --events; trailscraper takes ~90 s)")
     ap.add_argument("--trailscraper", default=shutil.which("trailscraper") or "/tmp/tsvenv/bin/trailscraper")
@@ -102,23 +130,38 @@ def main() -> None:
     full = dataset(root, a.events, safe=False)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {cores} cores (other work skews wall-clock rates)")
     run_iamgate(full)  # warm-up, untimed: page cache, per-service reference data, the pool's first start
-    secs, n, cpu = run_iamgate(full)
-    print(f"iamgate     {n:>8} events  {secs:6.2f}s  {n / secs:>10,.0f} events/s wall  ({cores} processes, gzipped, "
-          f"incl. pool start and mapping); {n / cpu:,.0f} events per CPU-second -> {cores * n / cpu:,.0f}/s "
-          f"on {cores} idle cores")
     secs1, n1, cpu1 = run_iamgate(full, jobs=1)
     print(f"iamgate x1  {n1:>8} events  {secs1:6.2f}s  {n1 / secs1:>10,.0f} events/s wall  (one process); "
           f"{n1 / cpu1:,.0f} events per CPU-second")
-    nsecs, nn, ncpu = run_iamgate(full, resources=False)
-    print(f"iamgate without resources {nn:>8} events  {nsecs:6.2f}s  {nn / nsecs:>10,.0f} events/s wall; "
-          f"{nn / ncpu:,.0f} events per CPU-second")
-    fsecs, fn, fcpu = run_floor(full)
-    print(f"decode floor {fn:>8} events  {fsecs:6.2f}s  {fn / fsecs:>10,.0f} events/s wall ({cores} processes); "
-          f"{fn / fcpu:,.0f} events per CPU-second")
-    print(f"  ratio iamgate / decode floor (wall)            {fsecs / secs:5.2f}   (target >= 0.75)")
-    print(f"  ratio iamgate / decode floor (CPU)             {fcpu / cpu:5.2f}")
-    print(f"  with resources / without (wall)                {secs / nsecs:5.2f}x  (target <= 1.3)")
-    print(f"  with resources / without (CPU)                 {cpu / ncpu:5.2f}x")
+    # paired rounds: each round runs all four back to back, so that a busy spell hits a pair, not one side
+    rounds = [{"with": run_iamgate(full), "without": run_iamgate(full, resources=False), "floor": run_floor(full),
+               "bare": run_floor(full, _bare_file)} for _ in range(a.runs)]
+
+    def med(kind: str, i: int) -> float:  # i: 0 wall seconds, 2 CPU seconds
+        return statistics.median(r[kind][i] for r in rounds)
+
+    def ratio(num: str, den: str, i: int) -> str:
+        each = [r[num][i] / r[den][i] for r in rounds]
+        return f"{statistics.median(each):5.2f}  (rounds: {', '.join(f'{x:.2f}' for x in each)})"
+
+    n = rounds[0]["with"][1]
+    secs, cpu = med("with", 0), med("with", 2)
+    print(f"medians of {a.runs} paired rounds:")
+    print(f"iamgate     {n:>8} events  {secs:6.2f}s  {n / secs:>10,.0f} events/s wall  ({cores} processes, gzipped, "
+          f"incl. pool start and mapping); {n / cpu:,.0f} events per CPU-second -> {cores * n / cpu:,.0f}/s "
+          f"on {cores} idle cores")
+    print(f"iamgate without resources {n:>8} events  {med('without', 0):6.2f}s  {n / med('without', 0):>10,.0f} "
+          f"events/s wall; {n / med('without', 2):,.0f} events per CPU-second")
+    print(f"decode floor {n:>8} events  {med('floor', 0):6.2f}s  {n / med('floor', 0):>10,.0f} events/s wall "
+          f"({cores} processes); {n / med('floor', 2):,.0f} events per CPU-second")
+    print(f"decode + bare counting loop  {med('bare', 0):6.2f}s  {n / med('bare', 0):>10,.0f} events/s wall; "
+          f"{n / med('bare', 2):,.0f} events per CPU-second (5 fields, no mapping: the ceiling of a per-record "
+          f"Python step)")
+    print(f"  ratio iamgate / decode floor (wall)            {ratio('floor', 'with', 0)}   (target >= 0.75)")
+    print(f"  ratio iamgate / decode floor (CPU)             {ratio('floor', 'with', 2)}")
+    print(f"  ratio bare counting loop / decode floor (wall) {ratio('floor', 'bare', 0)}")
+    print(f"  with resources / without (wall)                {ratio('with', 'without', 0)}  (target <= 1.3)")
+    print(f"  with resources / without (CPU)                 {ratio('with', 'without', 2)}")
 
     if not os.path.exists(a.trailscraper):
         print(f"trailscraper not found at {a.trailscraper}: skipped")

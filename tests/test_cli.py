@@ -38,6 +38,11 @@ def test_example_json_validates_and_shows_real_findings(example_report):
     export = by_id["ExportRole"]
     assert "s3:deleteobject" not in export["actions"]["granted"]  # unconditional Deny
     assert export["actions"]["unused"] == ["dynamodb:scan", "s3:listbucket", "s3:putbucketpolicy"]
+    # its KMS statement grants on "*"; CloudTrail saw one key (issue 23)
+    key = "arn:aws:kms:us-east-1:111122223333:key/6f1c2a8e-5b7d-4c1e-9a3f-2d8e7b6c5a41"
+    scope = [f for f in rep["findings"] if f["check"] == "resource-scope"]
+    assert [(f["principal"], f["actions"], f["resources"]) for f in scope] == [
+        ("ExportRole", ["kms:decrypt", "kms:generatedatakey"], [key])]
     checks = {(f["check"], f["severity"]) for f in rep["findings"]}
     assert ("unused-actions", "high") in checks and ("no-usage-data", "info") in checks
     # the allowlisted action is suppressed, not lost
