@@ -382,3 +382,31 @@ def test_a_variable_in_the_resource_part_is_never_read_as_a_wildcard(tmp_path, c
     assert not findings(capsys)
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
     assert path.read_text() == text
+
+
+def test_the_action_posts_the_narrowing_as_a_suggestion_on_the_line_the_pr_changed(tmp_path, catalog):
+    """End to end through the GitHub Action: the PR widens a Resource to `arn:aws:s3:::*`; the review comment
+    suggests the used prefix instead, in the template's syntax."""
+    from fixtures.github.fake_api import FakeGitHub
+    from test_action_entrypoint import run_action
+    from test_diff import git
+    repo = tmp_path / "repo"
+    narrow = WILD.replace("Resource: arn:aws:s3:::*", 'Resource: "arn:aws:s3:::orders-exports/exports/*"')
+    path = scan(repo, "template.yaml", narrow, catalog)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    path.write_text(WILD)
+    git(repo, "commit", "-qam", "pr")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    with FakeGitHub() as api:
+        ran = run_action(tmp_path, repo, api, base_sha=base, head_sha=head, baselines=str(repo / "b"),
+                         **{"diff-only": "true"})
+    assert ran.code in (0, 1), ran.stderr
+    (comment,) = [c for c in api.review_comments if "arn:aws:s3:::" in c["body"]]
+    assert comment["path"] == "infra/template.yaml"
+    assert comment["line"] == next(i for i, t in enumerate(WILD.splitlines(), 1) if "arn:aws:s3:::*" in t)
+    assert ("```suggestion\n                Resource:\n                  - \"arn:aws:s3:::orders-exports/exports/*\"\n```"
+            in comment["body"])
+    assert "narrows `Resource` `arn:aws:s3:::*` to the 1 resource(s)" in comment["body"]
