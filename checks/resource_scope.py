@@ -16,8 +16,9 @@ _GLOBAL_KEYS = ("aws:resourcetag/*", "aws:resourceaccount", "aws:resourceorgid",
                 "ssm:resourcetag/*", "kms:resourcealiases", "kms:requestalias")
 _LEVEL_SEVERITY = {"Permissions management": "high", "Write": "medium"}  # else low
 _VAR = re.compile(r"\$\{[^}]*\}")
-# an IAM policy variable (`${aws:username}`, `${s3:prefix}`, `${*}`): one value per request, never narrowed
+# the principal's own account in a Resource (CloudFormation, Terraform)
 _OWN_ACCOUNT = re.compile(r"\$\{(?:AWS::AccountId|data\.aws_caller_identity\.[\w-]+\.account_id)\}")
+# an IAM policy variable (`${aws:username}`, `${s3:prefix}`, `${*}`): one value per request, never narrowed
 _POLICY_VAR = re.compile(r"\$\{(?:[*?$]|[A-Za-z0-9-]+:(?!:)[^}]*)\}")
 
 

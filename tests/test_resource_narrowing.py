@@ -167,7 +167,8 @@ def test_a_split_keeps_the_wildcard_arn_for_actions_without_resource_data(tmp_pa
     assert sts == [
         {"Sid": "ReadOrders", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [SECRET]},
         {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [PARAM]},
-        {"Effect": "Allow", "Action": ["dynamodb:DescribeTable"], "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:*:*:*:*"}]}]
+        {"Effect": "Allow", "Action": ["dynamodb:DescribeTable"],
+         "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:*:*:*:*"}]}]
     assert '- !Sub "arn:${AWS::Partition}:*:*:*:*"' in text  # as it was written
     assert not findings(capsys)
 
@@ -373,7 +374,8 @@ def test_the_summary_counts_only_the_statements_narrowed(tmp_path, catalog, caps
 
 def test_a_variable_in_the_resource_part_is_never_read_as_a_wildcard(tmp_path, catalog, capsys, monkeypatch):
     """`${Bucket}` is one bucket per deployment, maybe not the one used: neither reported nor narrowed."""
-    text = HEAD.replace("Resources:\n", "Parameters:\n  Bucket: {Type: String}\nResources:\n", 1) + """              - Effect: Allow
+    text = HEAD.replace("Resources:\n", "Parameters:\n  Bucket: {Type: String}\nResources:\n", 1)
+    text += """              - Effect: Allow
                 Action: s3:GetObject
                 Resource: !Sub "arn:${AWS::Partition}:s3:::${Bucket}/*"
 """
@@ -407,6 +409,6 @@ def test_the_action_posts_the_narrowing_as_a_suggestion_on_the_line_the_pr_chang
     (comment,) = [c for c in api.review_comments if "arn:aws:s3:::" in c["body"]]
     assert comment["path"] == "infra/template.yaml"
     assert comment["line"] == next(i for i, t in enumerate(WILD.splitlines(), 1) if "arn:aws:s3:::*" in t)
-    assert ("```suggestion\n                Resource:\n                  - \"arn:aws:s3:::orders-exports/exports/*\"\n```"
-            in comment["body"])
+    assert ('```suggestion\n                Resource:\n                  - "arn:aws:s3:::orders-exports/exports/*"\n'
+            '```') in comment["body"]
     assert "narrows `Resource` `arn:aws:s3:::*` to the 1 resource(s)" in comment["body"]

@@ -271,8 +271,8 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
     return f'"{arn}"'
 
 
-_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$',
-                       re.M)
+_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)'
+                       r'[ \t]*(?:[ \t]#[^\n]*)?$', re.M)
 _JSON_STR = r'"(?:[^"\\\n]|\\.)*"'
 _JSON_RES = re.compile(rf'"Resource"\s*:\s*(?P<value>{_JSON_STR}|\[\s*{_JSON_STR}\s*\]|'
                        rf'\{{\s*"Fn::Sub"\s*:\s*{_JSON_STR}\s*\}})')
@@ -491,7 +491,8 @@ def _split_json(text: str, f: ResourceFix, ctx):
     pad = " " * col
     objs = []
     for i, (acts, arns) in enumerate(_parts(f)):
-        res = original if arns is None else [cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional) for a in arns]
+        res = original if arns is None else [cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional)
+                                             for a in arns]
         sid = {"Sid": _sid(f, i)} if _sid(f, i) else {}
         body = json.dumps({**sid, "Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
         objs.append(body.replace("\n", "\n" + pad))
