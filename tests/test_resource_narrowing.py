@@ -156,9 +156,11 @@ SPLIT = HEAD + """              - Sid: ReadOrders
 """
 
 
-def test_a_split_keeps_the_wildcard_arn_for_actions_without_resource_data(tmp_path, catalog, capsys, monkeypatch):
+@pytest.mark.parametrize("transform", ["", "Transform: AWS::Serverless-2016-10-31\n"], ids=["cfn", "sam"])
+def test_a_split_keeps_the_wildcard_arn_for_actions_without_resource_data(tmp_path, catalog, capsys, monkeypatch,
+                                                                          transform):
     records = scenario() + [record("dynamodb.amazonaws.com", "DescribeTable", None, i=8)]  # names no table
-    path = scan(tmp_path, "template.yaml", SPLIT, catalog, records)
+    path = scan(tmp_path, "template.yaml", transform + SPLIT, catalog, records)
     monkeypatch.chdir(tmp_path)
     assert set(findings(capsys)) == {"secretsmanager:getsecretvalue", "ssm:getparameter"}
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
