@@ -414,3 +414,74 @@ def test_the_action_posts_the_narrowing_as_a_suggestion_on_the_line_the_pr_chang
     assert ('```suggestion\n                Resource:\n                  - "arn:aws:s3:::orders-exports/exports/*"\n'
             '```') in comment["body"]
     assert "narrows `Resource` `arn:aws:s3:::*` to the 1 resource(s)" in comment["body"]
+
+
+def test_terraform_heredoc_json_is_narrowed_too(tmp_path, catalog, capsys, monkeypatch):
+    tf = TF.replace('''  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = "dynamodb:GetItem"
+        Resource = "*"
+      },
+      {
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = "*"
+      },
+    ]
+  })''', '''  policy = <<-EOT
+    {
+      "Version": "2012-10-17",
+      "Statement": [
+        {
+          "Effect": "Allow",
+          "Action": "dynamodb:GetItem",
+          "Resource": "*"
+        },
+        {
+          "Effect": "Allow",
+          "Action": "kms:Decrypt",
+          "Resource": "arn:aws:kms:*:*:key/*"
+        }
+      ]
+    }
+  EOT''')
+    assert "<<-EOT" in tf
+    path = scan(tmp_path, "main.tf", tf, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert {"dynamodb:getitem", "kms:decrypt"} <= set(findings(capsys))
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert '"Resource": ["${aws_dynamodb_table.orders.arn}"]' in text
+    assert ('"Resource": ["arn:aws:kms:us-east-1:${data.aws_caller_identity.current.account_id}:key/'
+            '1234abcd-12ab-34cd-56ef-1234567890ab"]') in text
+    hcl2.loads(text)
+    assert not {"dynamodb:getitem", "kms:decrypt"} & set(findings(capsys))
+    # a split is not made inside a heredoc: said, and the text left as it was
+    path.write_text(tf.replace('"Action": "kms:Decrypt"', '"Action": ["kms:Decrypt", "dynamodb:GetItem"]'))
+    cli.main(["fix", "infra", "--baselines", "b", "--write"])
+    assert "its text could not be split here; split it by hand" in capsys.readouterr().err
+    assert '"Resource": "arn:aws:kms:*:*:key/*"' in path.read_text()
+
+
+def test_an_arn_with_a_quote_is_written_escaped(tmp_path, catalog, capsys, monkeypatch):
+    """S3 keys are anyone's text: a quote in the used prefix must not end the string it is written in."""
+    records = [record("s3.amazonaws.com", "GetObject", {"bucketName": "b", "key": 'we"ird\\\\dir/x.csv'},
+                      [{"type": "AWS::S3::Object", "ARN": 'arn:aws:s3:::b/we"ird\\\\dir/x.csv'}], data=True)]
+    text = HEAD + """              - Effect: Allow
+                Action: s3:GetObject
+                Resource: "*"
+"""
+    path = scan(tmp_path / "y", "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path / "y")
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    assert statements(path.read_text())[0]["Resource"] == ['arn:aws:s3:::b/we"ird\\\\dir/*']
+    tf = TF.replace('Action   = "kms:Decrypt"', 'Action   = "s3:GetObject"')
+    path = scan(tmp_path / "t", "main.tf", tf, catalog, records)
+    monkeypatch.chdir(tmp_path / "t")
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert "Resource = [" + json.dumps('arn:aws:s3:::b/we"ird\\\\dir/*') + "]" in text
+    hcl2.loads(text)

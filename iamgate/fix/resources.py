@@ -231,7 +231,7 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts
     if hit:
         lid, rtype = hit
         if key is not None:  # an object prefix of a bucket the template defines
-            return ({"Fn::Sub": f"${{{lid}.Arn}}/{key}"} if as_json else f'!Sub "${{{lid}.Arn}}/{key}"')
+            return ({"Fn::Sub": f"${{{lid}.Arn}}/{key}"} if as_json else f"!Sub {json.dumps(f'${{{lid}.Arn}}/{key}')}")
         if as_json:
             return json.loads(json.dumps(CFN_TYPES[rtype][2]).replace("{id}", lid))
         return CFN_TYPES[rtype][1].format(id=lid)
@@ -242,8 +242,8 @@ def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts
         arn = ":".join([parts[0], "${AWS::Partition}", parts[2], region, "${AWS::AccountId}" if own else parts[4],
                         parts[5]])
     if "${" in arn:  # a pseudo parameter: the narrowed pattern's own, or the file's
-        return {"Fn::Sub": arn} if as_json else f'!Sub "{arn}"'
-    return arn if as_json else f'"{arn}"'
+        return {"Fn::Sub": arn} if as_json else f"!Sub {json.dumps(arn)}"
+    return arn if as_json else json.dumps(arn)  # a JSON string is a YAML double-quoted scalar
 
 
 def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None,
@@ -255,10 +255,10 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
         defined = {}
     bucket = defined.get(("arn", arn.partition("/")[0])) if service == "s3" and key is not None else None
     if bucket:  # an object prefix of a bucket whose ARN a module outputs
-        return f'"${{{bucket}}}/{key}"'
+        return json.dumps(f"${{{bucket}}}/{key}")
     ref = defined.get((service, name))
     if ref:
-        return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
+        return json.dumps(f"${{{ref}.arn}}/{key}") if key is not None else f"{ref}.arn"
     parts = arn_fields(arn)
     own = caller_identity and len(parts) == 6 and parts[4] in accounts
     region = region if regional else None
@@ -267,8 +267,8 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
             parts[4] = f"${{{caller_identity}.account_id}}"
         if region and parts[3] and "${" not in parts[3]:
             parts[3] = f"${{{region}.name}}"
-        return '"' + ":".join(parts) + '"'
-    return f'"{arn}"'
+        return json.dumps(":".join(parts))
+    return json.dumps(arn)
 
 
 _YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)'
@@ -335,14 +335,18 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
             continue
         start, end = _span(text, f.location.line or 1)
         rx = {"yaml": _YAML_RES, "json": _JSON_RES, "terraform": _TF_RES}[kind]
-        m = rx.search(text, start, end)
-        if m is None or not _narrows(kind, m.group("value"), f.resources):
+        m, form = rx.search(text, start, end), kind
+        if m is None and kind == "terraform":  # a JSON policy in a heredoc (`<<POLICY`, `<<-EOT`)
+            m, form = _JSON_RES.search(text, start, end), "heredoc"
+        if m is None or not _narrows(form, m.group("value"), f.resources):
             problems.append(Problem(f.location, "Resource not narrowed: it is not one literal \"*\" or wildcard ARN "
                                                 "here; narrow it to " + ", ".join(f.resources) + " by hand",
                                     f.principals[0]))
             continue
         if kind == "terraform":
             items = [tf_item(a, defined, caller, region, f.accounts, f.regional) for a in f.resources]
+            if form == "heredoc":  # a template: a reference is interpolated into a JSON string
+                items = [i if i.startswith('"') else f'"${{{i}}}"' for i in items]
             new = "[" + ", ".join(items) + "]"
         elif kind == "json":
             new = json.dumps([cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional) for a in f.resources])
@@ -373,11 +377,11 @@ def written_resource(kind: str, value: str) -> str | None:
         return None
     if isinstance(got, list) and len(got) == 1:
         got = got[0]
-    if isinstance(got, dict) and kind != "terraform" and list(got) == ["Fn::Sub"]:
+    if isinstance(got, dict) and kind in ("json", "yaml") and list(got) == ["Fn::Sub"]:
         got = got["Fn::Sub"]
     if not isinstance(got, str):
         return None
-    return got.replace("$${", "${") if kind == "terraform" else got
+    return got.replace("$${", "${") if kind in ("terraform", "heredoc") else got
 
 
 def _narrows(kind: str, value: str, arns) -> bool:
@@ -507,8 +511,8 @@ def _split_tf(text: str, f: ResourceFix, ctx):
         return None
     block = re.match(r"[ \t]*statement[ \t]*$", text[line0:start])
     end = _matching(text, start)
-    if end is None:
-        return None
+    if end is None or re.search(r'"(?:Effect|Action|Resource)"\s*:', text[start:end]):
+        return None  # JSON in a heredoc: not split here
     col = (line0 if block else start) - (text.rfind("\n", 0, line0 if block else start) + 1)
     if block:
         col = len(text[line0:start]) - len(text[line0:start].lstrip())
