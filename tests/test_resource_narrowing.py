@@ -417,21 +417,8 @@ def test_the_action_posts_the_narrowing_as_a_suggestion_on_the_line_the_pr_chang
 
 
 def test_terraform_heredoc_json_is_narrowed_too(tmp_path, catalog, capsys, monkeypatch):
-    tf = TF.replace('''  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Effect   = "Allow"
-        Action   = "dynamodb:GetItem"
-        Resource = "*"
-      },
-      {
-        Effect   = "Allow"
-        Action   = "kms:Decrypt"
-        Resource = "*"
-      },
-    ]
-  })''', '''  policy = <<-EOT
+    encoded = TF[TF.index("  policy = jsonencode({"):TF.index("  })\n}\n\ndata") + 4]
+    tf = TF.replace(encoded, '''  policy = <<-EOT
     {
       "Version": "2012-10-17",
       "Statement": [
