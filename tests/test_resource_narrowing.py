@@ -149,6 +149,27 @@ def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, 
                        "9999abcd-12ab-34cd-56ef-1234567890ab"} in res
 
 
+def test_keys_used_in_two_regions_keep_their_regions(tmp_path, catalog, capsys, monkeypatch):
+    """`${AWS::Region}` is the stack's one region: of keys used in us-east-1 and eu-west-1, at most one is in
+    it, and writing it for both would drop the other key from the role."""
+    other = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab"
+    records = scenario() + [record("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+                                   [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": other}], i=7,
+                                   region="eu-west-1")]
+    text = HEAD.replace("      RoleName: orders-ingest", "      RoleName: orders-ingest\n"
+                        "      Description: !Sub \"ingest in ${AWS::AccountId}\"") + """              - Effect: Allow
+                Action: kms:Decrypt
+                Resource: "*"
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    res = statements(path.read_text())[0]["Resource"]
+    assert sorted(map(str, res)) == sorted(map(str, [
+        {"Fn::Sub": "arn:${AWS::Partition}:kms:us-east-1:${AWS::AccountId}:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        {"Fn::Sub": "arn:${AWS::Partition}:kms:eu-west-1:${AWS::AccountId}:key/9999abcd-12ab-34cd-56ef-1234567890ab"}]))
+
+
 SPLIT = HEAD + """              - Sid: ReadOrders
                 Effect: Allow
                 Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]

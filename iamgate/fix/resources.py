@@ -82,7 +82,9 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         fields = _fixed_fields(st)
         if "account" in fields:
             accounts[loc] = set()
-        regional = "region" not in fields
+        # `${AWS::Region}` (or the configuration's region) stands for one region: the stack's. Used ARNs in
+        # several regions cannot all be in it, so each keeps the region it was used in.
+        regional = "region" not in fields and len(_regions(slot["actions"].values())) <= 1
         if not missing and len(by_arns) == 1:
             arns = next(iter(by_arns))
             out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"])),
@@ -100,6 +102,11 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
                                tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ())),
                                regional))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
+
+
+def _regions(arn_sets) -> set:
+    """The regions the used ARNs name (global resources, such as S3 buckets, name none)."""
+    return {parts[3] for arns in arn_sets for arn in arns if len(parts := arn_fields(arn)) >= 6 and parts[3]}
 
 
 def _in_pattern(arn: str, resources) -> str:
