@@ -170,6 +170,22 @@ def test_keys_used_in_two_regions_keep_their_regions(tmp_path, catalog, capsys, 
         {"Fn::Sub": "arn:${AWS::Partition}:kms:eu-west-1:${AWS::AccountId}:key/9999abcd-12ab-34cd-56ef-1234567890ab"}]))
 
 
+def test_another_accounts_table_of_the_same_name_is_not_the_stacks(tmp_path, catalog, capsys, monkeypatch):
+    """The role read a table named Orders in another account: the template's own OrdersTable has that name,
+    but `!GetAtt OrdersTable.Arn` would grant the stack's table and drop the one the role used."""
+    other = "arn:aws:dynamodb:us-east-1:444455556666:table/Orders"
+    records = [r for r in scenario() if r["eventSource"] != "dynamodb.amazonaws.com"] + [
+        record("dynamodb.amazonaws.com", "GetItem", {"tableName": other}, i=7)]
+    text = CFN.replace("Action: dynamodb:GetItem\n                Resource: !GetAtt OrdersTable.Arn",
+                       "Action: dynamodb:GetItem\n                Resource: '*'")
+    path = scan(tmp_path, "template.yaml", text, catalog, records)
+    monkeypatch.chdir(tmp_path)
+    assert findings(capsys)["dynamodb:getitem"]["resources"] == [other]
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    res = [st["Resource"] for st in statements(path.read_text()) if st["Action"] == "dynamodb:GetItem"]
+    assert res == [[other]]
+
+
 SPLIT = HEAD + """              - Sid: ReadOrders
                 Effect: Allow
                 Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]

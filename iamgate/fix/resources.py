@@ -229,12 +229,22 @@ def tf_defined(text: str) -> dict:
 
 # -- rendering ----------------------------------------------------------------------------------------
 
+def _ours(arn: str, accounts) -> bool:
+    """Whether a used ARN may be a resource the file defines: a name matches only in the principal's own
+    account (its baselines', or the narrowed pattern's own-account variable); an ARN without an account (an
+    S3 bucket: its name is global) always may."""
+    parts = arn_fields(arn)
+    if len(parts) < 6 or not parts[4] or parts[4] in accounts:
+        return True
+    return parts[4] == "${AWS::AccountId}" or "aws_caller_identity." in parts[4]  # the pattern's own-account variable
+
+
 def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts=frozenset(), regional=True):
     """One item of the narrowed Resource. The account becomes `${AWS::AccountId}` only where it is the account of
     a baseline of the principal (another account's resource stays that account's); the region becomes
     `${AWS::Region}` only when `regional` (the narrowed pattern does not name one region)."""
     service, name, key = arn_name(arn)
-    hit = defined.get((service, name)) if regional else None  # (see tf_item)
+    hit = defined.get((service, name)) if regional and _ours(arn, accounts) else None  # (see tf_item)
     if hit:
         lid, rtype = hit
         if key is not None:  # an object prefix of a bucket the template defines
@@ -258,8 +268,8 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
     if ("arn", arn) in defined:
         return defined[("arn", arn)]
     service, name, key = arn_name(arn)
-    if not regional:  # a resource of this configuration is in its region, which the narrowed pattern may not be
-        defined = {}
+    if not regional or not _ours(arn, accounts):  # a resource of this configuration is in its region (which the
+        defined = {}  # narrowed pattern may not be) and its account: a same-named one elsewhere is another
     bucket = defined.get(("arn", arn.partition("/")[0])) if service == "s3" and key is not None else None
     if bucket:  # an object prefix of a bucket whose ARN a module outputs
         return json.dumps(f"${{{bucket}}}/{key}")
