@@ -327,10 +327,27 @@ def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tm
     monkeypatch.chdir(tmp_path)
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
     text = path.read_text()
-    # the table's ARN is what module.orders.table_arn resolves to; module.others names another table, the
-    # counted call has several instances, and an `.arn` known only at apply time proves nothing
+    # the table's ARN is what module.orders.table_arn resolves to (preferred to apply_time_arn, the `arn` of the
+    # module's table so named); module.others names another table, the counted call has several instances
     assert "Resource = [module.orders.table_arn]" in text
     assert f'Resource = ["{KEY}"]' in text  # no module outputs the key: written as the ARN
+    hcl2.loads(text)
+    assert not findings(capsys)
+
+
+def test_terraform_references_the_module_output_that_is_the_arn_of_the_table_so_named(tmp_path, catalog, capsys,
+                                                                                      monkeypatch):
+    """`value = aws_dynamodb_table.t.arn` is known at apply time only, but the module's table is named by the
+    call's input, as the file's own tables are matched by name: module.orders.apply_time_arn is the table."""
+    module = MODULE[:MODULE.index('output "table_arn"')] + MODULE[MODULE.index('output "apply_time_arn"'):]
+    path = scan(tmp_path, "main.tf", ROOT, catalog)
+    (tmp_path / "infra" / "modules" / "table").mkdir(parents=True)
+    (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(module)
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    text = path.read_text()
+    assert "Resource = [module.orders.apply_time_arn]" in text
+    assert "module.others" not in text and "module.counted" not in text
     hcl2.loads(text)
     assert not findings(capsys)
 

@@ -276,6 +276,9 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
     ref = defined.get((service, name))
     if ref:
         return json.dumps(f"${{{ref}.arn}}/{key}") if key is not None else f"{ref}.arn"
+    ref = defined.get(("module", service, name))  # a module output that is the `arn` of the resource so named
+    if ref:
+        return json.dumps(f"${{{ref}}}/{key}") if key is not None else ref
     parts = arn_fields(arn)
     own = caller_identity and len(parts) == 6 and parts[4] in accounts
     region = region if regional else None
@@ -318,9 +321,16 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
         defined = tf_defined(text)
         if path is not None and fixes:
             from ..sources.terraform.configuration import module_outputs
-            outputs = module_outputs(path.parent.resolve(), roots or [path.parent.resolve()])
-            # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several)
-            defined.update({("arn", arn): ref for ref, arn in sorted(outputs.items(), reverse=True)})
+            outputs = module_outputs(path.parent.resolve(), roots or [path.parent.resolve()], TF_TYPES)
+            # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several);
+            # one that is the `arn` of a resource the module names: matched by name, as the file's own resources
+            for ref, value in sorted(outputs.items(), reverse=True):
+                if isinstance(value, str):
+                    defined[("arn", value)] = ref
+                else:
+                    rtype, name = value
+                    defined[("module", _TF_SERVICE[rtype], name.lstrip("/") if rtype == "aws_ssm_parameter"
+                             else name)] = ref
         m = re.search(r'data\s+"aws_caller_identity"\s+"([A-Za-z0-9_-]+)"', text)
         caller = f"data.aws_caller_identity.{m.group(1)}" if m else None
         m = re.search(r'data\s+"aws_region"\s+"([A-Za-z0-9_-]+)"', text)
