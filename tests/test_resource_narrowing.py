@@ -186,6 +186,28 @@ def test_another_accounts_table_of_the_same_name_is_not_the_stacks(tmp_path, cat
     assert res == [[other]]
 
 
+def test_a_block_list_of_one_star_is_narrowed_and_of_two_items_left_as_written(tmp_path, catalog, capsys,
+                                                                                monkeypatch):
+    text = HEAD + """              - Effect: Allow
+                Action: kms:Decrypt
+                Resource:
+                  - "*"  # any key
+              - Effect: Allow
+                Action: secretsmanager:GetSecretValue
+                Resource:
+                  - "*"
+                  - arn:aws:secretsmanager:us-east-1:111122223333:secret:other-AbCdEf
+"""
+    path = scan(tmp_path, "template.yaml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert {"kms:decrypt", "secretsmanager:getsecretvalue"} <= set(findings(capsys))
+    cli.main(["fix", "infra", "--baselines", "b", "--write"])
+    assert "Resource not narrowed: it is not one literal" in capsys.readouterr().err
+    sts = statements(path.read_text())
+    assert sts[0]["Resource"] == [KEY]
+    assert sts[1]["Resource"] == ["*", "arn:aws:secretsmanager:us-east-1:111122223333:secret:other-AbCdEf"]
+
+
 SPLIT = HEAD + """              - Sid: ReadOrders
                 Effect: Allow
                 Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]

@@ -293,6 +293,9 @@ def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | 
 
 _YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)'
                        r'[ \t]*(?:[ \t]#[^\n]*)?$', re.M)
+# the same, written as a block list on the next lines (`Resource:` then `  - "*"`): narrowed where it has one item
+_YAML_RES_LIST = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?:#[^\n]*)?\n(?P<item>[ \t]*)-[ \t]+'
+                            r'(?P<value>[^\s#][^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$', re.M)
 JSON_STR = r'"(?:[^"\\\n]|\\.)*"'  # a JSON (or HCL) string literal on one line
 _JSON_RES = re.compile(rf'"Resource"\s*:\s*(?P<value>{JSON_STR}|\[\s*{JSON_STR}\s*\]|'
                        rf'\{{\s*"Fn::Sub"\s*:\s*{JSON_STR}\s*\}})')
@@ -365,6 +368,10 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
         m, form = rx.search(text, start, end), kind
         if m is None and kind == "terraform":  # a JSON policy in a heredoc (`<<POLICY`, `<<-EOT`)
             m, form = _JSON_RES.search(text, start, end), "heredoc"
+        if m is None and kind == "yaml":
+            m = _YAML_RES_LIST.search(text, start, end)
+            if m is not None and _more_items(text, m, end):
+                m = None
         if m is None or not _narrows(form, m.group("value"), f.resources):
             problems.append(Problem(f.location, "Resource not narrowed: it is not one literal \"*\" or wildcard ARN "
                                                 "here; narrow it to " + ", ".join(f.resources) + " by hand",
@@ -386,6 +393,15 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
             s = text.index(":", m.start()) + 1  # the block list starts on the next line
         out.append(Edit(s, e, new, f.location))
     return out, problems
+
+
+def _more_items(text: str, m, end: int) -> bool:
+    """Whether the block list `m` matched the first item of goes on with another item before `end`."""
+    for line in text[m.end():end].split("\n")[1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        return line.startswith(m.group("item") + "-")
+    return False
 
 
 def written_resource(kind: str, value: str) -> str | None:
