@@ -208,6 +208,37 @@ def test_a_block_list_of_one_star_is_narrowed_and_of_two_items_left_as_written(t
     assert sts[1]["Resource"] == ["*", "arn:aws:secretsmanager:us-east-1:111122223333:secret:other-AbCdEf"]
 
 
+def test_serverless_statements_are_narrowed_in_place(tmp_path, catalog, capsys, monkeypatch):
+    """serverless.yml's provider.iam.role.statements are YAML statements: narrowed like a template's."""
+    text = """service: orders
+provider:
+  name: aws
+  runtime: python3.12
+  iam:
+    role:
+      name: orders-ingest
+      statements:
+        - Effect: Allow
+          Action: kms:Decrypt
+          Resource: "*"
+        - Effect: Allow
+          Action:
+            - secretsmanager:GetSecretValue
+          Resource:
+            - "*"
+functions:
+  ingest:
+    handler: handler.main
+"""
+    path = scan(tmp_path, "serverless.yml", text, catalog)
+    monkeypatch.chdir(tmp_path)
+    assert set(findings(capsys)) == {"kms:decrypt", "secretsmanager:getsecretvalue"}
+    run(capsys, "fix", "infra", "--baselines", "b", "--write")
+    sts = load_yaml(path.read_text())["provider"]["iam"]["role"]["statements"]
+    assert [st["Resource"] for st in sts] == [[KEY], [SECRET]]
+    assert not findings(capsys)
+
+
 SPLIT = HEAD + """              - Sid: ReadOrders
                 Effect: Allow
                 Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]
