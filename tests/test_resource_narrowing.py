@@ -239,6 +239,17 @@ functions:
     assert not findings(capsys)
 
 
+def test_a_policy_json_file_is_narrowed_in_place(tmp_path, catalog, capsys, monkeypatch):
+    text = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}, indent=2)
+    path = scan(tmp_path, "ingest-policy.json", text, catalog)
+    (tmp_path / "cfg.yml").write_text("principals:\n  infra/ingest-policy.json: orders-ingest\n")
+    monkeypatch.chdir(tmp_path)
+    assert set(findings(capsys, "--config", "cfg.yml")) == {"kms:decrypt"}
+    run(capsys, "fix", "infra", "--baselines", "b", "--config", "cfg.yml", "--write")
+    assert json.loads(path.read_text())["Statement"][0]["Resource"] == [KEY]
+
+
 SPLIT = HEAD + """              - Sid: ReadOrders
                 Effect: Allow
                 Action: [secretsmanager:GetSecretValue, ssm:GetParameter, dynamodb:DescribeTable]
