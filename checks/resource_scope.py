@@ -16,6 +16,10 @@ _GLOBAL_KEYS = ("aws:resourcetag/*", "aws:resourceaccount", "aws:resourceorgid",
                 "ssm:resourcetag/*", "kms:resourcealiases", "kms:requestalias")
 _LEVEL_SEVERITY = {"Permissions management": "high", "Write": "medium"}  # else low
 _VAR = re.compile(r"\$\{[^}]*\}")
+# the principal's own account in a Resource (CloudFormation, Terraform)
+_OWN_ACCOUNT = re.compile(r"\$\{(?:AWS::AccountId|data\.aws_caller_identity\.[\w-]+\.account_id)\}")
+# an IAM policy variable (`${aws:username}`, `${s3:prefix}`, `${*}`): one value per request, never narrowed
+_POLICY_VAR = re.compile(r"\$\{(?:[*?$]|[A-Za-z0-9-]+:(?!:)[^}]*)\}")
 
 
 def baselines_of(r: PrincipalResult) -> tuple:
@@ -46,6 +50,26 @@ def used_resources(baselines, action: str) -> tuple[tuple[str, ...], int] | None
     return (tuple(sorted(arns)), more) if seen else None
 
 
+def needed_resources(baselines, action: str) -> tuple[str, ...] | None:
+    """What a narrowed grant must still cover: the used ARNs, or, for a baseline that saw more than it lists,
+    their common prefix as a wildcard (`…table/t-0*`): the unlisted ones were used too. None as
+    `used_resources`, and for a bounded list without a prefix."""
+    out: set = set()
+    for b in baselines:
+        u = b.used.get(action)
+        if u is None:
+            continue
+        if not (u.resources or u.resources_more):
+            return None
+        if u.resources_more:
+            if not u.resources_prefix:
+                return None
+            out.add(u.resources_prefix + "*")
+        else:
+            out.update(u.resources)
+    return tuple(sorted(out)) if out else None
+
+
 def restricts_resources(st: Statement, action: str) -> bool:
     """A Condition that already picks among the resources (tags, account, the action's resource keys)."""
     keys = {k.lower() for ops in (st.condition or {}).values() if isinstance(ops, dict) for k in ops}
@@ -55,15 +79,55 @@ def restricts_resources(st: Statement, action: str) -> bool:
     return any(glob_match(p, k) for k in keys for p in own)
 
 
-def wide_patterns(st: Statement, used: tuple[str, ...]) -> tuple[str, ...]:
-    """The statement's resources wider than the used ARNs: `*`, or a wildcard ARN matching them all."""
-    out = []
+def arn_fields(text: str) -> list[str]:
+    """An ARN's six fields (the last keeps its colons), a colon inside `${…}` (`${AWS::Region}`) not splitting."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "{" and text[i - 1:i] == "$":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == ":" and not depth and len(out) < 5:
+            out.append(text[start:i])
+            start = i + 1
+    return out + [text[start:]]
+
+
+def covers(pattern: str, arn: str) -> bool:
+    """Does the Resource `pattern` grant every ARN `arn` stands for (itself a glob, as an S3 prefix
+    `…/exports/*` is)? An unresolved `${…}` partition, region or account of the pattern is read as `*` (it names
+    one value, which the deployment knows); one in its service or resource part (`${BucketName}/*`) may name
+    anything, so the pattern is not known to cover it. A `?` never stands for a wildcard of `arn`."""
+    if _POLICY_VAR.search(pattern):
+        return False
+    if "${" in pattern:
+        fields = arn_fields(pattern)
+        if len(fields) < 6 or any("${" in fields[i] for i in (0, 2, 5)):
+            return False
+    pattern = _VAR.sub("*", pattern)
+    if "?" in pattern and ("*" in arn or "?" in arn):
+        return False
+    return glob_match(pattern, arn)
+
+
+def wide_patterns(st: Statement, used: tuple[str, ...], accounts=frozenset()) -> tuple[tuple[str, ...],
+                                                                                       tuple[str, ...]]:
+    """(the statement's resources wider than needed, the used ARNs they cover): `*`, or a wildcard ARN that
+    covers some used ARNs and is strictly wider than each of them. A pattern that covers none is left
+    alone: an absent resource is no proof that the grant is too wide on it. The principal's own account
+    (`${AWS::AccountId}`, the caller identity) is one of `accounts` where they are known."""
+    wide, covered = [], set()
     for res in st.resources:
         if res == "*":
-            out.append(res)
-        elif "*" in res and not any("*" in u for u in used) and all(glob_match(res, u) for u in used):
-            out.append(res)
-    return tuple(out)
+            wide.append(res)
+            covered.update(used)
+        elif "*" in _VAR.sub("", res) or "?" in _VAR.sub("", res):  # `${AWS::Region}` alone names one value
+            own = [_OWN_ACCOUNT.sub(a, res) for a in sorted(accounts)] if _OWN_ACCOUNT.search(res) else []
+            hit = [u for u in used if any(covers(p, u) for p in own or [res])]
+            if hit and not any(covers(u, res) for u in hit):
+                wide.append(res)
+                covered.update(hit)
+    return tuple(wide), tuple(sorted(covered))
 
 
 def _kind(arn: str) -> str:
@@ -116,6 +180,7 @@ class ResourceScope(Check):
             if not baselines:
                 continue
             seen = frozenset().union(*(b.used.keys() for b in baselines))  # only a used action has resources
+            accounts = frozenset(b.account for b in baselines if b.account)
             for st, acts in r.allows:
                 if not st.resources or st.not_resources:
                     continue
@@ -124,18 +189,21 @@ class ResourceScope(Check):
                     got = used_resources(baselines, a)
                     if got is None or star_only(a) or restricts_resources(st, a):
                         continue
-                    wide = wide_patterns(st, got[0])
+                    need = needed_resources(baselines, a)
+                    wide, covered = wide_patterns(st, need or (), accounts)
                     if not wide:
                         continue
+                    if wide != ("*",) and covered != need:  # part of the usage is granted elsewhere
+                        got = (tuple(u for u in got[0] if any(covers(c, u) for c in covered)), 0)
                     level = analysis.catalog.access_level(a) or ""
                     sev = next((v for k, v in _LEVEL_SEVERITY.items() if k in level), "low")
-                    groups.setdefault((got, wide, sev), []).append(a)
-                for ((used, more), wide, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
+                    groups.setdefault((got, wide, covered, sev), []).append(a)
+                for ((used, more), wide, covered, sev), actions in sorted(groups.items(), key=lambda kv: kv[1][0]):
                     names = ", ".join(analysis.catalog.canonical(a) for a in actions)
                     on = " and ".join(wide)
                     yield Finding(self.name, sev, r.principal.id, tuple(actions), st.location,
-                                  f"{names} on {on}, {describe(used, more)}", reason="resources known from usage",
-                                  resources=used)
+                                  f"{names} on {on}, {describe(used or covered, more)}",
+                                  reason="resources known from usage", resources=covered)
 
 
 def resource_notes(results) -> list[str]:

@@ -123,7 +123,8 @@ class Action:
 
     def fix_plan(self, report, exclude: dict | None = None) -> SuggestionPlan | None:
         """The least-privilege fix: suggestions on lines the PR changed, a diff for the rest."""
-        if not any(r.actions("unused") for r in report.results):
+        if not any(r.actions("unused") for r in report.results) and not any(
+                f.check == "resource-scope" for f in report.findings):  # nothing to drop, nothing to narrow
             return None
         from ..config import load as load_config
         from ..fix.files import fix_files

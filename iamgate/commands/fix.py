@@ -5,6 +5,7 @@ import sys
 
 from .. import config as config_mod
 from ..escape import terminal, terminal_block
+from ..words import plural
 from ..pipeline import analyse
 from . import COMMANDS, Command, UsageError
 from .check import (add_history_arguments, add_scan_arguments, add_time_arguments, existing_inputs,
@@ -114,8 +115,13 @@ class Fix(Command):
             diff = "".join(f.diff for f in files)
             sys.stdout.write(terminal_block(diff) if sys.stdout.isatty() else diff)
         if not remediation.principals and not remediation.narrowings and not args.quiet:
-            print("iamgate fix: nothing to fix: no principal has unused actions", file=err)
+            print("iamgate fix: " + (f"nothing rewritten; see the {plural(len(problems), 'warning')} above for what to "
+                                     "fix by hand" if problems else "nothing to fix: no principal has unused actions "
+                                     "or grants wider than the resources it used"), file=err)
         elif remediation.narrowings and not args.quiet:
-            print(f"iamgate fix: {len(remediation.narrowings)} statement(s) granted on `*` narrowed to the resources "
-                  "used", file=err)
+            left = {p.location for p in problems if p.message.startswith("Resource not narrowed")}
+            n = sum(1 for x in remediation.narrowings if x.location not in left)
+            print(f"iamgate fix: {n} statement(s) granted on `*` or a wildcard ARN narrowed to the resources used"
+                  + (f"; {len(remediation.narrowings) - n} left to narrow by hand" if n < len(remediation.narrowings)
+                     else ""), file=err)
         return 2 if report.errors else 0  # an input it could not read is left unfixed: an error

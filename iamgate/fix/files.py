@@ -73,28 +73,31 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
         roots = [repo_root(Path.cwd()) or Path.cwd()]
     for file in remediation.files:
         fixes: list[StatementFix] = remediation.for_file(file)
+        narrow = remediation.narrowings_for(file)
         path = Path(base, file)
+
+        def refuse(why: str) -> list[Problem]:
+            return ([Problem(f.location, f"statement not rewritten: {why}") for f in fixes]
+                    + [Problem(n.location, f"Resource not narrowed: {why}") for n in narrow])
         refused = confinement(path, roots)
         if refused:
-            problems += [Problem(f.location, f"statement not rewritten: {refused}") for f in fixes]
+            problems += refuse(refused)
             continue
         try:
             raw = path.read_bytes()
             text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            problems += [Problem(f.location, f"statement not rewritten: cannot read the file: {e}") for f in fixes]
+            problems += refuse(f"cannot read the file: {e}")
             continue
         editor = editor_for(path, text)
-        narrow = remediation.narrowings_for(file)
         if editor is None:
-            problems += [Problem(f.location, "statement not rewritten: iamgate cannot edit this kind of file")
-                         for f in fixes + narrow]
+            problems += refuse("iamgate cannot edit this kind of file")
             continue
         edits, found = editor.edits(text, fixes) if fixes else ([], [])
         problems += found
         if narrow:
             kind = {fix_terraform: "terraform", fix_json: "json", fix_yaml: "yaml"}[editor]
-            more, found = fix_resources.edits(kind, text, narrow)
+            more, found = fix_resources.edits(kind, text, narrow, path, roots)
             taken = [(e.start, e.end) for e in edits]
             for e in more:  # never where an action edit already changes the text
                 if any(e.start < b and a < e.end for a, b in taken):

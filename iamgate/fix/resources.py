@@ -1,11 +1,16 @@
-"""Narrow `Resource: "*"` to the resources the actions were used on (issue 23), in the file's own syntax.
+"""Narrow `Resource: "*"`, or a wildcard ARN wider than needed, to the resources the actions were used on (issue
+23), in the file's own syntax.
 
 The plan comes from the resource-scope check's findings: a statement is narrowed when every action it
-keeps has known resources there; its new Resource is the union of their used ARNs. A used ARN that a
+keeps has known resources there; its new Resource is the used ARNs its Resource covers. A used ARN that a
 resource of the same file defines becomes a reference to it (`!GetAtt OrdersTable.Arn`, `!Ref Topic`,
-`aws_dynamodb_table.orders.arn`); the others are written as ARNs, with `${AWS::AccountId}`/`${AWS::Region}`
-(or `data.aws_caller_identity`) where the file already uses them. A statement whose actions need
-different resources (some only `*`) is left for a person, with a note.
+`aws_dynamodb_table.orders.arn`), or in Terraform the output of a module call that resolves to exactly it
+(`module.orders.table_arn`); the others are written as ARNs, with `${AWS::AccountId}`/`${AWS::Region}` (or
+`data.aws_caller_identity`) where the file already uses them and the narrowed pattern leaves them open. A
+statement whose actions need different resources is split, one statement per set of ARNs, and the actions
+without resource data keep the Resource as written; where that is not safe (a Condition, a NotAction,
+wildcard actions, several resources) it is left for a person, with a note. Nothing narrowed grants what the
+statement did not.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..checks.resource_scope import arn_fields
 from ..model import Location, Statement
 from .plan import Problem
 
@@ -27,6 +33,8 @@ class ResourceFix:
     # a split: (actions, their ARNs) per new statement, and the actions that keep the statement's `*`
     groups: tuple = ()
     rest: tuple[str, ...] = ()
+    accounts: frozenset = frozenset()  # the principal's baselines' accounts: only their ARNs take AccountId
+    regional: bool = True  # False: the narrowed pattern names its region, which the new ARNs keep as written
 
 
 def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_of=None):
@@ -47,10 +55,13 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
                 slot["actions"].setdefault(a, set()).update(f.resources)
             slot["principals"].append(f.principal)
     grants: dict = {}
+    accounts: dict = {}
     for r in results:
         for st, acts in r.allows:
             if st.location in by_loc:
                 grants.setdefault(st.location, [st, set()])[1].update(acts)
+                accounts.setdefault(st.location, set()).update(
+                    b.account for b in check.baselines_of(r) if b.account)
     out, problems = [], []
     for loc, slot in by_loc.items():
         if loc in removed or loc not in grants:
@@ -61,23 +72,68 @@ def narrowings(results, catalog, config, removed: frozenset = frozenset(), kept_
         by_arns: dict = {}
         for a, arns in slot["actions"].items():
             if a in keep:
-                by_arns.setdefault(tuple(sorted(arns)), []).append(a)
+                by_arns.setdefault(tuple(sorted({_in_pattern(arn, st.resources) for arn in arns})), []).append(a)
         pids = tuple(dict.fromkeys(slot["principals"]))
+        odd = sorted(a for arns in slot["actions"].values() for a in arns if "${" in a or "%{" in a)
+        if odd:  # would read as a variable in `!Sub` or HCL
+            problems.append(Problem(loc, f"Resource not narrowed: the used ARN {odd[0]} holds `${{` or `%{{`; "
+                                         "narrow it by hand", pids[0]))
+            continue
+        fields = _fixed_fields(st)
+        if "account" in fields:
+            accounts[loc] = set()
+        # `${AWS::Region}` (or the configuration's region) stands for one region: the stack's. Used ARNs in
+        # several regions cannot all be in it, so each keeps the region it was used in.
+        regional = "region" not in fields and len(_regions(slot["actions"].values())) <= 1
         if not missing and len(by_arns) == 1:
             arns = next(iter(by_arns))
-            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"]))))
+            out.append(ResourceFix(loc, st, pids, arns, tuple(sorted(slot["actions"])),
+                                   accounts=frozenset(accounts.get(loc, ())), regional=regional))
             continue
         why = ("it has a Condition" if st.condition else "its Action is a NotAction" if st.not_actions else
                "its Action has wildcards" if any("*" in a or "?" in a for a in st.actions) else "")
         if why or not by_arns:
-            problems.append(Problem(loc, f"Resource not narrowed: its actions need different resources and {why}; "
-                                         "split the statement by hand", pids[0]))
+            problems.append(Problem(loc, "Resource not narrowed: its actions need different resources"
+                                         + (f" and {why}" if why else "") + "; split the statement by hand", pids[0]))
             continue
         groups = tuple((tuple(catalog.canonical(a) for a in sorted(acts)), arns)
                        for arns, acts in sorted(by_arns.items(), key=lambda kv: sorted(kv[1])))
         out.append(ResourceFix(loc, st, pids, (), tuple(sorted(slot["actions"])), groups,
-                               tuple(catalog.canonical(a) for a in missing)))
+                               tuple(catalog.canonical(a) for a in missing), frozenset(accounts.get(loc, ())),
+                               regional))
     return sorted(out, key=lambda f: (f.location.file, f.location.line or 0)), problems
+
+
+def _regions(arn_sets) -> set:
+    """The regions the used ARNs name (global resources, such as S3 buckets, name none)."""
+    return {parts[3] for arns in arn_sets for arn in arns if len(parts := arn_fields(arn)) >= 6 and parts[3]}
+
+
+def _in_pattern(arn: str, resources) -> str:
+    """A used ARN as the narrowed statement may grant it: where its one wildcard Resource writes the partition,
+    region or account as a variable (`${AWS::AccountId}`, `${data.aws_region.x.name}`), the ARN keeps that
+    variable, so the narrowed grant stays within the old one whatever it resolves to."""
+    if len(resources) != 1 or resources[0] == "*":
+        return arn
+    pattern, parts = arn_fields(resources[0]), arn_fields(arn)
+    if len(pattern) < 6 or len(parts) < 6:
+        return arn
+    for i in (1, 3, 4):
+        if "${" in pattern[i]:
+            parts[i] = pattern[i]
+    return ":".join(parts)
+
+
+def _fixed_fields(st: Statement) -> set:
+    """The ARN fields (`region`, `account`) a wildcard Resource names literally: a narrowed ARN keeps them as
+    written rather than `${AWS::Region}`, which may be another region and grant what the statement did not."""
+    if len(st.resources) != 1 or st.resources[0] == "*":
+        return set()
+    parts = arn_fields(st.resources[0])
+    if len(parts) < 6:
+        return set()
+    return {name for name, value in (("region", parts[3]), ("account", parts[4]))
+            if not re.search(r"[*?]|\$\{", value)}
 
 
 # -- what the file defines -------------------------------------------------------------------------------
@@ -108,7 +164,7 @@ TF_TYPES = {
 
 def arn_name(arn: str) -> tuple[str, str, str | None]:
     """(service, resource name, S3 object prefix) of an ARN, as a template's name property holds it."""
-    parts = arn.split(":", 5)
+    parts = arn_fields(arn)
     service, rest = parts[2], parts[5] if len(parts) > 5 else ""
     if service == "s3":
         bucket, slash, key = rest.partition("/")
@@ -173,43 +229,77 @@ def tf_defined(text: str) -> dict:
 
 # -- rendering ----------------------------------------------------------------------------------------
 
-def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool):
+def _ours(arn: str, accounts) -> bool:
+    """Whether a used ARN may be a resource the file defines: a name matches only in the principal's own
+    account (its baselines', or the narrowed pattern's own-account variable); an ARN without an account (an
+    S3 bucket: its name is global) always may."""
+    parts = arn_fields(arn)
+    if len(parts) < 6 or not parts[4] or parts[4] in accounts:
+        return True
+    return parts[4] == "${AWS::AccountId}" or "aws_caller_identity." in parts[4]  # the pattern's own-account variable
+
+
+def cfn_item(arn: str, defined: dict, uses_pseudo: bool, as_json: bool, accounts=frozenset(), regional=True):
+    """One item of the narrowed Resource. The account becomes `${AWS::AccountId}` only where it is the account of
+    a baseline of the principal (another account's resource stays that account's); the region becomes
+    `${AWS::Region}` only when `regional` (the narrowed pattern does not name one region)."""
     service, name, key = arn_name(arn)
-    hit = defined.get((service, name))
+    hit = defined.get((service, name)) if regional and _ours(arn, accounts) else None  # (see tf_item)
     if hit:
         lid, rtype = hit
         if key is not None:  # an object prefix of a bucket the template defines
-            return ({"Fn::Sub": f"${{{lid}.Arn}}/{key}"} if as_json else f'!Sub "${{{lid}.Arn}}/{key}"')
+            return ({"Fn::Sub": f"${{{lid}.Arn}}/{key}"} if as_json else f"!Sub {json.dumps(f'${{{lid}.Arn}}/{key}')}")
         if as_json:
             return json.loads(json.dumps(CFN_TYPES[rtype][2]).replace("{id}", lid))
         return CFN_TYPES[rtype][1].format(id=lid)
-    parts = arn.split(":", 5)
-    if uses_pseudo and len(parts) == 6 and (parts[4] or parts[3]):
-        sub = ":".join([parts[0], "${AWS::Partition}", parts[2], "${AWS::Region}" if parts[3] else "",
-                        "${AWS::AccountId}" if parts[4] else "", parts[5]])
-        return {"Fn::Sub": sub} if as_json else f'!Sub "{sub}"'
-    return arn if as_json else f'"{arn}"'
+    parts = arn_fields(arn)
+    own = len(parts) == 6 and parts[4] in accounts
+    if uses_pseudo and len(parts) == 6 and (own or (regional and parts[3])):
+        region = "${AWS::Region}" if regional and parts[3] and "${" not in parts[3] else parts[3]
+        arn = ":".join([parts[0], "${AWS::Partition}", parts[2], region, "${AWS::AccountId}" if own else parts[4],
+                        parts[5]])
+    if "${" in arn:  # a pseudo parameter: the narrowed pattern's own, or the file's
+        return {"Fn::Sub": arn} if as_json else f"!Sub {json.dumps(arn)}"
+    return arn if as_json else json.dumps(arn)  # a JSON string is a YAML double-quoted scalar
 
 
-def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None) -> str:
+def tf_item(arn: str, defined: dict, caller_identity: str | None, region: str | None = None,
+            accounts=frozenset(), regional=True) -> str:
+    if ("arn", arn) in defined:
+        return defined[("arn", arn)]
     service, name, key = arn_name(arn)
+    if not regional or not _ours(arn, accounts):  # a resource of this configuration is in its region (which the
+        defined = {}  # narrowed pattern may not be) and its account: a same-named one elsewhere is another
+    bucket = defined.get(("arn", arn.partition("/")[0])) if service == "s3" and key is not None else None
+    if bucket:  # an object prefix of a bucket whose ARN a module outputs
+        return json.dumps(f"${{{bucket}}}/{key}")
     ref = defined.get((service, name))
     if ref:
-        return f'"${{{ref}.arn}}/{key}"' if key is not None else f"{ref}.arn"
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and ((caller_identity and parts[4]) or (region and parts[3])):
-        if caller_identity and parts[4]:
+        return json.dumps(f"${{{ref}.arn}}/{key}") if key is not None else f"{ref}.arn"
+    ref = defined.get(("module", service, name))  # a module output that is the `arn` of the resource so named
+    if ref:
+        return json.dumps(f"${{{ref}}}/{key}") if key is not None else ref
+    parts = arn_fields(arn)
+    own = caller_identity and len(parts) == 6 and parts[4] in accounts
+    region = region if regional else None
+    if len(parts) == 6 and (own or (region and parts[3])):
+        if own:
             parts[4] = f"${{{caller_identity}.account_id}}"
-        if region and parts[3]:
+        if region and parts[3] and "${" not in parts[3]:
             parts[3] = f"${{{region}.name}}"
-        return '"' + ":".join(parts) + '"'
-    return f'"{arn}"'
+        return json.dumps(":".join(parts))
+    return json.dumps(arn)
 
 
-_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>"\*"|\'\*\'|\*|\[[ \t]*["\']?\*["\']?[ \t]*\])'
-                       r'[ \t]*$', re.M)
-_JSON_RES = re.compile(r'"Resource"\s*:\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
-_TF_RES = re.compile(r'\b(?P<key>Resource|resources)\s*=\s*(?P<value>"\*"|\[\s*"\*"\s*\])')
+_YAML_RES = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?P<value>[^\s#][^\n]*?)'
+                       r'[ \t]*(?:[ \t]#[^\n]*)?$', re.M)
+# the same, written as a block list on the next lines (`Resource:` then `  - "*"`): narrowed where it has one item
+_YAML_RES_LIST = re.compile(r'^(?P<indent>[ \t]*(?:-[ \t]+)?)Resource:[ \t]*(?:#[^\n]*)?\n(?P<item>[ \t]*)-[ \t]+'
+                            r'(?P<value>[^\s#][^\n]*?)[ \t]*(?:[ \t]#[^\n]*)?$', re.M)
+JSON_STR = r'"(?:[^"\\\n]|\\.)*"'  # a JSON (or HCL) string literal on one line
+_JSON_RES = re.compile(rf'"Resource"\s*:\s*(?P<value>{JSON_STR}|\[\s*{JSON_STR}\s*\]|'
+                       rf'\{{\s*"Fn::Sub"\s*:\s*{JSON_STR}\s*\}})')
+_TF_RES = re.compile(rf'\b(?P<key>Resource|resources)\s*=\s*(?P<value>{JSON_STR}|\[\s*{JSON_STR}\s*,?\s*\])')
 _STATEMENT_END = re.compile(r'"?(?:Effect|effect)"?\s*[:=]|\bstatement\s*\{|^\s*-\s*Effect:', re.M)
 
 
@@ -225,12 +315,25 @@ def _span(text: str, line: int) -> tuple[int, int]:
     return start, end
 
 
-def edits(kind: str, text: str, fixes: list[ResourceFix]):
-    """(Edit list, problems) for one file; `kind`: yaml | json | terraform."""
+def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
+    """(Edit list, problems) for one file; `kind`: yaml | json | terraform. `path`, `roots`: where the file is
+    and where its configuration may be read (a Terraform file's module calls)."""
     from .edits import Edit
     out, problems = [], []
     if kind == "terraform":
         defined = tf_defined(text)
+        if path is not None and fixes:
+            from ..sources.terraform.configuration import module_outputs
+            outputs = module_outputs(path.parent.resolve(), roots or [path.parent.resolve()], TF_TYPES)
+            # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several);
+            # one that is the `arn` of a resource the module names: matched by name, as the file's own resources
+            for ref, value in sorted(outputs.items(), reverse=True):
+                if isinstance(value, str):
+                    defined[("arn", value)] = ref
+                else:
+                    rtype, name = value
+                    defined[("module", _TF_SERVICE[rtype], name.lstrip("/") if rtype == "aws_ssm_parameter"
+                             else name)] = ref
         m = re.search(r'data\s+"aws_caller_identity"\s+"([A-Za-z0-9_-]+)"', text)
         caller = f"data.aws_caller_identity.{m.group(1)}" if m else None
         m = re.search(r'data\s+"aws_region"\s+"([A-Za-z0-9_-]+)"', text)
@@ -249,9 +352,10 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
         uses_pseudo = "AWS::AccountId" in text
     for f in fixes:
         if f.groups:
-            render = {"yaml": _split_yaml, "json": _split_json, "terraform": _split_tf}[kind]
+            from . import splits
+            render = {"yaml": splits.split_yaml, "json": splits.split_json, "terraform": splits.split_tf}[kind]
             ctx = (defined, caller, region) if kind == "terraform" else (defined, uses_pseudo)
-            edit = render(text, f, ctx)
+            edit = render(text, f, ctx) if splits.safe(f) else None
             if edit is None:
                 problems.append(Problem(f.location, "Resource not narrowed: the statement's actions need different "
                                                     "resources and its text could not be split here; split it by "
@@ -261,18 +365,27 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
             continue
         start, end = _span(text, f.location.line or 1)
         rx = {"yaml": _YAML_RES, "json": _JSON_RES, "terraform": _TF_RES}[kind]
-        m = rx.search(text, start, end)
-        if m is None:
-            problems.append(Problem(f.location, "Resource not narrowed: it is not a literal \"*\" here; narrow it to "
-                                                + ", ".join(f.resources) + " by hand", f.principals[0]))
+        m, form = rx.search(text, start, end), kind
+        if m is None and kind == "terraform":  # a JSON policy in a heredoc (`<<POLICY`, `<<-EOT`)
+            m, form = _JSON_RES.search(text, start, end), "heredoc"
+        if m is None and kind == "yaml":
+            m = _YAML_RES_LIST.search(text, start, end)
+            if m is not None and _more_items(text, m, end):
+                m = None
+        if m is None or not _narrows(form, m.group("value"), f.resources):
+            problems.append(Problem(f.location, "Resource not narrowed: it is not one literal \"*\" or wildcard ARN "
+                                                "here; narrow it to " + ", ".join(f.resources) + " by hand",
+                                    f.principals[0]))
             continue
         if kind == "terraform":
-            items = [tf_item(a, defined, caller, region) for a in f.resources]
+            items = [tf_item(a, defined, caller, region, f.accounts, f.regional) for a in f.resources]
+            if form == "heredoc":  # a template: a reference is interpolated into a JSON string
+                items = [i if i.startswith('"') else f'"${{{i}}}"' for i in items]
             new = "[" + ", ".join(items) + "]"
         elif kind == "json":
-            new = json.dumps([cfn_item(a, defined, uses_pseudo, True) for a in f.resources])
+            new = json.dumps([cfn_item(a, defined, uses_pseudo, True, f.accounts, f.regional) for a in f.resources])
         else:
-            items = [cfn_item(a, defined, uses_pseudo, False) for a in f.resources]
+            items = [cfn_item(a, defined, uses_pseudo, False, f.accounts, f.regional) for a in f.resources]
             pad = " " * (len(m.group("indent").replace("-", " ")) + 2)
             new = "".join("\n" + pad + "- " + i for i in items)
         s, e = m.span("value")
@@ -282,98 +395,44 @@ def edits(kind: str, text: str, fixes: list[ResourceFix]):
     return out, problems
 
 
-# -- splitting a statement whose actions need different resources ---------------------------------------
-
-def _parts(f: ResourceFix) -> list[tuple[tuple[str, ...], tuple[str, ...] | None]]:
-    """(actions, ARNs or None for the original `*`) per new statement."""
-    return [(acts, arns) for acts, arns in f.groups] + ([(f.rest, None)] if f.rest else [])
-
-
-def _matching(text: str, i: int) -> int | None:
-    """Offset just past the brace matching the one at `i` (strings skipped)."""
-    from ..sources.terraform.strings import matching_brace
-    j = matching_brace(text, i + 1)
-    return j + 1 if j >= 0 else None
+def _more_items(text: str, m, end: int) -> bool:
+    """Whether the block list `m` matched the first item of goes on with another item before `end`."""
+    for line in text[m.end():end].split("\n")[1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        return line.startswith(m.group("item") + "-")
+    return False
 
 
-def _line_start(text: str, line: int) -> int:
-    pos = 0
-    for _ in range(line - 1):
-        pos = text.find("\n", pos) + 1
-        if pos == 0:
-            return len(text)
-    return pos
-
-
-def _split_yaml(text: str, f: ResourceFix, ctx):
-    import yaml
-
-    from .yaml import YamlFile, content_end
-    defined, uses_pseudo = ctx
-    doc = YamlFile(text)
-    for node, parent in doc.nodes:
-        if (isinstance(node, yaml.MappingNode) and node.start_mark.line + 1 == f.location.line
-                and isinstance(parent, yaml.SequenceNode) and not parent.flow_style
-                and any(isinstance(k, yaml.ScalarNode) and k.value == "Effect" for k, _ in node.value)):
-            col = doc.lines.column(node.start_mark.index)
-            first = doc.lines.start(doc.lines.line_of(node.start_mark.index))
-            if text[first:node.start_mark.index].strip() != "-" or col < 2:
-                return None
-            last = doc.lines.end(doc.lines.line_of(content_end(node) - 1))
-            pad, nl = " " * col, doc.nl
-            out = []
-            for acts, arns in _parts(f):
-                res = ['"*"'] if arns is None else [cfn_item(a, defined, uses_pseudo, False) for a in arns]
-                out.append(" " * (col - 2) + "- Effect: Allow" + nl + pad + "Action:" + "".join(
-                    nl + pad + "  - " + a for a in acts) + nl + pad + "Resource:" + "".join(
-                    nl + pad + "  - " + r for r in res) + nl)
-            return first, last, "".join(out)
-    return None
-
-
-def _split_json(text: str, f: ResourceFix, ctx):
-    defined, uses_pseudo = ctx
-    start = text.find("{", _line_start(text, f.location.line or 1))
-    end = _matching(text, start) if start >= 0 else None
-    if end is None:
-        return None
+def written_resource(kind: str, value: str) -> str | None:
+    """The one resource a Resource value written as `value` names (`"*"`, `arn:aws:s3:::*`, `!Sub "arn:…"`,
+    `["…"]`, `{"Fn::Sub": "…"}`), or None when it is anything else (several, a reference, a function)."""
     try:
-        json.loads(text[start:end])
-    except ValueError:
-        return None
-    col = start - (text.rfind("\n", 0, start) + 1)
-    pad = " " * col
-    objs = []
-    for acts, arns in _parts(f):
-        res = ["*"] if arns is None else [cfn_item(a, defined, uses_pseudo, True) for a in arns]
-        body = json.dumps({"Effect": "Allow", "Action": list(acts), "Resource": res}, indent=2)
-        objs.append(body.replace("\n", "\n" + pad))
-    return start, end, (",\n" + pad).join(objs)
-
-
-def _split_tf(text: str, f: ResourceFix, ctx):
-    defined, caller, region = ctx
-    line0 = _line_start(text, f.location.line or 1)
-    start = text.find("{", line0)
-    if start < 0:
-        return None
-    block = re.match(r"[ \t]*statement[ \t]*$", text[line0:start])
-    end = _matching(text, start)
-    if end is None:
-        return None
-    col = (line0 if block else start) - (text.rfind("\n", 0, line0 if block else start) + 1)
-    if block:
-        col = len(text[line0:start]) - len(text[line0:start].lstrip())
-    pad = " " * col
-    out = []
-    for acts, arns in _parts(f):
-        res = '["*"]' if arns is None else "[" + ", ".join(tf_item(a, defined, caller, region) for a in arns) + "]"
-        names = "[" + ", ".join(f'"{a}"' for a in acts) + "]"
-        if block:
-            out.append(f'statement {{\n{pad}  effect    = "Allow"\n{pad}  actions   = {names}\n'
-                       f'{pad}  resources = {res}\n{pad}}}')
+        if kind == "yaml":
+            import yaml
+            if value == "*":
+                return value
+            tagged = re.match(r"!Sub[ \t]+(?=\S)", value)
+            got = yaml.safe_load(value[tagged.end():] if tagged else value)
         else:
-            out.append(f'{{\n{pad}  Effect   = "Allow"\n{pad}  Action   = {names}\n{pad}  Resource = {res}\n{pad}}}')
-    if block:
-        return line0 + col, end, ("\n" + pad).join(out)
-    return start, end, (",\n" + pad).join(out)
+            got = json.loads(value)
+    except Exception:  # noqa: BLE001 - not a plain scalar (a tag, an alias, bad syntax): left for a person
+        return None
+    if isinstance(got, list) and len(got) == 1:
+        got = got[0]
+    if isinstance(got, dict) and kind in ("json", "yaml") and list(got) == ["Fn::Sub"]:
+        got = got["Fn::Sub"]
+    if not isinstance(got, str):
+        return None
+    return got.replace("$${", "${") if kind in ("terraform", "heredoc") else got
+
+
+def _narrows(kind: str, value: str, arns) -> bool:
+    """Is the Resource written as `value` one `*`, or one wildcard ARN covering each of `arns`? Narrowing it to
+    them then never grants what it did not."""
+    from ..checks.resource_scope import covers
+    written = written_resource(kind, value)
+    if written is None or not arns:
+        return False
+    return written == "*" or (re.search(r"[*?]", re.sub(r"\$\{[^}]*\}", "", written)) is not None
+                              and all(covers(written, a) for a in arns))

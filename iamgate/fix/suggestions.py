@@ -67,7 +67,11 @@ def narrowing_text(n) -> str:
     shown = ", ".join(code(a) for a in arns[:MAX_LISTED]) + (
         f" and {len(arns) - MAX_LISTED} more" if len(arns) > MAX_LISTED else "")
     split = " (split: the actions were used on different resources)" if n.groups else ""
-    return (f"narrows `Resource: *` to the {len(arns)} resource(s) {', '.join(md(p) for p in n.principals)} "
+    if n.rest:
+        split = split[:-1] + f"; {', '.join(code(a) for a in n.rest)} keep the Resource as written)"
+    was = ("`Resource: *`" if tuple(n.statement.resources) == ("*",) else
+           "`Resource` " + ", ".join(code(r) for r in n.statement.resources))
+    return (f"narrows {was} to the {len(arns)} resource(s) {', '.join(md(p) for p in n.principals)} "
             f"used{split}: {shown}. An absent resource is no proof it is not needed: CloudTrail does not log "
             "cache-served reads or data events that were not enabled.")
 

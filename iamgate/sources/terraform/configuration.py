@@ -8,6 +8,7 @@ modules that were not downloaded, are reported as unresolved at their line.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -234,3 +235,63 @@ def _literal(node, block: Block) -> str | None:
         return None
     value = evaluator().safe(node, Scope(_NoReferences(), block.file, block.src))
     return value if isinstance(value, str) else None
+
+
+def _named_arn(child, text: str, names: dict[str, str]) -> tuple[str, str] | None:
+    """(type, name) where `text` is exactly `${<the child's prefix><type>.<name>.arn}` of a resource with one
+    instance whose naming argument resolves to a string."""
+    m = re.fullmatch(r"\$\{" + re.escape(child.prefix) + r"([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.arn\}", text or "")
+    if not m or m.group(1) not in names:
+        return None
+    block = child.module.resources.get(f"{m.group(1)}.{m.group(2)}")
+    if block is None or "count" in block.body.attrs or "for_each" in block.body.attrs:
+        return None
+    instances = child.instances("managed", block)
+    if not isinstance(instances, list) or len(instances) != 1 or names[m.group(1)] not in block.body.attrs:
+        return None
+    value = instances[0].attr(names[m.group(1)])
+    return (m.group(1), str(value)) if isinstance(value, str) and "${" not in value and value else None
+
+
+def module_outputs(directory: Path, roots, names: dict[str, str] | None = None) -> dict[str, str | tuple]:
+    """`module.NAME.OUTPUT` -> the string the evaluator resolves that output to, for each call of the root
+    module in `directory` with one instance (no `count`, no `for_each`). Only values known in full: an output
+    with an unknown part is left out. An output that is exactly the `arn` of one of the module's resources
+    (known at apply time only) maps to (resource type, its name) where `names` (resource type -> the argument
+    that names it) says which argument and the evaluator resolves it: the file's own resources are matched
+    by name the same way."""
+    from ..policy_document import Unknown
+    from .modules import ModuleOutputs
+    workspace = Workspace([str(r) for r in roots])
+    source = TerraformSource()
+    out = Collector(source.name, None)
+    files = sorted(p for p in directory.iterdir() if config_suffix(p.name)) if directory.is_dir() else []
+    found: dict[str, str] = {}
+    try:
+        with budget():
+            module = source.module(workspace, directory, out, files)
+            if module is None or module.parts:
+                return {}
+            inst = ModuleInstance(RootEnvironment(source, workspace, directory, out), module, "",
+                                  source.tfvars(workspace, directory, out))
+            for name, block in sorted(module.modules.items()):
+                if "count" in block.body.attrs or "for_each" in block.body.attrs:
+                    continue
+                children = inst.children(name, block)
+                if isinstance(children, Unknown) or len(children) != 1:
+                    continue
+                child = children[0][1]
+                for output in sorted(child.module.outputs):
+                    try:
+                        value = ModuleOutputs(child).get(output, None)
+                    except Exception:  # noqa: BLE001 - an output this reader cannot evaluate is not a reference
+                        continue
+                    if isinstance(value, str) and "${" not in value:
+                        found[f"module.{name}.{output}"] = str(value)
+                    elif isinstance(value, Unknown) and names:
+                        named = _named_arn(child, value.text, names)
+                        if named:
+                            found[f"module.{name}.{output}"] = named
+    except Exception:  # noqa: BLE001 - a configuration this reader cannot follow: the outputs found so far
+        return found
+    return found
