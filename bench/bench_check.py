@@ -118,9 +118,9 @@ def peer(root: Path, runs: int) -> tuple[float, float, int]:
     return min(cpu), min(wall), len(stmts)
 
 
-def verdict(value: float, limit: float, below: bool = False) -> str:
-    return f"target {'<' if below else '<='} {limit:g}: " + ("ok" if (value < limit if below else value <= limit)
-                                                             else "MISSED")
+def verdict(value: float, limit: float, below: bool = False, unit: str = "") -> str:
+    return f"target {'<' if below else '<='} {limit:g}{unit}: " + (
+        "ok" if (value < limit if below else value <= limit) else "MISSED")
 
 
 def main() -> None:
@@ -156,7 +156,7 @@ def main() -> None:
     matched = sum(1 for p in report["principals"] if p["baseline"])
     print(f"check --format json ({report['schema']}): {js:.2f} s ({js_wall:.2f} s); {len(report['principals'])} "
           f"roles ({matched} with baselines), {len(report['findings'])} findings; report {size:.1f} MB "
-          f"({verdict(size, 100, below=True)} MB)")
+          f"({verdict(size, 100, below=True, unit=' MB')})")
     del report
     if args.v1:
         v1, v1_wall, _ = run_check(big, ["--format", "json", "--json-version", "1", "--output", "report-v1.json"],
@@ -172,7 +172,7 @@ def main() -> None:
     print(f"  json / text            {js / text:.2f}  ({verdict(js / text, 1.3)})")
     print(f"  text / policyuniverse  {text / p_cpu:.2f}  ({verdict(text / p_cpu, 0.25)})")
     print(f"  t({args.roles}) / t({args.small})       {text / t_small:.2f}  ({verdict(text / t_small, 4.6, below=True)})")
-    print(f"  json report            {size:.1f} MB ({verdict(size, 100, below=True)} MB)")
+    print(f"  json report            {size:.1f} MB ({verdict(size, 100, below=True, unit=' MB')})")
 
 
 def cpu_model() -> str:
