@@ -51,3 +51,16 @@ def test_pooled_corpus_scan_equals_one_process(monkeypatch, catalog):
     pooled, errors = ct.CloudTrailUsage(sources, jobs=2, catalog=catalog).scan()
     assert pooled == alone
     assert errors == errors_alone
+
+
+def test_what_requests_name_is_remembered_across_files_and_forgotten_per_scan(catalog):
+    """The resources a distinct request names are remembered from file to file; a scan starts from nothing
+    (its workers fork empty), and a second scan in the same process reads exactly what the first did."""
+    from iamgate.usage import _ct_read
+    sources = [str(corpus_path("cloudtrail")), str(corpus_path(*STRATUS, "docs", "detonation-logs"))]
+    first, _ = ct.CloudTrailUsage(sources, jobs=1, catalog=catalog).scan()
+    assert _ct_read._FOUND  # remembered while the scan read its files
+    _ct_read._FOUND[("made-up.amazonaws.com", None, None, None, None)] = (("thing", "arn:aws:x:::y"),)
+    second, _ = ct.CloudTrailUsage(sources, jobs=1, catalog=catalog).scan()
+    assert ("made-up.amazonaws.com", None, None, None, None) not in _ct_read._FOUND
+    assert second == first

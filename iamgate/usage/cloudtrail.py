@@ -22,6 +22,7 @@ from ._ct_read import (
     FileResult,
     ReadOptions,
     delivery_date,
+    forget,
     is_digest,
     log_scope,
     scan_bytes,
@@ -150,6 +151,7 @@ class CloudTrailUsage(UsageSource):
     # -- reading ---------------------------------------------------------------
     def _read_all(self, files: list[LogFile], opts: ReadOptions):
         """Yield one FileResult per file, in a process pool when the input is big enough."""
+        forget()
         s3_files = [f for f in files if f.ref.startswith("s3://")]
         local = [f.ref for f in files if not f.ref.startswith("s3://")]
         total = sum(f.size for f in files)
