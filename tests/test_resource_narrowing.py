@@ -128,12 +128,13 @@ def test_a_bounded_list_narrows_to_its_prefix_never_to_the_listed_arns(tmp_path,
     assert statements(path.read_text())[0]["Resource"] == [f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/t-0*"]
 
 
-def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, monkeypatch):
-    """The template uses AWS::AccountId, but the key is another account's: writing `${AWS::AccountId}` would
-    name a key the role never used and drop the one it did."""
-    other = "arn:aws:kms:us-east-1:444455556666:key/9999abcd-12ab-34cd-56ef-1234567890ab"
+def narrowed_with_a_second_key(tmp_path, catalog, capsys, monkeypatch, other: str, region: str = "us-east-1"):
+    """The Resource `fix` writes for `kms:Decrypt` on "*" in a template using AWS::AccountId, where the role
+    used the scenario's key and `other`."""
+    account = other.split(":")[4]
     records = scenario() + [record("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-                                   [{"accountId": "444455556666", "type": "AWS::KMS::Key", "ARN": other}], i=7)]
+                                   [{"accountId": account, "type": "AWS::KMS::Key", "ARN": other}], i=7,
+                                   region=region)]
     text = HEAD.replace("      RoleName: orders-ingest", "      RoleName: orders-ingest\n"
                         "      Description: !Sub \"ingest in ${AWS::AccountId}\"") + """              - Effect: Allow
                 Action: kms:Decrypt
@@ -142,7 +143,14 @@ def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, 
     path = scan(tmp_path, "template.yaml", text, catalog, records)
     monkeypatch.chdir(tmp_path)
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
-    res = statements(path.read_text())[0]["Resource"]
+    return statements(path.read_text())[0]["Resource"]
+
+
+def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, monkeypatch):
+    """The template uses AWS::AccountId, but the key is another account's: writing `${AWS::AccountId}` would
+    name a key the role never used and drop the one it did."""
+    res = narrowed_with_a_second_key(tmp_path, catalog, capsys, monkeypatch,
+                                     "arn:aws:kms:us-east-1:444455556666:key/9999abcd-12ab-34cd-56ef-1234567890ab")
     assert {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/"
                        "1234abcd-12ab-34cd-56ef-1234567890ab"} in res
     assert {"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:444455556666:key/"
@@ -152,19 +160,9 @@ def test_another_accounts_resource_keeps_its_account(tmp_path, catalog, capsys, 
 def test_keys_used_in_two_regions_keep_their_regions(tmp_path, catalog, capsys, monkeypatch):
     """`${AWS::Region}` is the stack's one region: of keys used in us-east-1 and eu-west-1, at most one is in
     it, and writing it for both would drop the other key from the role."""
-    other = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab"
-    records = scenario() + [record("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
-                                   [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": other}], i=7,
-                                   region="eu-west-1")]
-    text = HEAD.replace("      RoleName: orders-ingest", "      RoleName: orders-ingest\n"
-                        "      Description: !Sub \"ingest in ${AWS::AccountId}\"") + """              - Effect: Allow
-                Action: kms:Decrypt
-                Resource: "*"
-"""
-    path = scan(tmp_path, "template.yaml", text, catalog, records)
-    monkeypatch.chdir(tmp_path)
-    run(capsys, "fix", "infra", "--baselines", "b", "--write")
-    res = statements(path.read_text())[0]["Resource"]
+    res = narrowed_with_a_second_key(tmp_path, catalog, capsys, monkeypatch,
+                                     f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-1234567890ab",
+                                     region="eu-west-1")
     assert sorted(map(str, res)) == sorted(map(str, [
         {"Fn::Sub": "arn:${AWS::Partition}:kms:us-east-1:${AWS::AccountId}:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
         {"Fn::Sub": "arn:${AWS::Partition}:kms:eu-west-1:${AWS::AccountId}:key/9999abcd-12ab-34cd-56ef-1234567890ab"}]))
@@ -383,14 +381,19 @@ module "counted" {
 """ + TF[TF.index('resource "aws_iam_role" "ingest"'):TF.index('data "aws_iam_policy_document"')]
 
 
-def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tmp_path, catalog, capsys,
-                                                                             monkeypatch):
+def fixed_with_module(tmp_path, catalog, capsys, monkeypatch, module: str) -> str:
+    """ROOT's main.tf after `fix --write`, with `module` as ./modules/table."""
     path = scan(tmp_path, "main.tf", ROOT, catalog)
     (tmp_path / "infra" / "modules" / "table").mkdir(parents=True)
-    (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(MODULE)
+    (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(module)
     monkeypatch.chdir(tmp_path)
     run(capsys, "fix", "infra", "--baselines", "b", "--write")
-    text = path.read_text()
+    return path.read_text()
+
+
+def test_terraform_references_the_module_output_that_resolves_to_the_used_arn(tmp_path, catalog, capsys,
+                                                                             monkeypatch):
+    text = fixed_with_module(tmp_path, catalog, capsys, monkeypatch, MODULE)
     # the table's ARN is what module.orders.table_arn resolves to (preferred to apply_time_arn, the `arn` of the
     # module's table so named); module.others names another table, the counted call has several instances
     assert "Resource = [module.orders.table_arn]" in text
@@ -404,12 +407,7 @@ def test_terraform_references_the_module_output_that_is_the_arn_of_the_table_so_
     """`value = aws_dynamodb_table.t.arn` is known at apply time only, but the module's table is named by the
     call's input, as the file's own tables are matched by name: module.orders.apply_time_arn is the table."""
     module = MODULE[:MODULE.index('output "table_arn"')] + MODULE[MODULE.index('output "apply_time_arn"'):]
-    path = scan(tmp_path, "main.tf", ROOT, catalog)
-    (tmp_path / "infra" / "modules" / "table").mkdir(parents=True)
-    (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(module)
-    monkeypatch.chdir(tmp_path)
-    run(capsys, "fix", "infra", "--baselines", "b", "--write")
-    text = path.read_text()
+    text = fixed_with_module(tmp_path, catalog, capsys, monkeypatch, module)
     assert "Resource = [module.orders.apply_time_arn]" in text
     assert "module.others" not in text and "module.counted" not in text
     hcl2.loads(text)
