@@ -315,7 +315,7 @@ def _hashable(values: tuple) -> tuple | None:
 # What each distinct request names, remembered across the files a process reads: the same tables, keys and
 # secrets recur from file to file (bench_cloudtrail: candidates() was a sixth of the per-record time)
 _FOUND: dict = {}
-_FOUND_MAX = 20_000  # entries (a few MB); cleared when full: the recurring requests come back first
+_FOUND_MAX = 20_000  # entries, a few MB; cleared when full, and what recurs is remembered again at once
 
 
 def forget() -> None:
