@@ -5,8 +5,8 @@ import sys
 
 from .. import config as config_mod
 from ..escape import terminal, terminal_block
-from ..words import plural
 from ..pipeline import analyse
+from ..words import plural
 from . import COMMANDS, Command, UsageError
 from .check import (add_history_arguments, add_scan_arguments, add_time_arguments, existing_inputs,
                     history_request, scan_options, with_time_rules)

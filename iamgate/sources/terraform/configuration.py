@@ -266,7 +266,7 @@ def module_outputs(directory: Path, roots, names: dict[str, str] | None = None) 
     source = TerraformSource()
     out = Collector(source.name, None)
     files = sorted(p for p in directory.iterdir() if config_suffix(p.name)) if directory.is_dir() else []
-    found: dict[str, str] = {}
+    found: dict[str, str | tuple] = {}
     try:
         with budget():
             module = source.module(workspace, directory, out, files)
