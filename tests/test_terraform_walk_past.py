@@ -213,7 +213,12 @@ try:
 except SystemExit as e:
     code = e.code
 r = resource.getrusage(resource.RUSAGE_SELF)
-sys.stderr.write(f"RUSAGE {r.ru_utime + r.ru_stime} {r.ru_maxrss}\\n")
+peak = r.ru_maxrss  # Linux counts the forking parent's peak in it (kept across exec): the image's own, where known
+try:
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+sys.stderr.write(f"RUSAGE {r.ru_utime + r.ru_stime} {peak}\\n")
 sys.exit(code)
 """
 
