@@ -33,6 +33,49 @@ def _grant_history_only_where_asked():
         os.environ["IAMGATE_NO_HISTORY"] = before
 
 
+# Work that costs seconds and is shared by many tests is done once per xdist worker (a session fixture,
+# a module's cache). Tests sharing it run on one worker, so it is done once in all: nodeid prefix -> group.
+SHARED_WORK = {
+    "tests/test_corpus_terraform.py::": "terraform-corpus",  # the `terraform_corpus` fixture
+    "tests/test_terraform_tfparse.py::": "terraform-corpus",
+    "tests/test_terraform_links.py::test_every_": "terraform-corpus",
+    "tests/test_cfn_reference.py::": "cloudformation-corpus",  # `corpus_scan`, and the reference's runs
+    "tests/test_corpus_cloudformation.py::test_every_": "cloudformation-corpus",
+    "tests/test_corpus_sam_cdk_serverless.py::": "cloudformation-corpus",
+}
+SHARED_FIXTURES = {"terraform_corpus": "terraform-corpus", "corpus_scan": "cloudformation-corpus"}
+RISK_FORMAT = "tests/test_risk_escalation.py::test_combination_fires_only_when_complete["  # one analysis per format
+
+
+def shared_work_group(nodeid: str) -> str | None:
+    if nodeid.startswith(RISK_FORMAT):
+        return "risk-" + nodeid[len(RISK_FORMAT):].rsplit("-", 1)[0]  # the id is `{format}-{combination}`
+    return next((group for prefix, group in SHARED_WORK.items() if nodeid.startswith(prefix)), None)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses a shared fixture is in its group (else that fixture is computed on both workers)."""
+    for item in items:
+        for name in SHARED_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            if shared_work_group(item.nodeid) != SHARED_FIXTURES[name]:
+                raise pytest.UsageError(f"{item.nodeid} uses `{name}`: add it to SHARED_WORK in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (pyproject.toml) with the groups above: each group is one unit of work, given to one
+    worker, biggest first; every other test is a unit of its own. (xdist's `xdist_group` marks do not work
+    with pytest 9.2: pytest-xdist#1386.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedWorkScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_work_group(nodeid) or super()._split_scope(nodeid)
+    return SharedWorkScheduling(config, log)
+
+
 @pytest.fixture
 def history_on(monkeypatch):
     monkeypatch.delenv("IAMGATE_NO_HISTORY", raising=False)
