@@ -133,6 +133,7 @@ class JsonFile:
         self.text = text
         self.lines = Lines(text)
         self.decoder = SpanDecoder()
+        self._by_line: dict[int, list[JObject]] | None = None
         body = text.lstrip("\ufeff")
         self.decoder.decode(body)
         if len(body) != len(text):
@@ -140,12 +141,21 @@ class JsonFile:
 
     def statement(self, fix: StatementFix) -> JObject:
         key = "NotAction" if fix.statement.not_actions else "Action"
-        for node in self.decoder.nodes:
-            if isinstance(node, JObject) and key in node and "Effect" in node \
-                    and self.lines.line_of(node.start) == fix.location.line:
+        for node in self.statements_at(fix.location.line):
+            if key in node:
                 check_items(_items(node[key]), fix)
                 return node
         raise StatementNotFound("no statement with an action list starts at this line (generated or computed)")
+
+    def statements_at(self, line: int) -> list[JObject]:
+        """The objects with an "Effect" that start at this line, in document order (indexed once: a file
+        with a thousand statements to fix is not searched a thousand times)."""
+        if self._by_line is None:
+            self._by_line = {}
+            for node in self.decoder.nodes:
+                if isinstance(node, JObject) and "Effect" in node:
+                    self._by_line.setdefault(self.lines.line_of(node.start), []).append(node)
+        return self._by_line.get(line, [])
 
     def edits(self, fix: StatementFix) -> list[Edit]:
         node = self.statement(fix)

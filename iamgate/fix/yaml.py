@@ -84,12 +84,16 @@ class YamlFile:
             if doc is not None:
                 self.nodes += _walk(doc, None, self.counts)
         self.parents = {id(node): parent for node, parent in self.nodes}
+        self.mappings: dict | None = None  # start line -> [(mapping node, parent)]
 
     def statement(self, fix: StatementFix):
         """The statement's mapping node, its parent and its action key and value."""
-        for node, parent in self.nodes:
-            if not isinstance(node, yaml.MappingNode) or node.start_mark.line + 1 != fix.location.line:
-                continue
+        if self.mappings is None:  # by line, indexed once: many fixes in one file are not a search each
+            self.mappings = {}
+            for node, parent in self.nodes:
+                if isinstance(node, yaml.MappingNode):
+                    self.mappings.setdefault(node.start_mark.line + 1, []).append((node, parent))
+        for node, parent in self.mappings.get(fix.location.line, []):
             k, v = _key(node, "NotAction" if fix.statement.not_actions else "Action")
             if k is None or _key(node, "Effect")[0] is None:
                 continue
