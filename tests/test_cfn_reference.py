@@ -30,6 +30,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -118,10 +119,13 @@ def _lenient(evaluator):
 def reference(request):
     """The reference's parse function, with local AWS clients and lenient intrinsic functions."""
     from cfn_policy_validator import client
-    from cfn_policy_validator.parsers.utils import node_evaluator
+    from cfn_policy_validator.parsers.utils import arn_generator, node_evaluator
     mp = pytest.MonkeyPatch()
     mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
     mp.setattr(client, "build", lambda service, region, client_config=None: _local_client(service))
+    # it reads its 240 KB table of ARN patterns (which it never changes) twice per template: read once
+    arn_patterns = arn_generator.ArnGenerator(None).cfn_to_arn_map
+    mp.setattr(arn_generator, "json", SimpleNamespace(load=lambda f: arn_patterns))
     init = node_evaluator.NodeEvaluator.__init__
 
     def lenient_init(self, *a, **kw):
