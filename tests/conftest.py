@@ -17,6 +17,12 @@ SHARED = Path(os.environ.get("IAMGATE_SHARED", ROOT.parent / "shared"))
 CORPUS = SHARED / "corpus"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# tfparse (test_terraform_tfparse.py) is a Go library. Go's runtime reads these when a process starts, so they are
+# set here, before xdist starts its workers: by default its garbage collector runs often and on every core, a
+# third of that test's CPU time (38 s -> 27 s with these), in a process that parses and exits.
+os.environ.setdefault("GOGC", "400")
+os.environ.setdefault("GOMAXPROCS", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _grant_history_only_where_asked():
