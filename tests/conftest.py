@@ -51,11 +51,17 @@ SHARED_WORK = {
 }
 SHARED_FIXTURES = {"terraform_corpus": "terraform-corpus", "corpus_scan": "cloudformation-corpus"}
 RISK_FORMAT = "tests/test_risk_escalation.py::test_combination_fires_only_when_complete["  # one analysis per format
+# modules whose module-scoped fixture costs a second or more (a moto server, a CLI run): each is one group
+MODULE_FIXTURES = ("test_baseline_command", "test_baseline_http", "test_cli", "test_cloudtrail_s3",
+                   "test_managed_policies", "test_report_v2", "test_resolve", "test_sam", "test_unused_access_http")
 
 
 def shared_work_group(nodeid: str) -> str | None:
     if nodeid.startswith(RISK_FORMAT):
         return "risk-" + nodeid[len(RISK_FORMAT):].rsplit("-", 1)[0]  # the id is `{format}-{combination}`
+    module = nodeid.split("::", 1)[0]
+    if module.removeprefix("tests/").removesuffix(".py") in MODULE_FIXTURES:
+        return module
     return next((group for prefix, group in SHARED_WORK.items() if nodeid.startswith(prefix)), None)
 
 
