@@ -167,19 +167,32 @@ def catalog():
 @pytest.fixture(scope="session")
 def corpus_scan():
     """`corpus_scan("cdk")`: one scan of a folder of ../shared/corpus (relative to that folder), shared by
-    the tests that read it; skips when the corpus is absent."""
+    the tests that read it; skips when the corpus is absent. `.translated`: id(template) -> the SAM
+    transform's output the scan got for it (with no parameters), so that a test need not run it again."""
     import time
 
     from iamgate.sources import Workspace, scan
+    from iamgate.sources.cloudformation import sam_transform
     scans: dict = {}
+    translate = sam_transform.translate
 
     def get(kind: str) -> SimpleNamespace:
         if kind not in scans:
             root = corpus_path(kind)
             ws = Workspace([str(root)], base=str(root))
+            translated: dict = {}
+
+            def recorded(doc, parameters):
+                out = translate(doc, parameters)
+                if not parameters:
+                    translated[id(doc)] = out
+                return out
             start = time.perf_counter()
-            result = scan(ws)
-            scans[kind] = SimpleNamespace(root=root, ws=ws, result=result, seconds=time.perf_counter() - start)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(sam_transform, "translate", recorded)
+                result = scan(ws)
+            scans[kind] = SimpleNamespace(root=root, ws=ws, result=result, seconds=time.perf_counter() - start,
+                                          translated=translated)
         return scans[kind]
     return get
 
