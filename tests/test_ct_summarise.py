@@ -6,12 +6,13 @@ replaced gives. `_reference` below is that algorithm, kept verbatim."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 import random
 from collections import Counter
 
 import pytest
 
-from iamgate.model import UsedAction
+from iamgate.model import Baseline, UsedAction
 from iamgate.reference.catalog import glob_match
 from iamgate.usage._ct_agg import (
     SIGNAL,
@@ -19,7 +20,6 @@ from iamgate.usage._ct_agg import (
     _label,
     _later,
     _earlier,
-    _Principal,
     _resolve,
     account_window,
     attribute,
@@ -28,6 +28,16 @@ from iamgate.usage._ct_agg import (
 )
 from iamgate.usage._ct_map import NO_IAM, PERMISSIONLESS, EventMapper, is_access_denied, unobservable_data_actions
 from iamgate.usage._ct_res import ResourceFilter, bounded
+
+
+@dataclass
+class _Principal:
+    used: dict = field(default_factory=dict)
+    denied: dict = field(default_factory=dict)
+    unmapped: Counter = field(default_factory=Counter)
+    events: int = 0
+    data_services: set = field(default_factory=set)
+    regions: set = field(default_factory=set)
 
 
 def _reference(counts: dict, *, files: int, catalog, mapper, principal_glob=None, notes=(), engine="local",
@@ -119,7 +129,6 @@ def _reference(counts: dict, *, files: int, catalog, mapper, principal_glob=None
         used = {a: _reference_used(s) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
         start, end = account_window(arn, p.regions, coverage, window)
-        from iamgate.model import Baseline
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end, sources=(source_entry,),
                                   used=used, data_events_observed=frozenset(p.data_services), denied=denied))
         documents[arn] = {

@@ -71,7 +71,7 @@ class _Principal:
     unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
     events: int = 0
     data_services: set = field(default_factory=set)  # services whose data events this principal made
-    regions: set = field(default_factory=set)  # where its events were logged
+    regions: int = 0  # where its events were logged: region bits (`_Regions`)
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         if p is None:
             p = principals[who] = _Principal()
         p.events += count
-        p.regions |= regions_of.names(region_bits)
+        p.regions |= region_bits
         if is_data:
             p.data_services.update(a.partition(":")[0] for a in actions)
         if not actions:
@@ -213,7 +213,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     for arn, p in sorted(principals.items()):
         used = {a: _used(s) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
-        start, end = account_window(arn, p.regions, coverage, window)
+        start, end = account_window(arn, regions_of.names(p.regions), coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
                                   # Data events are logged per resource (bucket, table, function): the
                                   # trail logging some of a service's data events says nothing about the
