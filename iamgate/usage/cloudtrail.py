@@ -26,7 +26,7 @@ from ._ct_read import (
     is_digest,
     log_scope,
     scan_bytes,
-    scan_path,
+    scan_many,
     widen,
 )
 
@@ -157,8 +157,7 @@ class CloudTrailUsage(UsageSource):
         total = sum(f.size for f in files)
         jobs = min(self.jobs, max(1, len(files)))
         if jobs <= 1 or total < IN_PROCESS_BYTES:
-            for p in local:
-                yield scan_path(p, opts)
+            yield from scan_batch(local, opts)
             from . import _ct_s3
             for ref, data in _ct_s3.bounded_map(_download, [f.ref for f in s3_files]):
                 yield data if isinstance(data, FileResult) else scan_bytes(ref, data, opts)
@@ -299,19 +298,7 @@ def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def scan_batch(paths: list[str], opts: ReadOptions) -> list[FileResult]:
-    """One result per file, with the counts of the batch merged (in file order) into the last file that
-    reads: the parent then unpickles and merges a key once per batch, not once per file (issue 18:
-    keys naming resources repeat across files). The merged counts equal the file-by-file merge."""
-    out = [scan_path(p, opts) for p in paths]
-    read = [r for r in out if not r.skipped]
-    if len(read) > 1:
-        counts: dict = {}
-        for r in read:
-            merge_counts(counts, r.counts)
-            r.counts = {}
-        read[-1].counts = counts
-    return out
+scan_batch = scan_many  # one task of the pool: a batch of files (see _ct_read.scan_many)
 
 
 def _aws_error(e: Exception) -> str:
