@@ -2,7 +2,8 @@
 compares times raw where they are all canonical. Differential test: on varied counts (times in several
 forms, AccessDenied and other errors, request detail, service and unknown identities, resources,
 --principal globs, coverage) its summary equals, dict order included, the one the per-key algorithm it
-replaced gives. `_reference` below is that algorithm, kept verbatim."""
+replaced gives. `_reference` below is that algorithm, kept verbatim but for what an event and an identity
+mean (`EventMeanings`, `identity`), moved out of its loop unchanged."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,21 +14,26 @@ from collections import Counter
 import pytest
 
 from iamgate.model import Baseline, UsedAction
-from iamgate.reference.catalog import glob_match
 from iamgate.usage._ct_agg import (
     SIGNAL,
     CloudTrailSummary,
+    EventMeanings,
     _label,
-    _later,
-    _earlier,
-    _resolve,
     account_window,
-    attribute,
+    identity,
     normalise_time,
     summarise,
 )
-from iamgate.usage._ct_map import NO_IAM, PERMISSIONLESS, EventMapper, is_access_denied, unobservable_data_actions
+from iamgate.usage._ct_map import EventMapper, is_access_denied
 from iamgate.usage._ct_res import ResourceFilter, bounded
+
+
+def _later(a, b):
+    return b if a is None or (b is not None and b > a) else a
+
+
+def _earlier(a, b):
+    return b if a is None or (b is not None and b < a) else a
 
 
 @dataclass
@@ -43,42 +49,20 @@ class _Principal:
 def _reference(counts: dict, *, files: int, catalog, mapper, principal_glob=None, notes=(), engine="local",
                coverage=None) -> CloudTrailSummary:
     """`summarise` as it was before issue 18's parent-side work: everything per key."""
-    data_actions = unobservable_data_actions(catalog)
+    meaning = EventMeanings(mapper, catalog)  # moved verbatim out of the per-key loop
     principals: dict[str, _Principal] = {}
     kept_apart: Counter = Counter()
     unmapped: Counter = Counter()
-    categories: dict[str, set] = {}
-    data_services: set[str] = set()
     first = last = None
     events = mapped = no_iam = 0
     on_resources = ResourceFilter()
-    events_of: dict = {}
-    who_of: dict = {}
     for key, (count, t0, t1) in counts.items():
         itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail, found = key
         events += count
         t0, t1 = normalise_time(t0), normalise_time(t1)
         first, last = _earlier(first, t0), _later(last, t1)
-        ev = events_of.get((source, name, etype, detail, cat))
-        if ev is None:
-            m = mapper.map(source, name, etype)
-            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
-            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
-            if service and cat:
-                categories.setdefault(service, set()).add(cat)
-            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
-            if is_data:
-                data_services.update(a.partition(":")[0] for a in actions)
-            ev = events_of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
-                                                                  is_data)
-        skip, actions, why, is_data = ev
-        ident = who_of.get((itype, iarn, issuer, invoked))
-        if ident is None:
-            klass, who = attribute(itype, iarn, issuer, invoked)
-            wanted = not principal_glob or glob_match(principal_glob, who) or glob_match(
-                principal_glob, who.rsplit("/", 1)[-1])
-            ident = who_of[(itype, iarn, issuer, invoked)] = (klass, who, wanted)
-        klass, who, wanted = ident
+        skip, actions, why, is_data = meaning(source, name, etype, detail, cat)
+        klass, who, wanted = identity(itype, iarn, issuer, invoked, principal_glob)
         if skip:
             no_iam += count
             continue
@@ -140,8 +124,8 @@ def _reference(counts: dict, *, files: int, catalog, mapper, principal_glob=None
         baselines=tuple(baselines), documents=documents, events=events, files=files, window=window,
         mapped_events=mapped, unmapped=tuple(unmapped.most_common()), no_iam_events=no_iam,
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
-        data_events_observed=frozenset(data_services),
-        categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+        data_events_observed=frozenset(meaning.data_services),
+        categories={s: sorted(c) for s, c in sorted(meaning.categories.items())}, notes=tuple(notes))
 
 
 def _reference_used(slot: dict) -> UsedAction:

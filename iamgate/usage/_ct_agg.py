@@ -56,14 +56,6 @@ def normalise_time(t: str | None) -> str | None:
     return t[:10] + "T" + t[11:19] + "Z"
 
 
-def _later(a, b):
-    return b if a is None or (b is not None and b > a) else a
-
-
-def _earlier(a, b):
-    return b if a is None or (b is not None and b < a) else a
-
-
 @dataclass
 class _Principal:
     used: dict = field(default_factory=dict)  # action -> {"count", "last_seen", "regions", "errors"}
@@ -119,16 +111,12 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     """`coverage`: (account, region) -> [first, last] event time of the logs read; each baseline's
     window is then the span of the logs of its principal's account, not of all the logs."""
     catalog = catalog or load_catalog()
-    mapper = mapper or EventMapper(catalog)
-    data_actions = unobservable_data_actions(catalog)
+    meaning = EventMeanings(mapper or EventMapper(catalog), catalog)
     principals: dict[str, _Principal] = {}
     kept_apart: Counter = Counter()
     unmapped: Counter = Counter()
-    categories: dict[str, set] = {}
-    data_services: set[str] = set()
     mapped = no_iam = 0
     on_resources = ResourceFilter()
-    events_of: dict = {}  # (source, name, type, detail, category) -> what the event means: once per distinct
     who_of: dict = {}  # identity -> (class, who, kept by --principal)
     if not _canonical_times(counts):
         counts = _normalised_times(counts)
@@ -142,25 +130,10 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     # taken in the order of their first key, so that actions and labels are listed in the same order.
     for (itype, iarn, issuer, invoked, source, name, error, etype, cat, detail), group in groups.items():
         count, t0, t1, region_bits, found = group
-        ev = events_of.get((source, name, etype, detail, cat))
-        if ev is None:
-            m = mapper.map(source, name, etype)
-            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
-            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
-            if service and cat:
-                categories.setdefault(service, set()).add(cat)
-            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
-            if is_data:
-                data_services.update(a.partition(":")[0] for a in actions)
-            ev = events_of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
-                                                                  is_data)
-        skip, actions, why, is_data = ev
+        skip, actions, why, is_data = meaning(source, name, etype, detail, cat)
         ident = who_of.get((itype, iarn, issuer, invoked))
         if ident is None:
-            klass, who = attribute(itype, iarn, issuer, invoked)
-            wanted = not principal_glob or glob_match(principal_glob, who) or glob_match(
-                principal_glob, who.rsplit("/", 1)[-1])
-            ident = who_of[(itype, iarn, issuer, invoked)] = (klass, who, wanted)
+            ident = who_of[(itype, iarn, issuer, invoked)] = identity(itype, iarn, issuer, invoked, principal_glob)
         klass, who, wanted = ident
         if skip:
             no_iam += count
@@ -230,8 +203,44 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         baselines=tuple(baselines), documents=documents, events=events, files=files, window=window,
         mapped_events=mapped, unmapped=tuple(unmapped.most_common()), no_iam_events=no_iam,
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
-        data_events_observed=frozenset(data_services),
-        categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+        data_events_observed=frozenset(meaning.data_services),
+        categories={s: sorted(c) for s, c in sorted(meaning.categories.items())}, notes=tuple(notes))
+
+
+class EventMeanings:
+    """What an event (source, name, type, request detail, category) means: (needs no IAM action, actions,
+    why none, is a data event). Decided once per distinct event; collects the event categories seen per
+    service and the services whose data events were seen."""
+
+    def __init__(self, mapper: EventMapper, catalog: Catalog):
+        self.mapper, self.data_actions = mapper, unobservable_data_actions(catalog)
+        self.categories: dict[str, set] = {}
+        self.data_services: set[str] = set()
+        self._of: dict = {}
+
+    def __call__(self, source, name, etype, detail, cat) -> tuple[bool, tuple[str, ...], str, bool]:
+        ev = self._of.get((source, name, etype, detail, cat))
+        if ev is None:
+            mapper = self.mapper
+            m = mapper.map(source, name, etype)
+            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
+            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
+            if service and cat:
+                self.categories.setdefault(service, set()).add(cat)
+            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in self.data_actions
+                                                                               for a in actions)))
+            if is_data:
+                self.data_services.update(a.partition(":")[0] for a in actions)
+            ev = self._of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
+                                                                 is_data)
+        return ev
+
+
+def identity(itype, iarn, issuer, invoked, principal_glob: str | None) -> tuple[str, str, bool]:
+    """(class, who, kept by --principal) of a userIdentity."""
+    klass, who = attribute(itype, iarn, issuer, invoked)
+    return klass, who, not principal_glob or glob_match(principal_glob, who) or glob_match(
+        principal_glob, who.rsplit("/", 1)[-1])
 
 
 _GROUP = itemgetter(0, 1, 2, 3, 4, 5, 6, 8, 9, 10)  # a key without its region and resources
@@ -348,7 +357,7 @@ def merge_counts(into: dict, counts: dict) -> None:
         slot = into.get(key)
         if slot is None:
             into[key] = [c, t0, t1]
-        else:  # _earlier/_later inlined: this runs once per key and file
+        else:  # this runs once per key and file
             slot[0] += c
             if t0 is not None and (slot[1] is None or t0 < slot[1]):
                 slot[1] = t0
