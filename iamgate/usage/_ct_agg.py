@@ -122,9 +122,9 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         counts = _normalised_times(counts)
     regions_of = _Regions()
     groups = _groups(counts, regions_of)
-    events = sum(g[0] for g in groups.values())
-    first = min(filter(None, (g[1] for g in groups.values())), default=None)
-    last = max(filter(None, (g[2] for g in groups.values())), default=None)
+    events = sum(map(itemgetter(0), groups.values()))
+    first = min(filter(None, map(itemgetter(1), groups.values())), default=None)
+    last = max(filter(None, map(itemgetter(2), groups.values())), default=None)
     denied_error: dict = {}  # errorCode -> is_access_denied
     # Keys of one identity, event and error mean the same: decided once per group, not per key. Groups are
     # taken in the order of their first key, so that actions and labels are listed in the same order.
