@@ -1,7 +1,9 @@
 """Counts by (identity, event, error, region, ...) -> one baseline per principal ARN.
 
 The same counts come from the local reader (per file, merged) and from Athena's GROUP BY, so both
-engines share this step. Mapping runs once per distinct key, never per event.
+engines share this step. It runs in the parent after the readers: one pass over the keys groups them by
+identity, event and error (a key's region and resources only add to its group), then what a group means
+is decided once per group, never per key or event (issue 18).
 """
 from __future__ import annotations
 
