@@ -383,7 +383,7 @@ module "counted" {
 
 def fixed_with_module(tmp_path, catalog, capsys, monkeypatch, module: str) -> str:
     """ROOT's main.tf after `fix --write`, with `module` as ./modules/table."""
-    path = scan(tmp_path, "main.tf", ROOT, catalog)
+    path = scan(tmp_path, "main.tf", ROOT, catalog, exist_ok=True)
     (tmp_path / "infra" / "modules" / "table").mkdir(parents=True)
     (tmp_path / "infra" / "modules" / "table" / "main.tf").write_text(module)
     monkeypatch.chdir(tmp_path)
@@ -412,6 +412,29 @@ def test_terraform_references_the_module_output_that_is_the_arn_of_the_table_so_
     assert "module.others" not in text and "module.counted" not in text
     hcl2.loads(text)
     assert not findings(capsys)
+
+
+def test_a_directorys_module_outputs_are_evaluated_once_for_all_its_files(tmp_path, catalog, capsys, monkeypatch):
+    """Two files of one directory narrowed: the module calls are evaluated once, and both files use them."""
+    from iamgate.sources.terraform import configuration
+    more = """resource "aws_iam_role_policy" "ingest_secrets" {
+  role = aws_iam_role.ingest.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "dynamodb:GetItem", Resource = "*" }]
+  })
+}
+"""
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "more.tf").write_text(more)
+    evaluated = []
+    real = configuration.module_outputs
+    monkeypatch.setattr(configuration, "module_outputs", lambda *a: evaluated.append(a[0]) or real(*a))
+    text = fixed_with_module(tmp_path, catalog, capsys, monkeypatch, MODULE)
+    assert evaluated == [(tmp_path / "infra").resolve()]
+    assert "Resource = [module.orders.table_arn]" in text
+    assert 'Resource = [module.orders.table_arn] }' in (tmp_path / "infra" / "more.tf").read_text()
+    hcl2.loads((tmp_path / "infra" / "more.tf").read_text())
 
 
 def test_the_narrowed_arn_keeps_the_patterns_variables_and_literal_region(tmp_path, catalog, capsys, monkeypatch):

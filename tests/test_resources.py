@@ -220,9 +220,9 @@ Resources:
 """
 
 
-def scan(tmp_path, name: str, text: str, catalog, records=None):
+def scan(tmp_path, name: str, text: str, catalog, records=None, exist_ok=False):
     infra = tmp_path / "infra"
-    infra.mkdir(parents=True)
+    infra.mkdir(parents=True, exist_ok=exist_ok)
     (infra / name).write_text(text)
     b = baseline_for(tmp_path, records or scenario(), catalog)
     (tmp_path / "b").mkdir()

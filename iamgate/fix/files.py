@@ -71,6 +71,7 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
     problems: list[Problem] = []
     if roots is None:
         roots = [repo_root(Path.cwd()) or Path.cwd()]
+    outputs_of: dict = {}  # a Terraform directory's module outputs, evaluated once for all its files
     for file in remediation.files:
         fixes: list[StatementFix] = remediation.for_file(file)
         narrow = remediation.narrowings_for(file)
@@ -97,7 +98,7 @@ def fix_files(remediation: Remediation, base: str | Path = ".", roots=None) -> t
         problems += found
         if narrow:
             kind = {fix_terraform: "terraform", fix_json: "json", fix_yaml: "yaml"}[editor]
-            more, found = fix_resources.edits(kind, text, narrow, path, roots)
+            more, found = fix_resources.edits(kind, text, narrow, path, roots, outputs_of)
             taken = [(e.start, e.end) for e in edits]
             for e in more:  # never where an action edit already changes the text
                 if any(e.start < b and a < e.end for a, b in taken):

@@ -315,16 +315,22 @@ def _span(text: str, line: int) -> tuple[int, int]:
     return start, end
 
 
-def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=()):
+def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=(), outputs_of: dict | None = None):
     """(Edit list, problems) for one file; `kind`: yaml | json | terraform. `path`, `roots`: where the file is
-    and where its configuration may be read (a Terraform file's module calls)."""
+    and where its configuration may be read (a Terraform file's module calls). `outputs_of`: the module outputs
+    of each directory evaluated so far in this run (the files are not written until every edit is known)."""
     from .edits import Edit
     out, problems = [], []
     if kind == "terraform":
         defined = tf_defined(text)
         if path is not None and fixes:
-            from ..sources.terraform.configuration import module_outputs
-            outputs = module_outputs(path.parent.resolve(), roots or [path.parent.resolve()], TF_TYPES)
+            from ..sources.terraform import configuration
+            where = (path.parent.resolve(), tuple(roots or [path.parent.resolve()]))
+            outputs = (outputs_of or {}).get(where)
+            if outputs is None:
+                outputs = configuration.module_outputs(where[0], list(where[1]), TF_TYPES)
+                if outputs_of is not None:
+                    outputs_of[where] = outputs
             # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several);
             # one that is the `arn` of a resource the module names: matched by name, as the file's own resources
             for ref, value in sorted(outputs.items(), reverse=True):

@@ -1,13 +1,16 @@
 """Counts by (identity, event, error, region, ...) -> one baseline per principal ARN.
 
 The same counts come from the local reader (per file, merged) and from Athena's GROUP BY, so both
-engines share this step. Mapping runs once per distinct key, never per event.
+engines share this step. It runs in the parent after the readers: one pass over the keys groups them by
+identity, event and error (a key's region and resources only add to its group), then what a group means
+is decided once per group, never per key or event (issue 18).
 """
 from __future__ import annotations
 
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from ..model import Baseline, UsedAction
 from ._ct_res import ResourceFilter, bounded
@@ -55,14 +58,6 @@ def normalise_time(t: str | None) -> str | None:
     return t[:10] + "T" + t[11:19] + "Z"
 
 
-def _later(a, b):
-    return b if a is None or (b is not None and b > a) else a
-
-
-def _earlier(a, b):
-    return b if a is None or (b is not None and b < a) else a
-
-
 @dataclass
 class _Principal:
     used: dict = field(default_factory=dict)  # action -> {"count", "last_seen", "regions", "errors"}
@@ -70,7 +65,7 @@ class _Principal:
     unmapped: Counter = field(default_factory=Counter)  # "source:name (reason)" -> count
     events: int = 0
     data_services: set = field(default_factory=set)  # services whose data events this principal made
-    regions: set = field(default_factory=set)  # where its events were logged
+    regions: int = 0  # where its events were logged: region bits (`_Regions`)
 
 
 @dataclass(frozen=True)
@@ -118,42 +113,29 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     """`coverage`: (account, region) -> [first, last] event time of the logs read; each baseline's
     window is then the span of the logs of its principal's account, not of all the logs."""
     catalog = catalog or load_catalog()
-    mapper = mapper or EventMapper(catalog)
-    data_actions = unobservable_data_actions(catalog)
+    meaning = EventMeanings(mapper or EventMapper(catalog), catalog)
     principals: dict[str, _Principal] = {}
     kept_apart: Counter = Counter()
     unmapped: Counter = Counter()
-    categories: dict[str, set] = {}
-    data_services: set[str] = set()
-    first = last = None
-    events = mapped = no_iam = 0
+    mapped = no_iam = 0
     on_resources = ResourceFilter()
-    events_of: dict = {}  # (source, name, type, detail, category) -> what the event means: once per distinct
     who_of: dict = {}  # identity -> (class, who, kept by --principal)
-    for key, (count, t0, t1) in counts.items():
-        itype, iarn, issuer, invoked, source, name, error, region, etype, cat, detail, found = key
-        events += count
-        t0, t1 = normalise_time(t0), normalise_time(t1)
-        first, last = _earlier(first, t0), _later(last, t1)
-        ev = events_of.get((source, name, etype, detail, cat))
-        if ev is None:
-            m = mapper.map(source, name, etype)
-            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
-            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
-            if service and cat:
-                categories.setdefault(service, set()).add(cat)
-            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in data_actions for a in actions)))
-            if is_data:
-                data_services.update(a.partition(":")[0] for a in actions)
-            ev = events_of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
-                                                                  is_data)
-        skip, actions, why, is_data = ev
+    if not _canonical_times(counts):
+        counts = _normalised_times(counts)
+    regions_of = _Regions()
+    groups = _groups(counts, regions_of)
+    events = sum(map(itemgetter(0), groups.values()))
+    first = min(filter(None, map(itemgetter(1), groups.values())), default=None)
+    last = max(filter(None, map(itemgetter(2), groups.values())), default=None)
+    denied_error: dict = {}  # errorCode -> is_access_denied
+    # Keys of one identity, event and error mean the same: decided once per group, not per key. Groups are
+    # taken in the order of their first key, so that actions and labels are listed in the same order.
+    for (itype, iarn, issuer, invoked, source, name, error, etype, cat, detail), group in groups.items():
+        count, t0, t1, region_bits, found = group
+        skip, actions, why, is_data = meaning(source, name, etype, detail, cat)
         ident = who_of.get((itype, iarn, issuer, invoked))
         if ident is None:
-            klass, who = attribute(itype, iarn, issuer, invoked)
-            wanted = not principal_glob or glob_match(principal_glob, who) or glob_match(
-                principal_glob, who.rsplit("/", 1)[-1])
-            ident = who_of[(itype, iarn, issuer, invoked)] = (klass, who, wanted)
+            ident = who_of[(itype, iarn, issuer, invoked)] = identity(itype, iarn, issuer, invoked, principal_glob)
         klass, who, wanted = ident
         if skip:
             no_iam += count
@@ -171,7 +153,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
         if p is None:
             p = principals[who] = _Principal()
         p.events += count
-        p.regions.add(region)
+        p.regions |= region_bits
         if is_data:
             p.data_services.update(a.partition(":")[0] for a in actions)
         if not actions:
@@ -180,24 +162,25 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
             p.unmapped[label] += count
             continue
         mapped += count
-        target = p.denied if is_access_denied(error) else p.used
+        denied = denied_error.get(error)
+        if denied is None:
+            denied = denied_error[error] = is_access_denied(error)
+        if denied:
+            for a in actions:
+                _widen(p.denied, a, count, t0, t1)
+            continue
         for a in actions:
-            slot = target.setdefault(a, {"count": 0, "last_seen": None, "first_seen": None})
-            slot["count"] += count
-            slot["last_seen"] = _later(slot["last_seen"], t1)
-            slot["first_seen"] = _earlier(slot["first_seen"], t0)
-            if target is p.used:
-                if region:
-                    slot.setdefault("regions", set()).add(region)
-                if error:
-                    slot["errors"] = slot.get("errors", 0) + count
-                # an action's resources are known only where every one of its events named one
-                if slot.get("arns", ()) is not None:
-                    arns = on_resources(a, found) if found else ()
-                    if arns:
-                        slot.setdefault("arns", set()).update(arns)
-                    else:
-                        slot["arns"] = None
+            slot = _widen(p.used, a, count, t0, t1)
+            slot["regions"] |= region_bits
+            if error:
+                slot["errors"] += count
+            # an action's resources are known only where every one of its events named one
+            if slot["arns"] is not None:
+                arns = [on_resources(a, f) for f in found] if found is not None else None  # each distinct once
+                if arns is None or not all(arns):
+                    slot["arns"] = None
+                else:
+                    slot["arns"] = slot["arns"].union(*arns)
     window = (first, last)
     source_entry = {"kind": SIGNAL, "events": events, "files": files} if engine == "local" else {
         "kind": SIGNAL, "events": events, "engine": engine}
@@ -205,7 +188,7 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
     for arn, p in sorted(principals.items()):
         used = {a: _used(s) for a, s in p.used.items()}
         denied = {a: {"count": s["count"], "last_seen": s["last_seen"]} for a, s in p.denied.items()}
-        start, end = account_window(arn, p.regions, coverage, window)
+        start, end = account_window(arn, regions_of.names(p.regions), coverage, window)
         baselines.append(Baseline(principal_arn=arn, window_start=start, window_end=end,
                                   # Data events are logged per resource (bucket, table, function): the
                                   # trail logging some of a service's data events says nothing about the
@@ -214,21 +197,146 @@ def summarise(counts: dict, *, files: int, catalog: Catalog | None = None, mappe
                                   data_events_observed=frozenset(p.data_services),
                                   denied=denied))
         documents[arn] = {
-            "regions": {a: sorted(s.get("regions", ())) for a, s in p.used.items()},
-            "errors": {a: s["errors"] for a, s in p.used.items() if s.get("errors")},
+            "regions": {a: sorted(regions_of.names(s["regions"], named=True)) for a, s in p.used.items()},
+            "errors": {a: s["errors"] for a, s in p.used.items() if s["errors"]},
             "notes": [f"unmapped: {k} ({c} events)" for k, c in p.unmapped.most_common()],
         }
     return CloudTrailSummary(
         baselines=tuple(baselines), documents=documents, events=events, files=files, window=window,
         mapped_events=mapped, unmapped=tuple(unmapped.most_common()), no_iam_events=no_iam,
         kept_apart=tuple((k, w, c) for (k, w), c in kept_apart.most_common()),
-        data_events_observed=frozenset(data_services),
-        categories={s: sorted(c) for s, c in sorted(categories.items())}, notes=tuple(notes))
+        data_events_observed=frozenset(meaning.data_services),
+        categories={s: sorted(c) for s, c in sorted(meaning.categories.items())}, notes=tuple(notes))
+
+
+class EventMeanings:
+    """What an event (source, name, type, request detail, category) means: (needs no IAM action, actions,
+    why none, is a data event). Decided once per distinct event; collects the event categories seen per
+    service and the services whose data events were seen."""
+
+    def __init__(self, mapper: EventMapper, catalog: Catalog):
+        self.mapper, self.data_actions = mapper, unobservable_data_actions(catalog)
+        self.categories: dict[str, set] = {}
+        self.data_services: set[str] = set()
+        self._of: dict = {}
+
+    def __call__(self, source, name, etype, detail, cat) -> tuple[bool, tuple[str, ...], str, bool]:
+        ev = self._of.get((source, name, etype, detail, cat))
+        if ev is None:
+            mapper = self.mapper
+            m = mapper.map(source, name, etype)
+            actions, why = _resolve(m, detail or "", mapper.by_request(source, name))
+            service = actions[0].partition(":")[0] if actions else mapper.prefix(source) if source else None
+            if service and cat:
+                self.categories.setdefault(service, set()).add(cat)
+            is_data = bool(actions) and (cat == "Data" or (cat is None and any(a in self.data_actions
+                                                                               for a in actions)))
+            if is_data:
+                self.data_services.update(a.partition(":")[0] for a in actions)
+            ev = self._of[(source, name, etype, detail, cat)] = (m.kind in (NO_IAM, PERMISSIONLESS), actions, why,
+                                                                 is_data)
+        return ev
+
+
+def identity(itype, iarn, issuer, invoked, principal_glob: str | None) -> tuple[str, str, bool]:
+    """(class, who, kept by --principal) of a userIdentity."""
+    klass, who = attribute(itype, iarn, issuer, invoked)
+    return klass, who, not principal_glob or glob_match(principal_glob, who) or glob_match(
+        principal_glob, who.rsplit("/", 1)[-1])
+
+
+_GROUP = itemgetter(0, 1, 2, 3, 4, 5, 6, 8, 9, 10)  # a key without its region and resources
+
+
+class _Regions(dict):
+    """region -> a bit of its own: a group's regions are one int, not a set per group (fewer objects for
+    the garbage collector to walk); `names` turns bits back into regions, once per distinct bits."""
+
+    def __init__(self):
+        super().__init__()
+        self._names: dict = {}  # (bits, named) -> frozenset
+
+    def __missing__(self, region):
+        bit = self[region] = 1 << len(self)
+        return bit
+
+    def names(self, bits: int, named: bool = False) -> frozenset:
+        """The regions of `bits`; `named`: without None and "" (records without awsRegion)."""
+        out = self._names.get((bits, named))
+        if out is None:
+            out = self._names[(bits, named)] = frozenset(r for r, b in self.items() if bits & b and (r or not named))
+        return out
+
+
+def _groups(counts: dict, regions: _Regions) -> dict:
+    """(identity, event, error) -> [count, first, last, region bits, {resources} or None where a key names
+    none], in the order of their first key. The one step per key: a lookup and a few compares."""
+    out: dict = {}
+    get = out.get
+    for key, (n, t0, t1) in counts.items():
+        group = get(g := _GROUP(key))
+        found = key[11]
+        if group is None:
+            out[g] = [n, t0, t1, regions[key[7]], {found} if found else None]
+            continue
+        group[0] += n
+        if t0 is not None and (group[1] is None or t0 < group[1]):
+            group[1] = t0
+        if t1 is not None and (group[2] is None or t1 > group[2]):
+            group[2] = t1
+        group[3] |= regions[key[7]]
+        if not found:
+            group[4] = None
+        elif group[4] is not None:
+            group[4].add(found)
+    return out
+
+
+def _canonical_times(counts: dict) -> bool:
+    """Every time already as `normalise_time` gives it (`YYYY-MM-DDTHH:MM:SSZ`), as the local reader's
+    CloudTrail times are: then raw times compare as normalised ones do."""
+    for _, t0, t1 in counts.values():
+        if t0 is not None and (len(t0) != 20 or t0[10] != "T" or t0[19] != "Z"):
+            return False
+        if t1 is not None and (len(t1) != 20 or t1[10] != "T" or t1[19] != "Z"):
+            return False
+    return True
+
+
+def _normalised_times(counts: dict) -> dict:
+    """`counts` with its times normalised (Athena's, fractional seconds, ...), once per distinct time."""
+    norm: dict = {None: None}
+    for _, t0, t1 in counts.values():
+        for t in (t0, t1):
+            if t not in norm:
+                norm[t] = normalise_time(t)
+    return {k: (c, norm[t0], norm[t1]) for k, (c, t0, t1) in counts.items()}
+
+
+def _widen(target: dict, action: str, count: int, t0: str | None, t1: str | None) -> dict:
+    """Add a group's events to an action's slot in `target` (used or denied). `regions`: region bits;
+    `arns`: the resources it was used on, None where some of its events named none."""
+    slot = target.get(action)
+    if slot is None:
+        slot = target[action] = {"count": count, "last_seen": t1, "first_seen": t0, "regions": 0, "errors": 0,
+                                 "arns": frozenset()}
+        return slot
+    slot["count"] += count
+    if t1 is not None and (slot["last_seen"] is None or t1 > slot["last_seen"]):
+        slot["last_seen"] = t1
+    if t0 is not None and (slot["first_seen"] is None or t0 < slot["first_seen"]):
+        slot["first_seen"] = t0
+    return slot
+
+
+_SIGNALS = (SIGNAL,)
 
 
 def _used(slot: dict) -> UsedAction:
-    arns, more, prefix = bounded(slot["arns"]) if slot.get("arns") else ((), 0, None)
-    return UsedAction(slot["count"], slot["last_seen"], (SIGNAL,), first_seen=slot.get("first_seen"),
+    if not slot["arns"]:  # positional: a third faster than by keyword, for thousands of actions
+        return UsedAction(slot["count"], slot["last_seen"], _SIGNALS, slot["first_seen"])
+    arns, more, prefix = bounded(slot["arns"])
+    return UsedAction(slot["count"], slot["last_seen"], _SIGNALS, first_seen=slot["first_seen"],
                       resources=arns, resources_more=more, resources_prefix=prefix)
 
 
@@ -251,7 +359,7 @@ def merge_counts(into: dict, counts: dict) -> None:
         slot = into.get(key)
         if slot is None:
             into[key] = [c, t0, t1]
-        else:  # _earlier/_later inlined: this runs once per key and file
+        else:  # this runs once per key and file
             slot[0] += c
             if t0 is not None and (slot[1] is None or t0 < slot[1]):
                 slot[1] = t0

@@ -1,5 +1,6 @@
 """Reading CloudTrail log files fast: gunzip (isal when present) + msgspec typed structs of only the
-fields iamgate needs, aggregated per file into counts by a small key. Runs in worker processes.
+fields iamgate needs, counted by a small key, a batch of files at a time (scan_many). Runs in worker
+processes.
 
 Accepted forms: `{"Records": [...]}`, a bare JSON array of records, JSON lines; `.json` or `.json.gz`.
 Fields may be null or missing anywhere; a record of the wrong shape is counted, not fatal.
@@ -9,10 +10,12 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Optional
 
 import msgspec
 
+from ._ct_agg import merge_counts
 from ._ct_res import candidates, getters, request_fields
 
 try:  # isal's inflate measured 1.7-2x zlib's on delivery files (bench/bench_cloudtrail.py)
@@ -323,9 +326,10 @@ def forget() -> None:
     _FOUND.clear()
 
 
-def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
-    """Count records by Key; the hot loop, so plain locals and no per-event calls."""
-    counts = res.counts
+def aggregate(records: list, res: FileResult, opts: ReadOptions, counts: dict | None = None) -> None:
+    """Count records by Key into `counts` (default: res.counts); the hot loop, so plain locals and no
+    per-event calls."""
+    counts = res.counts if counts is None else counts
     start, end, detail_events = opts.start, opts.end, opts.detail_events
     detail_sources = {src for src, _ in detail_events}
     windowed = start is not None or end is not None
@@ -389,23 +393,81 @@ def aggregate(records: list, res: FileResult, opts: ReadOptions) -> None:
     res.filtered += filtered
 
 
-def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
-    res = FileResult(name)
+def _records(res: FileResult, data: bytes, opts: ReadOptions) -> list | None:
     try:
-        data = decompress(name, data)
+        data = decompress(res.name, data)
     except (OSError, zlib.error, EOFError) as e:
         res.errors.append((None, f"cannot gunzip: {e}"))
-        return res
+        return None
     records = _decode(data, res, _RESOURCES if opts.resources else _FAST)
     if records and opts.detail_events and not opts.resources and any(
             (r.eventSource, r.eventName) in opts.detail_events for r in records):
         res.errors.clear()
         res.problems.clear()
         records = _decode(data, res, _WITH_REQUEST)
+    return records
+
+
+def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
+    res = FileResult(name)
+    records = _records(res, data, opts)
     if records:
         aggregate(records, res, opts)
         res.coverage = coverage(name, res.counts)
     return res
+
+
+_TIME = attrgetter("eventTime")
+
+
+def _plain_span(records: list, name: str, opts: ReadOptions) -> list | None:
+    """[first, last] event time of a file in CloudTrail's delivery layout whose records all have a time
+    (not a placeholder) inside --start/--end: its coverage, with no need of counts of its own. Else None."""
+    if log_scope(name)[0] is None:
+        return None
+    times = list(map(_TIME, records))
+    if None in times:
+        return None
+    lo, hi = min(times), max(times)
+    if not (lo[:1].isdigit() and hi[:1].isdigit()):  # then so does every time between them
+        return None
+    if (opts.start is not None and lo < opts.start) or (opts.end is not None and hi >= opts.end):
+        return None
+    return [lo, hi]
+
+
+def scan_many(paths: list[str], opts: ReadOptions) -> list[FileResult]:
+    """One result per file, in order, with the counts of them all on the last one the parent reads: a
+    worker sends (and the parent merges) a key once per batch, not once per file. A file in the delivery
+    layout whose records all count is counted straight into the batch's counts; any other file is counted
+    on its own, for its coverage, and merged. Either way the keys come in the order a file-by-file merge
+    gives."""
+    out: list[FileResult] = []
+    counts: dict = {}
+    for path in paths:
+        res = FileResult(path)
+        out.append(res)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            res.errors.append((None, f"cannot read: {e.strerror}"))
+            continue
+        records = _records(res, data, opts)
+        if not records:
+            continue
+        span = _plain_span(records, path, opts)
+        if span is not None:
+            aggregate(records, res, opts, counts)
+            res.coverage = {log_scope(path): span}
+            continue
+        aggregate(records, res, opts)
+        res.coverage = coverage(path, res.counts)
+        merge_counts(counts, res.counts)
+        res.counts = {}
+    if counts:  # on a file the parent reads (it drops a skipped file's counts)
+        [r for r in out if not r.skipped][-1].counts = counts
+    return out
 
 
 def log_scope(name: str) -> tuple[str | None, str | None]:
@@ -446,11 +508,4 @@ def widen(spans: dict, scope, t0: str | None, t1: str | None) -> None:
 
 
 def scan_path(path: str, opts: ReadOptions) -> FileResult:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        res = FileResult(path)
-        res.errors.append((None, f"cannot read: {e.strerror}"))
-        return res
-    return scan_bytes(path, data, opts)
+    return scan_many([path], opts)[0]
