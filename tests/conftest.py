@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -167,8 +168,9 @@ def catalog():
 @pytest.fixture(scope="session")
 def corpus_scan():
     """`corpus_scan("cdk")`: one scan of a folder of ../shared/corpus (relative to that folder), shared by
-    the tests that read it; skips when the corpus is absent. `.translated`: id(template) -> the SAM
-    transform's output the scan got for it (with no parameters), so that a test need not run it again."""
+    the tests that read it; skips when the corpus is absent. `.translated(template)`: the SAM transform's
+    output the scan got for that template (with no parameters), so that a test need not run it again; None
+    where the scan did not run it."""
     import time
 
     from iamgate.sources import Workspace, scan
@@ -180,21 +182,26 @@ def corpus_scan():
         if kind not in scans:
             root = corpus_path(kind)
             ws = Workspace([str(root)], base=str(root))
-            translated: dict = {}
+            translated: dict = {}  # id(template) -> (template, output): holding the template keeps its id unique
 
             def recorded(doc, parameters):
                 out = translate(doc, parameters)
                 if not parameters:
-                    translated[id(doc)] = out
+                    translated[id(doc)] = (doc, out)
                 return out
             start = time.perf_counter()
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(sam_transform, "translate", recorded)
                 result = scan(ws)
             scans[kind] = SimpleNamespace(root=root, ws=ws, result=result, seconds=time.perf_counter() - start,
-                                          translated=translated)
+                                          translated=partial(_translated, translated))
         return scans[kind]
     return get
+
+
+def _translated(held: dict, doc):
+    template, out = held.get(id(doc), (None, None))
+    return out if template is doc else None
 
 
 @pytest.fixture(scope="session")

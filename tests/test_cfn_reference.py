@@ -264,7 +264,7 @@ def _compare(corpus: str, scanned, parse, catalog) -> Agreement:
             if SAM_TRANSFORM not in transforms(doc):
                 transformed = doc
             else:  # as the scan transformed it, or again where it could not
-                transformed = scanned.translated.get(id(doc)) or translate(doc, {})
+                transformed = scanned.translated(doc) or translate(doc, {})
             roles = parse(transformed)
         except Exception as e:  # noqa: BLE001 - the reference's own errors, matched against UNREADABLE
             out.unreadable[rel] = f"{type(e).__name__}: {e}"
