@@ -34,7 +34,7 @@ def test_batch_counts_equal_the_file_by_file_merge(catalog):
     batched: dict = {}
     results = []
     for i in range(0, len(files), 7):
-        results += ct.scan_batch(files[i:i + 7], opts)
+        results += ct.scan_many(files[i:i + 7], opts)
     for r in results:
         if not r.skipped:
             merge_counts(batched, r.counts)
@@ -108,7 +108,7 @@ def test_a_batch_counts_each_file_as_reading_it_alone_does(tmp_path, catalog, wi
     for p in files:
         with open(p, "rb") as f:
             alone.append(scan_bytes(p, f.read(), opts))
-    batched = ct.scan_batch(files, opts)
+    batched = ct.scan_many(files, opts)
     one: dict = {}
     for r in alone:
         merge_counts(one, r.counts)

@@ -251,7 +251,7 @@ def test_a_refresh_killed_while_reading_changes_nothing(tmp_path, monkeypatch):
 
     def dies(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cloudtrail, "scan_batch", dies)
+    monkeypatch.setattr(cloudtrail, "scan_many", dies)
     assert refresh(out, str(logs), cwd=tmp_path).returncode not in (0, 1)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 

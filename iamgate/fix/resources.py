@@ -326,11 +326,10 @@ def edits(kind: str, text: str, fixes: list[ResourceFix], path=None, roots=(), o
         if path is not None and fixes:
             from ..sources.terraform import configuration
             where = (path.parent.resolve(), tuple(roots or [path.parent.resolve()]))
-            outputs = (outputs_of or {}).get(where)
+            outputs_of = {} if outputs_of is None else outputs_of
+            outputs = outputs_of.get(where)
             if outputs is None:
-                outputs = configuration.module_outputs(where[0], list(where[1]), TF_TYPES)
-                if outputs_of is not None:
-                    outputs_of[where] = outputs
+                outputs = outputs_of[where] = configuration.module_outputs(where[0], list(where[1]), TF_TYPES)
             # a module output resolved to exactly a used ARN: referenced (the first output, by name, if several);
             # one that is the `arn` of a resource the module names: matched by name, as the file's own resources
             for ref, value in sorted(outputs.items(), reverse=True):

@@ -420,10 +420,11 @@ def scan_bytes(name: str, data: bytes, opts: ReadOptions) -> FileResult:
 _TIME = attrgetter("eventTime")
 
 
-def _plain_span(records: list, name: str, opts: ReadOptions) -> list | None:
-    """[first, last] event time of a file in CloudTrail's delivery layout whose records all have a time
-    (not a placeholder) inside --start/--end: its coverage, with no need of counts of its own. Else None."""
-    if log_scope(name)[0] is None:
+def _plain_coverage(records: list, name: str, opts: ReadOptions) -> dict | None:
+    """{(account, region): [first, last]} of a file in CloudTrail's delivery layout whose records all have a
+    time (not a placeholder) inside --start/--end: its coverage, with no need of counts of its own. Else None."""
+    scope = log_scope(name)
+    if scope[0] is None:
         return None
     times = list(map(_TIME, records))
     if None in times:
@@ -433,7 +434,7 @@ def _plain_span(records: list, name: str, opts: ReadOptions) -> list | None:
         return None
     if (opts.start is not None and lo < opts.start) or (opts.end is not None and hi >= opts.end):
         return None
-    return [lo, hi]
+    return {scope: [lo, hi]}
 
 
 def scan_many(paths: list[str], opts: ReadOptions) -> list[FileResult]:
@@ -456,10 +457,10 @@ def scan_many(paths: list[str], opts: ReadOptions) -> list[FileResult]:
         records = _records(res, data, opts)
         if not records:
             continue
-        span = _plain_span(records, path, opts)
-        if span is not None:
+        plain = _plain_coverage(records, path, opts)
+        if plain is not None:
             aggregate(records, res, opts, counts)
-            res.coverage = {log_scope(path): span}
+            res.coverage = plain
             continue
         aggregate(records, res, opts)
         res.coverage = coverage(path, res.counts)

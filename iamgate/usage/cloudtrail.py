@@ -157,7 +157,7 @@ class CloudTrailUsage(UsageSource):
         total = sum(f.size for f in files)
         jobs = min(self.jobs, max(1, len(files)))
         if jobs <= 1 or total < IN_PROCESS_BYTES:
-            yield from scan_batch(local, opts)
+            yield from scan_many(local, opts)
             from . import _ct_s3
             for ref, data in _ct_s3.bounded_map(_download, [f.ref for f in s3_files]):
                 yield data if isinstance(data, FileResult) else scan_bytes(ref, data, opts)
@@ -168,12 +168,12 @@ class CloudTrailUsage(UsageSource):
         gc.freeze()  # forked workers never walk (and so copy) the parent's heap: the catalog, the mapping
         try:
             with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-                if local:  # a task is a batch of files (see scan_batch), four per process: a key is sent and
+                if local:  # a task is a batch of files (see scan_many), four per process: a key is sent and
                     # merged once per batch, and fewer, larger batches repeat fewer keys (500,000 events in
                     # batches of 16 files: 73,500 keys sent; in 8 batches: 46,100, and the parent's CPU -25%)
                     size = -(-len(local) // (jobs * 4))
                     batches = [local[i:i + size] for i in range(0, len(local), size)]
-                    for batch in pool.map(scan_batch, batches, [opts] * len(batches)):
+                    for batch in pool.map(scan_many, batches, [opts] * len(batches)):
                         yield from batch
                 if s3_files:
                     yield from _s3_pipeline(pool, [f.ref for f in s3_files], opts, jobs)
@@ -301,9 +301,6 @@ def summary_notes(s: CloudTrailSummary) -> tuple[str, ...]:
         notes.append("kept apart (not attributed to IAM roles/users): " + "; ".join(
             f"{k} {w} x{c}" for k, w, c in s.kept_apart[:10]))
     return tuple(notes)
-
-
-scan_batch = scan_many  # one task of the pool: a batch of files (see _ct_read.scan_many)
 
 
 def _aws_error(e: Exception) -> str:
